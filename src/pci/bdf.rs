@@ -1,0 +1,155 @@
+//! PCI addresses: domain (segment), bus, device, function.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A PCI function address as Linux prints it: `dddd:bb:dd.f`.
+///
+/// The domain is a `u32` because Intel VMD domains start at 0x10000 and are
+/// printed with five hex digits (`10000:e1:00.0`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Bdf {
+    pub domain: u32,
+    pub bus: u8,
+    pub device: u8,
+    pub function: u8,
+}
+
+impl Bdf {
+    pub fn new(domain: u32, bus: u8, device: u8, function: u8) -> Self {
+        Bdf {
+            domain,
+            bus,
+            device,
+            function,
+        }
+    }
+
+    /// The 8-bit devfn the kernel uses (`PCI_DEVFN`).
+    pub fn devfn(&self) -> u8 {
+        (self.device << 3) | (self.function & 7)
+    }
+
+    /// True when both addresses are functions of one device (same slot).
+    pub fn same_device(&self, other: &Bdf) -> bool {
+        self.domain == other.domain && self.bus == other.bus && self.device == other.device
+    }
+}
+
+impl fmt::Display for Bdf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:04x}:{:02x}:{:02x}.{:x}",
+            self.domain, self.bus, self.device, self.function
+        )
+    }
+}
+
+impl fmt::Debug for Bdf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Why a string is not a BDF.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a PCI address; expected DOMAIN:BUS:DEVICE.FUNCTION such as 0000:03:00.0")]
+pub struct BdfParseError(pub String);
+
+impl FromStr for Bdf {
+    type Err = BdfParseError;
+
+    /// Accepts `dddd:bb:dd.f` (any number of domain digits up to 8) and, like
+    /// lspci and setpci, the short `bb:dd.f` meaning domain 0.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || BdfParseError(s.to_string());
+        let (rest, function) = s.rsplit_once('.').ok_or_else(err)?;
+        let mut parts = rest.rsplit(':');
+        let device = parts.next().ok_or_else(err)?;
+        let bus = parts.next().ok_or_else(err)?;
+        let domain = parts.next().unwrap_or("0");
+        if parts.next().is_some() {
+            return Err(err());
+        }
+        let hex = |t: &str, max_len: usize| -> Result<u32, BdfParseError> {
+            if t.is_empty() || t.len() > max_len || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(err());
+            }
+            u32::from_str_radix(t, 16).map_err(|_| err())
+        };
+        let domain = hex(domain, 8)?;
+        let bus = hex(bus, 2)?;
+        let device = hex(device, 2)?;
+        let function = hex(function, 1)?;
+        if device > 0x1f || function > 7 {
+            return Err(err());
+        }
+        Ok(Bdf::new(domain, bus as u8, device as u8, function as u8))
+    }
+}
+
+impl serde::Serialize for Bdf {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Bdf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_linux_form() {
+        let b: Bdf = "0000:03:00.1".parse().unwrap();
+        assert_eq!(b, Bdf::new(0, 3, 0, 1));
+        assert_eq!(b.to_string(), "0000:03:00.1");
+        assert_eq!(b.devfn(), 1);
+    }
+
+    #[test]
+    fn vmd_domain_has_five_digits() {
+        let b: Bdf = "10000:e1:1f.7".parse().unwrap();
+        assert_eq!(b.domain, 0x10000);
+        assert_eq!(b.to_string(), "10000:e1:1f.7");
+    }
+
+    #[test]
+    fn short_form_means_domain_zero() {
+        assert_eq!("3:0.0".parse::<Bdf>().unwrap(), Bdf::new(0, 3, 0, 0));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for s in [
+            "",
+            "0000:03:00",
+            "0000:03:20.0",
+            "0000:03:00.8",
+            "zz:00.0",
+            "1:2:3:4.0",
+            "0000:123:00.0",
+        ] {
+            assert!(s.parse::<Bdf>().is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn orders_by_domain_then_bus() {
+        let mut v = vec![
+            Bdf::new(1, 0, 0, 0),
+            Bdf::new(0, 0x10, 0, 0),
+            Bdf::new(0, 2, 0, 0),
+        ];
+        v.sort();
+        assert_eq!(v[0], Bdf::new(0, 2, 0, 0));
+        assert_eq!(v[2], Bdf::new(1, 0, 0, 0));
+    }
+}
