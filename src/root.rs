@@ -1,1 +1,593 @@
-//! root
+//! The system root: where the machine's files are read from.
+//!
+//! Everything p2pdoctor knows about a machine comes from files below a root:
+//! the live `/`, a captured tree laid out like the live filesystem, or a
+//! snapshot archive held in memory. Paths are root-relative strings with `/`
+//! separators (`sys/bus/pci/devices/0000:00:01.0/config`).
+//!
+//! Symbolic links are resolved here, one component at a time, against the
+//! root rather than the host: an absolute target is re-rooted and `..` stops
+//! at the root, so a hostile capture can never make us read outside it.
+//!
+//! A root can record what is read through it; `snapshot` uses the record to
+//! capture exactly what the analysis reads.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+
+/// Symlinks followed while resolving one path before we call it a loop
+/// (the kernel's MAXSYMLINKS is 40).
+const MAX_SYMLINKS: usize = 40;
+
+/// Upper bounds on what an archive may expand to, so a hostile snapshot
+/// cannot exhaust memory.
+const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
+const MAX_ARCHIVE_ENTRIES: usize = 1_000_000;
+
+/// The name of the kernel-log file inside a captured tree or snapshot.
+pub const KERNEL_LOG_FILE: &str = "p2pdoctor-kernel.log";
+/// The manifest inside a snapshot archive.
+pub const MANIFEST_FILE: &str = "p2pdoctor-manifest.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    #[error("cannot open `{path}` as a system root: {source}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error(
+        "`{path}` is neither a directory nor a p2pdoctor snapshot (a .tar.gz made by `p2pdoctor snapshot`): {reason}"
+    )]
+    NotASnapshot { path: PathBuf, reason: String },
+}
+
+/// One entry of an in-memory tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Dir,
+    File(Vec<u8>),
+    Symlink(String),
+}
+
+/// What one root-relative path is, without following it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Dir,
+    File,
+    Symlink(String),
+}
+
+#[derive(Debug)]
+enum Backing {
+    /// A directory on this machine: `/` for the live system, or a capture.
+    Dir { base: PathBuf, live: bool },
+    /// A snapshot archive loaded into memory.
+    Memory { source: PathBuf, entries: BTreeMap<String, Entry> },
+}
+
+/// The root the scan reads from.
+#[derive(Debug)]
+pub struct SystemRoot {
+    backing: Backing,
+    /// Symlink-ness of canonical prefixes already looked at (Dir backing);
+    /// sysfs paths share long prefixes, so this saves most lstat calls.
+    kinds: RwLock<HashMap<String, Option<Kind>>>,
+    recorder: Option<Mutex<BTreeMap<String, Entry>>>,
+}
+
+impl SystemRoot {
+    /// The running machine.
+    pub fn live() -> Self {
+        Self::with_backing(Backing::Dir {
+            base: PathBuf::from("/"),
+            live: true,
+        })
+    }
+
+    /// Opens `path`: a directory is a captured tree (or `/`, which is live);
+    /// a file must be a snapshot archive.
+    pub fn open(path: &Path) -> Result<Self, RootError> {
+        let meta = fs::metadata(path).map_err(|source| RootError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if meta.is_dir() {
+            let live = fs::canonicalize(path).map(|p| p == Path::new("/")).unwrap_or(false);
+            return Ok(Self::with_backing(Backing::Dir {
+                base: path.to_path_buf(),
+                live,
+            }));
+        }
+        let file = fs::File::open(path).map_err(|source| RootError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let entries = read_archive(file).map_err(|reason| RootError::NotASnapshot {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        Ok(Self::from_entries(path, entries))
+    }
+
+    /// A root over an in-memory tree (a loaded snapshot, or a test's).
+    pub fn from_entries(source: &Path, entries: BTreeMap<String, Entry>) -> Self {
+        Self::with_backing(Backing::Memory {
+            source: source.to_path_buf(),
+            entries,
+        })
+    }
+
+    fn with_backing(backing: Backing) -> Self {
+        SystemRoot {
+            backing,
+            kinds: RwLock::new(HashMap::new()),
+            recorder: None,
+        }
+    }
+
+    /// Starts recording every file, link and directory read through this root.
+    pub fn record(mut self) -> Self {
+        self.recorder = Some(Mutex::new(BTreeMap::new()));
+        self
+    }
+
+    /// What was recorded (empty unless [`record`](Self::record) was called).
+    pub fn recorded(&self) -> BTreeMap<String, Entry> {
+        self.recorder
+            .as_ref()
+            .map(|r| r.lock().map(|m| m.clone()).unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// True for the running machine (then the kernel log is `/dev/kmsg`).
+    pub fn is_live(&self) -> bool {
+        matches!(self.backing, Backing::Dir { live: true, .. })
+    }
+
+    /// True when the root is a snapshot archive.
+    pub fn is_archive(&self) -> bool {
+        matches!(self.backing, Backing::Memory { .. })
+    }
+
+    /// How to name this root to a user.
+    pub fn describe(&self) -> String {
+        match &self.backing {
+            Backing::Dir { live: true, .. } => "the live system (/)".to_string(),
+            Backing::Dir { base, .. } => format!("the captured tree {}", base.display()),
+            Backing::Memory { source, .. } => format!("the snapshot {}", source.display()),
+        }
+    }
+
+    fn note(&self, path: &str, entry: Entry) {
+        if let Some(rec) = &self.recorder
+            && let Ok(mut map) = rec.lock()
+        {
+            map.insert(path.to_string(), entry);
+        }
+    }
+
+    /// Looks at one canonical path without following it.
+    fn kind(&self, canonical: &str) -> io::Result<Option<Kind>> {
+        if let Ok(cache) = self.kinds.read()
+            && let Some(k) = cache.get(canonical)
+        {
+            return Ok(k.clone());
+        }
+        let kind = match &self.backing {
+            Backing::Dir { base, .. } => match fs::symlink_metadata(base.join(canonical)) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    let target = fs::read_link(base.join(canonical))?;
+                    Some(Kind::Symlink(target.to_string_lossy().into_owned()))
+                }
+                Ok(m) if m.is_dir() => Some(Kind::Dir),
+                Ok(_) => Some(Kind::File),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => None,
+                Err(e) => return Err(e),
+            },
+            Backing::Memory { entries, .. } => match entries.get(canonical) {
+                Some(Entry::Dir) => Some(Kind::Dir),
+                Some(Entry::File(_)) => Some(Kind::File),
+                Some(Entry::Symlink(t)) => Some(Kind::Symlink(t.clone())),
+                // Archives need not list parent directories explicitly.
+                None if canonical.is_empty() || has_children(entries, canonical) => {
+                    Some(Kind::Dir)
+                }
+                None => None,
+            },
+        };
+        if let Ok(mut cache) = self.kinds.write() {
+            cache.insert(canonical.to_string(), kind.clone());
+        }
+        Ok(kind)
+    }
+
+    /// Resolves `path` to a canonical root-relative path with no symlinks.
+    /// With `follow_last` false, a final symlink is left as it is.
+    pub fn resolve(&self, path: &str, follow_last: bool) -> io::Result<String> {
+        let mut done: Vec<String> = Vec::new();
+        let mut todo: Vec<String> = split(path).rev().map(str::to_string).collect();
+        let mut followed = 0;
+        while let Some(component) = todo.pop() {
+            match component.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    done.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            done.push(component);
+            if todo.is_empty() && !follow_last {
+                break;
+            }
+            let here = done.join("/");
+            match self.kind(&here)? {
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{here}: no such file or directory"),
+                    ));
+                }
+                Some(Kind::Symlink(target)) => {
+                    followed += 1;
+                    if followed > MAX_SYMLINKS {
+                        return Err(io::Error::other(format!("{path}: too many symbolic links")));
+                    }
+                    self.note(&here, Entry::Symlink(target.clone()));
+                    done.pop();
+                    if target.starts_with('/') {
+                        done.clear();
+                    }
+                    todo.extend(split(&target).rev().map(str::to_string));
+                }
+                Some(Kind::File) if !todo.is_empty() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{here}: not a directory"),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(done.join("/"))
+    }
+
+    /// Reads a whole file, following symlinks inside the root.
+    pub fn read(&self, path: &str) -> io::Result<Vec<u8>> {
+        let canonical = self.resolve(path, true)?;
+        let bytes = match &self.backing {
+            Backing::Dir { base, .. } => {
+                // The path has no symlinks left; O_NOFOLLOW keeps it that way
+                // should the tree change under us.
+                let mut f = fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(base.join(&canonical))?;
+                let mut buf = Vec::new();
+                f.read_to_end(&mut buf)?;
+                buf
+            }
+            Backing::Memory { entries, .. } => match entries.get(&canonical) {
+                Some(Entry::File(b)) => b.clone(),
+                Some(_) => return Err(io::Error::other(format!("{canonical}: is a directory"))),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{canonical}: no such file"),
+                    ));
+                }
+            },
+        };
+        self.note(&canonical, Entry::File(bytes.clone()));
+        Ok(bytes)
+    }
+
+    /// Reads a text attribute, trimmed of surrounding white space.
+    pub fn read_string(&self, path: &str) -> io::Result<String> {
+        let bytes = self.read(path)?;
+        Ok(String::from_utf8_lossy(&bytes).trim().to_string())
+    }
+
+    /// The target of the symlink at `path` (whose parents are resolved).
+    pub fn read_link(&self, path: &str) -> io::Result<String> {
+        let canonical = self.resolve(path, false)?;
+        match self.kind(&canonical)? {
+            Some(Kind::Symlink(t)) => {
+                self.note(&canonical, Entry::Symlink(t.clone()));
+                Ok(t)
+            }
+            Some(_) => Err(io::Error::other(format!("{canonical}: not a symbolic link"))),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{canonical}: no such file"),
+            )),
+        }
+    }
+
+    /// The last component of where the symlink at `path` points
+    /// (`driver` → `nvme`, `iommu_group` → `12`).
+    pub fn link_name(&self, path: &str) -> Option<String> {
+        let target = self.read_link(path).ok()?;
+        split(&target).next_back().map(str::to_string)
+    }
+
+    /// True when `path` exists (following symlinks). While recording, what
+    /// was found is recorded too, so the answer survives a snapshot.
+    pub fn exists(&self, path: &str) -> bool {
+        let Ok(canonical) = self.resolve(path, true) else {
+            return false;
+        };
+        match self.kind(&canonical) {
+            Ok(Some(Kind::Dir)) => {
+                self.note(&canonical, Entry::Dir);
+                true
+            }
+            Ok(Some(_)) => {
+                if self.recorder.is_some() {
+                    let _ = self.read(&canonical);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The names in a directory, sorted.
+    pub fn read_dir(&self, path: &str) -> io::Result<Vec<String>> {
+        let canonical = self.resolve(path, true)?;
+        let mut names: Vec<String> = match &self.backing {
+            Backing::Dir { base, .. } => fs::read_dir(base.join(&canonical))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
+            Backing::Memory { entries, .. } => {
+                if !matches!(self.kind(&canonical)?, Some(Kind::Dir)) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{canonical}: not a directory"),
+                    ));
+                }
+                children(entries, &canonical)
+            }
+        };
+        names.sort();
+        if self.recorder.is_some() {
+            self.note(&canonical, Entry::Dir);
+            // Record links and directories listed, so the listing survives a
+            // snapshot; files are recorded only when read.
+            for name in &names {
+                let child = join(&canonical, name);
+                match self.kind(&child) {
+                    Ok(Some(Kind::Symlink(t))) => self.note(&child, Entry::Symlink(t)),
+                    Ok(Some(Kind::Dir)) => self.note(&child, Entry::Dir),
+                    _ => {}
+                }
+            }
+        }
+        Ok(names)
+    }
+}
+
+/// Joins a root-relative directory and a name.
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+fn split(path: &str) -> impl DoubleEndedIterator<Item = &str> {
+    path.split('/').filter(|c| !c.is_empty())
+}
+
+fn has_children(entries: &BTreeMap<String, Entry>, dir: &str) -> bool {
+    let prefix = format!("{dir}/");
+    entries
+        .range(prefix.clone()..)
+        .next()
+        .is_some_and(|(k, _)| k.starts_with(&prefix))
+}
+
+fn children(entries: &BTreeMap<String, Entry>, dir: &str) -> Vec<String> {
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    let mut names: Vec<String> = entries
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .filter_map(|(k, _)| k[prefix.len()..].split('/').next())
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect();
+    names.dedup();
+    names
+}
+
+/// Normalises an archive member name: no leading `/` or `./`, and no `..`.
+fn archive_name(raw: &str) -> Option<String> {
+    let parts: Vec<&str> = raw
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    if parts.contains(&"..") {
+        return None;
+    }
+    Some(parts.join("/"))
+}
+
+/// Loads a gzip (or plain) tar archive into memory.
+fn read_archive(mut file: fs::File) -> Result<BTreeMap<String, Entry>, String> {
+    let mut magic = [0u8; 2];
+    file.read_exact(&mut magic)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    let file = {
+        use std::io::Seek;
+        let mut f = file;
+        f.seek(io::SeekFrom::Start(0))
+            .map_err(|e| format!("cannot read it: {e}"))?;
+        f
+    };
+    let reader: Box<dyn Read> = if magic == [0x1f, 0x8b] {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut archive = tar::Archive::new(reader.take(MAX_ARCHIVE_BYTES));
+    let mut entries = BTreeMap::new();
+    let iter = archive
+        .entries()
+        .map_err(|e| format!("not a tar archive: {e}"))?;
+    for item in iter {
+        let mut item = item.map_err(|e| format!("damaged archive: {e}"))?;
+        if entries.len() >= MAX_ARCHIVE_ENTRIES {
+            return Err(format!("more than {MAX_ARCHIVE_ENTRIES} entries"));
+        }
+        let raw = item
+            .path()
+            .map_err(|e| format!("bad member name: {e}"))?
+            .to_string_lossy()
+            .into_owned();
+        let Some(name) = archive_name(&raw) else {
+            return Err(format!("member `{raw}` climbs out of the archive with `..`"));
+        };
+        let kind = item.header().entry_type();
+        let entry = if kind.is_dir() {
+            Entry::Dir
+        } else if kind.is_symlink() {
+            let target = item
+                .link_name()
+                .map_err(|e| format!("bad link in `{raw}`: {e}"))?
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Entry::Symlink(target)
+        } else if kind.is_file() {
+            let mut buf = Vec::new();
+            item.read_to_end(&mut buf)
+                .map_err(|e| format!("damaged member `{raw}`: {e}"))?;
+            Entry::File(buf)
+        } else {
+            continue;
+        };
+        if !name.is_empty() {
+            entries.insert(name, entry);
+        }
+    }
+    if entries.is_empty() {
+        return Err("it holds no files".to_string());
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mem(entries: &[(&str, Entry)]) -> SystemRoot {
+        let map = entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        SystemRoot::from_entries(Path::new("test"), map)
+    }
+
+    fn file(s: &str) -> Entry {
+        Entry::File(s.as_bytes().to_vec())
+    }
+
+    fn link(s: &str) -> Entry {
+        Entry::Symlink(s.to_string())
+    }
+
+    #[test]
+    fn follows_relative_links_like_sysfs() {
+        let r = mem(&[
+            (
+                "sys/bus/pci/devices/0000:01:00.0",
+                link("../../../devices/pci0000:00/0000:00:01.0/0000:01:00.0"),
+            ),
+            ("sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0/vendor", file("0x8086\n")),
+        ]);
+        assert_eq!(
+            r.resolve("sys/bus/pci/devices/0000:01:00.0", true).unwrap(),
+            "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0"
+        );
+        assert_eq!(
+            r.read_string("sys/bus/pci/devices/0000:01:00.0/vendor").unwrap(),
+            "0x8086"
+        );
+        assert_eq!(
+            r.read_dir("sys/bus/pci/devices").unwrap(),
+            vec!["0000:01:00.0".to_string()]
+        );
+    }
+
+    #[test]
+    fn absolute_and_escaping_links_stay_inside() {
+        let r = mem(&[
+            ("etc/passwd", file("inside")),
+            ("sys/a", link("/etc/passwd")),
+            ("sys/b", link("../../../../../../etc/passwd")),
+        ]);
+        assert_eq!(r.read_string("sys/a").unwrap(), "inside");
+        assert_eq!(r.read_string("sys/b").unwrap(), "inside");
+    }
+
+    #[test]
+    fn dangling_and_looping_links_are_errors_not_panics() {
+        let r = mem(&[
+            ("a", link("b")),
+            ("b", link("a")),
+            ("c", link("nowhere")),
+            ("f", file("x")),
+        ]);
+        assert!(r.read("a").is_err());
+        assert!(r.read("c").is_err());
+        assert!(r.read("f/under-a-file").is_err());
+        assert!(!r.exists("c"));
+    }
+
+    #[test]
+    fn directory_root_cannot_escape() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), "secret").unwrap();
+        fs::create_dir_all(dir.path().join("sys")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("sys/abs"))
+            .unwrap();
+        std::os::unix::fs::symlink("../../../../../../../../../../etc/hostname", dir.path().join("sys/rel"))
+            .unwrap();
+        let r = SystemRoot::open(dir.path()).unwrap();
+        assert!(!r.is_live());
+        assert!(r.read("sys/abs").is_err(), "absolute link must be re-rooted");
+        assert!(r.read("sys/rel").is_err(), "relative escape must stop at the root");
+    }
+
+    #[test]
+    fn recording_keeps_links_and_files_read() {
+        let r = mem(&[
+            ("sys/bus/pci/devices/x", link("../../../devices/x")),
+            ("sys/devices/x/config", file("abc")),
+            ("sys/devices/x/other", file("unread")),
+        ])
+        .record();
+        r.read_dir("sys/bus/pci/devices").unwrap();
+        r.read("sys/bus/pci/devices/x/config").unwrap();
+        let rec = r.recorded();
+        assert_eq!(rec.get("sys/bus/pci/devices/x"), Some(&link("../../../devices/x")));
+        assert_eq!(rec.get("sys/devices/x/config"), Some(&file("abc")));
+        assert!(!rec.contains_key("sys/devices/x/other"));
+    }
+
+    #[test]
+    fn archive_names_reject_climbing() {
+        assert_eq!(archive_name("./sys/x").as_deref(), Some("sys/x"));
+        assert_eq!(archive_name("/sys/x").as_deref(), Some("sys/x"));
+        assert_eq!(archive_name("sys/../../x"), None);
+    }
+}

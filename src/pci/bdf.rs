@@ -7,7 +7,7 @@ use std::str::FromStr;
 ///
 /// The domain is a `u32` because Intel VMD domains start at 0x10000 and are
 /// printed with five hex digits (`10000:e1:00.0`).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Bdf {
     pub domain: u32,
     pub bus: u8,

@@ -1,1 +1,81 @@
-//! render
+//! Turning values into bytes: one file per output format.
+//!
+//! Each format implements [`Render`] for the value it shows; the CLI picks
+//! one by [`Format`]. Renderers know formats and nothing about sysfs.
+
+pub mod dot;
+pub mod json;
+pub mod style;
+pub mod text;
+
+use std::io::{self, Write};
+
+use crate::topology::Tree;
+
+/// The JSON schema version of `topo --format json`. Bump on any change
+/// that removes or retypes a field; adding fields keeps it.
+pub const TOPO_SCHEMA_VERSION: u32 = 1;
+
+/// Output formats, as `--format` spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A tree for people, like `lspci -tv`.
+    Text,
+    /// Machine-readable, with `schema_version`.
+    Json,
+    /// Graphviz: pipe into `dot -Tsvg`.
+    Dot,
+}
+
+/// Context every renderer gets besides the value.
+#[derive(Debug, Clone, Default)]
+pub struct RenderOptions {
+    /// Emit ANSI colour (text only).
+    pub color: bool,
+    /// How the root was named (`the live system (/)`, a path).
+    pub source: String,
+}
+
+/// A renderer of a topology.
+pub trait Render {
+    fn render(&self, tree: &Tree, opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()>;
+}
+
+/// The renderer for a format.
+pub fn topo_renderer(format: Format) -> Box<dyn Render> {
+    match format {
+        Format::Text => Box::new(text::TextTree),
+        Format::Json => Box::new(json::JsonTopo),
+        Format::Dot => Box::new(dot::DotGraph),
+    }
+}
+
+/// `16 MiB`, `1.5 GiB`, `512 B`: binary units, as `p2pmem/size` is bytes.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else if (v - v.round()).abs() < 0.05 {
+        format!("{:.0} {}", v, UNITS[u])
+    } else {
+        format!("{:.1} {}", v, UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn bytes_in_binary_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(16 << 20), "16 MiB");
+        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
+    }
+}

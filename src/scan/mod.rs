@@ -1,1 +1,108 @@
-//! scan
+//! Reading the machine: sysfs, procfs, the kernel config and the kernel log.
+//!
+//! This is the only stage that reads the machine (through a
+//! [`SystemRoot`]). It knows Linux and nothing about rules: it returns
+//! [`Facts`], plain values that every later stage takes as input.
+
+mod device;
+mod host;
+mod kmsg;
+mod nvme;
+pub mod pciids;
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::pci::Bdf;
+use crate::root::SystemRoot;
+
+pub use device::{Bar, DeviceFacts, LinkAttributes, P2pMem};
+pub use host::{CpuFacts, HostFacts, IommuUnit, KernelCmdline, parse_cmdline, render_kernel_config};
+pub use nvme::{Cmb, NvmeController};
+
+/// Everything the scan read, as plain values.
+#[derive(Debug, Clone, Serialize)]
+pub struct Facts {
+    pub host: HostFacts,
+    /// One per PCI function, sorted by address.
+    pub devices: Vec<DeviceFacts>,
+    pub nvme: Vec<NvmeController>,
+    /// Kernel-log lines about P2P, ACS, IOMMUs, AER and NVMe.
+    pub kernel_log: Vec<String>,
+    /// What could not be read, said once each.
+    pub limitations: Vec<Limitation>,
+}
+
+/// Something the scan could not see, and what it means for the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Limitation {
+    pub kind: LimitationKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitationKind {
+    /// Config space cut to 64 bytes: not root (CAP_SYS_ADMIN).
+    ConfigTruncated,
+    /// A device's files could not be read or parsed.
+    DeviceUnreadable,
+    KernelConfigMissing,
+    KernelLogUnreadable,
+    NoPciBus,
+}
+
+/// Options for a scan.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    /// Skip the pci.ids lookup (names stay hex).
+    pub no_names: bool,
+}
+
+/// Reads everything p2pdoctor needs from `root`.
+pub fn scan(root: &SystemRoot, options: &ScanOptions) -> Facts {
+    let mut limitations = Vec::new();
+    let host = host::read_host(root, &mut limitations);
+    let mut devices = device::read_devices(root, &mut limitations);
+    let nvme = nvme::read_nvme(root);
+    nvme::attach_block_devices(root, &mut devices);
+    let kernel_log = kmsg::read_kernel_log(root, &mut limitations);
+    if !options.no_names {
+        name_devices(&mut devices);
+    }
+    Facts {
+        host,
+        devices,
+        nvme,
+        kernel_log,
+        limitations,
+    }
+}
+
+fn name_devices(devices: &mut [DeviceFacts]) {
+    let Some(path) = pciids::locate() else {
+        return;
+    };
+    let wanted: BTreeSet<(u16, u16)> = devices
+        .iter()
+        .filter_map(|d| Some((d.vendor?, d.device?)))
+        .collect();
+    let names = pciids::lookup(&path, &wanted);
+    for d in devices {
+        if let (Some(v), Some(dev)) = (d.vendor, d.device) {
+            d.vendor_name = names.vendor(v).map(str::to_string);
+            d.device_name = names.device(v, dev).map(str::to_string);
+        }
+    }
+}
+
+impl Facts {
+    /// The device at `bdf`, if the scan saw it.
+    pub fn device(&self, bdf: Bdf) -> Option<&DeviceFacts> {
+        self.devices
+            .binary_search_by(|d| d.bdf.cmp(&bdf))
+            .ok()
+            .map(|i| &self.devices[i])
+    }
+}

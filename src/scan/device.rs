@@ -1,0 +1,360 @@
+//! PCI functions from `/sys/bus/pci/devices`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use super::{Limitation, LimitationKind};
+use crate::pci::Bdf;
+use crate::root::{SystemRoot, join};
+
+/// What sysfs says about one PCI function.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeviceFacts {
+    pub bdf: Bdf,
+    /// The canonical root-relative directory (`sys/devices/pci0000:00/...`).
+    pub sysfs_path: String,
+    /// The host bridge this function sits below, as sysfs names it
+    /// (`pci0000:00`; `pci10000:e0` for a VMD domain).
+    pub host_bridge: String,
+    /// The upstream bridge, or None directly below the host bridge.
+    pub parent: Option<Bdf>,
+    /// Raw config space as the kernel showed it (64 bytes without root).
+    #[serde(skip)]
+    pub config: Vec<u8>,
+    pub vendor: Option<u16>,
+    pub device: Option<u16>,
+    pub class: Option<u32>,
+    pub revision: Option<u8>,
+    pub vendor_name: Option<String>,
+    pub device_name: Option<String>,
+    pub driver: Option<String>,
+    pub numa_node: Option<i32>,
+    pub iommu_group: Option<u32>,
+    /// The group's default domain type: `DMA`, `DMA-FQ`, `identity`, ...
+    pub iommu_group_type: Option<String>,
+    /// The world-readable link attributes (read when config space is short).
+    pub link_attributes: LinkAttributes,
+    pub bars: Vec<Bar>,
+    pub p2pmem: Option<P2pMem>,
+    pub block_devices: Vec<String>,
+    /// For an SR-IOV virtual function, its physical function.
+    pub physfn: Option<Bdf>,
+}
+
+/// `current_link_speed` and friends, parsed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LinkAttributes {
+    pub current_speed_gts: Option<f64>,
+    pub current_width: Option<u8>,
+    pub max_speed_gts: Option<f64>,
+    pub max_width: Option<u8>,
+}
+
+/// One BAR from the sysfs `resource` file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bar {
+    pub index: u8,
+    pub start: u64,
+    pub size: u64,
+    pub io: bool,
+    pub is_64: bool,
+    pub prefetchable: bool,
+}
+
+/// `p2pmem/{size,available,published}` of a P2P memory provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct P2pMem {
+    pub size: Option<u64>,
+    pub available: Option<u64>,
+    pub published: Option<bool>,
+}
+
+// include/linux/ioport.h
+const IORESOURCE_IO: u64 = 0x100;
+const IORESOURCE_MEM: u64 = 0x200;
+const IORESOURCE_PREFETCH: u64 = 0x2000;
+const IORESOURCE_MEM_64: u64 = 0x0010_0000;
+
+pub(super) fn read_devices(root: &SystemRoot, limitations: &mut Vec<Limitation>) -> Vec<DeviceFacts> {
+    let names = match root.read_dir("sys/bus/pci/devices") {
+        Ok(n) => n,
+        Err(e) => {
+            limitations.push(Limitation {
+                kind: LimitationKind::NoPciBus,
+                message: format!(
+                    "cannot list {}/sys/bus/pci/devices ({e}): no PCI devices were read",
+                    if root.is_live() { "" } else { "<root>" }
+                ),
+            });
+            return Vec::new();
+        }
+    };
+    let groups = Mutex::new(HashMap::new());
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    // Few devices: threads cost more than they save.
+    let threads = if names.len() < 256 { 1 } else { threads };
+    let chunk = names.len().div_ceil(threads).max(1);
+    let results: Vec<Result<DeviceFacts, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = names
+            .chunks(chunk)
+            .map(|part| {
+                let groups = &groups;
+                s.spawn(move || {
+                    part.iter()
+                        .map(|name| read_device(root, name, groups))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut devices = Vec::with_capacity(results.len());
+    let mut short_config = 0;
+    for r in results {
+        match r {
+            Ok(d) => {
+                if d.config.len() <= 64 {
+                    short_config += 1;
+                }
+                devices.push(d);
+            }
+            Err(message) => limitations.push(Limitation {
+                kind: LimitationKind::DeviceUnreadable,
+                message,
+            }),
+        }
+    }
+    if short_config > 0 {
+        limitations.push(Limitation {
+            kind: LimitationKind::ConfigTruncated,
+            message: format!(
+                "{short_config} of {} devices show only 64 bytes of config space: capabilities (PCIe port type, ACS, AER, ATS, link registers) cannot be read. Run as root (CAP_SYS_ADMIN) for a full reading; link speed and width come from the world-readable sysfs attributes meanwhile",
+                devices.len()
+            ),
+        });
+    }
+    devices.sort_by_key(|d| d.bdf);
+    devices
+}
+
+fn read_device(
+    root: &SystemRoot,
+    name: &str,
+    groups: &Mutex<HashMap<u32, Option<String>>>,
+) -> Result<DeviceFacts, String> {
+    let bdf: Bdf = name
+        .parse()
+        .map_err(|_| format!("sys/bus/pci/devices/{name}: not a PCI address; skipped"))?;
+    let link = format!("sys/bus/pci/devices/{name}");
+    let dir = root
+        .resolve(&link, true)
+        .map_err(|e| format!("{link}: cannot follow the link ({e}); skipped"))?;
+    if !dir.starts_with("sys/devices/") || !root.exists(&dir) {
+        return Err(format!(
+            "{link}: points at `{dir}`, not at a directory under sys/devices; skipped"
+        ));
+    }
+    let (host_bridge, parent) = place_in_tree(&dir, bdf)
+        .ok_or_else(|| format!("{link}: `{dir}` names no host bridge (pciDDDD:BB); skipped"))?;
+
+    let attr = |a: &str| join(&dir, a);
+    let text = |a: &str| root.read_string(&attr(a)).ok();
+    let config = root.read(&attr("config")).unwrap_or_default();
+
+    let mut d = DeviceFacts {
+        bdf,
+        host_bridge,
+        parent,
+        ..Default::default()
+    };
+    // The identity registers sit in the first 64 bytes that everyone may
+    // read; the text attributes are the fallback for a broken config file.
+    if config.len() >= 0x10 {
+        d.vendor = Some(u16::from_le_bytes([config[0], config[1]]));
+        d.device = Some(u16::from_le_bytes([config[2], config[3]]));
+        d.revision = Some(config[8]);
+        d.class = Some(u32::from_le_bytes([config[9], config[10], config[11], 0]));
+    } else {
+        d.vendor = text("vendor").and_then(|s| parse_hex(&s)).map(|v| v as u16);
+        d.device = text("device").and_then(|s| parse_hex(&s)).map(|v| v as u16);
+        d.class = text("class").and_then(|s| parse_hex(&s)).map(|v| v as u32);
+        d.revision = text("revision").and_then(|s| parse_hex(&s)).map(|v| v as u8);
+    }
+    d.driver = root.link_name(&attr("driver"));
+    d.numa_node = text("numa_node")
+        .and_then(|s| s.parse::<i32>().ok())
+        .filter(|&n| n >= 0);
+    d.iommu_group = root
+        .link_name(&attr("iommu_group"))
+        .and_then(|g| g.parse().ok());
+    if let Some(g) = d.iommu_group {
+        let cached = groups.lock().ok().and_then(|m| m.get(&g).cloned());
+        d.iommu_group_type = match cached {
+            Some(t) => t,
+            None => {
+                let t = root
+                    .read_string(&format!("sys/kernel/iommu_groups/{g}/type"))
+                    .ok()
+                    .filter(|s| !s.is_empty());
+                if let Ok(mut m) = groups.lock() {
+                    m.insert(g, t.clone());
+                }
+                t
+            }
+        };
+    }
+    if config.len() < 256 {
+        d.link_attributes = LinkAttributes {
+            current_speed_gts: text("current_link_speed").and_then(|s| parse_speed(&s)),
+            current_width: text("current_link_width").and_then(|s| s.parse().ok()),
+            max_speed_gts: text("max_link_speed").and_then(|s| parse_speed(&s)),
+            max_width: text("max_link_width").and_then(|s| s.parse().ok()),
+        };
+    }
+    d.bars = text("resource").map(|s| parse_resource(&s)).unwrap_or_default();
+    let p2p = attr("p2pmem");
+    if root.exists(&p2p) {
+        let num = |f: &str| {
+            root.read_string(&join(&p2p, f))
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+        };
+        d.p2pmem = Some(P2pMem {
+            size: num("size"),
+            available: num("available"),
+            published: num("published").map(|v| v != 0),
+        });
+    }
+    d.physfn = root
+        .link_name(&attr("physfn"))
+        .and_then(|s| s.parse().ok());
+    d.config = config;
+    d.sysfs_path = dir;
+    Ok(d)
+}
+
+/// From a canonical device path, the host bridge id and the parent bridge.
+///
+/// `sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0` → (`pci0000:00`,
+/// Some(0000:00:01.0)). A VMD domain nests a host bridge below an endpoint
+/// (`.../0000:00:0e.0/pci10000:e0/10000:e0:06.0`); what counts is the last
+/// host bridge on the path, as with the kernel's pci_upstream_bridge().
+pub fn place_in_tree(dir: &str, bdf: Bdf) -> Option<(String, Option<Bdf>)> {
+    let parts: Vec<&str> = dir.split('/').collect();
+    let own = parts.iter().rposition(|p| p.parse::<Bdf>() == Ok(bdf))?;
+    let hb = parts[..own].iter().rposition(|p| is_host_bridge_name(p))?;
+    let parent = parts[hb + 1..own]
+        .iter()
+        .rev()
+        .find_map(|p| p.parse::<Bdf>().ok());
+    Some((parts[hb].to_string(), parent))
+}
+
+/// `pci0000:00`, `pci10000:e0`.
+pub fn is_host_bridge_name(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("pci") else {
+        return false;
+    };
+    let Some((dom, bus)) = rest.split_once(':') else {
+        return false;
+    };
+    !dom.is_empty()
+        && dom.len() <= 8
+        && bus.len() == 2
+        && dom.bytes().all(|b| b.is_ascii_hexdigit())
+        && bus.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn parse_hex(s: &str) -> Option<u64> {
+    u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok()
+}
+
+/// `8.0 GT/s PCIe` → 8.0; `Unknown` → None.
+pub fn parse_speed(s: &str) -> Option<f64> {
+    let v: f64 = s.split_whitespace().next()?.parse().ok()?;
+    (v > 0.0 && v.is_finite()).then_some(v)
+}
+
+/// The `resource` file (drivers/pci/pci-sysfs.c resource_show): one line
+/// per resource, `start end flags` in hex; lines 0-5 are the BARs.
+pub fn parse_resource(text: &str) -> Vec<Bar> {
+    text.lines()
+        .take(6)
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let mut it = line.split_whitespace().map(parse_hex);
+            let (start, end, flags) = (it.next()??, it.next()??, it.next()??);
+            if (start == 0 && end == 0) || end < start {
+                return None;
+            }
+            Some(Bar {
+                index: i as u8,
+                start,
+                size: end - start + 1,
+                io: flags & IORESOURCE_IO != 0 && flags & IORESOURCE_MEM == 0,
+                is_64: flags & IORESOURCE_MEM_64 != 0,
+                prefetchable: flags & IORESOURCE_PREFETCH != 0,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_devices_below_bridges() {
+        let b = |s: &str| s.parse::<Bdf>().unwrap();
+        assert_eq!(
+            place_in_tree("sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0", b("0000:01:00.0")),
+            Some(("pci0000:00".to_string(), Some(b("0000:00:01.0"))))
+        );
+        assert_eq!(
+            place_in_tree("sys/devices/pci0000:00/0000:00:01.0", b("0000:00:01.0")),
+            Some(("pci0000:00".to_string(), None))
+        );
+        assert_eq!(
+            place_in_tree(
+                "sys/devices/pci0000:00/0000:00:0e.0/pci10000:e0/10000:e0:06.0/10000:e1:00.0",
+                b("10000:e1:00.0")
+            ),
+            Some(("pci10000:e0".to_string(), Some(b("10000:e0:06.0"))))
+        );
+        assert_eq!(place_in_tree("sys/devices/virtual/x/0000:01:00.0", b("0000:01:00.0")), None);
+    }
+
+    #[test]
+    fn resource_lines() {
+        let bars = parse_resource(
+            "0x00000000fe000000 0x00000000fe003fff 0x0000000000140204\n\
+             0x0000000000000000 0x0000000000000000 0x0000000000000000\n\
+             0x0000038000000000 0x00000387ffffffff 0x000000000014220c\n\
+             0x000000000000e000 0x000000000000e07f 0x0000000000040101\n\
+             garbage\n",
+        );
+        assert_eq!(bars.len(), 3);
+        assert_eq!(bars[0].size, 0x4000);
+        assert!(bars[0].is_64 && !bars[0].prefetchable);
+        assert_eq!(bars[1].index, 2);
+        assert_eq!(bars[1].size, 32 << 30);
+        assert!(bars[1].prefetchable);
+        assert!(bars[2].io);
+    }
+
+    #[test]
+    fn link_speed_strings() {
+        assert_eq!(parse_speed("16.0 GT/s PCIe"), Some(16.0));
+        assert_eq!(parse_speed("2.5 GT/s PCIe"), Some(2.5));
+        assert_eq!(parse_speed("Unknown"), None);
+        assert_eq!(parse_speed(""), None);
+    }
+}

@@ -1,0 +1,333 @@
+//! Host facts: kernel release and command line, CPU, kernel config, IOMMUs.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Limitation, LimitationKind};
+use crate::root::SystemRoot;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HostFacts {
+    pub hostname: Option<String>,
+    pub kernel_release: Option<String>,
+    pub cmdline: KernelCmdline,
+    pub cpu: CpuFacts,
+    /// `CONFIG_PCI_P2PDMA`: Some(true) for `y`, Some(false) when not set,
+    /// None when no kernel config could be found.
+    pub p2pdma_config: Option<bool>,
+    /// The kernel-config lines that matter here (PCI, IOMMU, NVMe, P2P).
+    pub kernel_config: BTreeMap<String, String>,
+    /// Where the kernel config was read from.
+    pub kernel_config_source: Option<String>,
+    /// IOMMU units the kernel registered (`/sys/class/iommu`).
+    pub iommu_units: Vec<IommuUnit>,
+}
+
+/// The kernel command line and the parameters that change P2P behaviour.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct KernelCmdline {
+    pub raw: String,
+    /// `iommu=` (e.g. `pt`, `off`, `nopt`).
+    pub iommu: Option<String>,
+    /// `intel_iommu=` (e.g. `on`, `off`, `sm_on`).
+    pub intel_iommu: Option<String>,
+    /// `amd_iommu=` (e.g. `off`, `pgtbl_v2`).
+    pub amd_iommu: Option<String>,
+    /// `iommu.passthrough=` (1 is identity by default).
+    pub iommu_passthrough: Option<String>,
+    /// Device specifications given to `pci=disable_acs_redir=`, in order.
+    pub disable_acs_redir: Vec<String>,
+    /// Entries of `pci=config_acs=`, in order.
+    pub config_acs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CpuFacts {
+    /// `vendor_id` of the first CPU: `GenuineIntel`, `AuthenticAMD`, ...
+    pub vendor: Option<String>,
+    /// `cpu family`, which the kernel's `cpu_supports_p2pdma()` compares.
+    pub family: Option<u32>,
+    pub model: Option<u32>,
+    pub model_name: Option<String>,
+    /// Distinct `physical id` values.
+    pub sockets: Option<u32>,
+    pub logical_cpus: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IommuUnit {
+    pub name: String,
+    /// `intel` (dmar*), `amd` (ivhd*), `arm-smmu`, `virtio`, or `other`.
+    pub kind: String,
+}
+
+/// Kernel-config prefixes worth keeping.
+const CONFIG_KEYS: &[&str] = &[
+    "CONFIG_PCI_P2PDMA",
+    "CONFIG_PCI_ATS",
+    "CONFIG_PCI_IOV",
+    "CONFIG_PCIEAER",
+    "CONFIG_PCIE_DPC",
+    "CONFIG_IOMMU_",
+    "CONFIG_INTEL_IOMMU",
+    "CONFIG_AMD_IOMMU",
+    "CONFIG_ARM_SMMU",
+    "CONFIG_ZONE_DEVICE",
+    "CONFIG_NVME_",
+    "CONFIG_BLK_DEV_NVME",
+    "CONFIG_VMD",
+    "CONFIG_IO_URING",
+];
+
+pub(super) fn read_host(root: &SystemRoot, limitations: &mut Vec<Limitation>) -> HostFacts {
+    let text = |p: &str| root.read_string(p).ok().filter(|s| !s.is_empty());
+    let kernel_release = text("proc/sys/kernel/osrelease");
+    let cmdline = parse_cmdline(&text("proc/cmdline").unwrap_or_default());
+    let cpu = root
+        .read("proc/cpuinfo")
+        .map(|b| parse_cpuinfo(&String::from_utf8_lossy(&b)))
+        .unwrap_or_default();
+    let (kernel_config, kernel_config_source) = read_kernel_config(root, kernel_release.as_deref());
+    let p2pdma_config = kernel_config_source
+        .as_ref()
+        .map(|_| kernel_config.get("CONFIG_PCI_P2PDMA").is_some_and(|v| v == "y"));
+    if kernel_config_source.is_none() {
+        limitations.push(Limitation {
+            kind: LimitationKind::KernelConfigMissing,
+            message: format!(
+                "no kernel config found (looked for boot/config-{} and proc/config.gz): whether CONFIG_PCI_P2PDMA is set is unknown",
+                kernel_release.as_deref().unwrap_or("<release>")
+            ),
+        });
+    }
+    let iommu_units = root
+        .read_dir("sys/class/iommu")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|name| IommuUnit {
+            kind: iommu_kind(&name).to_string(),
+            name,
+        })
+        .collect();
+    HostFacts {
+        hostname: text("proc/sys/kernel/hostname"),
+        kernel_release,
+        cmdline,
+        cpu,
+        p2pdma_config,
+        kernel_config,
+        kernel_config_source,
+        iommu_units,
+    }
+}
+
+fn iommu_kind(name: &str) -> &'static str {
+    if name.starts_with("dmar") {
+        "intel"
+    } else if name.starts_with("ivhd") {
+        "amd"
+    } else if name.contains("smmu") {
+        "arm-smmu"
+    } else if name.contains("virtio") || name.starts_with("viommu") {
+        "virtio"
+    } else {
+        "other"
+    }
+}
+
+/// Splits the kernel command line the way the kernel does: on spaces,
+/// with double quotes grouping.
+fn split_cmdline(raw: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in raw.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        words.push(cur);
+    }
+    words
+}
+
+pub fn parse_cmdline(raw: &str) -> KernelCmdline {
+    let mut out = KernelCmdline {
+        raw: raw.to_string(),
+        ..Default::default()
+    };
+    for word in split_cmdline(raw) {
+        let (key, value) = match word.split_once('=') {
+            Some((k, v)) => (k, v.to_string()),
+            None => (word.as_str(), String::new()),
+        };
+        // Later occurrences win, as with the kernel's early_param parsing.
+        match key {
+            "iommu" => out.iommu = Some(value),
+            "intel_iommu" => out.intel_iommu = Some(value),
+            "amd_iommu" => out.amd_iommu = Some(value),
+            "iommu.passthrough" => out.iommu_passthrough = Some(value),
+            "pci" => parse_pci_param(&value, &mut out),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `pci=` takes comma-separated options (drivers/pci/pci.c pci_setup());
+/// the device lists of disable_acs_redir= and config_acs= use `;`.
+fn parse_pci_param(value: &str, out: &mut KernelCmdline) {
+    for opt in value.split(',') {
+        if let Some(list) = opt.strip_prefix("disable_acs_redir=") {
+            out.disable_acs_redir.extend(
+                list.split(';')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            );
+        } else if let Some(list) = opt.strip_prefix("config_acs=") {
+            out.config_acs.extend(
+                list.split(';')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            );
+        }
+    }
+}
+
+pub fn parse_cpuinfo(text: &str) -> CpuFacts {
+    let mut cpu = CpuFacts::default();
+    let mut sockets = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let (k, v) = (k.trim(), v.trim());
+        match k {
+            "processor" => cpu.logical_cpus += 1,
+            "vendor_id" if cpu.vendor.is_none() => cpu.vendor = Some(v.to_string()),
+            "cpu family" if cpu.family.is_none() => cpu.family = v.parse().ok(),
+            "model" if cpu.model.is_none() => cpu.model = v.parse().ok(),
+            "model name" if cpu.model_name.is_none() => cpu.model_name = Some(v.to_string()),
+            "physical id" => {
+                sockets.insert(v.to_string());
+            }
+            _ => {}
+        }
+    }
+    if !sockets.is_empty() {
+        cpu.sockets = Some(sockets.len() as u32);
+    }
+    cpu
+}
+
+fn read_kernel_config(
+    root: &SystemRoot,
+    release: Option<&str>,
+) -> (BTreeMap<String, String>, Option<String>) {
+    let mut sources = Vec::new();
+    if let Some(r) = release {
+        sources.push(format!("boot/config-{r}"));
+    }
+    sources.push("proc/config.gz".to_string());
+    for path in sources {
+        let Ok(bytes) = root.read(&path) else {
+            continue;
+        };
+        let text = if bytes.starts_with(&[0x1f, 0x8b]) {
+            use std::io::Read;
+            let mut s = String::new();
+            if flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_string(&mut s)
+                .is_err()
+            {
+                continue;
+            }
+            s
+        } else {
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        return (parse_kernel_config(&text), Some(path));
+    }
+    (BTreeMap::new(), None)
+}
+
+/// Keeps the lines we care about; `# CONFIG_X is not set` becomes `n`.
+pub fn parse_kernel_config(text: &str) -> BTreeMap<String, String> {
+    let wanted = |k: &str| CONFIG_KEYS.iter().any(|p| k.starts_with(p));
+    let mut map = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("# ")
+            && let Some(key) = rest.strip_suffix(" is not set")
+        {
+            if wanted(key) {
+                map.insert(key.to_string(), "n".to_string());
+            }
+        } else if let Some((k, v)) = line.split_once('=')
+            && wanted(k)
+        {
+            map.insert(k.to_string(), v.trim_matches('"').to_string());
+        }
+    }
+    map
+}
+
+/// The kernel-config lines kept, as they would appear in a config file
+/// (what a snapshot stores instead of the whole file).
+pub fn render_kernel_config(map: &BTreeMap<String, String>) -> String {
+    map.iter()
+        .map(|(k, v)| {
+            if v == "n" {
+                format!("# {k} is not set\n")
+            } else {
+                format!("{k}={v}\n")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmdline_pci_options() {
+        let c = parse_cmdline(
+            "BOOT_IMAGE=/vmlinuz root=/dev/sda1 iommu=pt intel_iommu=on \"quoted arg\" pci=noaer,disable_acs_redir=0000:00:03.0;pci:10b5:9781,config_acs=101xxxx@0000:00:01.0",
+        );
+        assert_eq!(c.iommu.as_deref(), Some("pt"));
+        assert_eq!(c.intel_iommu.as_deref(), Some("on"));
+        assert_eq!(c.disable_acs_redir, vec!["0000:00:03.0", "pci:10b5:9781"]);
+        assert_eq!(c.config_acs, vec!["101xxxx@0000:00:01.0"]);
+    }
+
+    #[test]
+    fn cpuinfo_amd() {
+        let c = parse_cpuinfo(
+            "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC 7763\nphysical id\t: 0\n\nprocessor\t: 1\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nphysical id\t: 1\n",
+        );
+        assert_eq!(c.vendor.as_deref(), Some("AuthenticAMD"));
+        assert_eq!(c.family, Some(25));
+        assert_eq!(c.sockets, Some(2));
+        assert_eq!(c.logical_cpus, 2);
+    }
+
+    #[test]
+    fn kernel_config_keeps_relevant_lines() {
+        let m = parse_kernel_config(
+            "CONFIG_PCI_P2PDMA=y\n# CONFIG_INTEL_IOMMU is not set\nCONFIG_USB=y\nCONFIG_IOMMU_DEFAULT_DMA_LAZY=y\n",
+        );
+        assert_eq!(m.get("CONFIG_PCI_P2PDMA").map(String::as_str), Some("y"));
+        assert_eq!(m.get("CONFIG_INTEL_IOMMU").map(String::as_str), Some("n"));
+        assert!(!m.contains_key("CONFIG_USB"));
+        assert_eq!(parse_kernel_config(&render_kernel_config(&m)), m);
+    }
+}
