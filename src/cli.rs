@@ -158,7 +158,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             let tree = Tree::build(facts);
             let format = if args.dot { Format::Dot } else { args.format };
             let opts = RenderOptions {
-                color: args.output.is_none() && format == Format::Text && cli.global.color.resolve(),
+                color: args.output.is_none()
+                    && format == Format::Text
+                    && cli.global.color.resolve(),
                 source: root.describe(),
             };
             let mut buf = Vec::with_capacity(64 * 1024);
@@ -175,8 +177,12 @@ pub fn run(cli: Cli) -> Result<i32> {
                     args.output.display()
                 );
             }
-            let snap = crate::snapshot::capture(root, &scan_options)?;
-            write_output((!to_stdout).then_some(args.output.as_path()), &snap.archive, true)?;
+            let snap = crate::snapshot::capture(root)?;
+            write_output(
+                (!to_stdout).then_some(args.output.as_path()),
+                &snap.archive,
+                true,
+            )?;
             if !to_stdout {
                 let mut err = anstream::stderr();
                 let _ = writeln!(
@@ -218,8 +224,14 @@ fn write_output(path: Option<&Path>, bytes: &[u8], replace: bool) -> Result<()> 
             if !replace && p.exists() {
                 anyhow::bail!("{} already exists", p.display());
             }
-            let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let tmp = dir.join(format!(".{name}.p2pdoctor-{}", std::process::id()));
             std::fs::write(&tmp, bytes)
                 .with_context(|| format!("cannot write {}", tmp.display()))?;

@@ -35,7 +35,7 @@ pub const MANIFEST_FILE: &str = "p2pdoctor-manifest.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootError {
-    #[error("cannot open `{path}` as a system root: {source}")]
+    #[error("cannot open `{path}` as a system root")]
     Open { path: PathBuf, source: io::Error },
     #[error(
         "`{path}` is neither a directory nor a p2pdoctor snapshot (a .tar.gz made by `p2pdoctor snapshot`): {reason}"
@@ -64,7 +64,10 @@ enum Backing {
     /// A directory on this machine: `/` for the live system, or a capture.
     Dir { base: PathBuf, live: bool },
     /// A snapshot archive loaded into memory.
-    Memory { source: PathBuf, entries: BTreeMap<String, Entry> },
+    Memory {
+        source: PathBuf,
+        entries: BTreeMap<String, Entry>,
+    },
 }
 
 /// The root the scan reads from.
@@ -94,7 +97,9 @@ impl SystemRoot {
             source,
         })?;
         if meta.is_dir() {
-            let live = fs::canonicalize(path).map(|p| p == Path::new("/")).unwrap_or(false);
+            let live = fs::canonicalize(path)
+                .map(|p| p == Path::new("/"))
+                .unwrap_or(false);
             return Ok(Self::with_backing(Backing::Dir {
                 base: path.to_path_buf(),
                 live,
@@ -192,9 +197,7 @@ impl SystemRoot {
                 Some(Entry::File(_)) => Some(Kind::File),
                 Some(Entry::Symlink(t)) => Some(Kind::Symlink(t.clone())),
                 // Archives need not list parent directories explicitly.
-                None if canonical.is_empty() || has_children(entries, canonical) => {
-                    Some(Kind::Dir)
-                }
+                None if canonical.is_empty() || has_children(entries, canonical) => Some(Kind::Dir),
                 None => None,
             },
         };
@@ -249,6 +252,11 @@ impl SystemRoot {
                         format!("{here}: not a directory"),
                     ));
                 }
+                Some(Kind::Dir) if todo.is_empty() && self.recorder.is_some() => {
+                    // A directory reached but perhaps never read from: keep
+                    // it, so the path still resolves in a snapshot.
+                    self.note(&here, Entry::Dir);
+                }
                 Some(_) => {}
             }
         }
@@ -299,7 +307,9 @@ impl SystemRoot {
                 self.note(&canonical, Entry::Symlink(t.clone()));
                 Ok(t)
             }
-            Some(_) => Err(io::Error::other(format!("{canonical}: not a symbolic link"))),
+            Some(_) => Err(io::Error::other(format!(
+                "{canonical}: not a symbolic link"
+            ))),
             None => Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("{canonical}: no such file"),
@@ -433,7 +443,18 @@ fn read_archive(mut file: fs::File) -> Result<BTreeMap<String, Entry>, String> {
             .map_err(|e| format!("cannot read it: {e}"))?;
         f
     };
-    let reader: Box<dyn Read> = if magic == [0x1f, 0x8b] {
+    let gzip = magic == [0x1f, 0x8b];
+    if !gzip {
+        // A plain tar carries "ustar" at offset 257.
+        let mut head = [0u8; 263];
+        let n = (&file).read(&mut head).unwrap_or(0);
+        use std::io::Seek;
+        let _ = (&file).seek(io::SeekFrom::Start(0));
+        if n < 262 || &head[257..262] != b"ustar" {
+            return Err("it is not a gzip or tar file".to_string());
+        }
+    }
+    let reader: Box<dyn Read> = if gzip {
         Box::new(flate2::read::GzDecoder::new(file))
     } else {
         Box::new(file)
@@ -454,7 +475,9 @@ fn read_archive(mut file: fs::File) -> Result<BTreeMap<String, Entry>, String> {
             .to_string_lossy()
             .into_owned();
         let Some(name) = archive_name(&raw) else {
-            return Err(format!("member `{raw}` climbs out of the archive with `..`"));
+            return Err(format!(
+                "member `{raw}` climbs out of the archive with `..`"
+            ));
         };
         let kind = item.header().entry_type();
         let entry = if kind.is_dir() {
@@ -511,14 +534,18 @@ mod tests {
                 "sys/bus/pci/devices/0000:01:00.0",
                 link("../../../devices/pci0000:00/0000:00:01.0/0000:01:00.0"),
             ),
-            ("sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0/vendor", file("0x8086\n")),
+            (
+                "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0/vendor",
+                file("0x8086\n"),
+            ),
         ]);
         assert_eq!(
             r.resolve("sys/bus/pci/devices/0000:01:00.0", true).unwrap(),
             "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0"
         );
         assert_eq!(
-            r.read_string("sys/bus/pci/devices/0000:01:00.0/vendor").unwrap(),
+            r.read_string("sys/bus/pci/devices/0000:01:00.0/vendor")
+                .unwrap(),
             "0x8086"
         );
         assert_eq!(
@@ -560,12 +587,21 @@ mod tests {
         fs::create_dir_all(dir.path().join("sys")).unwrap();
         std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("sys/abs"))
             .unwrap();
-        std::os::unix::fs::symlink("../../../../../../../../../../etc/hostname", dir.path().join("sys/rel"))
-            .unwrap();
+        std::os::unix::fs::symlink(
+            "../../../../../../../../../../etc/hostname",
+            dir.path().join("sys/rel"),
+        )
+        .unwrap();
         let r = SystemRoot::open(dir.path()).unwrap();
         assert!(!r.is_live());
-        assert!(r.read("sys/abs").is_err(), "absolute link must be re-rooted");
-        assert!(r.read("sys/rel").is_err(), "relative escape must stop at the root");
+        assert!(
+            r.read("sys/abs").is_err(),
+            "absolute link must be re-rooted"
+        );
+        assert!(
+            r.read("sys/rel").is_err(),
+            "relative escape must stop at the root"
+        );
     }
 
     #[test]
@@ -579,7 +615,10 @@ mod tests {
         r.read_dir("sys/bus/pci/devices").unwrap();
         r.read("sys/bus/pci/devices/x/config").unwrap();
         let rec = r.recorded();
-        assert_eq!(rec.get("sys/bus/pci/devices/x"), Some(&link("../../../devices/x")));
+        assert_eq!(
+            rec.get("sys/bus/pci/devices/x"),
+            Some(&link("../../../devices/x"))
+        );
         assert_eq!(rec.get("sys/devices/x/config"), Some(&file("abc")));
         assert!(!rec.contains_key("sys/devices/x/other"));
     }

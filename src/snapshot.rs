@@ -42,12 +42,10 @@ pub struct Snapshot {
 }
 
 /// Scans `root` while recording and packs what was read.
-pub fn capture(root: SystemRoot, options: &ScanOptions) -> Result<Snapshot> {
+pub fn capture(root: SystemRoot) -> Result<Snapshot> {
     let root = root.record();
-    let options = ScanOptions {
-        no_names: true,
-        ..options.clone()
-    };
+    // Names come from the analysing machine's pci.ids, not the snapshot.
+    let options = ScanOptions { no_names: true };
     let facts = scan::scan(&root, &options);
     let mut entries = root.recorded();
     trim(&mut entries, &facts);
@@ -63,7 +61,11 @@ pub fn capture(root: SystemRoot, options: &ScanOptions) -> Result<Snapshot> {
                 .collect(),
         ),
     );
-    let limitations: Vec<String> = facts.limitations.iter().map(|l| l.message.clone()).collect();
+    let limitations: Vec<String> = facts
+        .limitations
+        .iter()
+        .map(|l| l.message.clone())
+        .collect();
     let manifest = json!({
         "format": "p2pdoctor-snapshot",
         "schema_version": SNAPSHOT_SCHEMA_VERSION,
@@ -107,7 +109,14 @@ fn trim(entries: &mut BTreeMap<String, Entry>, facts: &scan::Facts) {
         entries.insert(source.clone(), Entry::File(bytes));
     }
     if let Some(Entry::File(b)) = entries.get_mut("proc/cpuinfo") {
-        let keep = ["processor", "vendor_id", "cpu family", "model", "model name", "physical id"];
+        let keep = [
+            "processor",
+            "vendor_id",
+            "cpu family",
+            "model",
+            "model name",
+            "physical id",
+        ];
         let text: String = String::from_utf8_lossy(b)
             .lines()
             .filter(|l| {
@@ -193,7 +202,7 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_795_222_923), "2026-11-21T00:22:03Z");
+        assert_eq!(rfc3339(1_795_222_923), "2026-11-21T01:02:03Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 }

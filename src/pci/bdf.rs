@@ -143,7 +143,7 @@ mod tests {
 
     #[test]
     fn orders_by_domain_then_bus() {
-        let mut v = vec![
+        let mut v = [
             Bdf::new(1, 0, 0, 0),
             Bdf::new(0, 0x10, 0, 0),
             Bdf::new(0, 2, 0, 0),

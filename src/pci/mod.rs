@@ -1,3 +1,216 @@
 //! PCI specification knowledge: config-space decoding. Pure: no I/O, no Linux.
+//!
+//! [`decode`] takes the bytes of one function's configuration space (any
+//! length: the 64 bytes a non-root user reads from sysfs, 256, or 4096) and
+//! returns a [`Decoded`] value. Like pciutils `ls-caps.c` / `ls-ecaps.c`, each
+//! capability has one small decoder, dispatched from a table by ID. Nothing
+//! here panics on input: short buffers give `None` fields, and malformed
+//! capability lists are walked defensively and reported in
+//! [`Decoded::problems`].
+
+mod acs;
 pub mod bdf;
+mod ecaps;
+mod express;
+mod header;
+mod ids;
+mod read;
+mod rebar;
+mod walk;
+
+#[cfg(test)]
+mod testutil;
+
+pub use acs::{Acs, AcsFlags};
 pub use bdf::{Bdf, BdfParseError};
+pub use ecaps::{Aer, Ari, Ats, Dpc, Pasid, Pri, Sriov};
+pub use express::{
+    DevCap, DevCap2, DevCtl, DevCtl2, Express, Link, LinkCap, LinkSpeed, LinkStatus, PortType,
+};
+pub use header::{BridgeBuses, HeaderType};
+pub use ids::*;
+pub use rebar::ResizableBar;
+pub use walk::{CapabilityEntry, ExtCapabilityEntry, WalkProblem};
+
+use serde::Serialize;
+
+use header::COMMAND_BUS_MASTER;
+use read::read_u16;
+
+/// Size of the PCI-compatible config space; standard capabilities live below.
+const STD_SPACE: usize = 0x100;
+/// Size of the PCI Express extended config space.
+const EXT_SPACE: usize = 0x1000;
+
+/// Everything decoded from one function's config space.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Decoded {
+    /// Number of bytes that were available.
+    pub length: usize,
+    pub vendor_id: Option<u16>,
+    pub device_id: Option<u16>,
+    pub command: Option<u16>,
+    pub status: Option<u16>,
+    pub revision: Option<u8>,
+    /// Base class, sub-class and programming interface, 24 bits.
+    pub class_code: Option<u32>,
+    pub header_type: Option<HeaderType>,
+    /// Header Type bit 7.
+    pub multifunction: bool,
+    /// (subsystem vendor, subsystem device): from 0x2c in a type 0 header,
+    /// 0x40 in a CardBus header, the SSVID capability (0x0d) in a type 1.
+    pub subsystem: Option<(u16, u16)>,
+    /// Type 1 headers only.
+    pub buses: Option<BridgeBuses>,
+    /// The standard capability list, in walk order.
+    pub capabilities: Vec<CapabilityEntry>,
+    /// The extended capability list, in walk order.
+    pub extended_capabilities: Vec<ExtCapabilityEntry>,
+    /// What was wrong with either capability list.
+    pub problems: Vec<WalkProblem>,
+    /// The standard capability list was fully readable: the walk never needed
+    /// a byte beyond the buffer (true when there is no list at all; false for
+    /// the 64-byte non-root view of a device that has one).
+    pub capabilities_readable: bool,
+    /// The buffer holds the extended space (at least 4096 bytes).
+    pub extended_readable: bool,
+    pub express: Option<Express>,
+    pub acs: Option<Acs>,
+    pub aer: Option<Aer>,
+    pub ats: Option<Ats>,
+    pub pri: Option<Pri>,
+    pub pasid: Option<Pasid>,
+    /// Device Serial Number (PCIe r6.0 §7.9.3).
+    pub dsn: Option<u64>,
+    pub ari: Option<Ari>,
+    pub sriov: Option<Sriov>,
+    pub resizable_bar: Vec<ResizableBar>,
+    pub dpc: Option<Dpc>,
+}
+
+impl Decoded {
+    /// Bus Master Enable, Command register bit 2 (PCIe r6.0 §7.5.1.1.3).
+    pub fn bus_master(&self) -> Option<bool> {
+        self.command.map(|c| c & COMMAND_BUS_MASTER != 0)
+    }
+
+    /// A bridge header (type 1, or CardBus type 2), as the kernel's
+    /// `pci_is_bridge()`.
+    pub fn is_bridge(&self) -> bool {
+        matches!(
+            self.header_type,
+            Some(HeaderType::Bridge | HeaderType::CardBus)
+        )
+    }
+
+    /// The first standard capability with this ID.
+    pub fn find_capability(&self, id: u8) -> Option<CapabilityEntry> {
+        self.capabilities.iter().copied().find(|c| c.id == id)
+    }
+
+    /// The first extended capability with this ID.
+    pub fn find_extended_capability(&self, id: u16) -> Option<ExtCapabilityEntry> {
+        self.extended_capabilities
+            .iter()
+            .copied()
+            .find(|c| c.id == id)
+    }
+}
+
+/// A standard-capability decoder: sees only the first 256 bytes, so a
+/// capability near 0xff cannot read extended-space bytes as its own.
+type CapDecoder = fn(&[u8], u16, &mut Decoded);
+/// An extended-capability decoder: sees at most the first 4096 bytes.
+type ExtCapDecoder = fn(&[u8], u16, &mut Decoded);
+
+const CAP_DECODERS: &[(u8, CapDecoder)] = &[
+    (CAP_ID_EXPRESS, |c, o, d| d.express = express::decode(c, o)),
+    (CAP_ID_SSVID, cap_ssvid),
+];
+
+const EXT_CAP_DECODERS: &[(u16, ExtCapDecoder)] = &[
+    (ECAP_ID_AER, |c, o, d| d.aer = ecaps::decode_aer(c, o)),
+    (ECAP_ID_DSN, |c, o, d| d.dsn = ecaps::decode_dsn(c, o)),
+    (ECAP_ID_ACS, |c, o, d| d.acs = acs::decode(c, o)),
+    (ECAP_ID_ARI, |c, o, d| d.ari = ecaps::decode_ari(c, o)),
+    (ECAP_ID_ATS, |c, o, d| d.ats = ecaps::decode_ats(c, o)),
+    (ECAP_ID_SRIOV, |c, o, d| d.sriov = ecaps::decode_sriov(c, o)),
+    (ECAP_ID_PRI, |c, o, d| d.pri = ecaps::decode_pri(c, o)),
+    (ECAP_ID_REBAR, |c, o, d| {
+        d.resizable_bar = rebar::decode(c, o)
+    }),
+    (ECAP_ID_PASID, |c, o, d| d.pasid = ecaps::decode_pasid(c, o)),
+    (ECAP_ID_DPC, |c, o, d| d.dpc = ecaps::decode_dpc(c, o)),
+];
+
+/// Subsystem ID and Subsystem Vendor ID capability (PCIe r6.0 §7.9.23): the
+/// IDs at +0x04/+0x06. Only a type 1 header takes its subsystem from here.
+fn cap_ssvid(config: &[u8], offset: u16, out: &mut Decoded) {
+    if out.header_type != Some(HeaderType::Bridge) {
+        return;
+    }
+    let off = usize::from(offset);
+    if let (Some(vendor), Some(device)) = (read_u16(config, off + 4), read_u16(config, off + 6)) {
+        out.subsystem = Some((vendor, device));
+    }
+}
+
+/// Decodes a config-space buffer of any length. Never panics.
+pub fn decode(config: &[u8]) -> Decoded {
+    let h = header::decode_header(config);
+    let mut out = Decoded {
+        length: config.len(),
+        vendor_id: h.vendor_id,
+        device_id: h.device_id,
+        command: h.command,
+        status: h.status,
+        revision: h.revision,
+        class_code: h.class_code,
+        header_type: h.header_type,
+        multifunction: h.multifunction,
+        subsystem: h.subsystem,
+        buses: h.buses,
+        extended_readable: config.len() >= EXT_SPACE,
+        ..Decoded::default()
+    };
+
+    // Standard list (PCIe r6.0 §7.5.1.1.11). The first capability of each ID
+    // wins, as with the kernel's pci_find_capability().
+    let std_space = config.get(..STD_SPACE).unwrap_or(config);
+    let walk = walk::walk_standard(std_space, h.header_type, h.status);
+    out.capabilities_readable = walk.readable;
+    out.problems.extend(walk.problems);
+    let mut decoded_ids = Vec::new();
+    for entry in &walk.entries {
+        if decoded_ids.contains(&entry.id) {
+            continue;
+        }
+        decoded_ids.push(entry.id);
+        if let Some((_, f)) = CAP_DECODERS.iter().find(|(id, _)| *id == entry.id) {
+            f(std_space, entry.offset, &mut out);
+        }
+    }
+    out.capabilities = walk.entries;
+
+    // Extended list (PCIe r6.0 §7.6). Walked whenever the bytes are there,
+    // even without an Express capability, so a damaged standard list does not
+    // hide ACS.
+    let ext_space = config.get(..EXT_SPACE).unwrap_or(config);
+    let walk = walk::walk_extended(ext_space);
+    out.problems.extend(walk.problems);
+    let mut decoded_ids = Vec::new();
+    for entry in &walk.entries {
+        if decoded_ids.contains(&entry.id) {
+            continue;
+        }
+        decoded_ids.push(entry.id);
+        if let Some((_, f)) = EXT_CAP_DECODERS.iter().find(|(id, _)| *id == entry.id) {
+            f(ext_space, entry.offset, &mut out);
+        }
+    }
+    out.extended_capabilities = walk.entries;
+    out
+}
+
+#[cfg(test)]
+mod tests;

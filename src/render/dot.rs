@@ -28,10 +28,7 @@ pub fn quote(s: &str) -> String {
 }
 
 fn label(node: &Node) -> String {
-    let mut lines = vec![
-        format!("{} {}", node.bdf(), node.role.label()),
-        node.name(),
-    ];
+    let mut lines = vec![format!("{} {}", node.bdf(), node.role.label()), node.name()];
     let mut extra = Vec::new();
     if let Some(acs) = node.caps.acs.as_ref().and_then(|a| a.ctrl)
         && acs.0 & 0x7f != 0
@@ -39,7 +36,10 @@ fn label(node: &Node) -> String {
         extra.push(format!("ACS {}", acs.names().join(" ")));
     }
     if let Some(m) = &node.facts.p2pmem {
-        extra.push(format!("p2pmem {}", m.size.map(human_bytes).unwrap_or_default()));
+        extra.push(format!(
+            "p2pmem {}",
+            m.size.map(human_bytes).unwrap_or_default()
+        ));
     }
     if !node.facts.block_devices.is_empty() {
         extra.push(node.facts.block_devices.join(","));
@@ -57,7 +57,9 @@ fn node_attrs(node: &Node) -> &'static str {
             "shape=box, style=filled, fillcolor=\"#e8e8e8\""
         }
         Role::HostBridgeDevice => "shape=box, style=dashed",
-        _ if node.facts.p2pmem.is_some() => "shape=box, style=\"filled,rounded\", fillcolor=\"#d9f2d9\"",
+        _ if node.facts.p2pmem.is_some() => {
+            "shape=box, style=\"filled,rounded\", fillcolor=\"#d9f2d9\""
+        }
         _ => "shape=box, style=rounded",
     }
 }
@@ -76,9 +78,20 @@ impl Render for DotGraph {
             }
         }
         for (hi, hb) in tree.host_bridges.iter().enumerate() {
-            writeln!(out, "  subgraph {} {{", quote(&format!("cluster_{}", hb.id)))?;
-            let numa = hb.numa_node.map(|n| format!(" (NUMA {n})")).unwrap_or_default();
-            writeln!(out, "    label={};", quote(&format!("host bridge {}{numa}", hb.id)))?;
+            writeln!(
+                out,
+                "  subgraph {} {{",
+                quote(&format!("cluster_{}", hb.id))
+            )?;
+            let numa = hb
+                .numa_node
+                .map(|n| format!(" (NUMA {n})"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "    label={};",
+                quote(&format!("host bridge {}{numa}", hb.id))
+            )?;
             writeln!(out, "    style=rounded; color=\"#4a6fa5\";")?;
             writeln!(
                 out,
@@ -91,19 +104,42 @@ impl Render for DotGraph {
                 .collect();
             for &n in members.iter().filter(|&&n| in_switch[n].is_none()) {
                 let node = tree.node(n);
-                writeln!(out, "    {} [label={}, {}];", quote(&node.bdf().to_string()), quote(&label(node)), node_attrs(node))?;
+                writeln!(
+                    out,
+                    "    {} [label={}, {}];",
+                    quote(&node.bdf().to_string()),
+                    quote(&label(node)),
+                    node_attrs(node)
+                )?;
             }
             for (si, s) in tree.switches.iter().enumerate() {
                 if tree.node(s.upstream).host_bridge != hi {
                     continue;
                 }
                 let up = tree.node(s.upstream);
-                writeln!(out, "    subgraph {} {{", quote(&format!("cluster_switch_{si}")))?;
-                writeln!(out, "      label={};", quote(&format!("switch {} ({})", up.bdf(), up.name())))?;
-                writeln!(out, "      style=filled; fillcolor=\"#f5f5f5\"; color=\"#888888\";")?;
+                writeln!(
+                    out,
+                    "    subgraph {} {{",
+                    quote(&format!("cluster_switch_{si}"))
+                )?;
+                writeln!(
+                    out,
+                    "      label={};",
+                    quote(&format!("switch {} ({})", up.bdf(), up.name()))
+                )?;
+                writeln!(
+                    out,
+                    "      style=filled; fillcolor=\"#f5f5f5\"; color=\"#888888\";"
+                )?;
                 for &n in std::iter::once(&s.upstream).chain(&s.downstream) {
                     let node = tree.node(n);
-                    writeln!(out, "      {} [label={}, {}];", quote(&node.bdf().to_string()), quote(&label(node)), node_attrs(node))?;
+                    writeln!(
+                        out,
+                        "      {} [label={}, {}];",
+                        quote(&node.bdf().to_string()),
+                        quote(&label(node)),
+                        node_attrs(node)
+                    )?;
                 }
                 writeln!(out, "    }}")?;
             }
@@ -112,15 +148,28 @@ impl Render for DotGraph {
         for node in &tree.nodes {
             let from = match node.parent {
                 Some(p) => tree.node(p).bdf().to_string(),
-                None => tree.host_bridges.get(node.host_bridge).map(|h| h.id.clone()).unwrap_or_default(),
+                None => tree
+                    .host_bridges
+                    .get(node.host_bridge)
+                    .map(|h| h.id.clone())
+                    .unwrap_or_default(),
             };
             let link = node.link.as_ref().filter(|l| l.width.is_some());
             let attrs = match link {
-                Some(l) if l.degraded() => format!(" [label={}, color=\"#c0392b\", fontcolor=\"#c0392b\"]", quote(&l.describe())),
+                Some(l) if l.degraded() => format!(
+                    " [label={}, color=\"#c0392b\", fontcolor=\"#c0392b\"]",
+                    quote(&l.describe())
+                ),
                 Some(l) => format!(" [label={}]", quote(&l.describe())),
                 None => String::new(),
             };
-            writeln!(out, "  {} -> {}{};", quote(&from), quote(&node.bdf().to_string()), attrs)?;
+            writeln!(
+                out,
+                "  {} -> {}{};",
+                quote(&from),
+                quote(&node.bdf().to_string()),
+                attrs
+            )?;
         }
         writeln!(out, "}}")
     }

@@ -18,7 +18,8 @@ impl Render for JsonTopo {
 }
 
 fn hex4(v: Option<u16>) -> Value {
-    v.map(|v| Value::String(format!("{v:04x}"))).unwrap_or(Value::Null)
+    v.map(|v| Value::String(format!("{v:04x}")))
+        .unwrap_or(Value::Null)
 }
 
 /// The whole document; `schema/topo.schema.json` describes it.

@@ -58,7 +58,11 @@ fn host_line(tree: &Tree, p: &Painter) -> String {
         h.kernel_release.as_deref().unwrap_or("(unknown)")
     ));
     if let Some(v) = &h.cpu.vendor {
-        let fam = h.cpu.family.map(|f| format!(" family 0x{f:x}")).unwrap_or_default();
+        let fam = h
+            .cpu
+            .family
+            .map(|f| format!(" family 0x{f:x}"))
+            .unwrap_or_default();
         parts.push(format!("cpu {v}{fam}"));
     }
     let iommu = if h.iommu_units.is_empty() {
@@ -103,7 +107,12 @@ pub fn describe(node: &Node, p: &Painter) -> String {
     } else {
         node.role.label().to_string()
     };
-    let mut s = format!("{} {} {}", p.bold(&node.bdf().to_string()), p.accent(&role), node.name());
+    let mut s = format!(
+        "{} {} {}",
+        p.bold(&node.bdf().to_string()),
+        p.accent(&role),
+        node.name()
+    );
     let mut attrs: Vec<String> = Vec::new();
     if let Some(link) = &node.link {
         let text = link.describe();
@@ -116,7 +125,11 @@ pub fn describe(node: &Node, p: &Painter) -> String {
             None => "ACS ?".to_string(),
         };
         let redirect = acs.ctrl.is_some_and(|c| c.redirects());
-        attrs.push(if redirect && node.role.is_bridge() { p.warn(&text) } else { text });
+        attrs.push(if redirect && node.role.is_bridge() {
+            p.warn(&text)
+        } else {
+            text
+        });
     }
     if let Some(g) = node.facts.iommu_group {
         match &node.facts.iommu_group_type {

@@ -77,7 +77,10 @@ const IORESOURCE_MEM: u64 = 0x200;
 const IORESOURCE_PREFETCH: u64 = 0x2000;
 const IORESOURCE_MEM_64: u64 = 0x0010_0000;
 
-pub(super) fn read_devices(root: &SystemRoot, limitations: &mut Vec<Limitation>) -> Vec<DeviceFacts> {
+pub(super) fn read_devices(
+    root: &SystemRoot,
+    limitations: &mut Vec<Limitation>,
+) -> Vec<DeviceFacts> {
     let names = match root.read_dir("sys/bus/pci/devices") {
         Ok(n) => n,
         Err(e) => {
@@ -186,7 +189,9 @@ fn read_device(
         d.vendor = text("vendor").and_then(|s| parse_hex(&s)).map(|v| v as u16);
         d.device = text("device").and_then(|s| parse_hex(&s)).map(|v| v as u16);
         d.class = text("class").and_then(|s| parse_hex(&s)).map(|v| v as u32);
-        d.revision = text("revision").and_then(|s| parse_hex(&s)).map(|v| v as u8);
+        d.revision = text("revision")
+            .and_then(|s| parse_hex(&s))
+            .map(|v| v as u8);
     }
     d.driver = root.link_name(&attr("driver"));
     d.numa_node = text("numa_node")
@@ -219,7 +224,9 @@ fn read_device(
             max_width: text("max_link_width").and_then(|s| s.parse().ok()),
         };
     }
-    d.bars = text("resource").map(|s| parse_resource(&s)).unwrap_or_default();
+    d.bars = text("resource")
+        .map(|s| parse_resource(&s))
+        .unwrap_or_default();
     let p2p = attr("p2pmem");
     if root.exists(&p2p) {
         let num = |f: &str| {
@@ -233,9 +240,7 @@ fn read_device(
             published: num("published").map(|v| v != 0),
         });
     }
-    d.physfn = root
-        .link_name(&attr("physfn"))
-        .and_then(|s| s.parse().ok());
+    d.physfn = root.link_name(&attr("physfn")).and_then(|s| s.parse().ok());
     d.config = config;
     d.sysfs_path = dir;
     Ok(d)
@@ -315,7 +320,10 @@ mod tests {
     fn places_devices_below_bridges() {
         let b = |s: &str| s.parse::<Bdf>().unwrap();
         assert_eq!(
-            place_in_tree("sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0", b("0000:01:00.0")),
+            place_in_tree(
+                "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0",
+                b("0000:01:00.0")
+            ),
             Some(("pci0000:00".to_string(), Some(b("0000:00:01.0"))))
         );
         assert_eq!(
@@ -329,7 +337,10 @@ mod tests {
             ),
             Some(("pci10000:e0".to_string(), Some(b("10000:e0:06.0"))))
         );
-        assert_eq!(place_in_tree("sys/devices/virtual/x/0000:01:00.0", b("0000:01:00.0")), None);
+        assert_eq!(
+            place_in_tree("sys/devices/virtual/x/0000:01:00.0", b("0000:01:00.0")),
+            None
+        );
     }
 
     #[test]

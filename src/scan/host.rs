@@ -89,9 +89,11 @@ pub(super) fn read_host(root: &SystemRoot, limitations: &mut Vec<Limitation>) ->
         .map(|b| parse_cpuinfo(&String::from_utf8_lossy(&b)))
         .unwrap_or_default();
     let (kernel_config, kernel_config_source) = read_kernel_config(root, kernel_release.as_deref());
-    let p2pdma_config = kernel_config_source
-        .as_ref()
-        .map(|_| kernel_config.get("CONFIG_PCI_P2PDMA").is_some_and(|v| v == "y"));
+    let p2pdma_config = kernel_config_source.as_ref().map(|_| {
+        kernel_config
+            .get("CONFIG_PCI_P2PDMA")
+            .is_some_and(|v| v == "y")
+    });
     if kernel_config_source.is_none() {
         limitations.push(Limitation {
             kind: LimitationKind::KernelConfigMissing,

@@ -116,7 +116,10 @@ mod tests {
     #[test]
     fn kmsg_record_to_dmesg_line() {
         assert_eq!(
-            format_record("4,512,5123456,-;pci 0000:00:03.0: ACS redirect is set\n SUBSYSTEM=pci\n").as_deref(),
+            format_record(
+                "4,512,5123456,-;pci 0000:00:03.0: ACS redirect is set\n SUBSYSTEM=pci\n"
+            )
+            .as_deref(),
             Some("[    5.123456] pci 0000:00:03.0: ACS redirect is set")
         );
         assert_eq!(format_record("garbage"), None);
@@ -124,8 +127,12 @@ mod tests {
 
     #[test]
     fn keeps_p2p_lines_only() {
-        assert!(is_relevant("nvme 0000:01:00.0: cannot be used for peer-to-peer DMA"));
-        assert!(is_relevant("DMAR: [DMA Write NO_PASID] Request device [01:00.0]"));
+        assert!(is_relevant(
+            "nvme 0000:01:00.0: cannot be used for peer-to-peer DMA"
+        ));
+        assert!(is_relevant(
+            "DMAR: [DMA Write NO_PASID] Request device [01:00.0]"
+        ));
         assert!(!is_relevant("usb 1-1: new high-speed USB device"));
     }
 }

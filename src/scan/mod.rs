@@ -18,7 +18,9 @@ use crate::pci::Bdf;
 use crate::root::SystemRoot;
 
 pub use device::{Bar, DeviceFacts, LinkAttributes, P2pMem};
-pub use host::{CpuFacts, HostFacts, IommuUnit, KernelCmdline, parse_cmdline, render_kernel_config};
+pub use host::{
+    CpuFacts, HostFacts, IommuUnit, KernelCmdline, parse_cmdline, render_kernel_config,
+};
 pub use nvme::{Cmb, NvmeController};
 
 /// Everything the scan read, as plain values.

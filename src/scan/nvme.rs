@@ -129,7 +129,7 @@ pub(super) fn read_nvme(root: &SystemRoot) -> Vec<NvmeController> {
             name,
         });
     }
-    out.sort_by(|a, b| natural_key(&a.name).cmp(&natural_key(&b.name)));
+    out.sort_by_key(|c| natural_key(&c.name));
     out
 }
 
@@ -183,7 +183,7 @@ pub(super) fn attach_block_devices(root: &SystemRoot, devices: &mut [DeviceFacts
         by_bdf(devices, owner, &shown);
     }
     for d in devices.iter_mut() {
-        d.block_devices.sort_by(|a, b| natural_key(a).cmp(&natural_key(b)));
+        d.block_devices.sort_by_key(|n| natural_key(n));
     }
 }
 
@@ -236,7 +236,7 @@ mod tests {
     #[test]
     fn natural_order() {
         let mut v = vec!["nvme10n1", "nvme2n1", "nvme1n1"];
-        v.sort_by(|a, b| natural_key(a).cmp(&natural_key(b)));
+        v.sort_by_key(|n| natural_key(n));
         assert_eq!(v, vec!["nvme1n1", "nvme2n1", "nvme10n1"]);
     }
 }

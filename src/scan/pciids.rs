@@ -42,10 +42,7 @@ pub fn locate() -> Option<PathBuf> {
         let p = PathBuf::from(v);
         return (!p.as_os_str().is_empty() && p.is_file()).then_some(p);
     }
-    CANDIDATES
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
+    CANDIDATES.iter().map(PathBuf::from).find(|p| p.is_file())
 }
 
 /// Looks up names for `wanted` (vendor, device) pairs in the file at `path`.
@@ -134,7 +131,10 @@ C 00  Unclassified device\n\
         let wanted: BTreeSet<_> = [(0x8086, 0x2030), (0x10de, 0x2330), (0x1234, 0x1)].into();
         let n = parse(SAMPLE.as_bytes(), &wanted);
         assert_eq!(n.vendor(0x8086), Some("Intel Corporation"));
-        assert_eq!(n.device(0x8086, 0x2030), Some("Sky Lake-E PCI Express Root Port A"));
+        assert_eq!(
+            n.device(0x8086, 0x2030),
+            Some("Sky Lake-E PCI Express Root Port A")
+        );
         assert_eq!(n.device(0x8086, 0x09a2), None, "not asked for");
         assert_eq!(n.device(0x10de, 0x2330), Some("GH100 [H100 SXM5 80GB]"));
         assert_eq!(n.vendor(0x1234), None);

@@ -94,7 +94,8 @@ impl LinkState {
     /// A link that trained below what the port can do. A link that is down
     /// (width 0) is not called degraded.
     pub fn degraded(&self) -> bool {
-        let slower = matches!((self.speed_gts, self.max_speed_gts), (Some(s), Some(m)) if s + 0.01 < m);
+        let slower =
+            matches!((self.speed_gts, self.max_speed_gts), (Some(s), Some(m)) if s + 0.01 < m);
         let narrower = matches!((self.width, self.max_width), (Some(w), Some(m)) if w < m);
         self.is_up() && (slower || narrower)
     }
@@ -121,7 +122,11 @@ impl LinkState {
         };
         let width = |w: Option<u8>| w.map(|w| format!("x{w}")).unwrap_or_else(|| "x?".into());
         if !self.is_up() && self.width.is_some() {
-            return format!("link down (capable of {} {})", gen_of(self.max_speed_gts), width(self.max_width));
+            return format!(
+                "link down (capable of {} {})",
+                gen_of(self.max_speed_gts),
+                width(self.max_width)
+            );
         }
         let now = format!("{} {}", gen_of(self.speed_gts), width(self.width));
         if self.degraded() {
@@ -227,14 +232,19 @@ impl Tree {
             mut limitations,
         } = facts;
         devices.sort_by_key(|d| d.bdf);
-        let index: HashMap<Bdf, NodeId> =
-            devices.iter().enumerate().map(|(i, d)| (d.bdf, i)).collect();
+        let index: HashMap<Bdf, NodeId> = devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.bdf, i))
+            .collect();
 
         // Host bridges, in address order.
         let mut hb_ids: BTreeMap<(u32, u8, String), usize> = BTreeMap::new();
         for d in &devices {
             let (domain, bus) = parse_host_bridge_id(&d.host_bridge).unwrap_or((d.bdf.domain, 0));
-            hb_ids.entry((domain, bus, d.host_bridge.clone())).or_insert(0);
+            hb_ids
+                .entry((domain, bus, d.host_bridge.clone()))
+                .or_insert(0);
         }
         let mut host_bridges: Vec<HostBridge> = Vec::new();
         let mut hb_index: HashMap<String, usize> = HashMap::new();
@@ -448,7 +458,11 @@ fn classify(node: &Node, parent_role: Option<Role>) -> (Role, bool) {
     if node.caps.capabilities_readable {
         // We saw the whole capability list and there is no PCIe capability:
         // a conventional PCI function.
-        let role = if is_bridge { Role::PciBridge } else { Role::PciDevice };
+        let role = if is_bridge {
+            Role::PciBridge
+        } else {
+            Role::PciDevice
+        };
         return (role, false);
     }
     // Not root: only 64 bytes. Guess from the shape of the tree.

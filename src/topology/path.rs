@@ -76,9 +76,11 @@ impl Path {
         let same_host_bridge = na.host_bridge == nb.host_bridge;
         let numa = |n: NodeId| {
             let node = tree.node(n);
-            node.facts
-                .numa_node
-                .or_else(|| tree.host_bridges.get(node.host_bridge).and_then(|h| h.numa_node))
+            node.facts.numa_node.or_else(|| {
+                tree.host_bridges
+                    .get(node.host_bridge)
+                    .and_then(|h| h.numa_node)
+            })
         };
         let crosses_numa = matches!((numa(a), numa(b)), (Some(x), Some(y)) if x != y);
         let mut switches: Vec<usize> = up_from_a
