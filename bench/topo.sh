@@ -13,7 +13,7 @@ runs=${2:-15}
 
 command -v lspci >/dev/null || { echo "bench: lspci not found (apt-get install pciutils)" >&2; exit 1; }
 cargo build --release --quiet --bin p2pdoctor --example mkfixture
-work=$(mktemp -d)
+work=$(mktemp -d -p "$( [ -d /dev/shm ] && echo /dev/shm || echo /tmp)")
 trap 'rm -rf "$work"' EXIT
 ./target/release/examples/mkfixture --large "$functions" "$work/root" >/dev/null
 count=$(ls "$work/root/sys/bus/pci/devices" | wc -l)

@@ -173,6 +173,15 @@ impl SystemRoot {
         }
     }
 
+    fn note_placeholder(&self, path: &str) {
+        if let Some(rec) = &self.recorder
+            && let Ok(mut map) = rec.lock()
+        {
+            map.entry(path.to_string())
+                .or_insert_with(|| Entry::File(Vec::new()));
+        }
+    }
+
     /// Looks at one canonical path without following it.
     fn kind(&self, canonical: &str) -> io::Result<Option<Kind>> {
         if let Ok(cache) = self.kinds.read()
@@ -366,13 +375,15 @@ impl SystemRoot {
         names.sort();
         if self.recorder.is_some() {
             self.note(&canonical, Entry::Dir);
-            // Record links and directories listed, so the listing survives a
-            // snapshot; files are recorded only when read.
+            // Record every entry listed, so the listing survives a snapshot.
+            // A file's content is kept only when it is read; until then it
+            // stands as an empty placeholder.
             for name in &names {
                 let child = join(&canonical, name);
                 match self.kind(&child) {
                     Ok(Some(Kind::Symlink(t))) => self.note(&child, Entry::Symlink(t)),
                     Ok(Some(Kind::Dir)) => self.note(&child, Entry::Dir),
+                    Ok(Some(Kind::File)) => self.note_placeholder(&child),
                     _ => {}
                 }
             }

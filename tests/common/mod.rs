@@ -1,0 +1,102 @@
+//! Helpers shared by the integration tests: building fixture trees from
+//! the specs in tests/fixtures/specs and running the real binary on them.
+#![allow(dead_code)]
+
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// All spec names (file stems) in tests/fixtures/specs, sorted.
+pub fn spec_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(fixtures_dir().join("specs"))
+        .expect("tests/fixtures/specs")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A fixture tree built into a temporary directory (removed on drop).
+pub struct Built {
+    pub dir: tempfile::TempDir,
+}
+
+impl Built {
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+}
+
+pub fn build(spec_name: &str) -> Built {
+    let path = fixtures_dir()
+        .join("specs")
+        .join(format!("{spec_name}.toml"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let spec = p2pdoctor::fixture::Spec::from_toml(&text)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let dir = tempfile::tempdir().unwrap();
+    p2pdoctor::fixture::build(&spec, &dir.path().join("root"))
+        .unwrap_or_else(|e| panic!("building {spec_name}: {e}"));
+    Built { dir }
+}
+
+/// The binary with a clean, deterministic environment.
+pub fn p2pdoctor() -> Command {
+    let mut c = Command::cargo_bin("p2pdoctor").unwrap();
+    c.env_remove("P2PDOCTOR_ROOT")
+        .env_remove("NO_COLOR")
+        .env("P2PDOCTOR_PCI_IDS", fixtures_dir().join("pci.ids"));
+    c
+}
+
+pub fn run(root: &Path, args: &[&str]) -> Output {
+    p2pdoctor()
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn stdout_ok(root: &Path, args: &[&str]) -> String {
+    let out = run(root, args);
+    assert!(
+        out.status.success(),
+        "p2pdoctor {args:?} failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn topo_json(root: &Path) -> serde_json::Value {
+    serde_json::from_str(&stdout_ok(root, &["topo", "--format", "json"])).unwrap()
+}
+
+/// Whether a peer tool is installed; with P2PDOCTOR_REQUIRE_ORACLES set (CI)
+/// a missing tool is a failure, otherwise the test says so and skips.
+pub fn have_tool(name: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var_os("P2PDOCTOR_REQUIRE_ORACLES").is_some() {
+            panic!("{name} is required (P2PDOCTOR_REQUIRE_ORACLES is set) but not installed");
+        }
+        eprintln!("SKIPPED: {name} is not installed");
+    }
+    found
+}

@@ -1,0 +1,273 @@
+//! `p2pdoctor topo` and `snapshot` run as a user would, on fixture trees.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn schema() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/topo.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap()
+}
+
+fn device<'a>(doc: &'a Value, bdf: &str) -> &'a Value {
+    doc["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["bdf"] == bdf)
+        .unwrap_or_else(|| panic!("no device {bdf}"))
+}
+
+/// Every fixture: every format works, and the JSON keeps its contract.
+#[test]
+fn every_fixture_renders_in_every_format_and_json_matches_the_schema() {
+    let schema = schema();
+    for name in spec_names() {
+        let built = build(&name);
+        let root = built.root();
+        for args in [
+            &["topo"][..],
+            &["topo", "--format", "dot"],
+            &["topo", "--dot"],
+            &["topo", "--color", "always"],
+        ] {
+            let out = stdout_ok(&root, args);
+            assert!(!out.is_empty(), "{name} {args:?}: empty output");
+        }
+        let doc = topo_json(&root);
+        let errors = common::schema::validate(&schema, &doc);
+        assert!(
+            errors.is_empty(),
+            "{name}: JSON breaks its schema:\n{}",
+            errors.join("\n")
+        );
+        let devices = doc["devices"].as_array().unwrap();
+        assert!(!devices.is_empty(), "{name}: no devices");
+        let bdfs: std::collections::HashSet<&str> =
+            devices.iter().map(|d| d["bdf"].as_str().unwrap()).collect();
+        for d in devices {
+            d["bdf"]
+                .as_str()
+                .unwrap()
+                .parse::<p2pdoctor::pci::Bdf>()
+                .unwrap();
+            if let Some(p) = d["parent"].as_str() {
+                assert!(
+                    bdfs.contains(p),
+                    "{name}: parent {p} of {} is not a device",
+                    d["bdf"]
+                );
+            }
+        }
+    }
+}
+
+/// A snapshot of a tree analyses to the same model as the tree itself.
+#[test]
+fn snapshot_round_trip_gives_the_same_model() {
+    for name in spec_names() {
+        let built = build(&name);
+        let root = built.root();
+        let archive = built.dir.path().join("snap.tar.gz");
+        let out = run(&root, &["snapshot", "-o", archive.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut direct = topo_json(&root);
+        let mut again = topo_json(&archive);
+        direct["source"] = Value::Null;
+        again["source"] = Value::Null;
+        assert_eq!(direct, again, "{name}: snapshot analyses differently");
+        let direct_text = stdout_ok(&root, &["topo", "--color", "never"]);
+        let again_text = stdout_ok(&archive, &["topo", "--color", "never"]);
+        let strip = |s: &str| {
+            s.lines()
+                .filter(|l| !l.starts_with("source:"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(strip(&direct_text), strip(&again_text), "{name}");
+    }
+}
+
+#[test]
+fn snapshot_manifest_lists_what_is_inside_and_refuses_to_overwrite() {
+    let built = build("two_socket_server");
+    let root = built.root();
+    let archive = built.dir.path().join("snap.tar.gz");
+    assert!(
+        run(&root, &["snapshot", "-o", archive.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let out = run(&root, &["snapshot", "-o", archive.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert!(
+        run(
+            &root,
+            &["snapshot", "-o", archive.to_str().unwrap(), "--force"]
+        )
+        .status
+        .success()
+    );
+
+    let file = std::fs::File::open(&archive).unwrap();
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut names = Vec::new();
+    let mut manifest = None;
+    for e in tar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        if name == "p2pdoctor-manifest.json" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+            manifest = Some(serde_json::from_str::<Value>(&s).unwrap());
+        }
+        names.push(name);
+    }
+    let manifest = manifest.expect("manifest");
+    assert_eq!(manifest["format"], "p2pdoctor-snapshot");
+    assert_eq!(manifest["schema_version"], 1);
+    assert!(manifest["contents"].as_array().unwrap().len() >= 5);
+    assert!(names.iter().any(|n| n.ends_with("/config")));
+    // Only what the analysis reads: nothing outside sys/, proc/, boot/ and our own files.
+    for n in &names {
+        assert!(
+            n.starts_with("sys/")
+                || n.starts_with("proc/")
+                || n.starts_with("boot/")
+                || n.starts_with("p2pdoctor-"),
+            "unexpected member {n}"
+        );
+    }
+}
+
+#[test]
+fn dot_output_is_valid_graphviz() {
+    if !have_tool("dot") {
+        return;
+    }
+    for name in spec_names() {
+        let built = build(&name);
+        let dot = stdout_ok(&built.root(), &["topo", "--dot"]);
+        let mut child = std::process::Command::new("dot")
+            .arg("-Tsvg")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), dot.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: dot rejected:\n{}\n{dot}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("<svg"));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).trim().is_empty(),
+            "{name}: dot warned: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn bad_roots_fail_with_exit_3_and_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.tar.gz");
+    std::fs::write(&junk, b"not an archive").unwrap();
+    for (root, needle) in [
+        (dir.path().join("missing"), "cannot open"),
+        (junk, "not a gzip or tar file"),
+    ] {
+        let out = run(&root, &["topo"]);
+        assert_eq!(out.status.code(), Some(3));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{err}");
+    }
+    let out = p2pdoctor()
+        .args(["topo", "--format", "yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn output_file_is_written_whole() {
+    let built = build("desktop_rc_only");
+    let out_file = built.dir.path().join("t.json");
+    let out = run(
+        &built.root(),
+        &["topo", "--format", "json", "-o", out_file.to_str().unwrap()],
+    );
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    let v: Value = serde_json::from_slice(&std::fs::read(&out_file).unwrap()).unwrap();
+    assert_eq!(v["schema_version"], 1);
+}
+
+#[test]
+fn color_follows_the_flag_and_no_color() {
+    let built = build("acs_switch");
+    let root = built.root();
+    assert!(stdout_ok(&root, &["topo", "--color", "always"]).contains("\x1b["));
+    assert!(!stdout_ok(&root, &["topo", "--color", "never"]).contains("\x1b["));
+    // Piped stdout under auto: no colour.
+    assert!(!stdout_ok(&root, &["topo"]).contains("\x1b["));
+    let out = p2pdoctor()
+        .env("NO_COLOR", "1")
+        .arg("--root")
+        .arg(&root)
+        .arg("topo")
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("\x1b["));
+}
+
+/// Real kernel-made trees captured with `p2pdoctor snapshot` on a CI-like
+/// VM (virtio devices on conventional PCI), as root and as a plain user.
+#[test]
+fn captures_from_a_real_kernel_as_root_and_not() {
+    let dir = fixtures_dir().join("captures");
+    let root_doc = topo_json(&dir.join("ci_vm_root.tar.gz"));
+    let blk = device(&root_doc, "0000:00:02.0");
+    assert_eq!(blk["block_devices"], serde_json::json!(["vda"]));
+    assert_eq!(blk["role"], "pci_device");
+    assert_eq!(blk["role_inferred"], false);
+    assert_eq!(blk["config_bytes"], 256);
+    assert!(root_doc["limitations"].as_array().unwrap().is_empty());
+    assert_eq!(
+        device(&root_doc, "0000:00:00.0")["role"],
+        "host_bridge_device"
+    );
+
+    let user = dir.join("ci_vm_nonroot.tar.gz");
+    let doc = topo_json(&user);
+    let blk = device(&doc, "0000:00:02.0");
+    assert_eq!(blk["config_bytes"], 64);
+    assert_eq!(blk["role_inferred"], true);
+    assert_eq!(blk["port_type"], Value::Null);
+    assert_eq!(blk["acs"], Value::Null);
+    let kinds: Vec<&str> = doc["limitations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["config_truncated"]);
+    // Said once, clearly, in the human output too.
+    let text = stdout_ok(&user, &["topo", "--color", "never"]);
+    assert_eq!(text.matches("Run as root").count(), 1, "{text}");
+    assert!(text.contains("endpoint?"), "{text}");
+}
