@@ -210,7 +210,11 @@ impl SystemRoot {
                 None => None,
             },
         };
-        if let Ok(mut cache) = self.kinds.write() {
+        // Only directories and links are worth remembering: they are the
+        // shared prefixes of many paths. Files are looked at once.
+        if matches!(kind, Some(Kind::Dir | Kind::Symlink(_)))
+            && let Ok(mut cache) = self.kinds.write()
+        {
             cache.insert(canonical.to_string(), kind.clone());
         }
         Ok(kind)
@@ -219,23 +223,34 @@ impl SystemRoot {
     /// Resolves `path` to a canonical root-relative path with no symlinks.
     /// With `follow_last` false, a final symlink is left as it is.
     pub fn resolve(&self, path: &str, follow_last: bool) -> io::Result<String> {
-        let mut done: Vec<String> = Vec::new();
+        // `here` is the canonical path so far; `ends` remembers where each
+        // component started, so `..` and a replaced symlink pop cheaply.
+        let mut here = String::with_capacity(path.len() + 64);
+        let mut ends: Vec<usize> = Vec::new();
         let mut todo: Vec<String> = split(path).rev().map(str::to_string).collect();
         let mut followed = 0;
+        let pop = |here: &mut String, ends: &mut Vec<usize>| {
+            if let Some(start) = ends.pop() {
+                here.truncate(start);
+            }
+        };
         while let Some(component) = todo.pop() {
             match component.as_str() {
                 "" | "." => continue,
                 ".." => {
-                    done.pop();
+                    pop(&mut here, &mut ends);
                     continue;
                 }
                 _ => {}
             }
-            done.push(component);
+            ends.push(here.len());
+            if !here.is_empty() {
+                here.push('/');
+            }
+            here.push_str(&component);
             if todo.is_empty() && !follow_last {
                 break;
             }
-            let here = done.join("/");
             match self.kind(&here)? {
                 None => {
                     return Err(io::Error::new(
@@ -249,9 +264,10 @@ impl SystemRoot {
                         return Err(io::Error::other(format!("{path}: too many symbolic links")));
                     }
                     self.note(&here, Entry::Symlink(target.clone()));
-                    done.pop();
+                    pop(&mut here, &mut ends);
                     if target.starts_with('/') {
-                        done.clear();
+                        here.clear();
+                        ends.clear();
                     }
                     todo.extend(split(&target).rev().map(str::to_string));
                 }
@@ -269,24 +285,35 @@ impl SystemRoot {
                 Some(_) => {}
             }
         }
-        Ok(done.join("/"))
+        Ok(here)
     }
 
     /// Reads a whole file, following symlinks inside the root.
     pub fn read(&self, path: &str) -> io::Result<Vec<u8>> {
+        if let Backing::Dir { base, .. } = &self.backing {
+            // Fast path for the common case, a regular file in a directory:
+            // resolve only the directory (cached) and open the last
+            // component without following it. A symlink there fails with
+            // ELOOP and takes the general path below.
+            let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+            if !matches!(name, "" | "." | "..") {
+                let dir = self.resolve(dir, true)?;
+                let canonical = join(&dir, name);
+                match read_nofollow(&base.join(&canonical)) {
+                    Ok(bytes) => {
+                        if self.recorder.is_some() {
+                            self.note(&canonical, Entry::File(bytes.clone()));
+                        }
+                        return Ok(bytes);
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         let canonical = self.resolve(path, true)?;
         let bytes = match &self.backing {
-            Backing::Dir { base, .. } => {
-                // The path has no symlinks left; O_NOFOLLOW keeps it that way
-                // should the tree change under us.
-                let mut f = fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(base.join(&canonical))?;
-                let mut buf = Vec::new();
-                f.read_to_end(&mut buf)?;
-                buf
-            }
+            Backing::Dir { base, .. } => read_nofollow(&base.join(&canonical))?,
             Backing::Memory { entries, .. } => match entries.get(&canonical) {
                 Some(Entry::File(b)) => b.clone(),
                 Some(_) => return Err(io::Error::other(format!("{canonical}: is a directory"))),
@@ -298,8 +325,70 @@ impl SystemRoot {
                 }
             },
         };
-        self.note(&canonical, Entry::File(bytes.clone()));
+        if self.recorder.is_some() {
+            self.note(&canonical, Entry::File(bytes.clone()));
+        }
         Ok(bytes)
+    }
+
+    /// Reads `name` in `dir`, a directory path that came out of
+    /// [`resolve`](Self::resolve), without resolving it again: the hot path
+    /// of a scan, which reads a dozen attributes per device directory.
+    pub fn read_at(&self, dir: &str, name: &str) -> io::Result<Vec<u8>> {
+        match &self.backing {
+            Backing::Dir { base, .. }
+                if !name.contains('/') && !matches!(name, "" | "." | "..") =>
+            {
+                let canonical = join(dir, name);
+                match read_nofollow(&base.join(&canonical)) {
+                    Ok(bytes) => {
+                        if self.recorder.is_some() {
+                            self.note(&canonical, Entry::File(bytes.clone()));
+                        }
+                        Ok(bytes)
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::ELOOP) => self.read(&canonical),
+                    Err(e) => Err(e),
+                }
+            }
+            _ => self.read(&join(dir, name)),
+        }
+    }
+
+    /// Whether `name` exists in the resolved directory `dir`, without
+    /// resolving `dir` again (see [`read_at`](Self::read_at)).
+    pub fn exists_at(&self, dir: &str, name: &str) -> bool {
+        match &self.backing {
+            Backing::Dir { base, .. } if self.recorder.is_none() && !name.contains('/') => {
+                match fs::symlink_metadata(base.join(join(dir, name))) {
+                    Ok(m) if m.file_type().is_symlink() => self.exists(&join(dir, name)),
+                    Ok(_) => true,
+                    Err(_) => false,
+                }
+            }
+            _ => self.exists(&join(dir, name)),
+        }
+    }
+
+    /// [`read_at`](Self::read_at) as trimmed text.
+    pub fn read_string_at(&self, dir: &str, name: &str) -> io::Result<String> {
+        let bytes = self.read_at(dir, name)?;
+        Ok(String::from_utf8_lossy(&bytes).trim().to_string())
+    }
+
+    /// The last component of the target of the symlink `name` in the
+    /// resolved directory `dir` (`driver` → `nvme`).
+    pub fn link_name_at(&self, dir: &str, name: &str) -> Option<String> {
+        let target = match &self.backing {
+            Backing::Dir { base, .. } if self.recorder.is_none() && !name.contains('/') => {
+                fs::read_link(base.join(join(dir, name)))
+                    .ok()?
+                    .to_string_lossy()
+                    .into_owned()
+            }
+            _ => self.read_link(&join(dir, name)).ok()?,
+        };
+        split(&target).next_back().map(str::to_string)
     }
 
     /// Reads a text attribute, trimmed of surrounding white space.
@@ -390,6 +479,21 @@ impl SystemRoot {
         }
         Ok(names)
     }
+}
+
+/// Reads a whole file, refusing to follow a symlink in its last component
+/// (the path is already resolved; this keeps it so should the tree change).
+fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    // sysfs files report a size of 4096 whatever they hold, so no size
+    // hint (which also costs a statx and an lseek per file); a config file
+    // fills the buffer exactly and the reader probes for EOF without growing.
+    let mut buf = Vec::with_capacity(4096);
+    f.take(u64::MAX).read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 /// Joins a root-relative directory and a name.

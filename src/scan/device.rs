@@ -160,7 +160,8 @@ fn read_device(
     let dir = root
         .resolve(&link, true)
         .map_err(|e| format!("{link}: cannot follow the link ({e}); skipped"))?;
-    if !dir.starts_with("sys/devices/") || !root.exists(&dir) {
+    // resolve() has checked that every component exists.
+    if !dir.starts_with("sys/devices/") {
         return Err(format!(
             "{link}: points at `{dir}`, not at a directory under sys/devices; skipped"
         ));
@@ -168,9 +169,8 @@ fn read_device(
     let (host_bridge, parent) = place_in_tree(&dir, bdf)
         .ok_or_else(|| format!("{link}: `{dir}` names no host bridge (pciDDDD:BB); skipped"))?;
 
-    let attr = |a: &str| join(&dir, a);
-    let text = |a: &str| root.read_string(&attr(a)).ok();
-    let config = root.read(&attr("config")).unwrap_or_default();
+    let text = |a: &str| root.read_string_at(&dir, a).ok();
+    let config = root.read_at(&dir, "config").unwrap_or_default();
 
     let mut d = DeviceFacts {
         bdf,
@@ -193,12 +193,12 @@ fn read_device(
             .and_then(|s| parse_hex(&s))
             .map(|v| v as u8);
     }
-    d.driver = root.link_name(&attr("driver"));
+    d.driver = root.link_name_at(&dir, "driver");
     d.numa_node = text("numa_node")
         .and_then(|s| s.parse::<i32>().ok())
         .filter(|&n| n >= 0);
     d.iommu_group = root
-        .link_name(&attr("iommu_group"))
+        .link_name_at(&dir, "iommu_group")
         .and_then(|g| g.parse().ok());
     if let Some(g) = d.iommu_group {
         let cached = groups.lock().ok().and_then(|m| m.get(&g).cloned());
@@ -227,8 +227,8 @@ fn read_device(
     d.bars = text("resource")
         .map(|s| parse_resource(&s))
         .unwrap_or_default();
-    let p2p = attr("p2pmem");
-    if root.exists(&p2p) {
+    if root.exists_at(&dir, "p2pmem") {
+        let p2p = join(&dir, "p2pmem");
         let num = |f: &str| {
             root.read_string(&join(&p2p, f))
                 .ok()
@@ -240,7 +240,9 @@ fn read_device(
             published: num("published").map(|v| v != 0),
         });
     }
-    d.physfn = root.link_name(&attr("physfn")).and_then(|s| s.parse().ok());
+    d.physfn = root
+        .link_name_at(&dir, "physfn")
+        .and_then(|s| s.parse().ok());
     d.config = config;
     d.sysfs_path = dir;
     Ok(d)
