@@ -146,6 +146,11 @@ impl SystemRoot {
             .unwrap_or_default()
     }
 
+    /// True while recording for a snapshot.
+    pub fn is_recording(&self) -> bool {
+        self.recorder.is_some()
+    }
+
     /// True for the running machine (then the kernel log is `/dev/kmsg`).
     pub fn is_live(&self) -> bool {
         matches!(self.backing, Backing::Dir { live: true, .. })

@@ -20,7 +20,7 @@ pub const SNAPSHOT_SCHEMA_VERSION: u32 = 1;
 
 /// What a snapshot holds, for the manifest and `--help`.
 pub const CONTENTS: &[&str] = &[
-    "sys/bus/pci/devices and sys/devices/pci*: per PCI function the raw config space, resource (BARs), numa_node, link speed/width attributes, p2pmem/{size,available,published}, and the driver, iommu_group and physfn links",
+    "sys/bus/pci/devices and sys/devices/pci*: per PCI function the raw config space, resource (BARs), vendor/device/class/revision/subsystem/irq/label (so lspci -A linux-sysfs reads the snapshot too), numa_node, link speed/width attributes, p2pmem/{size,available,published}, and the driver, iommu_group and physfn links",
     "sys/kernel/iommu_groups/*/type: the IOMMU default domain type of each group in use",
     "sys/class/iommu: the IOMMU unit names",
     "sys/class/nvme/*: controller model, subsysnqn, transport, CMB registers (cmb, cmbloc, cmbsz) and namespace names",

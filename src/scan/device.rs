@@ -71,6 +71,18 @@ pub struct P2pMem {
     pub published: Option<bool>,
 }
 
+/// The text attributes pciutils' sysfs back end reads (lib/sysfs.c).
+const LSPCI_ATTRIBUTES: &[&str] = &[
+    "vendor",
+    "device",
+    "class",
+    "irq",
+    "revision",
+    "subsystem_vendor",
+    "subsystem_device",
+    "label",
+];
+
 // include/linux/ioport.h
 const IORESOURCE_IO: u64 = 0x100;
 const IORESOURCE_MEM: u64 = 0x200;
@@ -170,6 +182,13 @@ fn read_device(
         .ok_or_else(|| format!("{link}: `{dir}` names no host bridge (pciDDDD:BB); skipped"))?;
 
     let text = |a: &str| root.read_string_at(&dir, a).ok();
+    if root.is_recording() {
+        // Not used by the analysis (config space holds the same), but a
+        // snapshot with them opens in `lspci -A linux-sysfs` too.
+        for a in LSPCI_ATTRIBUTES {
+            let _ = root.read_at(&dir, a);
+        }
+    }
     let config = root.read_at(&dir, "config").unwrap_or_default();
 
     let mut d = DeviceFacts {
