@@ -271,3 +271,62 @@ fn captures_from_a_real_kernel_as_root_and_not() {
     assert_eq!(text.matches("Run as root").count(), 1, "{text}");
     assert!(text.contains("endpoint?"), "{text}");
 }
+
+/// Snapshots a real Linux 7.2 kernel made of itself in the QEMU lab
+/// (lab/README.md): the model must show the emulated hardware as built.
+#[test]
+fn lab_snapshots_from_a_real_kernel_read_as_built() {
+    let lab = fixtures_dir().join("lab");
+    let doc = |name: &str| topo_json(&lab.join(format!("{name}.tar.gz")));
+    let role = |d: &Value, bdf: &str| device(d, bdf)["role"].as_str().unwrap().to_string();
+    let acs_ctrl = |d: &Value, bdf: &str| device(d, bdf)["acs"]["ctrl"].as_u64();
+
+    // 1: one x3130 switch, two downstream ports, the CMB published as p2pmem.
+    let d = doc("01-switch");
+    assert_eq!(d["switches"].as_array().unwrap().len(), 1);
+    assert_eq!(d["switches"][0]["upstream"], "0000:01:00.0");
+    assert_eq!(d["switches"][0]["downstream"], serde_json::json!(["0000:02:00.0", "0000:02:01.0"]));
+    assert_eq!(role(&d, "0000:00:03.0"), "root_port");
+    assert_eq!(device(&d, "0000:03:00.0")["p2pmem"]["published"], true);
+    assert_eq!(device(&d, "0000:03:00.0")["p2pmem"]["size"], 16 << 20);
+    assert_eq!(device(&d, "0000:03:00.0")["parent"], "0000:02:00.0");
+    assert_eq!(d["host_bridges"][0]["first_device_id"], "8086:29c0");
+    assert_eq!(d["host"]["p2pdma_config"], true);
+    assert_eq!(d["nvme"].as_array().unwrap().len(), 2);
+
+    // 3: the IOMMU made the kernel enable ACS on the root port: SV RR CR UF.
+    let d = doc("03-multifunction-iommu");
+    assert_eq!(acs_ctrl(&d, "0000:00:03.0"), Some(0x1d));
+    assert_eq!(device(&d, "0000:00:03.0")["acs"]["redirects"], true);
+    assert_eq!(device(&d, "0000:01:00.0")["iommu_group"], device(&d, "0000:01:00.1")["iommu_group"]);
+    assert!(d["kernel_log"].as_array().unwrap().iter().any(|l| l
+        .as_str()
+        .unwrap()
+        .contains("pci=disable_acs_redir=0000:00:03.0")));
+
+    // 7: the same with pci=disable_acs_redir=: the kernel cleared RR CR EC.
+    let d = doc("07-disable-acs-redir");
+    assert_eq!(d["host"]["cmdline"]["disable_acs_redir"], serde_json::json!(["0000:00:03.0"]));
+    assert_eq!(acs_ctrl(&d, "0000:00:03.0").map(|c| c & 0x2c), Some(0));
+
+    // 5: -cpu EPYC is AMD family 0x17, what cpu_supports_p2pdma() wants.
+    let d = doc("05-epyc-root-ports");
+    assert_eq!(d["host"]["cpu"]["vendor"], "AuthenticAMD");
+    assert_eq!(d["host"]["cpu"]["family"], 0x17);
+
+    // 8: pxb-pcie adds host bridges; each device sits below its own.
+    let d = doc("08-host-bridges");
+    let ids: Vec<&str> = d["host_bridges"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["pci0000:00", "pci0000:20", "pci0000:40"]);
+    assert_eq!(device(&d, "0000:21:00.0")["host_bridge"], "pci0000:20");
+
+    // 9: a switch below a switch.
+    let d = doc("09-cascaded-switches");
+    assert_eq!(d["switches"].as_array().unwrap().len(), 2);
+    assert_eq!(role(&d, "0000:03:00.0"), "switch_upstream_port");
+    assert_eq!(device(&d, "0000:05:00.0")["depth"], 5);
+
+    // 10: no CMB, no provider.
+    let d = doc("10-no-cmb");
+    assert!(d["devices"].as_array().unwrap().iter().all(|x| x["p2pmem"].is_null()));
+}
