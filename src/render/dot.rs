@@ -64,6 +64,16 @@ fn node_attrs(node: &Node) -> &'static str {
     }
 }
 
+fn write_node(out: &mut dyn Write, indent: &str, node: &Node) -> io::Result<()> {
+    writeln!(
+        out,
+        "{indent}{} [label={}, {}];",
+        quote(&node.bdf().to_string()),
+        quote(&label(node)),
+        node_attrs(node)
+    )
+}
+
 impl Render for DotGraph {
     fn render(&self, tree: &Tree, _opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "digraph \"p2pdoctor\" {{")?;
@@ -103,14 +113,7 @@ impl Render for DotGraph {
                 .filter(|&n| tree.nodes[n].host_bridge == hi)
                 .collect();
             for &n in members.iter().filter(|&&n| in_switch[n].is_none()) {
-                let node = tree.node(n);
-                writeln!(
-                    out,
-                    "    {} [label={}, {}];",
-                    quote(&node.bdf().to_string()),
-                    quote(&label(node)),
-                    node_attrs(node)
-                )?;
+                write_node(out, "    ", tree.node(n))?;
             }
             for (si, s) in tree.switches.iter().enumerate() {
                 if tree.node(s.upstream).host_bridge != hi {
@@ -132,14 +135,7 @@ impl Render for DotGraph {
                     "      style=filled; fillcolor=\"#f5f5f5\"; color=\"#888888\";"
                 )?;
                 for &n in std::iter::once(&s.upstream).chain(&s.downstream) {
-                    let node = tree.node(n);
-                    writeln!(
-                        out,
-                        "      {} [label={}, {}];",
-                        quote(&node.bdf().to_string()),
-                        quote(&label(node)),
-                        node_attrs(node)
-                    )?;
+                    write_node(out, "      ", tree.node(n))?;
                 }
                 writeln!(out, "    }}")?;
             }
