@@ -90,6 +90,48 @@ pub enum Command {
     /// Example:
     ///   sudo p2pdoctor snapshot -o server.tar.gz
     Snapshot(SnapshotArgs),
+
+    /// Predict what the kernel will decide for every pair of devices, and
+    /// explain every risk with a fix.
+    ///
+    /// For each pair (provider of P2P memory, client) p2pdoctor mirrors the
+    /// running kernel's P2PDMA code (calc_map_type_and_dist in
+    /// drivers/pci/p2pdma.c): bus address, through the host bridge or not
+    /// supported, the distance, the bridges with ACS redirect in the order
+    /// the kernel lists them, and the host-bridge whitelist of this kernel
+    /// release. Then every rule of the catalog (`p2pdoctor rules`) looks for
+    /// risks on the way: IOMMU translation, NUMA and host-bridge crossings,
+    /// ordering hazards, narrow or degraded links, MPS, AER, drivers.
+    /// Findings are "predicted"; "inconclusive" when the facts they need
+    /// could not be read (run as root for full config space).
+    ///
+    /// By default the pairs are every p2pmem provider with every other
+    /// DMA-capable endpoint; --all-pairs takes every endpoint as a provider.
+    ///
+    /// Examples:
+    ///   sudo p2pdoctor check
+    ///   p2pdoctor check --all-pairs
+    ///   p2pdoctor --root server.tar.gz check --format json | jq '.pairs[]'
+    ///   p2pdoctor check --fail-on error    # in a pipeline: warnings pass
+    #[command(verbatim_doc_comment, after_long_help = CHECK_EXIT_CODES, after_help = CHECK_EXIT_CODES)]
+    Check(CheckArgs),
+
+    /// Explain one rule: what it checks, why it matters, an example, how to
+    /// fix it.
+    ///
+    /// Examples:
+    ///   p2pdoctor explain P2P301
+    ///   p2pdoctor explain acs-redirect
+    #[command(verbatim_doc_comment)]
+    Explain(ExplainArgs),
+
+    /// List the rules `check` applies (ID, name, severity, title).
+    ///
+    /// Examples:
+    ///   p2pdoctor rules
+    ///   p2pdoctor rules --format json | jq -r '.rules[].id'
+    #[command(verbatim_doc_comment)]
+    Rules(RulesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +158,75 @@ pub struct SnapshotArgs {
     /// Replace FILE if it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+/// Exit statuses of `check`.
+const CHECK_EXIT_CODES: &str = "\
+Exit status:
+  0  all clear: no warning or error (info findings do not count)
+  1  warnings (inconclusive findings count as warnings: an unreadable fact is
+     never \"all clear\"); with --fail-on error, warnings exit 0
+  2  errors: the kernel will refuse a pair, or P2P cannot work at all
+  3  p2pdoctor itself failed: bad arguments, an unreadable root or snapshot,
+     an output that could not be written";
+
+/// Output formats of `check` and `rules`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    /// Header, verdict, findings with fixes, pair matrix.
+    Text,
+    /// Machine-readable, with `schema_version` (schema/check.schema.json).
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
+
+    /// Take every DMA-capable endpoint as a hypothetical provider, not only
+    /// the devices that expose p2pmem/.
+    #[arg(long)]
+    pub all_pairs: bool,
+
+    /// The least severe finding that makes the exit status non-zero:
+    /// `warning` (exit 1 on warnings, 2 on errors) or `error` (exit 2 on
+    /// errors, warnings alone exit 0).
+    #[arg(long, value_enum, default_value_t = crate::diagnose::FailOn::Warning, value_name = "LEVEL")]
+    pub fail_on: crate::diagnose::FailOn,
+
+    /// Write to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Read the rule catalog and the kernel table from DIR (catalog.toml,
+    /// kernel.toml, as in the rules/ directory of the source) instead of
+    /// the built-in ones.
+    #[arg(long, value_name = "DIR")]
+    pub rules_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The rule: its ID (P2P301) or name (acs-redirect).
+    #[arg(value_name = "ID")]
+    pub rule: String,
+
+    /// Read the rule catalog from DIR/catalog.toml.
+    #[arg(long, value_name = "DIR")]
+    pub rules_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
+
+    /// Read the rule catalog from DIR/catalog.toml.
+    #[arg(long, value_name = "DIR")]
+    pub rules_dir: Option<PathBuf>,
 }
 
 /// Parses arguments, runs, prints errors; returns the exit status.
@@ -168,6 +279,9 @@ pub fn run(cli: Cli) -> Result<i32> {
             write_output(args.output.as_deref(), &buf, true)?;
             Ok(0)
         }
+        Command::Check(args) => run_check(&cli.global, &scan_options, args),
+        Command::Explain(args) => run_explain(&cli.global, args),
+        Command::Rules(args) => run_rules(&cli.global, args),
         Command::Snapshot(args) => {
             let root = open_root(cli.global.root.as_deref())?;
             let to_stdout = args.output == Path::new("-");
@@ -242,4 +356,82 @@ fn write_output(path: Option<&Path>, bytes: &[u8], replace: bool) -> Result<()> 
             Ok(())
         }
     }
+}
+
+fn load_catalog(dir: Option<&Path>) -> Result<crate::diagnose::Catalog> {
+    match dir {
+        None => Ok(crate::diagnose::Catalog::embedded()),
+        Some(d) => Ok(crate::diagnose::Catalog::from_dir(d)?),
+    }
+}
+
+fn load_kernel_data(dir: Option<&Path>) -> Result<crate::diagnose::KernelData> {
+    match dir {
+        None => Ok(crate::diagnose::KernelData::embedded()),
+        Some(d) => {
+            let path = d.join("kernel.toml");
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read the kernel table {}", path.display()))?;
+            crate::diagnose::KernelData::parse(&text)
+                .with_context(|| format!("in {}", path.display()))
+        }
+    }
+}
+
+/// `p2pdoctor check`: the diagnosis's exit status (0, 1, 2).
+fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -> Result<i32> {
+    let opts = crate::diagnose::Options {
+        all_pairs: args.all_pairs,
+        catalog: load_catalog(args.rules_dir.as_deref())?,
+        kernel_data: load_kernel_data(args.rules_dir.as_deref())?,
+    };
+    let root = open_root(global.root.as_deref())?;
+    let tree = Tree::build(scan::scan(&root, scan_options));
+    let diagnosis = crate::diagnose::diagnose(&tree, &opts);
+    let render_opts = RenderOptions {
+        color: args.output.is_none() && args.format == CheckFormat::Text && global.color.resolve(),
+        source: root.describe(),
+    };
+    let mut buf = Vec::with_capacity(64 * 1024);
+    match args.format {
+        CheckFormat::Text => crate::render::check_text::render(&diagnosis, &render_opts, &mut buf)?,
+        CheckFormat::Json => crate::render::check_json::render(&diagnosis, &render_opts, &mut buf)?,
+    }
+    write_output(args.output.as_deref(), &buf, true)?;
+    Ok(diagnosis.exit_code(args.fail_on))
+}
+
+/// `p2pdoctor explain <ID>`.
+fn run_explain(global: &GlobalArgs, args: ExplainArgs) -> Result<i32> {
+    let catalog = load_catalog(args.rules_dir.as_deref())?;
+    let Some(rule) = catalog.find(args.rule.trim()) else {
+        let near = catalog.suggest(args.rule.trim());
+        let hint = if near.is_empty() {
+            String::new()
+        } else {
+            format!(" (did you mean {}?)", near.join(", "))
+        };
+        anyhow::bail!(
+            "no rule `{}`{hint}; `p2pdoctor rules` lists them all",
+            args.rule
+        );
+    };
+    let mut buf = Vec::new();
+    crate::render::check_text::render_explain(rule, global.color.resolve(), &mut buf)?;
+    write_output(None, &buf, true)?;
+    Ok(0)
+}
+
+/// `p2pdoctor rules`.
+fn run_rules(global: &GlobalArgs, args: RulesArgs) -> Result<i32> {
+    let catalog = load_catalog(args.rules_dir.as_deref())?;
+    let mut buf = Vec::new();
+    match args.format {
+        CheckFormat::Text => {
+            crate::render::check_text::render_rules(&catalog, global.color.resolve(), &mut buf)?
+        }
+        CheckFormat::Json => crate::render::check_json::render_rules(&catalog, &mut buf)?,
+    }
+    write_output(None, &buf, true)?;
+    Ok(0)
 }

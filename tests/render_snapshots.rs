@@ -16,20 +16,32 @@ fn render(root: &std::path::Path, args: &[&str]) -> String {
 fn acs_switch_renderings() {
     let built = build("acs_switch");
     let root = built.root();
-    insta::assert_snapshot!("acs_switch_text", render(&root, &["topo", "--color", "never"]));
-    insta::assert_snapshot!("acs_switch_json", render(&root, &["topo", "--format", "json"]));
+    insta::assert_snapshot!(
+        "acs_switch_text",
+        render(&root, &["topo", "--color", "never"])
+    );
+    insta::assert_snapshot!(
+        "acs_switch_json",
+        render(&root, &["topo", "--format", "json"])
+    );
     insta::assert_snapshot!("acs_switch_dot", render(&root, &["topo", "--dot"]));
 }
 
 #[test]
 fn lab_switch_renderings() {
     let root = fixtures_dir().join("lab/01-switch.tar.gz");
-    insta::assert_snapshot!("lab_switch_text", render(&root, &["topo", "--color", "never"]));
+    insta::assert_snapshot!(
+        "lab_switch_text",
+        render(&root, &["topo", "--color", "never"])
+    );
     insta::assert_snapshot!("lab_switch_dot", render(&root, &["topo", "--dot"]));
 }
 
 #[test]
 fn nonroot_rendering() {
     let built = build("nonroot");
-    insta::assert_snapshot!("nonroot_text", render(&built.root(), &["topo", "--color", "never"]));
+    insta::assert_snapshot!(
+        "nonroot_text",
+        render(&built.root(), &["topo", "--color", "never"])
+    );
 }

@@ -285,7 +285,10 @@ fn lab_snapshots_from_a_real_kernel_read_as_built() {
     let d = doc("01-switch");
     assert_eq!(d["switches"].as_array().unwrap().len(), 1);
     assert_eq!(d["switches"][0]["upstream"], "0000:01:00.0");
-    assert_eq!(d["switches"][0]["downstream"], serde_json::json!(["0000:02:00.0", "0000:02:01.0"]));
+    assert_eq!(
+        d["switches"][0]["downstream"],
+        serde_json::json!(["0000:02:00.0", "0000:02:01.0"])
+    );
     assert_eq!(role(&d, "0000:00:03.0"), "root_port");
     assert_eq!(device(&d, "0000:03:00.0")["p2pmem"]["published"], true);
     assert_eq!(device(&d, "0000:03:00.0")["p2pmem"]["size"], 16 << 20);
@@ -298,15 +301,22 @@ fn lab_snapshots_from_a_real_kernel_read_as_built() {
     let d = doc("03-multifunction-iommu");
     assert_eq!(acs_ctrl(&d, "0000:00:03.0"), Some(0x1d));
     assert_eq!(device(&d, "0000:00:03.0")["acs"]["redirects"], true);
-    assert_eq!(device(&d, "0000:01:00.0")["iommu_group"], device(&d, "0000:01:00.1")["iommu_group"]);
-    assert!(d["kernel_log"].as_array().unwrap().iter().any(|l| l
-        .as_str()
-        .unwrap()
-        .contains("pci=disable_acs_redir=0000:00:03.0")));
+    assert_eq!(
+        device(&d, "0000:01:00.0")["iommu_group"],
+        device(&d, "0000:01:00.1")["iommu_group"]
+    );
+    assert!(d["kernel_log"].as_array().unwrap().iter().any(|l| {
+        l.as_str()
+            .unwrap()
+            .contains("pci=disable_acs_redir=0000:00:03.0")
+    }));
 
     // 7: the same with pci=disable_acs_redir=: the kernel cleared RR CR EC.
     let d = doc("07-disable-acs-redir");
-    assert_eq!(d["host"]["cmdline"]["disable_acs_redir"], serde_json::json!(["0000:00:03.0"]));
+    assert_eq!(
+        d["host"]["cmdline"]["disable_acs_redir"],
+        serde_json::json!(["0000:00:03.0"])
+    );
     assert_eq!(acs_ctrl(&d, "0000:00:03.0").map(|c| c & 0x2c), Some(0));
 
     // 5: -cpu EPYC is AMD family 0x17, what cpu_supports_p2pdma() wants.
@@ -316,7 +326,12 @@ fn lab_snapshots_from_a_real_kernel_read_as_built() {
 
     // 8: pxb-pcie adds host bridges; each device sits below its own.
     let d = doc("08-host-bridges");
-    let ids: Vec<&str> = d["host_bridges"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = d["host_bridges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["pci0000:00", "pci0000:20", "pci0000:40"]);
     assert_eq!(device(&d, "0000:21:00.0")["host_bridge"], "pci0000:20");
 
@@ -328,5 +343,11 @@ fn lab_snapshots_from_a_real_kernel_read_as_built() {
 
     // 10: no CMB, no provider.
     let d = doc("10-no-cmb");
-    assert!(d["devices"].as_array().unwrap().iter().all(|x| x["p2pmem"].is_null()));
+    assert!(
+        d["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["p2pmem"].is_null())
+    );
 }

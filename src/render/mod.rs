@@ -3,6 +3,8 @@
 //! Each format implements [`Render`] for the value it shows; the CLI picks
 //! one by [`Format`]. Renderers know formats and nothing about sysfs.
 
+pub mod check_json;
+pub mod check_text;
 pub mod dot;
 pub mod json;
 pub mod style;

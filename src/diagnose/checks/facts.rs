@@ -1,0 +1,49 @@
+//! Facts family: what could not be read, said once, so that nothing
+//! passes silently.
+
+use super::{Ctx, RuleRef};
+use crate::diagnose::{Finding, Severity, Status};
+
+pub const UNREADABLE: RuleRef = RuleRef {
+    id: "P2P901",
+    name: "facts-unreadable",
+};
+
+pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
+    let truncated: Vec<usize> = (0..ctx.tree.nodes.len())
+        .filter(|&id| ctx.truncated(id))
+        .collect();
+    if truncated.is_empty() {
+        return Vec::new();
+    }
+    // Name the devices that matter: those on a pair's path, else all.
+    let route = ctx.route_nodes();
+    let relevant: Vec<usize> = if route.is_empty() {
+        truncated.clone()
+    } else {
+        truncated
+            .iter()
+            .copied()
+            .filter(|id| route.contains(id))
+            .collect()
+    };
+    let subjects = if relevant.is_empty() {
+        &truncated
+    } else {
+        &relevant
+    };
+    vec![
+        UNREADABLE
+            .finding(
+                Severity::Warning,
+                Status::Inconclusive,
+                subjects.iter().map(|&id| ctx.bdf(id)),
+                format!(
+                    "{} of {} devices show only 64 bytes of config space (not root): ACS Control, port types, ATS, MPS, Relaxed Ordering, AER and bus mastering are unknown, so P2P302, P2P303, P2P603, P2P703, P2P704 and P2P802 could not be checked on them and decisions that depend on ACS are marked inconclusive",
+                    truncated.len(),
+                    ctx.tree.nodes.len()
+                ),
+            )
+            .fix("Run as root (sudo p2pdoctor check), or analyse a snapshot taken as root: sudo p2pdoctor snapshot -o s.tar.gz; p2pdoctor --root s.tar.gz check"),
+    ]
+}

@@ -1,0 +1,286 @@
+//! Host-bridge family: pairs whose traffic needs the root complex, and
+//! whether the kernel trusts it.
+
+use super::acs::host_bridge_reason;
+use super::{Ctx, RuleRef, group_pairs, minor_note, pair_matters, pairs_phrase};
+use crate::diagnose::p2pdma::{HostBridgeResult, Unknown};
+use crate::diagnose::{Finding, MapType, PairReport, Severity, Status};
+use crate::topology::PathClass;
+
+pub const NOT_WHITELISTED: RuleRef = RuleRef {
+    id: "P2P401",
+    name: "host-bridge-not-whitelisted",
+};
+pub const ROOT_COMPLEX: RuleRef = RuleRef {
+    id: "P2P402",
+    name: "root-complex-p2p",
+};
+pub const NODE: RuleRef = RuleRef {
+    id: "P2P403",
+    name: "crosses-host-bridges",
+};
+pub const SYS: RuleRef = RuleRef {
+    id: "P2P404",
+    name: "crosses-numa",
+};
+
+pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    not_whitelisted(ctx, &mut out);
+    admitted(ctx, &mut out);
+    classes(ctx, &mut out);
+    out
+}
+
+fn cpu_text(ctx: &Ctx) -> String {
+    let cpu = &ctx.view.cpu;
+    if !ctx.kernel.cpu_rule {
+        return format!(
+            "kernel {} predates cpu_supports_p2pdma() ({})",
+            ctx.kernel.version, ctx.kernel.features.cpu_supports_p2pdma
+        );
+    }
+    match (&cpu.vendor, cpu.family) {
+        (Some(v), Some(f)) => {
+            format!("the CPU ({v}, family 0x{f:x}) is not AMD family 0x17 or newer")
+        }
+        (Some(v), None) => format!("the CPU ({v}) is not AMD Zen"),
+        _ => "the CPU vendor is unknown".to_string(),
+    }
+}
+
+/// Newer kernels in the table that whitelist a host bridge this kernel does not.
+fn newer_kernel_hint(ctx: &Ctx, p: &PairReport) -> Option<String> {
+    let w = p.verdict.whitelist.as_ref()?;
+    let mut hints = Vec::new();
+    for c in &w.checks {
+        if c.result != HostBridgeResult::NotListed {
+            continue;
+        }
+        let Some(id) = &c.device_id else { continue };
+        let (v, d) = id.split_once(':')?;
+        let (v, d) = (
+            u16::from_str_radix(v, 16).ok()?,
+            u16::from_str_radix(d, 16).ok()?,
+        );
+        if let Some(e) = ctx
+            .data
+            .whitelist
+            .iter()
+            .filter(|e| e.vendor == v && e.device.matches(d))
+            .find(|e| ctx.kernel.version.series_cmp(&e.since).is_lt())
+        {
+            hints.push(format!(
+                "kernel {} and newer whitelist {id} ({})",
+                e.since, e.name
+            ));
+        }
+    }
+    (!hints.is_empty()).then(|| hints.join("; "))
+}
+
+fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
+    let refused = ctx.pairs.iter().filter(|p| {
+        p.verdict.map_type == MapType::NotSupported && p.verdict.acs_redirect.is_empty()
+    });
+    let groups = group_pairs(refused, |p| {
+        let uncertain = p
+            .verdict
+            .unknown
+            .iter()
+            .any(|u| matches!(u, Unknown::FirstDeviceType { .. } | Unknown::Cpu));
+        Some((!pair_matters(ctx.tree, p), uncertain, host_bridge_reason(p)))
+    });
+    for ((minor, uncertain, reason), pairs) in groups {
+        let first = pairs[0];
+        let same = first
+            .verdict
+            .whitelist
+            .as_ref()
+            .is_some_and(|w| w.same_host_bridge);
+        let where_ = if same {
+            format!(
+                "below host bridge {}",
+                first.verdict.host_bridges.join(", ")
+            )
+        } else {
+            format!(
+                "across host bridges {}",
+                first.verdict.host_bridges.join(" and ")
+            )
+        };
+        let status = if uncertain {
+            Status::Inconclusive
+        } else {
+            Status::Predicted
+        };
+        let unknowns: Vec<String> = first
+            .verdict
+            .unknown
+            .iter()
+            .filter(|u| !matches!(u, Unknown::Acs { .. }))
+            .map(|u| u.to_string())
+            .collect();
+        let mut message = format!(
+            "{} share no upstream bridge, so the traffic must turn around in the root complex {where_}; {reason}, and {}: the kernel refuses ({})",
+            pairs_phrase(&pairs),
+            cpu_text(ctx),
+            MapType::NotSupported.kernel_name(),
+        );
+        if !unknowns.is_empty() {
+            message.push_str(&format!("; not known for sure: {}", unknowns.join("; ")));
+        }
+        if ctx.kernel.assumed {
+            message.push_str(&format!(
+                " (kernel release unknown: the whitelist of kernel {} was assumed)",
+                ctx.kernel.version
+            ));
+        }
+        if minor {
+            message.push('.');
+            message.push_str(&minor_note(ctx, &pairs));
+        }
+        let severity = if minor {
+            Severity::Info
+        } else {
+            Severity::Error
+        };
+        let mut fix = "Put the provider and the client below one PCIe switch (or below one root port through a switch), so the traffic never reaches the root complex".to_string();
+        if same {
+            if let Some(h) = newer_kernel_hint(ctx, first) {
+                fix.push_str(&format!("; or upgrade: {h}"));
+            }
+        } else if first.verdict.whitelist.as_ref().is_some_and(|w| {
+            w.checks
+                .iter()
+                .any(|c| c.result == HostBridgeResult::NeedsSameHostBridge)
+        }) {
+            fix.push_str("; this root complex is whitelisted only within one host bridge: pick a provider below the client's host bridge");
+        } else if let Some(h) = newer_kernel_hint(ctx, first) {
+            fix.push_str(&format!("; or upgrade: {h}"));
+        }
+        let evidence = first
+            .verdict
+            .kernel_messages
+            .iter()
+            .map(|m| format!("kernel: {m}"))
+            .collect::<Vec<_>>();
+        out.push(
+            NOT_WHITELISTED
+                .finding(
+                    severity,
+                    status,
+                    pairs.iter().flat_map(|p| [p.provider, p.client]),
+                    message,
+                )
+                .fix(fix)
+                .evidence(evidence),
+        );
+    }
+}
+
+fn admitted(ctx: &Ctx, out: &mut Vec<Finding>) {
+    let thru = ctx.pairs.iter().filter(|p| {
+        p.verdict.map_type == MapType::ThruHostBridge && p.verdict.acs_redirect.is_empty()
+    });
+    let groups = group_pairs(thru, |p| {
+        Some(if p.verdict.cpu_rule {
+            match (&ctx.view.cpu.vendor, ctx.view.cpu.family) {
+                (Some(v), Some(f)) => format!("cpu_supports_p2pdma() ({v} family 0x{f:x})"),
+                _ => "cpu_supports_p2pdma()".to_string(),
+            }
+        } else {
+            let mut entries: Vec<String> = p
+                .verdict
+                .whitelist
+                .iter()
+                .flat_map(|w| w.checks.iter())
+                .filter_map(|c| c.entry.as_ref().map(|e| format!("{} ({})", e.id(), e.name)))
+                .collect();
+            entries.dedup();
+            format!("the host-bridge whitelist: {}", entries.join(", "))
+        })
+    });
+    for (how, pairs) in groups {
+        let mut all: Vec<&str> = Vec::new();
+        for p in &pairs {
+            for h in &p.verdict.host_bridges {
+                if !all.contains(&h.as_str()) {
+                    all.push(h);
+                }
+            }
+        }
+        let bridges = all.join(", ");
+        out.push(
+            ROOT_COMPLEX
+                .finding(
+                    Severity::Info,
+                    Status::Predicted,
+                    pairs.iter().flat_map(|p| [p.provider, p.client]),
+                    format!(
+                        "{} go through the root complex ({bridges}), admitted by {how}, with ordinary DMA mappings; bandwidth and latency depend on the platform",
+                        pairs_phrase(&pairs),
+                    ),
+                )
+                .fix("Nothing to fix; for the best bandwidth place the pair below one PCIe switch"),
+        );
+    }
+}
+
+fn classes(ctx: &Ctx, out: &mut Vec<Finding>) {
+    let allowed = ctx
+        .pairs
+        .iter()
+        .filter(|p| p.verdict.map_type != MapType::NotSupported);
+    let groups = group_pairs(allowed, |p| match p.path_class {
+        PathClass::Node | PathClass::Sys => Some((
+            !pair_matters(ctx.tree, p),
+            p.path_class,
+            p.verdict.host_bridges.clone(),
+        )),
+        _ => None,
+    });
+    for ((minor, class, bridges), pairs) in groups {
+        let numa = |b| {
+            ctx.tree
+                .find(b)
+                .and_then(|id| ctx.tree.node(id).facts.numa_node)
+                .map(|n| format!("numa {n}"))
+                .unwrap_or_else(|| "numa ?".into())
+        };
+        let (rule, what, fix) = if class == PathClass::Sys {
+            (
+                SYS,
+                format!(
+                    "cross NUMA nodes ({} → {}) over the CPU interconnect (SYS)",
+                    numa(pairs[0].provider),
+                    numa(pairs[0].client)
+                ),
+                "Pick a provider on the client's NUMA node, below the same switch if possible",
+            )
+        } else {
+            (
+                NODE,
+                format!("cross from {} (NODE)", bridges.join(" to ")),
+                "Pick a provider below the client's host bridge, ideally below the same switch",
+            )
+        };
+        let (severity, note) = if minor {
+            (Severity::Info, minor_note(ctx, &pairs))
+        } else {
+            (Severity::Warning, String::new())
+        };
+        out.push(
+            rule.finding(
+                severity,
+                Status::Predicted,
+                pairs.iter().flat_map(|p| [p.provider, p.client]),
+                format!(
+                    "{} {what}: lower bandwidth and higher latency than below one host bridge.{note}",
+                    pairs_phrase(&pairs),
+                ),
+            )
+            .fix(fix),
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! IOMMU family: translation on host-bridge paths, shared groups.
+
+use std::collections::BTreeMap;
+
+use super::{
+    Ctx, RuleRef, bdf_list, group_pairs, minor_note, pair_matters, pairs_phrase,
+    passthrough_by_cmdline,
+};
+use crate::diagnose::{Finding, MapType, Severity, Status};
+use crate::pci::Bdf;
+use crate::topology::NodeId;
+
+pub const TRANSLATES: RuleRef = RuleRef {
+    id: "P2P501",
+    name: "iommu-translates-p2p",
+};
+pub const GROUP_SHARED: RuleRef = RuleRef {
+    id: "P2P502",
+    name: "iommu-group-shared",
+};
+
+/// Some(true) when the client's DMA is translated, None when unknown.
+fn translated(ctx: &Ctx, client: NodeId) -> Option<bool> {
+    if ctx.tree.host.iommu_units.is_empty() {
+        return Some(false);
+    }
+    let f = &ctx.tree.node(client).facts;
+    match f.iommu_group_type.as_deref() {
+        Some(t) if t.starts_with("DMA") => Some(true),
+        Some(_) => Some(false),
+        None if f.iommu_group.is_none() => Some(false), // not behind the IOMMU
+        None if passthrough_by_cmdline(ctx.tree) => Some(false),
+        None => None,
+    }
+}
+
+pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let thru = ctx
+        .pairs
+        .iter()
+        .filter(|p| p.verdict.map_type == MapType::ThruHostBridge);
+    let groups = group_pairs(thru, |p| {
+        let t = translated(ctx, p.client_id);
+        t.is_none_or(|t| t).then(|| {
+            let domain = ctx.tree.node(p.client_id).facts.iommu_group_type.clone();
+            (!pair_matters(ctx.tree, p), t.is_none(), domain)
+        })
+    });
+    let kind = ctx
+        .tree
+        .host
+        .iommu_units
+        .first()
+        .map(|u| u.kind.clone())
+        .unwrap_or_default();
+    for ((minor, unknown, domain), pairs) in groups {
+        // The clients' groups, each once.
+        let mut clients: BTreeMap<u32, Vec<Bdf>> = BTreeMap::new();
+        for p in &pairs {
+            let g = ctx
+                .tree
+                .node(p.client_id)
+                .facts
+                .iommu_group
+                .unwrap_or(u32::MAX);
+            let list = clients.entry(g).or_default();
+            if !list.contains(&p.client) {
+                list.push(p.client);
+            }
+        }
+        let group_text: Vec<String> = clients
+            .iter()
+            .map(|(g, bdfs)| format!("group {g} ({})", bdf_list(bdfs.iter().copied())))
+            .collect();
+        let (status, what) = if unknown {
+            (
+                Status::Inconclusive,
+                format!(
+                    "an IOMMU ({kind}) is present but the domain type of the clients' IOMMU groups could not be read: it may translate ({})",
+                    group_text.join(", ")
+                ),
+            )
+        } else {
+            (
+                Status::Predicted,
+                format!(
+                    "the clients' IOMMU groups use a translating domain ({}): {}",
+                    domain.as_deref().unwrap_or("DMA"),
+                    group_text.join(", ")
+                ),
+            )
+        };
+        let (severity, note) = if minor {
+            (Severity::Info, minor_note(ctx, &pairs))
+        } else {
+            (Severity::Warning, String::new())
+        };
+        let (first_group, first_client) = clients
+            .iter()
+            .next()
+            .map(|(g, b)| (*g, b[0]))
+            .unwrap_or((0, pairs[0].client));
+        out.push(
+            TRANSLATES
+                .finding(
+                    severity,
+                    status,
+                    pairs.iter().flat_map(|p| [p.provider, p.client]),
+                    format!(
+                        "{} go through the host bridge and {what}. The kernel maps the provider's BAR with dma_map on the client, so the IOMMU must map MMIO and the root complex must route translated P2P; some platforms fault (DMAR, AMD-Vi IO_PAGE_FAULT) or deliver wrong data without an error.{note}",
+                        pairs_phrase(&pairs),
+                    ),
+                )
+                .fix(format!(
+                    "Boot with iommu=pt, or switch each group to identity at run time, e.g. for group {first_group}: unbind the driver of {first_client}, echo identity > /sys/kernel/iommu_groups/{first_group}/type, bind it again"
+                )),
+        );
+    }
+
+    // Groups with a pair endpoint and other functions.
+    let mut members: BTreeMap<u32, Vec<NodeId>> = BTreeMap::new();
+    for (id, n) in ctx.tree.nodes.iter().enumerate() {
+        if let Some(g) = n.facts.iommu_group {
+            members.entry(g).or_default().push(id);
+        }
+    }
+    let endpoints = ctx.pair_endpoints();
+    for (g, ids) in &members {
+        // Ports in a group are the normal case; two endpoints are not.
+        let functions = ids
+            .iter()
+            .filter(|&&i| ctx.tree.node(i).role.is_endpoint())
+            .count();
+        if functions < 2 || !ids.iter().any(|i| endpoints.contains(i)) {
+            continue;
+        }
+        let bdfs = ids.iter().map(|&i| ctx.bdf(i));
+        out.push(
+            GROUP_SHARED
+                .finding(
+                    Severity::Info,
+                    Status::Predicted,
+                    bdfs.clone(),
+                    format!(
+                        "IOMMU group {g} holds {}: nothing between them isolates their DMA (no ACS), which lets them do P2P directly and means VFIO can only assign them together",
+                        bdf_list(bdfs)
+                    ),
+                )
+                .fix("Nothing to fix for P2P"),
+        );
+    }
+    out
+}

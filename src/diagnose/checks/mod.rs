@@ -1,0 +1,492 @@
+//! The rules, one file per family. Each family exports its rule IDs as
+//! [`RuleRef`] constants (listed in [`ALL_RULES`], which a test holds to
+//! the catalog) and a `check(&Ctx) -> Vec<Finding>`.
+
+mod acs;
+mod device;
+mod facts;
+mod host_bridge;
+mod iommu;
+mod kernel;
+mod link;
+mod ordering;
+mod provider;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::acs_params::{AcsParams, CmdlineEffect};
+use super::kernel::{KernelData, KernelModel};
+use super::p2pdma::P2pView;
+use super::{Finding, Header, IommuState, LinkBound, P2pdmaSupport, PairReport, Severity, Status};
+use crate::pci::Bdf;
+use crate::topology::{LinkState, NodeId, Role, Tree};
+
+/// A rule's stable ID and name, as code refers to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RuleRef {
+    pub id: &'static str,
+    pub name: &'static str,
+}
+
+impl RuleRef {
+    pub(crate) fn finding(
+        &self,
+        severity: Severity,
+        status: Status,
+        subjects: impl IntoIterator<Item = Bdf>,
+        message: impl Into<String>,
+    ) -> Finding {
+        let mut subjects: Vec<Bdf> = subjects.into_iter().collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        Finding {
+            rule: self.id.to_string(),
+            name: self.name.to_string(),
+            severity,
+            status,
+            subjects,
+            message: message.into(),
+            fix: None,
+            evidence: Vec::new(),
+        }
+    }
+}
+
+impl Finding {
+    pub(crate) fn fix(mut self, fix: impl Into<String>) -> Finding {
+        self.fix = Some(fix.into());
+        self
+    }
+
+    pub(crate) fn evidence(mut self, lines: impl IntoIterator<Item = String>) -> Finding {
+        self.evidence.extend(lines);
+        self
+    }
+}
+
+/// Every rule the code implements, in ID order.
+pub const ALL_RULES: &[RuleRef] = &[
+    kernel::NO_P2PDMA,
+    kernel::TOO_OLD,
+    provider::NO_PROVIDER,
+    provider::NOT_PUBLISHED,
+    provider::MISALIGNED,
+    provider::TOO_SMALL,
+    provider::EXHAUSTED,
+    acs::REDIRECT,
+    acs::RR_WITHOUT_CR,
+    acs::DT_WITH_ATS,
+    acs::EGRESS,
+    acs::PARAM,
+    host_bridge::NOT_WHITELISTED,
+    host_bridge::ROOT_COMPLEX,
+    host_bridge::NODE,
+    host_bridge::SYS,
+    iommu::TRANSLATES,
+    iommu::GROUP_SHARED,
+    ordering::DUAL_PATH,
+    ordering::CASCADED,
+    ordering::RELAXED,
+    link::BOTTLENECK,
+    link::DEGRADED,
+    link::MPS,
+    link::AER,
+    device::NO_DRIVER,
+    device::BUS_MASTER,
+    facts::UNREADABLE,
+];
+
+/// What every check sees.
+pub(crate) struct Ctx<'a> {
+    pub tree: &'a Tree,
+    pub kernel: &'a KernelModel,
+    /// The whole table (to say which newer kernel would help).
+    pub data: &'a KernelData,
+    pub view: &'a P2pView,
+    /// The command line's effect on each node (by node id).
+    pub effects: &'a [CmdlineEffect],
+    pub params: &'a AcsParams,
+    pub pairs: &'a [PairReport],
+}
+
+impl Ctx<'_> {
+    pub fn bdf(&self, id: NodeId) -> Bdf {
+        self.tree.node(id).bdf()
+    }
+
+    /// Only the first 64 bytes of config space could be read.
+    pub fn truncated(&self, id: NodeId) -> bool {
+        self.tree.node(id).facts.config.len() <= 64
+    }
+
+    /// Nodes on any pair's route, each once, in address order.
+    pub fn route_nodes(&self) -> Vec<NodeId> {
+        let set: BTreeSet<NodeId> = self
+            .pairs
+            .iter()
+            .flat_map(|p| p.route.iter().copied())
+            .collect();
+        set.into_iter().collect()
+    }
+
+    /// Providers and clients of the pairs.
+    pub fn pair_endpoints(&self) -> Vec<NodeId> {
+        let set: BTreeSet<NodeId> = self
+            .pairs
+            .iter()
+            .flat_map(|p| [p.provider_id, p.client_id])
+            .collect();
+        set.into_iter().collect()
+    }
+
+    /// `01:00.0 (nvme0n1)`: a device with its block devices, for messages.
+    pub fn label(&self, id: NodeId) -> String {
+        let n = self.tree.node(id);
+        if n.facts.block_devices.is_empty() {
+            n.bdf().to_string()
+        } else {
+            format!("{} ({})", n.bdf(), n.facts.block_devices.join(", "))
+        }
+    }
+}
+
+/// A device of a class that takes part in P2P DMA in practice (NVMe,
+/// network and InfiniBand, display, multimedia, co-processors,
+/// accelerators), or a provider. An unknown class counts.
+pub(crate) fn p2p_class(tree: &Tree, id: NodeId) -> bool {
+    let n = tree.node(id);
+    if n.facts.p2pmem.is_some() {
+        return true;
+    }
+    let Some(class) = n.facts.class else {
+        return true;
+    };
+    let (base, sub) = (class >> 16, (class >> 8) & 0xff);
+    matches!(
+        (base, sub),
+        (0x01, 0x08) | (0x02, _) | (0x03, _) | (0x04, _) | (0x0b, _) | (0x12, _) | (0x0c, 0x06)
+    )
+}
+
+/// Both ends of the pair are of classes that do P2P; otherwise findings
+/// about it are only worth an info line.
+pub(crate) fn pair_matters(tree: &Tree, p: &PairReport) -> bool {
+    p2p_class(tree, p.provider_id) && p2p_class(tree, p.client_id)
+}
+
+/// The note added to findings about pairs that do not matter much.
+pub(crate) fn minor_note(ctx: &Ctx, pairs: &[&PairReport]) -> String {
+    let odd: BTreeSet<String> = pairs
+        .iter()
+        .flat_map(|p| [p.provider_id, p.client_id])
+        .filter(|&id| !p2p_class(ctx.tree, id))
+        .map(|id| {
+            let n = ctx.tree.node(id);
+            format!("{} (class {:06x})", n.bdf(), n.facts.class.unwrap_or(0))
+        })
+        .collect();
+    format!(
+        " Reported as info: {} {} not of a class that usually does P2P DMA (the block layer only does it for NVMe).",
+        odd.into_iter().collect::<Vec<_>>().join(", "),
+        if pairs.len() == 1 { "is" } else { "are" }
+    )
+}
+
+/// `a → b, c → d and 3 more`.
+pub(crate) fn pair_list(pairs: &[&PairReport]) -> String {
+    const SHOWN: usize = 4;
+    let mut s: Vec<String> = pairs
+        .iter()
+        .take(SHOWN)
+        .map(|p| format!("{} → {}", p.provider, p.client))
+        .collect();
+    if pairs.len() > SHOWN {
+        s.push(format!("and {} more", pairs.len() - SHOWN));
+    }
+    s.join(", ")
+}
+
+/// The subject of a sentence about pairs: `a → b` for one pair (read "a
+/// and b"), `3 pairs (a → b, ...)` for more.
+pub(crate) fn pairs_phrase(pairs: &[&PairReport]) -> String {
+    match pairs {
+        [one] => format!("{} → {}", one.provider, one.client),
+        _ => format!("{} pairs ({})", pairs.len(), pair_list(pairs)),
+    }
+}
+
+pub(crate) fn bdf_list(list: impl IntoIterator<Item = Bdf>) -> String {
+    list.into_iter()
+        .map(|b| b.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
+    super::plural(n, one, many)
+}
+
+/// Groups pair reports by a key, keeping first-seen order of the keys.
+pub(crate) fn group_pairs<'p, K: Ord + Clone>(
+    pairs: impl IntoIterator<Item = &'p PairReport>,
+    key: impl Fn(&PairReport) -> Option<K>,
+) -> Vec<(K, Vec<&'p PairReport>)> {
+    let mut order: Vec<K> = Vec::new();
+    let mut map: BTreeMap<K, Vec<&'p PairReport>> = BTreeMap::new();
+    for p in pairs {
+        if let Some(k) = key(p) {
+            if !map.contains_key(&k) {
+                order.push(k.clone());
+            }
+            map.entry(k).or_default().push(p);
+        }
+    }
+    order
+        .into_iter()
+        .map(|k| {
+            let v = map.remove(&k).unwrap_or_default();
+            (k, v)
+        })
+        .collect()
+}
+
+pub(crate) fn run_all(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    out.extend(kernel::check(ctx));
+    out.extend(provider::check(ctx));
+    out.extend(acs::check(ctx));
+    out.extend(host_bridge::check(ctx));
+    out.extend(iommu::check(ctx));
+    out.extend(ordering::check(ctx));
+    out.extend(link::check(ctx));
+    out.extend(device::check(ctx));
+    out.extend(facts::check(ctx));
+    out
+}
+
+/// Usable bandwidth of a link in GB/s, one direction: 8b/10b below
+/// 8 GT/s, 128b/130b up to 32 GT/s, FLIT mode (242/256) at 64 GT/s.
+pub(crate) fn link_gbytes(speed_gts: f64, width: u8) -> f64 {
+    let efficiency = if speed_gts < 8.0 {
+        0.8
+    } else if speed_gts < 64.0 {
+        128.0 / 130.0
+    } else {
+        242.0 / 256.0
+    };
+    speed_gts * f64::from(width) * efficiency / 8.0
+}
+
+fn link_bound(bdf: Bdf, link: &LinkState) -> Option<LinkBound> {
+    let (speed, width) = (link.speed_gts?, link.width?);
+    if width == 0 {
+        return None;
+    }
+    let gbytes = (link_gbytes(speed, width) * 100.0).round() / 100.0;
+    Some(LinkBound {
+        bdf,
+        link: link.describe(),
+        gbytes_per_s: gbytes,
+    })
+}
+
+/// A node's own link bandwidth (its upstream link), if known.
+pub(crate) fn own_link(tree: &Tree, id: NodeId) -> Option<LinkBound> {
+    let n = tree.node(id);
+    link_bound(n.bdf(), n.link.as_ref()?)
+}
+
+/// The kernel's decision for one pair, with the path around it.
+pub(crate) fn pair_report(
+    tree: &Tree,
+    view: &P2pView,
+    kernel: &KernelModel,
+    provider: NodeId,
+    client: NodeId,
+) -> PairReport {
+    let verdict = view.calc_map_type_and_dist(kernel, provider, client);
+    let path = tree.path(provider, client);
+    let mut route = vec![provider];
+    route.extend(path.up_from_a.iter().copied());
+    route.extend(path.common);
+    route.extend(path.up_from_b.iter().rev().copied());
+    route.push(client);
+    // The links crossed: each node's upstream link, except where the
+    // "link" is a switch's internal bus (downstream ports) or a root
+    // port's own link (its child reports the same link).
+    let bottleneck = std::iter::once(provider)
+        .chain(path.up_from_a.iter().copied())
+        .chain(std::iter::once(client))
+        .chain(path.up_from_b.iter().copied())
+        .filter(|&id| {
+            !matches!(
+                tree.node(id).role,
+                Role::SwitchDownstreamPort | Role::RootPort
+            )
+        })
+        .filter_map(|id| own_link(tree, id))
+        .min_by(|a, b| a.gbytes_per_s.total_cmp(&b.gbytes_per_s));
+    PairReport {
+        provider: tree.node(provider).bdf(),
+        client: tree.node(client).bdf(),
+        verdict,
+        path_class: path.class,
+        switches: path.switches.len(),
+        bottleneck,
+        provider_id: provider,
+        client_id: client,
+        route,
+    }
+}
+
+/// The report header: host, kernel, IOMMU mode, P2PDMA support.
+pub(crate) fn header(tree: &Tree, kernel: &KernelModel, params: &AcsParams) -> Header {
+    let h = &tree.host;
+    let cpu = h.cpu.vendor.as_ref().map(|v| {
+        let fam = h
+            .cpu
+            .family
+            .map(|f| format!(" family 0x{f:x}"))
+            .unwrap_or_default();
+        match &h.cpu.model_name {
+            Some(m) => format!("{m} ({v}{fam})"),
+            None => format!("{v}{fam}"),
+        }
+    });
+    let user_space = h
+        .kernel_release
+        .as_deref()
+        .and_then(super::KernelVersion::parse)
+        .map(|_| kernel.user_space_p2pdma);
+    let min = kernel.features.user_space_p2pdma;
+    let describe = match (h.p2pdma_config, user_space) {
+        (Some(false), _) => "not available: CONFIG_PCI_P2PDMA is not set".to_string(),
+        (Some(true), Some(true)) => {
+            format!("CONFIG_PCI_P2PDMA=y, kernel >= {min}: user-space P2P supported")
+        }
+        (Some(true), Some(false)) => {
+            format!("CONFIG_PCI_P2PDMA=y but kernel < {min}: in-kernel users only")
+        }
+        (None, Some(true)) => {
+            format!("kernel >= {min}; CONFIG_PCI_P2PDMA unknown (no kernel config found)")
+        }
+        (None, Some(false)) => format!("kernel < {min}: no user-space P2P"),
+        (_, None) => "unknown: the kernel release could not be read".to_string(),
+    };
+    Header {
+        hostname: h.hostname.clone(),
+        kernel_release: h.kernel_release.clone(),
+        kernel_model: kernel.version,
+        kernel_assumed: kernel.assumed,
+        cpu,
+        iommu: iommu_state(tree),
+        p2pdma: P2pdmaSupport {
+            config: h.p2pdma_config,
+            user_space,
+            describe,
+        },
+        acs_parameters: params.clone(),
+    }
+}
+
+/// Whether the command line makes identity (passthrough) the default.
+pub(crate) fn passthrough_by_cmdline(tree: &Tree) -> bool {
+    let c = &tree.host.cmdline;
+    c.iommu.as_deref() == Some("pt")
+        || c.iommu_passthrough
+            .as_deref()
+            .is_some_and(|v| v == "1" || v == "on" || v == "y")
+}
+
+fn iommu_state(tree: &Tree) -> IommuState {
+    let units: Vec<String> = tree
+        .host
+        .iommu_units
+        .iter()
+        .map(|u| u.name.clone())
+        .collect();
+    let kind = tree
+        .host
+        .iommu_units
+        .first()
+        .map(|u| u.kind.clone())
+        .unwrap_or_else(|| "none".to_string());
+    if units.is_empty() {
+        return IommuState {
+            kind,
+            mode: "off".into(),
+            units,
+            describe: "none registered: DMA addresses are physical".into(),
+        };
+    }
+    let types: BTreeSet<&str> = tree
+        .nodes
+        .iter()
+        .filter_map(|n| n.facts.iommu_group_type.as_deref())
+        .collect();
+    let translated = types.iter().any(|t| t.starts_with("DMA"));
+    let identity = types.contains("identity");
+    let mode = match (translated, identity) {
+        (true, true) => "mixed",
+        (true, false) => "translated",
+        (false, true) => "passthrough",
+        (false, false) if passthrough_by_cmdline(tree) => "passthrough",
+        (false, false) => "unknown",
+    };
+    let describe = match mode {
+        "translated" => format!(
+            "{kind}, translating DMA ({})",
+            types.iter().copied().collect::<Vec<_>>().join(", ")
+        ),
+        "passthrough" => format!("{kind}, passthrough (identity)"),
+        "mixed" => format!(
+            "{kind}, some groups translated, some identity ({})",
+            types.iter().copied().collect::<Vec<_>>().join(", ")
+        ),
+        _ => format!("{kind}, domain type unknown"),
+    };
+    IommuState {
+        kind,
+        mode: mode.to_string(),
+        units,
+        describe,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_bandwidth() {
+        assert!((link_gbytes(8.0, 4) - 3.94).abs() < 0.01);
+        assert!((link_gbytes(2.5, 1) - 0.25).abs() < 0.001);
+        assert!((link_gbytes(16.0, 16) - 31.5).abs() < 0.05);
+    }
+
+    #[test]
+    fn code_and_catalog_agree() {
+        let catalog = crate::diagnose::Catalog::embedded();
+        let mut ids: Vec<&str> = ALL_RULES.iter().map(|r| r.id).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        assert_eq!(ids, sorted, "ALL_RULES is in ID order");
+        ids.dedup();
+        assert_eq!(ids.len(), ALL_RULES.len());
+        for r in ALL_RULES {
+            let info = catalog
+                .find(r.id)
+                .unwrap_or_else(|| panic!("{} is not in rules/catalog.toml", r.id));
+            assert_eq!(info.name, r.name, "{}", r.id);
+        }
+        for info in &catalog.rules {
+            assert!(
+                ALL_RULES.iter().any(|r| r.id == info.id),
+                "{} is in the catalog but no check implements it",
+                info.id
+            );
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! Provider family: is there P2P memory, and why not.
+
+use super::{Ctx, RuleRef};
+use crate::diagnose::{Finding, Severity, Status};
+use crate::render::human_bytes;
+use crate::scan::{Cmb, NvmeController};
+
+pub const NO_PROVIDER: RuleRef = RuleRef {
+    id: "P2P201",
+    name: "no-provider",
+};
+pub const NOT_PUBLISHED: RuleRef = RuleRef {
+    id: "P2P202",
+    name: "cmb-not-published",
+};
+pub const MISALIGNED: RuleRef = RuleRef {
+    id: "P2P203",
+    name: "cmb-misaligned",
+};
+pub const TOO_SMALL: RuleRef = RuleRef {
+    id: "P2P204",
+    name: "cmb-too-small",
+};
+pub const EXHAUSTED: RuleRef = RuleRef {
+    id: "P2P205",
+    name: "pool-exhausted",
+};
+
+/// memremap_compat_align(): SUBSECTION_SIZE, 2 MiB on x86-64 and arm64.
+const CMB_ALIGN: u64 = 2 << 20;
+
+fn cmb_flags(c: &Cmb) -> String {
+    let f = |on: bool, n: &str| format!("{n}{}", if on { '+' } else { '-' });
+    [
+        f(c.submission_queues, "SQS"),
+        f(c.completion_queues, "CQS"),
+        f(c.lists, "LISTS"),
+        f(c.read_data, "RDS"),
+        f(c.write_data, "WDS"),
+    ]
+    .join(" ")
+}
+
+pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let tree = ctx.tree;
+    let kernel_without = tree.host.p2pdma_config == Some(false);
+    let controller_of = |bdf| {
+        tree.nvme
+            .iter()
+            .find(|c: &&NvmeController| c.pci == Some(bdf))
+    };
+
+    let any_p2pmem = tree.nodes.iter().any(|n| n.facts.p2pmem.is_some());
+    if !any_p2pmem && !kernel_without {
+        let cmbs: Vec<&NvmeController> = tree
+            .nvme
+            .iter()
+            .filter(|c| c.cmb.as_ref().is_some_and(|m| m.size > 0))
+            .collect();
+        let mut msg = format!(
+            "no PCI function exposes p2pmem/ ({} functions scanned): there is no P2P memory to copy through",
+            tree.nodes.len()
+        );
+        if !cmbs.is_empty() {
+            msg.push_str(&format!(
+                "; {} NVMe controller(s) have a CMB that was not registered ({}), see the CMB findings",
+                cmbs.len(),
+                cmbs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        out.push(
+            NO_PROVIDER
+                .finding(Severity::Error, Status::Predicted, [], msg)
+                .fix("Use an NVMe controller whose CMB supports read and write data (CMBSZ.WDS and RDS), bound to the nvme driver, or another device whose driver registers P2P memory (QEMU: -device nvme,cmb_size_mb=16)"),
+        );
+    }
+
+    for (id, n) in tree.nodes.iter().enumerate() {
+        let Some(m) = &n.facts.p2pmem else { continue };
+        let ctrl = controller_of(n.bdf());
+        if m.published == Some(false) {
+            let size = m.size.map(human_bytes).unwrap_or_else(|| "?".into());
+            let (why, fix) = match ctrl.and_then(|c| c.cmb.as_ref().map(|m| (c, m))) {
+                Some((c, cmb)) if !cmb.p2p_capable() => (
+                    format!(
+                        "{} of {} registered a {size} CMB but did not publish it: CMBSZ=0x{:08x} has {}; nvme_map_cmb() publishes only a CMB with both WDS and RDS",
+                        c.name, ctx.label(id), cmb.cmbsz, cmb_flags(cmb)
+                    ),
+                    "Use a controller (or controller setting) whose CMB supports both read and write data; a program can still map it through p2pmem/allocate by naming the device".to_string(),
+                ),
+                _ => (
+                    format!(
+                        "{} registered {size} of P2P memory but did not publish it: pci_p2pmem_find() skips it, only its own driver uses it",
+                        ctx.label(id)
+                    ),
+                    format!(
+                        "Check the driver of {} ({}) for an option to publish its P2P memory",
+                        n.bdf(),
+                        n.facts.driver.as_deref().unwrap_or("no driver")
+                    ),
+                ),
+            };
+            out.push(
+                NOT_PUBLISHED
+                    .finding(Severity::Warning, Status::Predicted, [n.bdf()], why)
+                    .fix(fix),
+            );
+        }
+        if let (Some(size), Some(avail)) = (m.size, m.available)
+            && size > 0
+            && avail < 4096
+        {
+            out.push(
+                EXHAUSTED
+                    .finding(
+                        Severity::Warning,
+                        Status::Predicted,
+                        [n.bdf()],
+                        format!(
+                            "{} has {} of {} P2P memory available: the next mmap of p2pmem/allocate fails with ENOMEM",
+                            ctx.label(id),
+                            human_bytes(avail),
+                            human_bytes(size)
+                        ),
+                    )
+                    .fix(format!(
+                        "Find the holders: lsof /sys/bus/pci/devices/{}/p2pmem/allocate; stop them or unload the in-kernel user (nvmet)",
+                        n.bdf()
+                    )),
+            );
+        }
+    }
+
+    // CMBs that never became P2P memory.
+    if kernel_without {
+        return out;
+    }
+    for c in &tree.nvme {
+        let (Some(bdf), Some(cmb)) = (c.pci, c.cmb.as_ref()) else {
+            continue;
+        };
+        if cmb.size == 0 {
+            continue;
+        }
+        let Some(id) = tree.find(bdf) else { continue };
+        let n = tree.node(id);
+        if n.facts.p2pmem.is_some() {
+            continue;
+        }
+        let label = format!("{} ({})", c.name, bdf);
+        let Some(bar) = n.facts.bars.iter().find(|b| b.index == cmb.bar) else {
+            out.push(NOT_PUBLISHED.finding(
+                Severity::Warning,
+                Status::Inconclusive,
+                [bdf],
+                format!(
+                    "{label} has a {} CMB in BAR {} but that BAR is not in the device's resource file: why it was not registered is unknown",
+                    human_bytes(cmb.size),
+                    cmb.bar
+                ),
+            ));
+            continue;
+        };
+        if cmb.offset > bar.size {
+            out.push(
+                TOO_SMALL
+                    .finding(
+                        Severity::Warning,
+                        Status::Predicted,
+                        [bdf],
+                        format!(
+                            "{label} places its CMB at offset {:#x} of BAR {}, beyond the BAR's {}: nvme_map_cmb() ignores it",
+                            cmb.offset,
+                            cmb.bar,
+                            human_bytes(bar.size)
+                        ),
+                    )
+                    .fix("The controller reports an inconsistent CMBLOC; update its firmware or use another provider"),
+            );
+            continue;
+        }
+        let size = cmb.size.min(bar.size - cmb.offset);
+        if size < CMB_ALIGN {
+            out.push(
+                TOO_SMALL
+                    .finding(
+                        Severity::Warning,
+                        Status::Predicted,
+                        [bdf],
+                        format!(
+                            "{label} has a {} CMB; nvme_map_cmb() needs a multiple of 2 MiB, so it skips it",
+                            human_bytes(size)
+                        ),
+                    )
+                    .fix("Configure a CMB of 2 MiB or more on the controller, or use another provider"),
+            );
+            continue;
+        }
+        let mut problems = Vec::new();
+        if size % CMB_ALIGN != 0 {
+            problems.push(format!(
+                "its size {} is not a multiple of 2 MiB",
+                human_bytes(size)
+            ));
+        }
+        if bar.start % CMB_ALIGN != 0 {
+            problems.push(format!(
+                "BAR {} starts at {:#x}, not 2 MiB aligned",
+                bar.index, bar.start
+            ));
+        } else if (bar.start + cmb.offset) % CMB_ALIGN != 0 {
+            problems.push(format!(
+                "it starts at offset {:#x} of BAR {}, not 2 MiB aligned",
+                cmb.offset, bar.index
+            ));
+        }
+        if !problems.is_empty() {
+            out.push(
+                MISALIGNED
+                    .finding(
+                        Severity::Warning,
+                        Status::Predicted,
+                        [bdf],
+                        format!(
+                            "{label} has a {} CMB the driver skips: {} (nvme_map_cmb() checks memremap_compat_align(), 2 MiB)",
+                            human_bytes(size),
+                            problems.join(" and ")
+                        ),
+                    )
+                    .fix("Make the firmware place the BAR 2 MiB aligned (a BIOS \"Above 4G decoding\" setting, or pci=realloc), or configure a CMB size that is a multiple of 2 MiB"),
+            );
+            continue;
+        }
+        let wds_rds = if cmb.p2p_capable() {
+            String::new()
+        } else {
+            format!(" (and it lacks WDS/RDS: {})", cmb_flags(cmb))
+        };
+        out.push(
+            NOT_PUBLISHED
+                .finding(
+                    Severity::Warning,
+                    Status::Predicted,
+                    [bdf],
+                    format!(
+                        "{label} has a {} CMB that was not registered as P2P memory{wds_rds}: look for \"failed to register the CMB\" in the kernel log",
+                        human_bytes(size)
+                    ),
+                )
+                .fix("Check the kernel log of the nvme driver's probe; a kernel with CONFIG_PCI_P2PDMA=y and CONFIG_ZONE_DEVICE=y registers it"),
+        );
+    }
+    out
+}

@@ -1,0 +1,435 @@
+//! Diagnosis: what the kernel will decide for every pair of devices, and
+//! every risk on the way, each with a fix.
+//!
+//! Input is a [`Tree`] (and the host facts in it); output is a
+//! [`Diagnosis`]: plain values the renderers turn into text or JSON.
+//!
+//! - [`p2pdma`] mirrors the kernel's `calc_map_type_and_dist()` as a pure
+//!   function, [`acs_params`] the `pci=disable_acs_redir=`/`config_acs=`
+//!   parsing, [`kernel`] the per-release whitelist (data in
+//!   `rules/kernel.toml`);
+//! - `checks/` holds one file per rule family; [`catalog`] the words of
+//!   every rule (data in `rules/catalog.toml`).
+//!
+//! Findings are `predicted` here, `inconclusive` when the facts they need
+//! could not be read; a later confirmation stage turns them `confirmed` or
+//! `refuted`.
+
+pub mod acs_params;
+pub mod catalog;
+mod checks;
+pub mod kernel;
+pub mod p2pdma;
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use crate::pci::Bdf;
+use crate::topology::{NodeId, PathClass, Role, Tree};
+
+pub use catalog::{Catalog, RuleInfo, Severity};
+pub use checks::{ALL_RULES, RuleRef};
+pub use kernel::{KernelData, KernelModel, KernelVersion};
+pub use p2pdma::{MapType, P2pView, Verdict};
+
+/// The JSON schema version of `check --format json`.
+pub const CHECK_SCHEMA_VERSION: u32 = 1;
+
+/// Where a finding stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Predicted from the facts read; not tried.
+    Predicted,
+    /// The facts it needs could not be read (not root, missing files).
+    Inconclusive,
+    /// A real P2P operation showed it.
+    Confirmed,
+    /// A real P2P operation contradicted it.
+    Refuted,
+}
+
+impl Status {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Predicted => "predicted",
+            Status::Inconclusive => "inconclusive",
+            Status::Confirmed => "confirmed",
+            Status::Refuted => "refuted",
+        }
+    }
+}
+
+/// One risk, with its subjects and what to do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// `P2P301`
+    pub rule: String,
+    /// `acs-redirect`
+    pub name: String,
+    pub severity: Severity,
+    pub status: Status,
+    /// The devices it is about, sorted.
+    pub subjects: Vec<Bdf>,
+    pub message: String,
+    pub fix: Option<String>,
+    /// Kernel log lines it predicts, register values, pairs: supporting lines.
+    pub evidence: Vec<String>,
+}
+
+/// The threshold for a non-zero exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FailOn {
+    /// Exit 1 on warnings, 2 on errors.
+    #[default]
+    Warning,
+    /// Exit 2 on errors; warnings alone exit 0.
+    Error,
+}
+
+/// Exit statuses of `check` (documented in `--help`).
+pub const EXIT_CLEAR: i32 = 0;
+pub const EXIT_WARNINGS: i32 = 1;
+pub const EXIT_ERRORS: i32 = 2;
+
+/// How the IOMMU treats DMA on this machine.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IommuState {
+    /// `none`, `intel`, `amd`, `arm-smmu`, ...
+    pub kind: String,
+    /// `off`, `translated`, `passthrough`, `mixed`, `unknown`.
+    pub mode: String,
+    pub units: Vec<String>,
+    /// One line for people.
+    pub describe: String,
+}
+
+/// Whether this kernel can do user-space P2P at all.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct P2pdmaSupport {
+    /// CONFIG_PCI_P2PDMA (None: no kernel config found).
+    pub config: Option<bool>,
+    /// Release >= 6.2 (None: release unknown).
+    pub user_space: Option<bool>,
+    pub describe: String,
+}
+
+/// The header of a report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Header {
+    pub hostname: Option<String>,
+    pub kernel_release: Option<String>,
+    /// The kernel version whose P2PDMA rules were applied.
+    pub kernel_model: KernelVersion,
+    /// The release was unknown: the newest kernel was assumed.
+    pub kernel_assumed: bool,
+    pub cpu: Option<String>,
+    pub iommu: IommuState,
+    pub p2pdma: P2pdmaSupport,
+    pub acs_parameters: acs_params::AcsParams,
+}
+
+/// A device that takes part in the pairs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceSummary {
+    pub bdf: Bdf,
+    pub name: String,
+    pub role: Role,
+    pub provider: bool,
+    pub driver: Option<String>,
+    pub block_devices: Vec<String>,
+    pub numa_node: Option<i32>,
+    pub host_bridge: String,
+}
+
+/// The narrowest link on a pair's path.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkBound {
+    /// The device whose Link Status describes the link.
+    pub bdf: Bdf,
+    /// `Gen3 x4`
+    pub link: String,
+    /// Usable bandwidth in one direction, GB/s.
+    pub gbytes_per_s: f64,
+}
+
+/// One (provider, client) pair: the kernel's decision and the path.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairReport {
+    pub provider: Bdf,
+    pub client: Bdf,
+    pub verdict: Verdict,
+    pub path_class: PathClass,
+    /// PCIe switches on the path.
+    pub switches: usize,
+    pub bottleneck: Option<LinkBound>,
+    #[serde(skip)]
+    pub provider_id: NodeId,
+    #[serde(skip)]
+    pub client_id: NodeId,
+    /// Every function the traffic touches, provider and client included.
+    #[serde(skip)]
+    pub route: Vec<NodeId>,
+}
+
+/// Counts and a one-line verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// `clear`, `warnings` or `errors`.
+    pub verdict: String,
+    pub headline: String,
+    pub errors: usize,
+    pub warnings: usize,
+    pub info: usize,
+    pub inconclusive: usize,
+    pub pairs: usize,
+    pub bus_addr: usize,
+    pub thru_host_bridge: usize,
+    pub not_supported: usize,
+}
+
+/// Everything `check` found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diagnosis {
+    pub header: Header,
+    pub summary: Summary,
+    /// Devices in the pairs, in address order.
+    pub devices: Vec<DeviceSummary>,
+    pub pairs: Vec<PairReport>,
+    /// Most severe first.
+    pub findings: Vec<Finding>,
+    pub limitations: Vec<String>,
+    /// Every endpoint was taken as a hypothetical provider.
+    pub all_pairs: bool,
+}
+
+/// What to diagnose.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Treat every DMA-capable endpoint as a provider.
+    pub all_pairs: bool,
+    pub kernel_data: KernelData,
+    pub catalog: Catalog,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            all_pairs: false,
+            kernel_data: KernelData::embedded(),
+            catalog: Catalog::embedded(),
+        }
+    }
+}
+
+impl Diagnosis {
+    /// Findings that count at their severity: predicted or confirmed.
+    fn counted(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| matches!(f.status, Status::Predicted | Status::Confirmed))
+    }
+
+    /// 0 all clear, 1 warnings, 2 errors. Inconclusive warnings and errors
+    /// count as warnings: an unreadable fact is never "all clear".
+    pub fn exit_code(&self, fail_on: FailOn) -> i32 {
+        let errors = self.counted().any(|f| f.severity == Severity::Error);
+        if errors {
+            return EXIT_ERRORS;
+        }
+        let warnings = self.counted().any(|f| f.severity == Severity::Warning)
+            || self
+                .findings
+                .iter()
+                .any(|f| f.status == Status::Inconclusive && f.severity != Severity::Info);
+        match (warnings, fail_on) {
+            (true, FailOn::Warning) => EXIT_WARNINGS,
+            _ => EXIT_CLEAR,
+        }
+    }
+}
+
+/// A function that can master DMA to a peer: an endpoint of a class that
+/// does (not bridges, system peripherals, SMBus, RAM controllers).
+pub fn dma_capable(tree: &Tree, id: NodeId) -> bool {
+    let n = tree.node(id);
+    if !n.role.is_endpoint() {
+        return false;
+    }
+    let class = n.facts.class.unwrap_or(0);
+    let (base, sub) = (class >> 16, (class >> 8) & 0xff);
+    !matches!((base, sub), (0x05 | 0x06 | 0x08 | 0xff, _) | (0x0c, 0x05))
+}
+
+/// Runs every check over the tree.
+pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
+    let kernel = opts
+        .kernel_data
+        .for_release(tree.host.kernel_release.as_deref());
+    let params = acs_params::AcsParams::from_cmdline(&tree.host.cmdline.raw);
+    let (view, effects) = P2pView::from_tree(tree, &params, &kernel);
+
+    let candidates: Vec<NodeId> = (0..tree.nodes.len())
+        .filter(|&i| dma_capable(tree, i))
+        .collect();
+    let mut providers: Vec<NodeId> = (0..tree.nodes.len())
+        .filter(|&i| tree.node(i).facts.p2pmem.is_some())
+        .collect();
+    if opts.all_pairs {
+        providers.extend(candidates.iter().copied());
+        providers.sort_unstable();
+        providers.dedup();
+    }
+    let mut pairs = Vec::new();
+    for &p in &providers {
+        for &c in &candidates {
+            if c != p {
+                pairs.push(checks::pair_report(tree, &view, &kernel, p, c));
+            }
+        }
+    }
+
+    let ctx = checks::Ctx {
+        tree,
+        kernel: &kernel,
+        data: &opts.kernel_data,
+        view: &view,
+        effects: &effects,
+        params: &params,
+        pairs: &pairs,
+    };
+    let mut findings = checks::run_all(&ctx);
+    findings.sort_by(|a, b| {
+        (a.severity, a.status, &a.rule, &a.subjects).cmp(&(
+            b.severity,
+            b.status,
+            &b.rule,
+            &b.subjects,
+        ))
+    });
+
+    let mut in_pairs: BTreeSet<NodeId> = providers.iter().copied().collect();
+    for p in &pairs {
+        in_pairs.insert(p.client_id);
+    }
+    let devices = in_pairs
+        .into_iter()
+        .map(|id| {
+            let n = tree.node(id);
+            DeviceSummary {
+                bdf: n.bdf(),
+                name: n.name(),
+                role: n.role,
+                provider: n.facts.p2pmem.is_some(),
+                driver: n.facts.driver.clone(),
+                block_devices: n.facts.block_devices.clone(),
+                numa_node: n.facts.numa_node,
+                host_bridge: tree
+                    .host_bridges
+                    .get(n.host_bridge)
+                    .map(|h| h.id.clone())
+                    .unwrap_or_default(),
+            }
+        })
+        .collect();
+
+    let header = checks::header(tree, &kernel, &params);
+    let summary = summarize(&findings, &pairs);
+    Diagnosis {
+        header,
+        summary,
+        devices,
+        pairs,
+        findings,
+        limitations: tree.limitations.iter().map(|l| l.message.clone()).collect(),
+        all_pairs: opts.all_pairs,
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn summarize(findings: &[Finding], pairs: &[PairReport]) -> Summary {
+    let counted = |s: Severity| {
+        findings
+            .iter()
+            .filter(|f| {
+                f.severity == s && matches!(f.status, Status::Predicted | Status::Confirmed)
+            })
+            .count()
+    };
+    let (errors, warnings, info) = (
+        counted(Severity::Error),
+        counted(Severity::Warning),
+        counted(Severity::Info),
+    );
+    let inconclusive = findings
+        .iter()
+        .filter(|f| f.status == Status::Inconclusive)
+        .count();
+    let by = |m: MapType| pairs.iter().filter(|p| p.verdict.map_type == m).count();
+    let (bus, thru, ns) = (
+        by(MapType::BusAddr),
+        by(MapType::ThruHostBridge),
+        by(MapType::NotSupported),
+    );
+    let verdict = if errors > 0 {
+        "errors"
+    } else if warnings > 0
+        || findings
+            .iter()
+            .any(|f| f.status == Status::Inconclusive && f.severity != Severity::Info)
+    {
+        "warnings"
+    } else {
+        "clear"
+    };
+    let mut parts = Vec::new();
+    if errors > 0 {
+        parts.push(plural(errors, "error", "errors"));
+    }
+    if warnings > 0 {
+        parts.push(plural(warnings, "warning", "warnings"));
+    }
+    if inconclusive > 0 {
+        parts.push(format!("{inconclusive} inconclusive"));
+    }
+    let counts = if parts.is_empty() {
+        "all clear".to_string()
+    } else {
+        parts.join(", ")
+    };
+    let pair_text = if pairs.is_empty() {
+        "no pairs to predict".to_string()
+    } else {
+        let mut p = Vec::new();
+        if bus > 0 {
+            p.push(format!("{bus} by bus address"));
+        }
+        if thru > 0 {
+            p.push(format!("{thru} through the host bridge"));
+        }
+        if ns > 0 {
+            p.push(format!("{ns} refused"));
+        }
+        format!(
+            "{} predicted: {}",
+            plural(pairs.len(), "pair", "pairs"),
+            p.join(", ")
+        )
+    };
+    Summary {
+        verdict: verdict.to_string(),
+        headline: format!("{counts}; {pair_text}"),
+        errors,
+        warnings,
+        info,
+        inconclusive,
+        pairs: pairs.len(),
+        bus_addr: bus,
+        thru_host_bridge: thru,
+        not_supported: ns,
+    }
+}

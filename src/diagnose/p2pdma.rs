@@ -1,0 +1,637 @@
+//! A mirror of the kernel's P2PDMA decision: `calc_map_type_and_dist()` in
+//! drivers/pci/p2pdma.c, with `pci_bridge_has_acs_redir()`,
+//! `cpu_supports_p2pdma()`, `host_bridge_whitelist()`,
+//! `__host_bridge_whitelist()` and `pci_host_bridge_dev()`.
+//!
+//! It is a pure function over a small [`P2pView`] of the machine, so a table
+//! of hand-built cases can drive every branch without sysfs;
+//! [`P2pView::from_tree`] builds the view from a scanned [`Tree`].
+//!
+//! Corners the kernel has and this mirrors:
+//! - the walk starts at the provider *itself* and checks every device it
+//!   visits for ACS redirect, endpoints included (the kernel tests
+//!   `pdev->acs_cap`, not whether the device is a bridge); the common
+//!   upstream device is checked on the provider's walk, the client's walk
+//!   stops below it;
+//! - two functions of one device below a bridge are distance 2, two devices
+//!   below one switch distance 4, one function distance 0 (and it is still
+//!   checked for redirect);
+//! - with no common upstream device the distance counts every device on
+//!   both chains (each function plus all its upstream bridges), and the ACS
+//!   bits seen on the way are neither printed nor used;
+//! - the whitelist is looked up on the *first device of the root bus*, and
+//!   only if it is devfn 00.0 or a Root Port; REQ_SAME_HOST_BRIDGE entries
+//!   only admit pairs below one host bridge, and that refusal is silent;
+//! - `Host bridge not in P2PDMA whitelist` is printed only when ACS redirect
+//!   brought the pair to the host-bridge test, and the second host bridge is
+//!   not looked at when the first fails (`&&` short-circuits);
+//! - the ACS list lives in a 128-byte buffer: a long list is cut.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::acs_params::{AcsParams, CmdlineEffect, DeviceIdent, effect_on};
+use super::kernel::{KernelModel, WhitelistEntry};
+use crate::pci::{AcsFlags, Bdf, PortType};
+use crate::topology::Tree;
+
+/// `enum pci_p2pdma_map_type` (the values a decision can take).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MapType {
+    /// PCI_P2PDMA_MAP_BUS_ADDR: the devices are programmed with PCI bus
+    /// addresses; the traffic turns around below the common upstream bridge.
+    BusAddr,
+    /// PCI_P2PDMA_MAP_THRU_HOST_BRIDGE: normal DMA mapping (through the
+    /// IOMMU when one translates); the traffic goes through the root complex.
+    ThruHostBridge,
+    /// PCI_P2PDMA_MAP_NOT_SUPPORTED: the kernel refuses the mapping.
+    NotSupported,
+}
+
+impl MapType {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MapType::BusAddr => "bus_addr",
+            MapType::ThruHostBridge => "thru_host_bridge",
+            MapType::NotSupported => "not_supported",
+        }
+    }
+
+    /// The kernel's constant name.
+    pub fn kernel_name(&self) -> &'static str {
+        match self {
+            MapType::BusAddr => "PCI_P2PDMA_MAP_BUS_ADDR",
+            MapType::ThruHostBridge => "PCI_P2PDMA_MAP_THRU_HOST_BRIDGE",
+            MapType::NotSupported => "PCI_P2PDMA_MAP_NOT_SUPPORTED",
+        }
+    }
+}
+
+impl fmt::Display for MapType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the kernel sees of one function's ACS Control register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum AcsState {
+    /// No ACS capability the kernel can find (`dev->acs_cap == 0`).
+    Absent,
+    /// The ACS Control register as the kernel reads it.
+    Control { ctrl: AcsFlags },
+    /// The register could not be read (not root). `cmdline_clears` is true
+    /// when `pci=disable_acs_redir=`/`config_acs=` name the device in a way
+    /// that leaves RR, CR and EC clear whatever the firmware set.
+    Unknown { cmdline_clears: bool },
+}
+
+impl AcsState {
+    /// `pci_bridge_has_acs_redir()`: Some(true) with RR, CR or EC set,
+    /// None when it cannot be known.
+    pub fn redirects(&self) -> Option<bool> {
+        match self {
+            AcsState::Absent => Some(false),
+            AcsState::Control { ctrl } => Some(ctrl.redirects()),
+            AcsState::Unknown {
+                cmdline_clears: true,
+            } => Some(false),
+            AcsState::Unknown { .. } => None,
+        }
+    }
+
+    pub fn ctrl(&self) -> Option<AcsFlags> {
+        match self {
+            AcsState::Control { ctrl } => Some(*ctrl),
+            _ => None,
+        }
+    }
+}
+
+/// One PCI function as the P2PDMA code sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FunctionView {
+    pub bdf: Bdf,
+    /// Index of `pci_upstream_bridge()`, None on a root bus.
+    pub upstream: Option<usize>,
+    /// Index into [`P2pView::host_bridges`].
+    pub host_bridge: usize,
+    pub acs: AcsState,
+    /// The bound driver: the kernel prefixes its messages with it (`pci`
+    /// when none is bound).
+    pub driver: Option<String>,
+}
+
+/// The first device on a host bridge's root bus (`pci_host_bridge_dev()`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FirstDevice {
+    pub bdf: Bdf,
+    pub vendor: u16,
+    pub device: u16,
+    /// Some(true) for a PCIe Root Port; None when the port type could not
+    /// be read.
+    pub root_port: Option<bool>,
+    pub driver: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostBridgeView {
+    /// `pci0000:00`
+    pub id: String,
+    pub first_device: Option<FirstDevice>,
+}
+
+/// What `cpu_supports_p2pdma()` looks at.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CpuView {
+    /// `vendor_id` of CPU 0 (`AuthenticAMD`).
+    pub vendor: Option<String>,
+    /// `cpu family` (c->x86).
+    pub family: Option<u32>,
+    /// False when the CPU facts could not be read at all.
+    pub known: bool,
+}
+
+impl CpuView {
+    /// x86 AMD of family 0x17 (Zen) or newer. Hygon is its own vendor to
+    /// the kernel (X86_VENDOR_HYGON) and does not count.
+    pub fn amd_zen_or_newer(&self) -> bool {
+        self.vendor.as_deref() == Some("AuthenticAMD") && self.family.is_some_and(|f| f >= 0x17)
+    }
+}
+
+/// The machine, as much as the P2PDMA decision needs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct P2pView {
+    pub functions: Vec<FunctionView>,
+    pub host_bridges: Vec<HostBridgeView>,
+    pub cpu: CpuView,
+}
+
+/// How one host bridge fared in `__host_bridge_whitelist()`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostBridgeResult {
+    /// A whitelist entry matched.
+    Whitelisted,
+    /// The first device is on no entry.
+    NotListed,
+    /// The entry has REQ_SAME_HOST_BRIDGE and the pair spans two host bridges.
+    NeedsSameHostBridge,
+    /// The root bus has no device 00.0 or Root Port first (nothing to look up).
+    NoHostBridgeDevice,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostBridgeCheck {
+    pub host_bridge: String,
+    /// The device looked up, if any.
+    pub first_device: Option<Bdf>,
+    /// `vvvv:dddd` of that device.
+    pub device_id: Option<String>,
+    /// The whitelist entry that matched.
+    pub entry: Option<WhitelistEntry>,
+    pub result: HostBridgeResult,
+}
+
+/// The host-bridge test, when it ran.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WhitelistOutcome {
+    pub admitted: bool,
+    /// Both devices are below one host bridge.
+    pub same_host_bridge: bool,
+    /// The host bridges looked at, in the kernel's order (the second is
+    /// skipped when the first fails).
+    pub checks: Vec<HostBridgeCheck>,
+}
+
+/// A fact the decision needed and could not have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Unknown {
+    /// The ACS Control of a device on the walk could not be read.
+    Acs { bdf: Bdf },
+    /// Whether the first device of a root bus is a Root Port.
+    FirstDeviceType { host_bridge: String, bdf: Bdf },
+    /// The CPU vendor and family (cpu_supports_p2pdma()).
+    Cpu,
+}
+
+impl fmt::Display for Unknown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unknown::Acs { bdf } => write!(f, "the ACS Control of {bdf} could not be read"),
+            Unknown::FirstDeviceType { host_bridge, bdf } => write!(
+                f,
+                "whether {bdf}, the first device of {host_bridge}, is a Root Port could not be read"
+            ),
+            Unknown::Cpu => f.write_str("the CPU vendor and family could not be read"),
+        }
+    }
+}
+
+/// The kernel's decision for one (provider, client) pair.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub provider: Bdf,
+    pub client: Bdf,
+    pub map_type: MapType,
+    /// The distance the kernel computes (used to pick the closest provider).
+    pub distance: u32,
+    /// The nearest device both walks meet at (`a == bb`), if any.
+    pub common_upstream: Option<Bdf>,
+    /// Devices with ACS redirect between the two, in the order the kernel
+    /// lists them (the provider's walk up to the common device, then the
+    /// client's). Empty when there is no common upstream device: the kernel
+    /// then neither prints nor uses them.
+    pub acs_redirect: Vec<Bdf>,
+    /// Host bridges involved when the host-bridge test ran (one, or two
+    /// when the pair spans host bridges).
+    pub host_bridges: Vec<String>,
+    /// The whitelist lookup, when it ran (not when the CPU rule admitted).
+    pub whitelist: Option<WhitelistOutcome>,
+    /// cpu_supports_p2pdma() admitted the path through the host bridge.
+    pub cpu_rule: bool,
+    /// The lines the kernel logs on the first mapping (`pci_p2pdma_map_type()`
+    /// calls with verbose set), without the timestamp.
+    pub kernel_messages: Vec<String>,
+    /// What could not be read; the verdict assumes "no redirect" and "not a
+    /// Root Port" for these.
+    pub unknown: Vec<Unknown>,
+}
+
+impl Verdict {
+    /// No fact was missing.
+    pub fn certain(&self) -> bool {
+        self.unknown.is_empty()
+    }
+
+    /// The traffic goes through the root complex (whether allowed or not).
+    pub fn needs_host_bridge(&self) -> bool {
+        self.map_type != MapType::BusAddr
+    }
+}
+
+/// `seq_buf` of 128 bytes holding `"<bdf>;"` per device, then the final
+/// `;` dropped: a list that does not fit is cut at 127 characters.
+fn acs_list_text(list: &[Bdf]) -> String {
+    let joined: String = list.iter().map(|b| format!("{b};")).collect();
+    if joined.len() < 128 {
+        joined[..joined.len().saturating_sub(1)].to_string()
+    } else {
+        joined[..127].to_string()
+    }
+}
+
+fn prefix(driver: Option<&str>, bdf: Bdf) -> String {
+    format!("{} {bdf}: ", driver.unwrap_or("pci"))
+}
+
+impl P2pView {
+    /// The device itself, then `pci_upstream_bridge()` up to the root bus.
+    fn chain(&self, f: usize) -> Vec<usize> {
+        let mut out = vec![f];
+        let mut cur = self.functions[f].upstream;
+        while let Some(p) = cur {
+            if out.len() > self.functions.len() || out.contains(&p) {
+                break; // a loop cannot come from sysfs; stay finite anyway
+            }
+            out.push(p);
+            cur = self.functions[p].upstream;
+        }
+        out
+    }
+
+    pub fn find(&self, bdf: Bdf) -> Option<usize> {
+        self.functions.iter().position(|f| f.bdf == bdf)
+    }
+
+    /// `pci_host_bridge_dev()` and `__host_bridge_whitelist()`.
+    fn host_bridge_allowed(
+        &self,
+        kernel: &KernelModel,
+        hb: usize,
+        same_host_bridge: bool,
+        warn: bool,
+        messages: &mut Vec<String>,
+        unknown: &mut Vec<Unknown>,
+    ) -> HostBridgeCheck {
+        let view = &self.host_bridges[hb];
+        let mut check = HostBridgeCheck {
+            host_bridge: view.id.clone(),
+            first_device: None,
+            device_id: None,
+            entry: None,
+            result: HostBridgeResult::NoHostBridgeDevice,
+        };
+        let Some(root) = &view.first_device else {
+            return check;
+        };
+        if root.bdf.devfn() != 0 {
+            if !kernel.root_port_first_device {
+                return check;
+            }
+            match root.root_port {
+                Some(true) => {}
+                Some(false) => return check,
+                None => {
+                    unknown.push(Unknown::FirstDeviceType {
+                        host_bridge: view.id.clone(),
+                        bdf: root.bdf,
+                    });
+                    return check;
+                }
+            }
+        }
+        check.first_device = Some(root.bdf);
+        check.device_id = Some(format!("{:04x}:{:04x}", root.vendor, root.device));
+        for entry in &kernel.whitelist {
+            if entry.vendor != root.vendor || !entry.device.matches(root.device) {
+                continue;
+            }
+            check.entry = Some(entry.clone());
+            check.result = if entry.same_host_bridge && !same_host_bridge {
+                HostBridgeResult::NeedsSameHostBridge
+            } else {
+                HostBridgeResult::Whitelisted
+            };
+            return check;
+        }
+        if warn {
+            messages.push(format!(
+                "{}Host bridge not in P2PDMA whitelist: {:04x}:{:04x}",
+                prefix(root.driver.as_deref(), root.bdf),
+                root.vendor,
+                root.device
+            ));
+        }
+        check.result = HostBridgeResult::NotListed;
+        check
+    }
+
+    /// `calc_map_type_and_dist(provider, client, &dist, verbose = true)`.
+    /// `provider` and `client` index [`P2pView::functions`].
+    pub fn calc_map_type_and_dist(
+        &self,
+        kernel: &KernelModel,
+        provider: usize,
+        client: usize,
+    ) -> Verdict {
+        let pf = &self.functions[provider];
+        let cf = &self.functions[client];
+        let provider_chain = self.chain(provider);
+        let client_chain = self.chain(client);
+        let mut unknown = Vec::new();
+        let mut messages = Vec::new();
+        let mut acs_list = Vec::new();
+        let check_acs = |f: usize, list: &mut Vec<Bdf>, unknown: &mut Vec<Unknown>| {
+            let func = &self.functions[f];
+            match func.acs.redirects() {
+                Some(true) => list.push(func.bdf),
+                Some(false) => {}
+                None => unknown.push(Unknown::Acs { bdf: func.bdf }),
+            }
+        };
+
+        // while (a) { check a; look for a on the client's chain; a = up }
+        let mut common = None;
+        for (dist_a, &a) in provider_chain.iter().enumerate() {
+            check_acs(a, &mut acs_list, &mut unknown);
+            if let Some(dist_b) = client_chain.iter().position(|&bb| bb == a) {
+                common = Some((a, dist_a, dist_b));
+                break;
+            }
+        }
+
+        let mut verdict = Verdict {
+            provider: pf.bdf,
+            client: cf.bdf,
+            map_type: MapType::ThruHostBridge,
+            distance: 0,
+            common_upstream: None,
+            acs_redirect: Vec::new(),
+            host_bridges: Vec::new(),
+            whitelist: None,
+            cpu_rule: false,
+            kernel_messages: Vec::new(),
+            unknown: Vec::new(),
+        };
+        let acs_redirects;
+        match common {
+            None => {
+                // dist_a ran to the end of the provider's chain; dist_b is
+                // the client's whole chain from the last inner walk.
+                verdict.distance = (provider_chain.len() + client_chain.len()) as u32;
+                // The bits seen on the way are not used: no common device.
+                unknown.clear();
+                acs_redirects = false;
+            }
+            Some((a, dist_a, dist_b)) => {
+                // check_b_path_acs: the client's chain below the common device.
+                for &bb in &client_chain[..dist_b] {
+                    check_acs(bb, &mut acs_list, &mut unknown);
+                }
+                verdict.distance = (dist_a + dist_b) as u32;
+                verdict.common_upstream = Some(self.functions[a].bdf);
+                if acs_list.is_empty() {
+                    verdict.map_type = MapType::BusAddr;
+                    verdict.unknown = unknown;
+                    return verdict;
+                }
+                let client_prefix = prefix(cf.driver.as_deref(), cf.bdf);
+                messages.push(format!(
+                    "{client_prefix}ACS redirect is set between the client and provider ({})",
+                    pf.bdf
+                ));
+                messages.push(format!(
+                    "{client_prefix}to disable ACS redirect for this path, add the kernel parameter: pci=disable_acs_redir={}",
+                    acs_list_text(&acs_list)
+                ));
+                verdict.acs_redirect = acs_list;
+                acs_redirects = true;
+            }
+        }
+
+        // map_through_host_bridge:
+        let (ha, hb) = (pf.host_bridge, cf.host_bridge);
+        verdict.host_bridges.push(self.host_bridges[ha].id.clone());
+        if hb != ha {
+            verdict.host_bridges.push(self.host_bridges[hb].id.clone());
+        }
+        if kernel.cpu_rule && !self.cpu.known {
+            unknown.push(Unknown::Cpu);
+        }
+        if kernel.cpu_rule && self.cpu.amd_zen_or_newer() {
+            verdict.cpu_rule = true;
+        } else {
+            let mut checks = Vec::new();
+            let admitted = if ha == hb {
+                let c = self.host_bridge_allowed(
+                    kernel,
+                    ha,
+                    true,
+                    acs_redirects,
+                    &mut messages,
+                    &mut unknown,
+                );
+                let ok = c.result == HostBridgeResult::Whitelisted;
+                checks.push(c);
+                ok
+            } else {
+                let first = self.host_bridge_allowed(
+                    kernel,
+                    ha,
+                    false,
+                    acs_redirects,
+                    &mut messages,
+                    &mut unknown,
+                );
+                let ok_a = first.result == HostBridgeResult::Whitelisted;
+                checks.push(first);
+                ok_a && {
+                    let second = self.host_bridge_allowed(
+                        kernel,
+                        hb,
+                        false,
+                        acs_redirects,
+                        &mut messages,
+                        &mut unknown,
+                    );
+                    let ok_b = second.result == HostBridgeResult::Whitelisted;
+                    checks.push(second);
+                    ok_b
+                }
+            };
+            verdict.whitelist = Some(WhitelistOutcome {
+                admitted,
+                same_host_bridge: ha == hb,
+                checks,
+            });
+            if !admitted {
+                messages.push(format!(
+                    "{}cannot be used for peer-to-peer DMA as the client and provider ({}) do not share an upstream bridge or whitelisted host bridge",
+                    prefix(cf.driver.as_deref(), cf.bdf),
+                    pf.bdf
+                ));
+                verdict.map_type = MapType::NotSupported;
+            }
+        }
+        verdict.kernel_messages = messages;
+        verdict.unknown = unknown;
+        verdict
+    }
+
+    /// Builds the view from a scanned tree. ACS Control is what config
+    /// space shows (the kernel reads the live register at decision time);
+    /// where it cannot be read, the command-line parameters tell what they
+    /// can. Returns the command line's effect on each function too.
+    pub fn from_tree(
+        tree: &Tree,
+        params: &AcsParams,
+        kernel: &KernelModel,
+    ) -> (P2pView, Vec<CmdlineEffect>) {
+        let mut functions = Vec::with_capacity(tree.nodes.len());
+        let mut effects = Vec::with_capacity(tree.nodes.len());
+        for (id, node) in tree.nodes.iter().enumerate() {
+            let ident = DeviceIdent {
+                chain: std::iter::once(id)
+                    .chain(tree.ancestors(id))
+                    .map(|n| tree.node(n).bdf())
+                    .collect(),
+                vendor: node.facts.vendor.unwrap_or(0xffff),
+                device: node.facts.device.unwrap_or(0xffff),
+                subsystem: node.caps.subsystem.unwrap_or((0, 0)),
+            };
+            let effect = if params.is_empty() {
+                CmdlineEffect::default()
+            } else {
+                effect_on(params, &ident, kernel.config_acs)
+            };
+            let acs = acs_state(node, &effect);
+            functions.push(FunctionView {
+                bdf: node.bdf(),
+                upstream: node.parent,
+                host_bridge: node.host_bridge,
+                acs,
+                driver: node.facts.driver.clone(),
+            });
+            effects.push(effect);
+        }
+        let host_bridges = tree
+            .host_bridges
+            .iter()
+            .map(|hb| HostBridgeView {
+                id: hb.id.clone(),
+                first_device: hb.first_function.map(|f| {
+                    let n = tree.node(f);
+                    let root_port = match n.port_type() {
+                        Some(t) => Some(t == PortType::RootPort),
+                        None if n.caps.capabilities_readable => Some(false),
+                        None => None,
+                    };
+                    FirstDevice {
+                        bdf: n.bdf(),
+                        vendor: n.facts.vendor.unwrap_or(0xffff),
+                        device: n.facts.device.unwrap_or(0xffff),
+                        root_port,
+                        driver: n.facts.driver.clone(),
+                    }
+                }),
+            })
+            .collect();
+        let cpu = &tree.host.cpu;
+        let view = P2pView {
+            functions,
+            host_bridges,
+            cpu: CpuView {
+                vendor: cpu.vendor.clone(),
+                family: cpu.family,
+                known: cpu.vendor.is_some() || cpu.logical_cpus > 0,
+            },
+        };
+        (view, effects)
+    }
+}
+
+/// What the kernel's `dev->acs_cap` and ACS Control are for a node.
+fn acs_state(node: &crate::topology::Node, effect: &CmdlineEffect) -> AcsState {
+    match &node.caps.acs {
+        Some(acs) => match acs.ctrl {
+            Some(ctrl) => AcsState::Control { ctrl },
+            None => AcsState::Unknown {
+                cmdline_clears: effect.redirect_without_register() == Some(false),
+            },
+        },
+        // The whole extended space was read and has no ACS capability.
+        None if node.caps.extended_readable => AcsState::Absent,
+        // 65..4095 bytes: the kernel itself has cfg_size 256 (no ECAM
+        // access), so pci_find_ext_capability() finds nothing either.
+        None if node.facts.config.len() > 64 => AcsState::Absent,
+        // A conventional PCI function has no extended space at all.
+        None if node.caps.capabilities_readable && node.caps.express.is_none() => AcsState::Absent,
+        None => AcsState::Unknown {
+            cmdline_clears: effect.redirect_without_register() == Some(false),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acs_list_fits_in_128_bytes() {
+        let list: Vec<Bdf> = (0..12u8).map(|i| Bdf::new(0, 0, i, 0)).collect();
+        assert_eq!(acs_list_text(&list[..1]), "0000:00:00.0");
+        assert_eq!(acs_list_text(&list[..2]), "0000:00:00.0;0000:00:01.0");
+        // 9 entries: 117 bytes, fits.
+        assert_eq!(acs_list_text(&list[..9]).len(), 116);
+        // 10 or more: cut at 127 characters.
+        let cut = acs_list_text(&list);
+        assert_eq!(cut.len(), 127);
+        assert!(cut.ends_with(";0000:00:09"));
+    }
+}

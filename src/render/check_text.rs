@@ -1,0 +1,322 @@
+//! `check` for people: a header, a one-line verdict, findings by severity
+//! with a fix each, and a pair matrix in the spirit of `nvidia-smi topo -m`.
+//! Also `explain <ID>` (like `rustc --explain`) and `rules`.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+use super::RenderOptions;
+use super::style::Painter;
+use crate::diagnose::{
+    Catalog, Diagnosis, Finding, MapType, PairReport, RuleInfo, Severity, Status,
+};
+use crate::pci::Bdf;
+
+/// The short code of a pair cell: `B4`, `H6*`, `N4`, with `?` when a
+/// register the decision depends on could not be read.
+pub fn cell(p: &PairReport) -> String {
+    let v = &p.verdict;
+    let code = match v.map_type {
+        MapType::BusAddr => 'B',
+        MapType::ThruHostBridge => 'H',
+        MapType::NotSupported => 'N',
+    };
+    let mut s = format!("{code}{}", v.distance);
+    if !v.acs_redirect.is_empty() {
+        s.push('*');
+    }
+    if !v.certain() {
+        s.push('?');
+    }
+    s
+}
+
+fn severity_mark(p: &Painter, s: Severity) -> String {
+    match s {
+        Severity::Error => p.bad("✗"),
+        Severity::Warning => p.warn("!"),
+        Severity::Info => p.accent("·"),
+    }
+}
+
+fn write_finding(p: &Painter, f: &Finding, out: &mut dyn Write) -> io::Result<()> {
+    let status = match f.status {
+        Status::Predicted => String::new(),
+        other => format!(" [{}]", other.as_str()),
+    };
+    let id = match f.severity {
+        Severity::Error => p.bad(&f.rule),
+        Severity::Warning => p.warn(&f.rule),
+        Severity::Info => p.accent(&f.rule),
+    };
+    writeln!(
+        out,
+        "  {} {id} {}{}",
+        severity_mark(p, f.severity),
+        p.bold(&f.name),
+        p.dim(&status)
+    )?;
+    writeln!(out, "    {}", f.message)?;
+    for e in &f.evidence {
+        writeln!(out, "    {}", p.dim(e))?;
+    }
+    if let Some(fix) = &f.fix {
+        writeln!(out, "    {} {fix}", p.good("fix:"))?;
+    }
+    Ok(())
+}
+
+fn write_header(d: &Diagnosis, p: &Painter, source: &str, out: &mut dyn Write) -> io::Result<()> {
+    let h = &d.header;
+    let kernel = match (&h.kernel_release, h.kernel_assumed) {
+        (Some(r), false) => r.clone(),
+        (Some(r), true) => format!("{r} (unparsable; rules of {} assumed)", h.kernel_model),
+        (None, _) => format!("unknown (rules of {} assumed)", h.kernel_model),
+    };
+    writeln!(
+        out,
+        "{}",
+        p.bold(&format!(
+            "p2pdoctor check · host {} · kernel {kernel}",
+            h.hostname.as_deref().unwrap_or("(unknown)")
+        ))
+    )?;
+    if let Some(cpu) = &h.cpu {
+        writeln!(out, "  cpu:    {cpu}")?;
+    }
+    writeln!(out, "  iommu:  {}", h.iommu.describe)?;
+    let p2p = match (h.p2pdma.config, h.p2pdma.user_space) {
+        (Some(true), Some(true)) => p.good(&h.p2pdma.describe),
+        (Some(false), _) | (_, Some(false)) => p.bad(&h.p2pdma.describe),
+        _ => p.warn(&h.p2pdma.describe),
+    };
+    writeln!(out, "  p2pdma: {p2p}")?;
+    let a = &h.acs_parameters;
+    if let Some(v) = &a.disable_acs_redir {
+        writeln!(out, "  acs:    pci=disable_acs_redir={v}")?;
+    }
+    if let Some(v) = &a.config_acs {
+        writeln!(out, "  acs:    pci=config_acs={v}")?;
+    }
+    writeln!(out, "{}", p.dim(&format!("source: {source}")))
+}
+
+fn write_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<()> {
+    if d.pairs.is_empty() {
+        writeln!(out, "\n{}", p.bold("pairs"))?;
+        let why = if d.devices.is_empty() {
+            "no provider of P2P memory and no DMA-capable endpoint pair to predict"
+        } else {
+            "no pair to predict (run with --all-pairs to take every endpoint as a provider)"
+        };
+        return writeln!(out, "  {why}");
+    }
+    let index: HashMap<Bdf, usize> = d
+        .devices
+        .iter()
+        .enumerate()
+        .map(|(i, dev)| (dev.bdf, i))
+        .collect();
+    let cells: HashMap<(Bdf, Bdf), String> = d
+        .pairs
+        .iter()
+        .map(|pr| ((pr.provider, pr.client), cell(pr)))
+        .collect();
+    let mut rows: Vec<Bdf> = Vec::new();
+    for pr in &d.pairs {
+        if !rows.contains(&pr.provider) {
+            rows.push(pr.provider);
+        }
+    }
+    let label = |b: &Bdf| format!("[{}]", index.get(b).copied().unwrap_or(0));
+    let width = d
+        .pairs
+        .iter()
+        .map(|pr| cell(pr).chars().count())
+        .chain(d.devices.iter().map(|dev| label(&dev.bdf).len()))
+        .max()
+        .unwrap_or(3)
+        .max(3);
+    let row_label_width = rows.iter().map(|r| label(r).len()).max().unwrap_or(3);
+
+    writeln!(
+        out,
+        "\n{}",
+        p.bold("pairs (rows: providers, columns: clients; the kernel's decision and distance)")
+    )?;
+    let mut head = format!("  {:row_label_width$}", "");
+    for dev in &d.devices {
+        head.push_str(&format!("  {:>width$}", label(&dev.bdf)));
+    }
+    writeln!(out, "{}", head.trim_end())?;
+    for r in &rows {
+        let mut line = format!("  {:row_label_width$}", label(r));
+        for dev in &d.devices {
+            let c = if dev.bdf == *r {
+                "X".to_string()
+            } else {
+                cells
+                    .get(&(*r, dev.bdf))
+                    .cloned()
+                    .unwrap_or_else(|| "-".into())
+            };
+            let padded = format!("{c:>width$}");
+            let painted = match c.chars().next() {
+                Some('B') => p.good(&padded),
+                Some('H') => p.warn(&padded),
+                Some('N') => p.bad(&padded),
+                _ => p.dim(&padded),
+            };
+            line.push_str("  ");
+            line.push_str(&painted);
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    writeln!(out)?;
+    for (i, dev) in d.devices.iter().enumerate() {
+        let mut parts = vec![dev.bdf.to_string()];
+        if dev.provider {
+            parts.push(p.good("provider"));
+        }
+        if !dev.block_devices.is_empty() {
+            parts.push(dev.block_devices.join(","));
+        }
+        parts.push(dev.name.clone());
+        if let Some(n) = dev.numa_node {
+            parts.push(format!("numa {n}"));
+        }
+        writeln!(out, "  [{i}] {}", parts.join(" · "))?;
+    }
+    writeln!(out, "\n{}", p.bold("legend"))?;
+    for line in [
+        "X    the same device",
+        "B<n> bus address: the traffic turns around below a common bridge or switch",
+        "H<n> through the host bridge: allowed, mapped like ordinary DMA (IOMMU)",
+        "N<n> not supported: the kernel refuses, the I/O fails",
+        "     <n> is the kernel's distance (2: functions of one device, 4: below one switch)",
+        "*    ACS redirect on the path (see P2P301)",
+        "?    depends on registers that could not be read (inconclusive)",
+        "-    no pair predicted",
+    ] {
+        writeln!(out, "  {line}")?;
+    }
+    Ok(())
+}
+
+/// The whole report.
+pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+    let p = Painter {
+        enabled: opts.color,
+    };
+    write_header(d, &p, &opts.source, out)?;
+    let s = &d.summary;
+    let verdict = match s.verdict.as_str() {
+        "errors" => p.bad(&format!("✗ {}", s.headline)),
+        "warnings" => p.warn(&format!("! {}", s.headline)),
+        _ => p.good(&format!("✓ {}", s.headline)),
+    };
+    writeln!(out, "\nverdict: {verdict}")?;
+    for (sev, title) in [
+        (Severity::Error, "errors"),
+        (Severity::Warning, "warnings"),
+        (Severity::Info, "info"),
+    ] {
+        let list: Vec<&Finding> = d.findings.iter().filter(|f| f.severity == sev).collect();
+        if list.is_empty() {
+            continue;
+        }
+        writeln!(out, "\n{}", p.bold(title))?;
+        for f in list {
+            write_finding(&p, f, out)?;
+        }
+    }
+    write_matrix(d, &p, out)?;
+    if !d.limitations.is_empty() {
+        writeln!(out)?;
+        for l in &d.limitations {
+            writeln!(out, "{} {l}", p.warn("note:"))?;
+        }
+    }
+    writeln!(
+        out,
+        "\n{}",
+        p.dim("p2pdoctor explain <ID> tells more about a rule; --format json for scripts")
+    )
+}
+
+fn indented(text: &str, out: &mut dyn Write) -> io::Result<()> {
+    for line in text.trim().lines() {
+        if line.trim().is_empty() {
+            writeln!(out)?;
+        } else {
+            writeln!(out, "    {}", line.trim_end())?;
+        }
+    }
+    Ok(())
+}
+
+/// `p2pdoctor explain <ID>`.
+pub fn render_explain(r: &RuleInfo, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let p = Painter { enabled: color };
+    writeln!(out, "{} {}: {}", p.bold(&r.id), p.bold(&r.name), r.title)?;
+    writeln!(
+        out,
+        "{}",
+        p.dim(&format!("severity: {} · family: {}", r.severity, r.family))
+    )?;
+    for (title, text) in [
+        ("What it checks", &r.checks),
+        ("Why it matters", &r.why),
+        ("Example", &r.example),
+        ("How to fix", &r.fix),
+        ("How to confirm", &r.confirm),
+    ] {
+        writeln!(out, "\n{}", p.bold(title))?;
+        indented(text, out)?;
+    }
+    if !r.references.is_empty() {
+        writeln!(out, "\n{}", p.bold("References"))?;
+        for reference in &r.references {
+            writeln!(out, "    - {reference}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `p2pdoctor rules`.
+pub fn render_rules(catalog: &Catalog, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let p = Painter { enabled: color };
+    let name_w = catalog
+        .rules
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(4);
+    writeln!(
+        out,
+        "{}",
+        p.bold(&format!(
+            "{:<6}  {:<name_w$}  {:<8}  TITLE",
+            "ID", "NAME", "SEVERITY"
+        ))
+    )?;
+    let mut family = "";
+    for r in &catalog.rules {
+        if r.family != family && !family.is_empty() {
+            writeln!(out)?;
+        }
+        family = &r.family;
+        let sev = format!("{:<8}", r.severity.as_str());
+        let sev = match r.severity {
+            Severity::Error => p.bad(&sev),
+            Severity::Warning => p.warn(&sev),
+            Severity::Info => p.accent(&sev),
+        };
+        writeln!(out, "{:<6}  {:<name_w$}  {sev}  {}", r.id, r.name, r.title)?;
+    }
+    writeln!(
+        out,
+        "\n{}",
+        p.dim("p2pdoctor explain <ID or NAME> prints what a rule checks, why, and how to fix it")
+    )
+}

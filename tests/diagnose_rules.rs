@@ -1,0 +1,357 @@
+//! Every rule against a fixture where it must fire and fixtures where it
+//! must not (tests/fixtures/specs/rule_*.toml; rule_clean.toml is the
+//! healthy machine where nothing may fire). The diagnosis runs in-process
+//! on the built sysfs tree, exactly as `p2pdoctor check` reads it.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::build;
+use p2pdoctor::diagnose::{self, ALL_RULES, Diagnosis, Options, Severity, Status};
+use p2pdoctor::root::SystemRoot;
+use p2pdoctor::scan::{self, ScanOptions};
+use p2pdoctor::topology::Tree;
+
+use Severity::{Error, Info, Warning};
+use Status::{Inconclusive, Predicted};
+
+/// A rule, where it fires (spec, severity, status), where it stays silent.
+struct Case {
+    rule: &'static str,
+    fires: &'static [(&'static str, Severity, Status)],
+    silent: &'static [&'static str],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        rule: "P2P101",
+        fires: &[("rule_kernel_no_p2pdma", Error, Predicted)],
+        silent: &["rule_clean", "rule_kernel_old"],
+    },
+    Case {
+        rule: "P2P102",
+        fires: &[("rule_kernel_old", Error, Predicted)],
+        silent: &["rule_clean", "rule_kernel_no_p2pdma"],
+    },
+    Case {
+        rule: "P2P201",
+        fires: &[
+            ("rule_no_provider", Error, Predicted),
+            ("rule_cmb_misaligned", Error, Predicted),
+        ],
+        // The kernel, not a missing provider, is the cause there.
+        silent: &["rule_clean", "rule_kernel_no_p2pdma"],
+    },
+    Case {
+        rule: "P2P202",
+        fires: &[("rule_cmb_unpublished", Warning, Predicted)],
+        silent: &["rule_clean", "rule_cmb_misaligned"],
+    },
+    Case {
+        rule: "P2P203",
+        fires: &[("rule_cmb_misaligned", Warning, Predicted)],
+        silent: &["rule_clean", "rule_cmb_unpublished"],
+    },
+    Case {
+        rule: "P2P204",
+        fires: &[("rule_cmb_misaligned", Warning, Predicted)],
+        silent: &["rule_clean", "rule_no_provider"],
+    },
+    Case {
+        rule: "P2P205",
+        fires: &[("rule_cmb_unpublished", Warning, Predicted)],
+        silent: &["rule_clean"],
+    },
+    Case {
+        rule: "P2P301",
+        fires: &[
+            ("rule_acs_redirect", Error, Predicted),
+            ("rule_acs_detour", Warning, Predicted),
+            ("rule_acs_param", Warning, Predicted),
+            ("rule_nonroot", Warning, Inconclusive),
+        ],
+        // Different root ports: no common bridge, ACS is not the question.
+        silent: &["rule_clean", "rule_not_whitelisted"],
+    },
+    Case {
+        rule: "P2P302",
+        fires: &[("rule_acs_ordering", Warning, Predicted)],
+        silent: &["rule_clean", "rule_acs_redirect"],
+    },
+    Case {
+        rule: "P2P303",
+        fires: &[("rule_acs_ordering", Warning, Predicted)],
+        silent: &["rule_clean", "rule_acs_param"],
+    },
+    Case {
+        rule: "P2P304",
+        fires: &[("rule_acs_ordering", Info, Predicted)],
+        silent: &["rule_clean", "rule_acs_redirect"],
+    },
+    Case {
+        rule: "P2P305",
+        fires: &[("rule_acs_param", Warning, Predicted)],
+        silent: &["rule_clean", "rule_acs_redirect"],
+    },
+    Case {
+        rule: "P2P401",
+        fires: &[("rule_not_whitelisted", Error, Predicted)],
+        // The same machine on AMD Zen: the CPU rule admits it.
+        silent: &[
+            "rule_clean",
+            "rule_root_complex_amd",
+            "rule_host_bridges_numa",
+        ],
+    },
+    Case {
+        rule: "P2P402",
+        fires: &[
+            ("rule_root_complex_amd", Info, Predicted),
+            ("rule_host_bridges_numa", Info, Predicted),
+        ],
+        silent: &["rule_clean", "rule_not_whitelisted"],
+    },
+    Case {
+        rule: "P2P403",
+        fires: &[("rule_host_bridges_numa", Warning, Predicted)],
+        silent: &["rule_clean", "rule_root_complex_amd"],
+    },
+    Case {
+        rule: "P2P404",
+        fires: &[("rule_host_bridges_numa", Warning, Predicted)],
+        silent: &["rule_clean", "rule_dual_path"],
+    },
+    Case {
+        rule: "P2P501",
+        fires: &[
+            ("rule_acs_detour", Warning, Predicted),
+            ("rule_root_complex_amd", Warning, Predicted),
+        ],
+        // Refused pairs are never mapped: nothing for the IOMMU to do.
+        silent: &["rule_clean", "rule_acs_redirect"],
+    },
+    Case {
+        rule: "P2P502",
+        fires: &[("rule_acs_redirect", Info, Predicted)],
+        // A root port sharing an endpoint's group is the normal case.
+        silent: &["rule_clean", "rule_root_complex_amd"],
+    },
+    Case {
+        rule: "P2P601",
+        fires: &[("rule_dual_path", Warning, Predicted)],
+        silent: &["rule_clean", "rule_host_bridges_numa"],
+    },
+    Case {
+        rule: "P2P602",
+        fires: &[("rule_cascaded_narrow", Info, Predicted)],
+        silent: &["rule_clean", "rule_acs_ordering"],
+    },
+    Case {
+        rule: "P2P603",
+        fires: &[("rule_cascaded_narrow", Info, Predicted)],
+        silent: &["rule_clean"],
+    },
+    Case {
+        rule: "P2P701",
+        fires: &[("rule_cascaded_narrow", Info, Predicted)],
+        silent: &["rule_clean", "rule_link_problems"],
+    },
+    Case {
+        rule: "P2P702",
+        fires: &[("rule_link_problems", Warning, Predicted)],
+        // A QEMU root port claims x32 Gen4 but its partner is x1 Gen1.
+        silent: &["rule_clean", "rule_acs_redirect"],
+    },
+    Case {
+        rule: "P2P703",
+        fires: &[("rule_link_problems", Warning, Predicted)],
+        silent: &["rule_clean"],
+    },
+    Case {
+        rule: "P2P704",
+        fires: &[("rule_link_problems", Warning, Predicted)],
+        silent: &["rule_clean"],
+    },
+    Case {
+        rule: "P2P801",
+        fires: &[("rule_device_problems", Warning, Predicted)],
+        silent: &["rule_clean"],
+    },
+    Case {
+        rule: "P2P802",
+        fires: &[("rule_device_problems", Warning, Predicted)],
+        silent: &["rule_clean"],
+    },
+    Case {
+        rule: "P2P901",
+        fires: &[("rule_nonroot", Warning, Inconclusive)],
+        silent: &["rule_clean"],
+    },
+];
+
+fn diagnose_spec(name: &str) -> Diagnosis {
+    let built = build(name);
+    let root = SystemRoot::open(&built.root()).unwrap();
+    let tree = Tree::build(scan::scan(&root, &ScanOptions { no_names: true }));
+    diagnose::diagnose(&tree, &Options::default())
+}
+
+struct Cache(HashMap<&'static str, Diagnosis>);
+
+impl Cache {
+    fn get(&mut self, name: &'static str) -> &Diagnosis {
+        self.0.entry(name).or_insert_with(|| diagnose_spec(name))
+    }
+}
+
+#[test]
+fn every_rule_fires_where_it_must_and_nowhere_else() {
+    let mut cache = Cache(HashMap::new());
+    let mut failures = Vec::new();
+    for case in CASES {
+        for &(spec, severity, status) in case.fires {
+            let d = cache.get(spec);
+            let found: Vec<_> = d.findings.iter().filter(|f| f.rule == case.rule).collect();
+            if !found
+                .iter()
+                .any(|f| f.severity == severity && f.status == status)
+            {
+                failures.push(format!(
+                    "{} should fire in {spec} as {severity:?}/{status:?}; found {:?}",
+                    case.rule,
+                    found
+                        .iter()
+                        .map(|f| (f.severity, f.status))
+                        .collect::<Vec<_>>()
+                ));
+            }
+            for f in &found {
+                if f.message.is_empty() || f.fix.as_deref().unwrap_or("").is_empty() {
+                    failures.push(format!(
+                        "{} in {spec}: a finding without message or fix",
+                        case.rule
+                    ));
+                }
+            }
+        }
+        for &spec in case.silent {
+            let d = cache.get(spec);
+            if let Some(f) = d.findings.iter().find(|f| f.rule == case.rule) {
+                failures.push(format!(
+                    "{} must not fire in {spec}: {}",
+                    case.rule, f.message
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn every_rule_has_a_firing_and_a_silent_fixture() {
+    for r in ALL_RULES {
+        let case = CASES
+            .iter()
+            .find(|c| c.rule == r.id)
+            .unwrap_or_else(|| panic!("{} has no case in the table", r.id));
+        assert!(
+            !case.fires.is_empty() && !case.silent.is_empty(),
+            "{}",
+            r.id
+        );
+    }
+    assert_eq!(CASES.len(), ALL_RULES.len());
+}
+
+#[test]
+fn the_clean_machine_has_no_finding_and_exits_zero() {
+    let d = diagnose_spec("rule_clean");
+    assert!(d.findings.is_empty(), "{:#?}", d.findings);
+    assert_eq!(d.summary.verdict, "clear");
+    assert_eq!(d.exit_code(diagnose::FailOn::Warning), 0);
+    assert_eq!(d.pairs.len(), 1);
+    let p = &d.pairs[0];
+    assert_eq!(p.verdict.map_type, diagnose::MapType::BusAddr);
+    assert_eq!(p.verdict.distance, 4);
+    let b = p.bottleneck.as_ref().unwrap();
+    assert_eq!(b.link, "Gen3 x4");
+}
+
+#[test]
+fn acs_fix_is_the_kernels_parameter_and_a_setpci_alternative() {
+    let d = diagnose_spec("rule_acs_redirect");
+    let f = d.findings.iter().find(|f| f.rule == "P2P301").unwrap();
+    let fix = f.fix.as_deref().unwrap();
+    assert!(fix.contains("pci=disable_acs_redir=0000:00:03.0 "), "{fix}");
+    assert!(
+        fix.contains("setpci -s 0000:00:03.0 ECAP_ACS+6.w=0000:002c"),
+        "{fix}"
+    );
+    assert!(f.evidence.iter().any(|e| e
+        == "kernel: nvme 0000:01:00.1: to disable ACS redirect for this path, add the kernel parameter: pci=disable_acs_redir=0000:00:03.0"));
+    assert!(
+        f.evidence.iter().any(
+            |e| e == "kernel: pci 0000:00:00.0: Host bridge not in P2PDMA whitelist: 8086:29c0"
+        )
+    );
+    assert_eq!(d.exit_code(diagnose::FailOn::Warning), 2);
+    assert_eq!(d.exit_code(diagnose::FailOn::Error), 2);
+}
+
+#[test]
+fn the_acs_fix_keeps_what_the_command_line_already_has() {
+    // rule_acs_param keeps `0000:00:03.0/00.0/01.0;0000:09:00.0;0000:00:03.0`;
+    // the fix must add 02:00.0 to that list, not replace it.
+    let d = diagnose_spec("rule_acs_param");
+    let f = d.findings.iter().find(|f| f.rule == "P2P301").unwrap();
+    let fix = f.fix.as_deref().unwrap();
+    assert!(
+        fix.contains(
+            "pci=disable_acs_redir=0000:00:03.0/00.0/01.0;0000:09:00.0;0000:00:03.0;0000:02:00.0"
+        ),
+        "{fix}"
+    );
+    let p305: Vec<_> = d.findings.iter().filter(|f| f.rule == "P2P305").collect();
+    assert!(p305.iter().any(|f| f.message.contains("given 2 times")));
+    assert!(
+        p305.iter()
+            .any(|f| f.message.contains("names no PCI device"))
+    );
+    assert!(p305.iter().any(|f| f.message.contains("no ACS capability")));
+}
+
+#[test]
+fn warnings_exit_one_unless_fail_on_error() {
+    let d = diagnose_spec("rule_acs_detour");
+    assert_eq!(d.summary.verdict, "warnings");
+    assert_eq!(d.exit_code(diagnose::FailOn::Warning), 1);
+    assert_eq!(d.exit_code(diagnose::FailOn::Error), 0);
+    // Inconclusive is never "all clear".
+    let d = diagnose_spec("rule_nonroot");
+    assert!(
+        d.findings
+            .iter()
+            .all(|f| f.status == Status::Inconclusive || f.severity == Info)
+    );
+    assert_eq!(d.exit_code(diagnose::FailOn::Warning), 1);
+    assert!(d.pairs.iter().all(|p| !p.verdict.certain()));
+}
+
+#[test]
+fn all_pairs_takes_every_endpoint_as_a_provider() {
+    let built = build("rule_acs_ordering");
+    let root = SystemRoot::open(&built.root()).unwrap();
+    let tree = Tree::build(scan::scan(&root, &ScanOptions { no_names: true }));
+    let default = diagnose::diagnose(&tree, &Options::default());
+    let all = diagnose::diagnose(
+        &tree,
+        &Options {
+            all_pairs: true,
+            ..Options::default()
+        },
+    );
+    assert_eq!(default.pairs.len(), 2); // one provider, two clients
+    assert_eq!(all.pairs.len(), 6); // three endpoints, each to the other two
+    assert!(all.all_pairs && !default.all_pairs);
+}
