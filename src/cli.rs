@@ -76,6 +76,7 @@ pub enum Command {
     ///   p2pdoctor topo --format json | jq '.devices[] | select(.p2pmem)'
     ///   p2pdoctor topo --dot > topo.dot && dot -Tsvg topo.dot > topo.svg
     ///   p2pdoctor --root server.tar.gz topo
+    #[command(verbatim_doc_comment)]
     Topo(TopoArgs),
 
     /// Capture what the analysis reads into one archive for a support ticket.
@@ -89,6 +90,7 @@ pub enum Command {
     ///
     /// Example:
     ///   sudo p2pdoctor snapshot -o server.tar.gz
+    #[command(verbatim_doc_comment)]
     Snapshot(SnapshotArgs),
 
     /// Predict what the kernel will decide for every pair of devices, and

@@ -36,9 +36,10 @@ pub struct KernelCmdline {
     pub amd_iommu: Option<String>,
     /// `iommu.passthrough=` (1 is identity by default).
     pub iommu_passthrough: Option<String>,
-    /// Device specifications given to `pci=disable_acs_redir=`, in order.
+    /// Device specifications of the last `pci=disable_acs_redir=`, in order
+    /// (the kernel keeps only the last occurrence).
     pub disable_acs_redir: Vec<String>,
-    /// Entries of `pci=config_acs=`, in order.
+    /// Entries of the last `pci=config_acs=`, in order.
     pub config_acs: Vec<String>,
 }
 
@@ -186,20 +187,21 @@ pub fn parse_cmdline(raw: &str) -> KernelCmdline {
 
 /// `pci=` takes comma-separated options (drivers/pci/pci.c pci_setup());
 /// the device lists of disable_acs_redir= and config_acs= use `;`.
+/// pci_setup() keeps a pointer to the value of the last
+/// `disable_acs_redir=` (and `config_acs=`) it sees, so a later occurrence
+/// replaces an earlier one rather than adding to it.
 fn parse_pci_param(value: &str, out: &mut KernelCmdline) {
+    let list = |l: &str| {
+        l.split(';')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
     for opt in value.split(',') {
-        if let Some(list) = opt.strip_prefix("disable_acs_redir=") {
-            out.disable_acs_redir.extend(
-                list.split(';')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string),
-            );
-        } else if let Some(list) = opt.strip_prefix("config_acs=") {
-            out.config_acs.extend(
-                list.split(';')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string),
-            );
+        if let Some(l) = opt.strip_prefix("disable_acs_redir=") {
+            out.disable_acs_redir = list(l);
+        } else if let Some(l) = opt.strip_prefix("config_acs=") {
+            out.config_acs = list(l);
         }
     }
 }
@@ -309,6 +311,14 @@ mod tests {
         assert_eq!(c.intel_iommu.as_deref(), Some("on"));
         assert_eq!(c.disable_acs_redir, vec!["0000:00:03.0", "pci:10b5:9781"]);
         assert_eq!(c.config_acs, vec!["101xxxx@0000:00:01.0"]);
+    }
+
+    #[test]
+    fn last_disable_acs_redir_wins_as_in_pci_setup() {
+        let c = parse_cmdline(
+            "pci=disable_acs_redir=0000:00:01.0 pci=disable_acs_redir=0000:00:02.0;0000:00:03.0",
+        );
+        assert_eq!(c.disable_acs_redir, vec!["0000:00:02.0", "0000:00:03.0"]);
     }
 
     #[test]

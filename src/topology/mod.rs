@@ -88,15 +88,26 @@ pub struct LinkState {
     pub max_width: Option<u8>,
     /// `config` or `sysfs`.
     pub source: &'static str,
+    /// What the other end of the link can do (the device below a
+    /// downstream-facing port, the port above anything else), when known.
+    pub partner_max_speed_gts: Option<f64>,
+    pub partner_max_width: Option<u8>,
 }
 
 impl LinkState {
     /// A link that trained below what the port can do. A link that is down
     /// (width 0) is not called degraded.
+    ///
+    /// A link trains to what both ends can do, so the bound is the lower of
+    /// the two ends' capabilities: a x4 card in a x16 slot is not degraded.
     pub fn degraded(&self) -> bool {
-        let slower =
-            matches!((self.speed_gts, self.max_speed_gts), (Some(s), Some(m)) if s + 0.01 < m);
-        let narrower = matches!((self.width, self.max_width), (Some(w), Some(m)) if w < m);
+        let speed_bound = min_known(self.max_speed_gts, self.partner_max_speed_gts);
+        let width_bound = min_known(
+            self.max_width.map(f64::from),
+            self.partner_max_width.map(f64::from),
+        );
+        let slower = matches!((self.speed_gts, speed_bound), (Some(s), Some(m)) if s + 0.01 < m);
+        let narrower = matches!((self.width, width_bound), (Some(w), Some(m)) if f64::from(w) < m);
         self.is_up() && (slower || narrower)
     }
 
@@ -326,6 +337,32 @@ impl Tree {
             n.depth = depth;
         }
 
+        // The other end of each link: a port's first child below it, or the
+        // port above a device.
+        for id in 0..nodes.len() {
+            let downstream_facing = matches!(
+                nodes[id].role,
+                Role::RootPort | Role::SwitchDownstreamPort | Role::PciToPcieBridge
+            );
+            let partner = if downstream_facing {
+                nodes[id].children.first().copied()
+            } else {
+                nodes[id].parent
+            };
+            let Some(p) = partner else { continue };
+            let Some((speed, width)) = nodes[p]
+                .link
+                .as_ref()
+                .map(|l| (l.max_speed_gts, l.max_width))
+            else {
+                continue;
+            };
+            if let Some(l) = nodes[id].link.as_mut() {
+                l.partner_max_speed_gts = speed;
+                l.partner_max_width = width;
+            }
+        }
+
         let mut switches = Vec::new();
         for id in 0..nodes.len() {
             if nodes[id].role != Role::SwitchUpstreamPort {
@@ -398,6 +435,14 @@ impl Tree {
         self.limitations
             .iter()
             .any(|l| l.kind == LimitationKind::ConfigTruncated)
+    }
+}
+
+fn min_known(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
     }
 }
 
@@ -487,6 +532,8 @@ fn link_state(facts: &DeviceFacts, caps: &Decoded) -> Option<LinkState> {
             max_speed_gts: link.cap.max_speed.gts(),
             max_width: Some(link.cap.max_width),
             source: "config",
+            partner_max_speed_gts: None,
+            partner_max_width: None,
         });
     }
     let a = &facts.link_attributes;
@@ -497,7 +544,44 @@ fn link_state(facts: &DeviceFacts, caps: &Decoded) -> Option<LinkState> {
             max_speed_gts: a.max_speed_gts,
             max_width: a.max_width,
             source: "sysfs",
+            partner_max_speed_gts: None,
+            partner_max_width: None,
         });
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LinkState;
+
+    fn link(speed: f64, width: u8, max: (f64, u8), partner: Option<(f64, u8)>) -> LinkState {
+        LinkState {
+            speed_gts: Some(speed),
+            width: Some(width),
+            max_speed_gts: Some(max.0),
+            max_width: Some(max.1),
+            source: "config",
+            partner_max_speed_gts: partner.map(|p| p.0),
+            partner_max_width: partner.map(|p| p.1),
+        }
+    }
+
+    #[test]
+    fn degraded_is_below_what_both_ends_can_do() {
+        // A Gen4 x16 GPU trained at Gen4 x8: degraded whoever the partner is.
+        assert!(link(16.0, 8, (16.0, 16), Some((16.0, 16))).degraded());
+        // A x4 card in a x16 slot, seen from the slot: not degraded.
+        assert!(!link(16.0, 4, (16.0, 16), Some((16.0, 4))).degraded());
+        // A Gen4 card behind a Gen3 port runs at Gen3: not degraded.
+        assert!(!link(8.0, 4, (16.0, 4), Some((8.0, 4))).degraded());
+        // Partner unknown: judge by this end alone.
+        assert!(link(8.0, 4, (16.0, 4), None).degraded());
+        // A link that is down is not degraded.
+        assert!(!link(2.5, 0, (16.0, 4), None).degraded());
+        assert_eq!(
+            link(16.0, 8, (16.0, 16), None).describe(),
+            "Gen4 x8 (degraded; capable of Gen4 x16)"
+        );
+    }
 }
