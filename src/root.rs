@@ -489,15 +489,28 @@ impl SystemRoot {
 /// Reads a whole file, refusing to follow a symlink in its last component
 /// (the path is already resolved; this keeps it so should the tree change).
 fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
-    let f = fs::OpenOptions::new()
+    let mut f = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
     // sysfs files report a size of 4096 whatever they hold, so no size
-    // hint (which also costs a statx and an lseek per file); a config file
-    // fills the buffer exactly and the reader probes for EOF without growing.
-    let mut buf = Vec::with_capacity(4096);
-    f.take(u64::MAX).read_to_end(&mut buf)?;
+    // hint (which would cost a statx and an lseek per file). A read from a
+    // regular file or a sysfs attribute comes back short only at the end,
+    // so one short read saves the second read that would find EOF: on a
+    // 4096-function server that is thousands of system calls.
+    const FIRST: usize = 4096 + 1;
+    let mut first = [0u8; FIRST];
+    let n = loop {
+        match f.read(&mut first) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    };
+    let mut buf = first[..n].to_vec();
+    if n == FIRST {
+        f.take(u64::MAX).read_to_end(&mut buf)?;
+    }
     Ok(buf)
 }
 
