@@ -33,38 +33,11 @@ pub struct AcsParams {
     pub config_acs_all: Vec<String>,
 }
 
-/// Splits a command line on blanks outside double quotes, dropping the
-/// quotes, as the kernel's `next_arg()` does; stops at `--` (what follows
-/// goes to init).
-fn split_args(raw: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    for c in raw.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            c if c.is_whitespace() && !quoted => {
-                if !cur.is_empty() {
-                    words.push(std::mem::take(&mut cur));
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        words.push(cur);
-    }
-    if let Some(end) = words.iter().position(|w| w == "--") {
-        words.truncate(end);
-    }
-    words
-}
-
 impl AcsParams {
     /// Reads the parameters from a raw kernel command line (`/proc/cmdline`).
     pub fn from_cmdline(raw: &str) -> AcsParams {
         let mut out = AcsParams::default();
-        for word in split_args(raw) {
+        for word in crate::scan::split_cmdline(raw) {
             let Some(value) = word.strip_prefix("pci=") else {
                 continue;
             };

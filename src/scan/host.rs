@@ -139,9 +139,10 @@ fn iommu_kind(name: &str) -> &'static str {
     }
 }
 
-/// Splits the kernel command line the way the kernel does: on spaces,
-/// with double quotes grouping.
-fn split_cmdline(raw: &str) -> Vec<String> {
+/// Splits the kernel command line the way the kernel's `next_arg()` does:
+/// on blanks outside double quotes, dropping the quotes; stops at `--`
+/// (what follows goes to init, not to the kernel).
+pub fn split_cmdline(raw: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;
@@ -158,6 +159,9 @@ fn split_cmdline(raw: &str) -> Vec<String> {
     }
     if !cur.is_empty() {
         words.push(cur);
+    }
+    if let Some(end) = words.iter().position(|w| w == "--") {
+        words.truncate(end);
     }
     words
 }
@@ -311,6 +315,11 @@ mod tests {
         assert_eq!(c.intel_iommu.as_deref(), Some("on"));
         assert_eq!(c.disable_acs_redir, vec!["0000:00:03.0", "pci:10b5:9781"]);
         assert_eq!(c.config_acs, vec!["101xxxx@0000:00:01.0"]);
+        assert_eq!(
+            parse_cmdline("quiet -- iommu=pt").iommu,
+            None,
+            "after -- is init's"
+        );
     }
 
     #[test]
