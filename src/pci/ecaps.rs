@@ -192,6 +192,64 @@ pub(crate) fn decode_dpc(config: &[u8], offset: u16) -> Option<Dpc> {
     })
 }
 
+/// Correctable Error Status bits (PCIe r6.0 §7.8.4.5), lspci's names.
+const AER_CORRECTABLE: &[(u32, &str)] = &[
+    (0, "RxErr"),
+    (6, "BadTLP"),
+    (7, "BadDLLP"),
+    (8, "Rollover"),
+    (12, "Timeout"),
+    (13, "AdvNonFatalErr"),
+    (14, "CorrIntErr"),
+    (15, "HeaderOF"),
+];
+
+/// Uncorrectable Error Status bits (PCIe r6.0 §7.8.4.2), lspci's names.
+const AER_UNCORRECTABLE: &[(u32, &str)] = &[
+    (4, "DLP"),
+    (5, "SDES"),
+    (12, "TLP"),
+    (13, "FCP"),
+    (14, "CmpltTO"),
+    (15, "CmpltAbrt"),
+    (16, "UnxCmplt"),
+    (17, "RxOF"),
+    (18, "MalfTLP"),
+    (19, "ECRC"),
+    (20, "UnsupReq"),
+    (21, "ACSViol"),
+    (22, "UncorrIntErr"),
+    (23, "BlockedTLP"),
+    (24, "AtomicOpBlocked"),
+    (25, "TLPBlockedErr"),
+    (26, "PoisonTLPBlocked"),
+];
+
+fn aer_bit_names(value: u32, table: &[(u32, &str)]) -> String {
+    let mut names: Vec<String> = table
+        .iter()
+        .filter(|(b, _)| value & (1 << b) != 0)
+        .map(|(_, n)| n.to_string())
+        .collect();
+    let known: u32 = table.iter().map(|(b, _)| 1 << b).sum();
+    if value & !known != 0 {
+        names.push(format!("{:#010x}", value & !known));
+    }
+    names.join(" ")
+}
+
+impl Aer {
+    /// The set bits of an Uncorrectable Error Status value, by lspci's names.
+    pub fn uncorrectable_names(value: u32) -> String {
+        aer_bit_names(value, AER_UNCORRECTABLE)
+    }
+
+    /// The set bits of a Correctable Error Status value, by lspci's names.
+    pub fn correctable_names(value: u32) -> String {
+        aer_bit_names(value, AER_CORRECTABLE)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,52 +25,6 @@ pub const AER: RuleRef = RuleRef {
     name: "aer-errors",
 };
 
-/// Correctable Error Status bits (PCIe r6.0 §7.8.4.5), lspci's names.
-const CORRECTABLE: &[(u32, &str)] = &[
-    (0, "RxErr"),
-    (6, "BadTLP"),
-    (7, "BadDLLP"),
-    (8, "Rollover"),
-    (12, "Timeout"),
-    (13, "AdvNonFatalErr"),
-    (14, "CorrIntErr"),
-    (15, "HeaderOF"),
-];
-
-/// Uncorrectable Error Status bits (PCIe r6.0 §7.8.4.2), lspci's names.
-const UNCORRECTABLE: &[(u32, &str)] = &[
-    (4, "DLP"),
-    (5, "SDES"),
-    (12, "TLP"),
-    (13, "FCP"),
-    (14, "CmpltTO"),
-    (15, "CmpltAbrt"),
-    (16, "UnxCmplt"),
-    (17, "RxOF"),
-    (18, "MalfTLP"),
-    (19, "ECRC"),
-    (20, "UnsupReq"),
-    (21, "ACSViol"),
-    (22, "UncorrIntErr"),
-    (23, "BlockedTLP"),
-    (24, "AtomicOpBlocked"),
-    (25, "TLPBlockedErr"),
-    (26, "PoisonTLPBlocked"),
-];
-
-fn bit_names(value: u32, table: &[(u32, &str)]) -> String {
-    let mut names: Vec<String> = table
-        .iter()
-        .filter(|(b, _)| value & (1 << b) != 0)
-        .map(|(_, n)| n.to_string())
-        .collect();
-    let known: u32 = table.iter().map(|(b, _)| 1 << b).sum();
-    if value & !known != 0 {
-        names.push(format!("{:#010x}", value & !known));
-    }
-    names.join(" ")
-}
-
 pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     let tree = ctx.tree;
@@ -141,10 +95,16 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
             if unc != 0 || cor != 0 {
                 let mut what = Vec::new();
                 if unc != 0 {
-                    what.push(format!("uncorrectable: {}", bit_names(unc, UNCORRECTABLE)));
+                    what.push(format!(
+                        "uncorrectable: {}",
+                        crate::pci::Aer::uncorrectable_names(unc)
+                    ));
                 }
                 if cor != 0 {
-                    what.push(format!("correctable: {}", bit_names(cor, CORRECTABLE)));
+                    what.push(format!(
+                        "correctable: {}",
+                        crate::pci::Aer::correctable_names(cor)
+                    ));
                 }
                 let severity = Severity::Warning;
                 out.push(
