@@ -117,18 +117,17 @@ impl Decoded {
     }
 }
 
-/// A standard-capability decoder: sees only the first 256 bytes, so a
-/// capability near 0xff cannot read extended-space bytes as its own.
+/// A capability decoder: given the space its list lives in (the first 256
+/// bytes for standard capabilities, so one near 0xff cannot read extended
+/// space as its own; at most 4096 for extended ones) and its offset.
 type CapDecoder = fn(&[u8], u16, &mut Decoded);
-/// An extended-capability decoder: sees at most the first 4096 bytes.
-type ExtCapDecoder = fn(&[u8], u16, &mut Decoded);
 
 const CAP_DECODERS: &[(u8, CapDecoder)] = &[
     (CAP_ID_EXPRESS, |c, o, d| d.express = express::decode(c, o)),
     (CAP_ID_SSVID, cap_ssvid),
 ];
 
-const EXT_CAP_DECODERS: &[(u16, ExtCapDecoder)] = &[
+const EXT_CAP_DECODERS: &[(u16, CapDecoder)] = &[
     (ECAP_ID_AER, |c, o, d| d.aer = ecaps::decode_aer(c, o)),
     (ECAP_ID_DSN, |c, o, d| d.dsn = ecaps::decode_dsn(c, o)),
     (ECAP_ID_ACS, |c, o, d| d.acs = acs::decode(c, o)),
@@ -180,16 +179,8 @@ pub fn decode(config: &[u8]) -> Decoded {
     let walk = walk::walk_standard(std_space, h.header_type, h.status);
     out.capabilities_readable = walk.readable;
     out.problems.extend(walk.problems);
-    let mut decoded_ids = Vec::new();
-    for entry in &walk.entries {
-        if decoded_ids.contains(&entry.id) {
-            continue;
-        }
-        decoded_ids.push(entry.id);
-        if let Some((_, f)) = CAP_DECODERS.iter().find(|(id, _)| *id == entry.id) {
-            f(std_space, entry.offset, &mut out);
-        }
-    }
+    let found = walk.entries.iter().map(|e| (e.id, e.offset));
+    dispatch(found, CAP_DECODERS, std_space, &mut out);
     out.capabilities = walk.entries;
 
     // Extended list (PCIe r6.0 §7.6). Walked whenever the bytes are there,
@@ -198,18 +189,31 @@ pub fn decode(config: &[u8]) -> Decoded {
     let ext_space = config.get(..EXT_SPACE).unwrap_or(config);
     let walk = walk::walk_extended(ext_space);
     out.problems.extend(walk.problems);
-    let mut decoded_ids = Vec::new();
-    for entry in &walk.entries {
-        if decoded_ids.contains(&entry.id) {
-            continue;
-        }
-        decoded_ids.push(entry.id);
-        if let Some((_, f)) = EXT_CAP_DECODERS.iter().find(|(id, _)| *id == entry.id) {
-            f(ext_space, entry.offset, &mut out);
-        }
-    }
+    let found = walk.entries.iter().map(|e| (e.id, e.offset));
+    dispatch(found, EXT_CAP_DECODERS, ext_space, &mut out);
     out.extended_capabilities = walk.entries;
     out
+}
+
+/// Runs the decoder for each capability found, the first instance of an ID
+/// only (as the kernel's pci_find_capability() and
+/// pci_find_ext_capability() return the first).
+fn dispatch<I: Copy + PartialEq>(
+    found: impl Iterator<Item = (I, u16)>,
+    table: &[(I, CapDecoder)],
+    space: &[u8],
+    out: &mut Decoded,
+) {
+    let mut decoded_ids: Vec<I> = Vec::new();
+    for (id, offset) in found {
+        if decoded_ids.contains(&id) {
+            continue;
+        }
+        decoded_ids.push(id);
+        if let Some((_, f)) = table.iter().find(|(t, _)| *t == id) {
+            f(space, offset, out);
+        }
+    }
 }
 
 #[cfg(test)]
