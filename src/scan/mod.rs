@@ -6,7 +6,7 @@
 
 mod device;
 mod host;
-mod kmsg;
+pub mod kmsg;
 mod nvme;
 pub mod pciids;
 

@@ -1,0 +1,843 @@
+//! One experiment: move a range between a device and a buffer (P2P memory
+//! or host memory), time it, and verify every byte.
+//!
+//! Three shapes, the DMA master always being the block device's controller:
+//! - read:  SRC → buffer (the device writes into the provider's memory);
+//! - write: buffer → DST (the device reads the provider's memory);
+//! - copy:  SRC → buffer → DST (p2pmem-test's job).
+//!
+//! Untouched memory is caught: the buffer (and DST) are filled with a
+//! pattern first, and a byte that still holds it after the transfer is
+//! counted as never arrived.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::buffer::{BufferKind, Comparison, DmaBuffer, compare, fill_pattern};
+use super::engine::{
+    self, EngineKind, IoFailure, Job, LatencySummary, Limit, PassResult, Stage, errno_name,
+};
+use super::journal::Journal;
+use super::kmsg::KmsgWatch;
+use super::progress::{Bar, Goal};
+use super::target::{Target, TargetKind};
+
+/// The JSON schema version of `copy --format json`.
+pub const COPY_SCHEMA_VERSION: u32 = 1;
+
+/// How the transfer runs.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub chunk: usize,
+    pub qd: usize,
+    pub engine: EngineKind,
+    /// Bytes of the range.
+    pub size: u64,
+    /// Cycle over the range for this long instead of once.
+    pub duration: Option<Duration>,
+    pub src_offset: u64,
+    pub dst_offset: u64,
+    pub repeat: u32,
+    pub verify: bool,
+    /// Also time the same transfer through host memory.
+    pub baseline: bool,
+    pub progress: bool,
+}
+
+/// Where the data passes.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// A p2pmem allocate file (or a stand-in file).
+    P2p { path: PathBuf, bdf: Option<String> },
+    /// Host memory only: the bounce baseline by itself.
+    Host,
+}
+
+/// What to move.
+pub enum Shape<'a> {
+    Read { src: &'a Target },
+    Write { dst: &'a Target },
+    Copy { src: &'a Target, dst: &'a Target },
+}
+
+impl Shape<'_> {
+    fn src(&self) -> Option<&Target> {
+        match self {
+            Shape::Read { src } | Shape::Copy { src, .. } => Some(src),
+            Shape::Write { .. } => None,
+        }
+    }
+    fn dst(&self) -> Option<&Target> {
+        match self {
+            Shape::Write { dst } | Shape::Copy { dst, .. } => Some(dst),
+            Shape::Read { .. } => None,
+        }
+    }
+    fn name(&self) -> &'static str {
+        match self {
+            Shape::Read { .. } => "read",
+            Shape::Write { .. } => "write",
+            Shape::Copy { .. } => "copy",
+        }
+    }
+}
+
+/// The end of a transfer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Moved and verified.
+    Ok,
+    /// The kernel refused the P2P transfer (an errno) while host memory worked.
+    Refused,
+    /// The transfer reported success but the data is wrong or missing.
+    Mismatch,
+    /// Something else failed (the device itself, a buffer, a journal).
+    Error,
+    /// Stopped by a signal; what was written has been restored.
+    Interrupted,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Refused => "refused",
+            Outcome::Mismatch => "mismatch",
+            Outcome::Error => "error",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointInfo {
+    pub path: PathBuf,
+    pub kind: TargetKind,
+    pub size: u64,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ViaInfo {
+    pub kind: BufferKind,
+    pub path: Option<PathBuf>,
+    pub bdf: Option<String>,
+    pub buffer_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ParamsInfo {
+    pub chunk: usize,
+    pub qd: usize,
+    pub engine: EngineKind,
+    pub size: u64,
+    pub duration_s: Option<f64>,
+    pub repeat: u32,
+    pub verify: bool,
+    pub baseline: bool,
+}
+
+/// A failure, with the errno's name.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureInfo {
+    #[serde(flatten)]
+    pub io: IoFailure,
+    pub errno_name: Option<&'static str>,
+    pub message: String,
+}
+
+impl From<&IoFailure> for FailureInfo {
+    fn from(f: &IoFailure) -> Self {
+        FailureInfo {
+            io: f.clone(),
+            errno_name: f.errno.map(errno_name),
+            message: f.describe(),
+        }
+    }
+}
+
+/// One timed pass.
+#[derive(Debug, Clone, Serialize)]
+pub struct PassReport {
+    pub bytes: u64,
+    pub seconds: f64,
+    /// 10^9 bytes per second.
+    pub gbps: f64,
+    /// Requests per second (each stage of a chunk is one request).
+    pub iops: f64,
+    pub latency_us: Option<LatencySummary>,
+    pub failure: Option<FailureInfo>,
+}
+
+impl PassReport {
+    fn of(r: &mut PassResult) -> PassReport {
+        let secs = r.elapsed.as_secs_f64().max(1e-9);
+        PassReport {
+            bytes: r.bytes,
+            seconds: r.elapsed.as_secs_f64(),
+            gbps: r.bytes as f64 / secs / 1e9,
+            iops: r.latencies_ns.len() as f64 / secs,
+            latency_us: LatencySummary::of(&mut r.latencies_ns),
+            failure: r.failure.as_ref().map(FailureInfo::from),
+        }
+    }
+}
+
+/// One repetition.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Through the P2P buffer (or host memory with `--host`).
+    pub main: Option<PassReport>,
+    /// Through host memory, for the ratio.
+    pub baseline: Option<PassReport>,
+    pub verify: Option<Comparison>,
+}
+
+/// What happened to DST's original contents.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreInfo {
+    pub journal: PathBuf,
+    pub restored: bool,
+    pub bytes: u64,
+    pub message: String,
+}
+
+/// The whole experiment.
+#[derive(Debug, Clone, Serialize)]
+pub struct CopyReport {
+    pub mode: &'static str,
+    pub src: Option<EndpointInfo>,
+    pub dst: Option<EndpointInfo>,
+    pub via: ViaInfo,
+    pub params: ParamsInfo,
+    pub outcome: Outcome,
+    pub errno: Option<i32>,
+    pub errno_name: Option<&'static str>,
+    /// One line for people.
+    pub message: String,
+    pub runs: Vec<RunReport>,
+    /// All runs together.
+    pub main: Option<PassReport>,
+    pub baseline: Option<PassReport>,
+    /// main / baseline throughput.
+    pub ratio: Option<f64>,
+    pub verify: Option<Comparison>,
+    pub kernel_log: Vec<String>,
+    pub kernel_log_unavailable: Option<String>,
+    pub restore: Option<RestoreInfo>,
+    pub notes: Vec<String>,
+}
+
+/// Fills every `chunk`-sized slot of `buf[..len]` with the same pattern,
+/// so a byte's pattern value depends only on its offset modulo `chunk`.
+fn fill_slots(buf: &DmaBuffer, len: usize, pat: &[u8]) {
+    for off in (0..len).step_by(pat.len()) {
+        let n = pat.len().min(len - off);
+        buf.slice_mut(off, n).copy_from_slice(&pat[..n]);
+    }
+}
+
+/// The pattern expected at device offsets `[base, base+len)` of a range
+/// filled slot by slot from `range_start`.
+fn pattern_window(pat: &[u8], rel_start: u64, len: usize) -> Vec<u8> {
+    let c = pat.len() as u64;
+    (0..len as u64)
+        .map(|i| pat[((rel_start + i) % c) as usize])
+        .collect()
+}
+
+fn seed(run: u32, what: u64) -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ ((std::process::id() as u64) << 32)
+        ^ ((run as u64) << 8)
+        ^ what.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+struct Ctx<'a> {
+    shape: &'a Shape<'a>,
+    p: &'a Params,
+    bar_label: String,
+}
+
+impl Ctx<'_> {
+    fn stages(&self) -> Vec<Stage> {
+        let mut v = Vec::new();
+        if let Some(s) = self.shape.src() {
+            v.push(Stage {
+                fd: s.fd(),
+                write: false,
+                base: self.p.src_offset,
+                label: format!("read {}", s.path.display()),
+            });
+        }
+        if let Some(d) = self.shape.dst() {
+            v.push(Stage {
+                fd: d.fd(),
+                write: true,
+                base: self.p.dst_offset,
+                label: format!("write {}", d.path.display()),
+            });
+        }
+        v
+    }
+
+    fn pass(&self, buf: &DmaBuffer, what: &str) -> std::io::Result<PassResult> {
+        let p = self.p;
+        let limit = match p.duration {
+            Some(d) => Limit::For(d),
+            None => Limit::Once,
+        };
+        let job = Job {
+            stages: self.stages(),
+            buf,
+            buf_offset: 0,
+            slots: buf.len() / p.chunk,
+            chunk: p.chunk,
+            range: p.size,
+            limit,
+            qd: p.qd,
+        };
+        let goal = match p.duration {
+            Some(d) => Goal::Time(d),
+            None => Goal::Bytes(p.size),
+        };
+        let bar = Bar::new(&format!("{} {what}", self.bar_label), goal, p.progress);
+        let r = engine::run(&job, p.engine, Some(&|b| bar.update(b)));
+        bar.finish();
+        r
+    }
+
+    /// Writes `pat` slot by slot over DST's range with host writes.
+    fn prefill_dst(&self, host: &DmaBuffer, pat: &[u8]) -> std::io::Result<Option<IoFailure>> {
+        let Some(d) = self.shape.dst() else {
+            return Ok(None);
+        };
+        fill_slots(host, host.len(), pat);
+        let job = Job {
+            stages: vec![Stage {
+                fd: d.fd(),
+                write: true,
+                base: self.p.dst_offset,
+                label: format!("write {}", d.path.display()),
+            }],
+            buf: host,
+            buf_offset: 0,
+            slots: host.len() / self.p.chunk,
+            chunk: self.p.chunk,
+            range: self.p.size,
+            limit: Limit::Once,
+            qd: self.p.qd,
+        };
+        Ok(engine::run(&job, self.p.engine, None)?.failure)
+    }
+
+    /// Reads `[rel, rel+len)` of a target into `buf[..len]` (host path).
+    fn read_window(
+        &self,
+        t: &Target,
+        base: u64,
+        rel: u64,
+        len: usize,
+        buf: &DmaBuffer,
+    ) -> std::io::Result<PassResult> {
+        let slots = len.div_ceil(self.p.chunk);
+        let job = Job {
+            stages: vec![Stage {
+                fd: t.fd(),
+                write: false,
+                base: base + rel,
+                label: format!("read {}", t.path.display()),
+            }],
+            buf,
+            buf_offset: 0,
+            slots,
+            chunk: self.p.chunk,
+            range: len as u64,
+            limit: Limit::Once,
+            qd: self.p.qd.min(slots),
+        };
+        engine::run(&job, self.p.engine, None)
+    }
+}
+
+/// Runs an experiment. `journal_dir` is where DST's original data is kept
+/// while it is overwritten. Never panics on I/O trouble: everything ends up
+/// in the report.
+pub fn run(shape: &Shape, via: &Via, p: &Params, journal_dir: &Path) -> CopyReport {
+    let mut kmsg = KmsgWatch::start();
+    let buf_bytes = p.qd * p.chunk;
+    let mut rep = CopyReport {
+        mode: shape.name(),
+        src: shape.src().map(|t| EndpointInfo {
+            path: t.path.clone(),
+            kind: t.kind,
+            size: t.size,
+            offset: p.src_offset,
+        }),
+        dst: shape.dst().map(|t| EndpointInfo {
+            path: t.path.clone(),
+            kind: t.kind,
+            size: t.size,
+            offset: p.dst_offset,
+        }),
+        via: match via {
+            Via::P2p { path, bdf } => ViaInfo {
+                kind: if path.starts_with("/sys/") {
+                    BufferKind::P2pmem
+                } else {
+                    BufferKind::StandIn
+                },
+                path: Some(path.clone()),
+                bdf: bdf.clone(),
+                buffer_bytes: buf_bytes,
+            },
+            Via::Host => ViaInfo {
+                kind: BufferKind::Host,
+                path: None,
+                bdf: None,
+                buffer_bytes: buf_bytes,
+            },
+        },
+        params: ParamsInfo {
+            chunk: p.chunk,
+            qd: p.qd,
+            engine: if p.engine == EngineKind::Uring && !engine::uring_available() {
+                EngineKind::Threads
+            } else {
+                p.engine
+            },
+            size: p.size,
+            duration_s: p.duration.map(|d| d.as_secs_f64()),
+            repeat: p.repeat,
+            verify: p.verify,
+            baseline: p.baseline && matches!(via, Via::P2p { .. }),
+        },
+        outcome: Outcome::Ok,
+        errno: None,
+        errno_name: None,
+        message: String::new(),
+        runs: Vec::new(),
+        main: None,
+        baseline: None,
+        ratio: None,
+        verify: None,
+        kernel_log: Vec::new(),
+        kernel_log_unavailable: kmsg.unavailable().map(str::to_string),
+        restore: None,
+        notes: Vec::new(),
+    };
+    let ctx = Ctx {
+        shape,
+        p,
+        bar_label: shape.name().to_string(),
+    };
+
+    let fail = |rep: &mut CopyReport, outcome: Outcome, errno: Option<i32>, msg: String| {
+        rep.outcome = outcome;
+        rep.errno = errno;
+        rep.errno_name = errno.map(errno_name);
+        rep.message = msg;
+    };
+
+    // buffers first: nothing is written before we know we can go on
+    let host = match DmaBuffer::host(buf_bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            fail(&mut rep, Outcome::Error, e.errno(), e.to_string());
+            return finish(rep, &mut kmsg);
+        }
+    };
+    let main_buf = match via {
+        Via::P2p { path, .. } => match DmaBuffer::p2pmem(path, buf_bytes) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                fail(&mut rep, Outcome::Error, e.errno(), e.to_string());
+                return finish(rep, &mut kmsg);
+            }
+        },
+        Via::Host => None,
+    };
+    let main = main_buf.as_ref().unwrap_or(&host);
+    let ref_a = DmaBuffer::host(buf_bytes);
+    let ref_b = DmaBuffer::host(buf_bytes);
+    let (Ok(ref_a), Ok(ref_b)) = (ref_a, ref_b) else {
+        fail(
+            &mut rep,
+            Outcome::Error,
+            Some(libc::ENOMEM),
+            "cannot allocate host memory for verification".into(),
+        );
+        return finish(rep, &mut kmsg);
+    };
+
+    // save DST before the first write
+    let mut journal = None;
+    if let Some(d) = shape.dst() {
+        match Journal::save(d, p.dst_offset, p.size, journal_dir) {
+            Ok(j) => journal = Some(j),
+            Err(e) => {
+                fail(
+                    &mut rep,
+                    Outcome::Error,
+                    None,
+                    format!("nothing was written: {e}"),
+                );
+                return finish(rep, &mut kmsg);
+            }
+        }
+    }
+
+    let mut all_main: Vec<PassResult> = Vec::new();
+    let mut all_base: Vec<PassResult> = Vec::new();
+    let mut total_verify: Option<Comparison> = None;
+    'runs: for run in 0..p.repeat.max(1) {
+        let pat: Vec<u8> = {
+            let mut v = vec![0u8; p.chunk];
+            fill_pattern(&mut v, seed(run, 1));
+            v
+        };
+        let dst_pat: Vec<u8> = {
+            let mut v = vec![0u8; p.chunk];
+            fill_pattern(&mut v, seed(run, 2));
+            v
+        };
+        let mut rr = RunReport {
+            main: None,
+            baseline: None,
+            verify: None,
+        };
+        // 1. host baseline
+        if rep.params.baseline {
+            fill_slots(&host, host.len(), &pat);
+            match ctx.pass(&host, "host") {
+                Ok(mut r) => {
+                    rr.baseline = Some(PassReport::of(&mut r));
+                    let failed = r.failure.clone();
+                    let interrupted = r.interrupted;
+                    all_base.push(r);
+                    if let Some(f) = failed {
+                        fail(
+                            &mut rep,
+                            Outcome::Error,
+                            f.errno,
+                            format!(
+                                "the transfer fails through host memory too, so the device or file is at fault, not P2P: {}",
+                                f.describe()
+                            ),
+                        );
+                        rep.runs.push(rr);
+                        break 'runs;
+                    }
+                    if interrupted {
+                        rep.runs.push(rr);
+                        break 'runs;
+                    }
+                }
+                Err(e) => {
+                    fail(
+                        &mut rep,
+                        Outcome::Error,
+                        e.raw_os_error(),
+                        format!("the I/O engine failed: {e}"),
+                    );
+                    break 'runs;
+                }
+            }
+        }
+        // 2. DST holds a pattern, so a write that never lands is seen
+        match ctx.prefill_dst(&host, &dst_pat) {
+            Ok(None) => {}
+            Ok(Some(f)) => {
+                fail(
+                    &mut rep,
+                    Outcome::Error,
+                    f.errno,
+                    format!("preparing the destination failed: {}", f.describe()),
+                );
+                rep.runs.push(rr);
+                break 'runs;
+            }
+            Err(e) => {
+                fail(
+                    &mut rep,
+                    Outcome::Error,
+                    e.raw_os_error(),
+                    format!("the I/O engine failed: {e}"),
+                );
+                break 'runs;
+            }
+        }
+        // 3. the main pass
+        fill_slots(main, main.len(), &pat);
+        let what = if main_buf.is_some() { "p2p" } else { "host" };
+        let mut r = match ctx.pass(main, what) {
+            Ok(r) => r,
+            Err(e) => {
+                fail(
+                    &mut rep,
+                    Outcome::Error,
+                    e.raw_os_error(),
+                    format!("the I/O engine failed: {e}"),
+                );
+                break 'runs;
+            }
+        };
+        rr.main = Some(PassReport::of(&mut r));
+        let moved = r.bytes;
+        let failure = r.failure.clone();
+        let interrupted = r.interrupted;
+        all_main.push(r);
+        if let Some(f) = failure {
+            let baseline_ok = rr.baseline.as_ref().is_some_and(|b| b.failure.is_none());
+            let outcome = if f.errno.is_some() && (baseline_ok || main_buf.is_some()) {
+                Outcome::Refused
+            } else {
+                Outcome::Error
+            };
+            fail(&mut rep, outcome, f.errno, f.describe());
+            rep.runs.push(rr);
+            break 'runs;
+        }
+        if interrupted {
+            rep.runs.push(rr);
+            break 'runs;
+        }
+        // 4. verify every byte
+        if p.verify {
+            let covered = if p.duration.is_some() {
+                moved.min(p.size)
+            } else {
+                p.size
+            };
+            match verify(
+                &ctx,
+                main,
+                main_buf.is_some(),
+                &ref_a,
+                &ref_b,
+                &pat,
+                &dst_pat,
+                covered,
+            ) {
+                Ok(Some(c)) => {
+                    rr.verify = Some(c);
+                    total_verify.get_or_insert_with(Comparison::default).add(c);
+                    if !c.matches() {
+                        let untouched = if c.untouched == c.bytes_differ {
+                            "; every one of them still holds the fill pattern: the data never arrived".to_string()
+                        } else if c.untouched > 0 {
+                            format!(
+                                "; {} of them still hold the fill pattern (never arrived)",
+                                c.untouched
+                            )
+                        } else {
+                            String::new()
+                        };
+                        fail(
+                            &mut rep,
+                            Outcome::Mismatch,
+                            None,
+                            format!(
+                                "the transfer reported success but {} of {} bytes differ, the first at offset {}{untouched}",
+                                c.bytes_differ,
+                                c.bytes_compared,
+                                c.first_mismatch.unwrap_or(0),
+                            ),
+                        );
+                        rep.runs.push(rr);
+                        break 'runs;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    fail(
+                        &mut rep,
+                        Outcome::Error,
+                        e.raw_os_error(),
+                        format!("reading back for verification failed: {e}"),
+                    );
+                    rep.runs.push(rr);
+                    break 'runs;
+                }
+            }
+        }
+        rep.runs.push(rr);
+        if super::signal::interrupted() {
+            break;
+        }
+    }
+    if super::signal::interrupted() && rep.outcome == Outcome::Ok {
+        fail(
+            &mut rep,
+            Outcome::Interrupted,
+            Some(libc::EINTR),
+            "interrupted".into(),
+        );
+    }
+    if !p.verify {
+        rep.notes
+            .push("not verified (--no-verify): throughput only".into());
+    } else if matches!(shape, Shape::Read { .. }) && main_buf.is_none() {
+        rep.notes
+            .push("a read into host memory is its own reference: nothing to verify against".into());
+    }
+    rep.main = aggregate(&mut all_main);
+    rep.baseline = aggregate(&mut all_base);
+    rep.ratio = match (&rep.main, &rep.baseline) {
+        (Some(m), Some(b)) if b.gbps > 0.0 && m.failure.is_none() => Some(m.gbps / b.gbps),
+        _ => None,
+    };
+    rep.verify = total_verify;
+
+    // 5. put DST back
+    if let (Some(j), Some(d)) = (journal, shape.dst()) {
+        let path = j.path.clone();
+        rep.restore = Some(match j.restore(d) {
+            Ok(n) => RestoreInfo {
+                journal: path,
+                restored: true,
+                bytes: n,
+                message: format!(
+                    "restored the original {} at offset {} of {}",
+                    crate::render::human_bytes(n),
+                    p.dst_offset,
+                    d.path.display()
+                ),
+            },
+            Err(e) => {
+                if rep.outcome == Outcome::Ok {
+                    rep.outcome = Outcome::Error;
+                }
+                RestoreInfo {
+                    journal: path,
+                    restored: false,
+                    bytes: 0,
+                    message: e.to_string(),
+                }
+            }
+        });
+    }
+    if rep.outcome == Outcome::Ok {
+        rep.message = match (&rep.main, rep.verify) {
+            (Some(m), Some(v)) => format!(
+                "{} moved at {:.2} GB/s and all {} verified bytes match",
+                crate::render::human_bytes(m.bytes),
+                m.gbps,
+                v.bytes_compared
+            ),
+            (Some(m), None) => format!(
+                "{} moved at {:.2} GB/s (not verified)",
+                crate::render::human_bytes(m.bytes),
+                m.gbps
+            ),
+            _ => "nothing moved".into(),
+        };
+    }
+    finish(rep, &mut kmsg)
+}
+
+fn finish(mut rep: CopyReport, kmsg: &mut KmsgWatch) -> CopyReport {
+    rep.kernel_log = kmsg.collect();
+    rep
+}
+
+fn aggregate(passes: &mut [PassResult]) -> Option<PassReport> {
+    if passes.is_empty() {
+        return None;
+    }
+    let mut all = PassResult::default();
+    for p in passes.iter_mut() {
+        all.bytes += p.bytes;
+        all.elapsed += p.elapsed;
+        all.latencies_ns.append(&mut p.latencies_ns);
+        if all.failure.is_none() {
+            all.failure = p.failure.clone();
+        }
+    }
+    Some(PassReport::of(&mut all))
+}
+
+/// Compares every byte of the range that moved. Windows of the buffer's
+/// size; the reference is always read through host memory.
+#[allow(clippy::too_many_arguments)]
+fn verify(
+    ctx: &Ctx,
+    main: &DmaBuffer,
+    p2p: bool,
+    ref_a: &DmaBuffer,
+    ref_b: &DmaBuffer,
+    pat: &[u8],
+    dst_pat: &[u8],
+    covered: u64,
+) -> std::io::Result<Option<Comparison>> {
+    let p = ctx.p;
+    let win = main.len() as u64;
+    let mut total = Comparison::default();
+    let mut rel = 0u64;
+    while rel < covered {
+        let len = (covered - rel).min(win) as usize;
+        let c = match ctx.shape {
+            Shape::Read { src } => {
+                if !p2p {
+                    return Ok(None);
+                }
+                // the same range, once by P2P into the pattern-filled buffer,
+                // once into host memory
+                fill_slots(main, len, pat);
+                let r = ctx.read_window(src, p.src_offset, rel, len, main)?;
+                if let Some(f) = r.failure {
+                    return Err(std::io::Error::other(f.describe()));
+                }
+                let r = ctx.read_window(src, p.src_offset, rel, len, ref_a)?;
+                if let Some(f) = r.failure {
+                    return Err(std::io::Error::other(f.describe()));
+                }
+                let pattern = pattern_window(pat, 0, len);
+                compare(
+                    main.slice(0, len),
+                    ref_a.slice(0, len),
+                    p.src_offset + rel,
+                    Some(&pattern),
+                )
+            }
+            Shape::Copy { src, dst } => {
+                for (t, base, buf) in [(src, p.src_offset, ref_a), (dst, p.dst_offset, ref_b)] {
+                    let r = ctx.read_window(t, base, rel, len, buf)?;
+                    if let Some(f) = r.failure {
+                        return Err(std::io::Error::other(f.describe()));
+                    }
+                }
+                let pattern = pattern_window(dst_pat, rel, len);
+                compare(
+                    ref_b.slice(0, len),
+                    ref_a.slice(0, len),
+                    p.dst_offset + rel,
+                    Some(&pattern),
+                )
+            }
+            Shape::Write { dst } => {
+                let r = ctx.read_window(dst, p.dst_offset, rel, len, ref_b)?;
+                if let Some(f) = r.failure {
+                    return Err(std::io::Error::other(f.describe()));
+                }
+                let expected = pattern_window(pat, rel, len);
+                let pattern = pattern_window(dst_pat, rel, len);
+                compare(
+                    ref_b.slice(0, len),
+                    &expected,
+                    p.dst_offset + rel,
+                    Some(&pattern),
+                )
+            }
+        };
+        total.add(c);
+        rel += len as u64;
+    }
+    Ok(Some(total))
+}

@@ -1,0 +1,490 @@
+//! Save before writing, restore after: the journal.
+//!
+//! Before a confirm writes a range of a device, the range is read and kept
+//! in memory and in a journal file (fsynced, then renamed into place). After
+//! the writes, the data goes back, is read back and compared, and the
+//! journal is removed. A journal left behind by a crash, a kill or a power
+//! cut is found by the next `copy`, `check --confirm` or `restore` and put
+//! back, after checking that the device is the same one.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::buffer::DmaBuffer;
+use super::target::{Identity, Target};
+
+const MAGIC: &[u8] = b"P2PDOCTOR-JOURNAL 1\n";
+
+/// The journal directory: P2PDOCTOR_JOURNAL_DIR, else /var/lib/p2pdoctor/journal
+/// for root, else $XDG_STATE_HOME (or ~/.local/state)/p2pdoctor/journal.
+pub fn default_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("P2PDOCTOR_JOURNAL_DIR") {
+        return PathBuf::from(d);
+    }
+    // SAFETY: geteuid has no failure mode.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/p2pdoctor/journal");
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    state.join("p2pdoctor/journal")
+}
+
+/// The header of a journal file (one JSON line after the magic).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub device: PathBuf,
+    pub identity: Identity,
+    pub offset: u64,
+    pub length: u64,
+    pub pid: u32,
+    /// Seconds since the epoch.
+    pub started: u64,
+    /// FNV-1a of the saved bytes: catches a torn journal file, nothing more
+    /// (the restore itself is checked byte for byte).
+    pub fnv1a: u64,
+}
+
+/// A saved range, live until restored.
+pub struct Journal {
+    pub path: PathBuf,
+    pub header: Header,
+    saved: DmaBuffer,
+}
+
+/// Why saving or restoring failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error(
+        "cannot create the journal directory {dir}: {source} (choose another with --journal-dir)"
+    )]
+    Dir { dir: PathBuf, source: io::Error },
+    #[error("cannot write the journal {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot read {len} bytes at offset {offset} of {device} to save them: {source}")]
+    Save {
+        device: PathBuf,
+        offset: u64,
+        len: u64,
+        source: io::Error,
+    },
+    #[error(
+        "restoring {len} bytes at offset {offset} of {device} failed: {source}; the journal {journal} keeps them: run `p2pdoctor restore`"
+    )]
+    Restore {
+        device: PathBuf,
+        offset: u64,
+        len: u64,
+        journal: PathBuf,
+        source: io::Error,
+    },
+    #[error(
+        "after restoring {device} at offset {offset}, {differ} bytes read back differ; the journal {journal} keeps the original: run `p2pdoctor restore`"
+    )]
+    Verify {
+        device: PathBuf,
+        offset: u64,
+        differ: u64,
+        journal: PathBuf,
+    },
+    #[error("{0}")]
+    Buffer(#[from] super::buffer::BufferError),
+}
+
+fn fnv1a(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+fn pread_full(t: &Target, buf: &DmaBuffer, offset: u64, len: usize) -> io::Result<()> {
+    let mut done = 0usize;
+    while done < len {
+        // SAFETY: in bounds of the buffer; fd open.
+        let rc = unsafe {
+            libc::pread(
+                t.fd(),
+                buf.ptr_at(done).cast(),
+                len - done,
+                (offset + done as u64) as libc::off_t,
+            )
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if rc == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "end of device",
+            ));
+        }
+        done += rc as usize;
+    }
+    Ok(())
+}
+
+fn pwrite_full(t: &Target, buf: &DmaBuffer, offset: u64, len: usize) -> io::Result<()> {
+    let mut done = 0usize;
+    while done < len {
+        // SAFETY: as above.
+        let rc = unsafe {
+            libc::pwrite(
+                t.fd(),
+                buf.ptr_at(done).cast(),
+                len - done,
+                (offset + done as u64) as libc::off_t,
+            )
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        done += rc as usize;
+    }
+    t.file.sync_all()
+}
+
+impl Journal {
+    /// Reads `[offset, offset+len)` of `t` and writes it to a journal in
+    /// `dir` before anything else touches the range.
+    pub fn save(t: &Target, offset: u64, len: u64, dir: &Path) -> Result<Journal, JournalError> {
+        std::fs::create_dir_all(dir).map_err(|source| JournalError::Dir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        let saved = DmaBuffer::host(len as usize)?;
+        pread_full(t, &saved, offset, len as usize).map_err(|source| JournalError::Save {
+            device: t.path.clone(),
+            offset,
+            len,
+            source,
+        })?;
+        let data = saved.slice(0, len as usize);
+        let header = Header {
+            device: t.path.clone(),
+            identity: t.identity,
+            offset,
+            length: len,
+            pid: std::process::id(),
+            started: now_secs(),
+            fnv1a: fnv1a(data),
+        };
+        let stem: String = t
+            .path
+            .to_string_lossy()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let path = dir.join(format!("{stem}-{offset}-{}.journal", header.pid));
+        let tmp = dir.join(format!(".{stem}-{offset}-{}.tmp", header.pid));
+        let write = || -> io::Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(MAGIC)?;
+            f.write_all(serde_json::to_string(&header)?.as_bytes())?;
+            f.write_all(b"\n")?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            sync_dir(dir);
+            Ok(())
+        };
+        write().map_err(|source| {
+            let _ = std::fs::remove_file(&tmp);
+            JournalError::Write {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        Ok(Journal {
+            path,
+            header,
+            saved,
+        })
+    }
+
+    /// Puts the saved bytes back, reads them back, compares, and removes the
+    /// journal. On failure the journal stays for `p2pdoctor restore`.
+    pub fn restore(self, t: &Target) -> Result<u64, JournalError> {
+        let h = &self.header;
+        let len = h.length as usize;
+        let fail = |source| JournalError::Restore {
+            device: h.device.clone(),
+            offset: h.offset,
+            len: h.length,
+            journal: self.path.clone(),
+            source,
+        };
+        pwrite_full(t, &self.saved, h.offset, len).map_err(fail)?;
+        let check = DmaBuffer::host(len)?;
+        pread_full(t, &check, h.offset, len).map_err(fail)?;
+        let c = super::buffer::compare(
+            check.slice(0, len),
+            self.saved.slice(0, len),
+            h.offset,
+            None,
+        );
+        if !c.matches() {
+            return Err(JournalError::Verify {
+                device: h.device.clone(),
+                offset: h.offset,
+                differ: c.bytes_differ,
+                journal: self.path.clone(),
+            });
+        }
+        std::fs::remove_file(&self.path).map_err(|source| JournalError::Write {
+            path: self.path.clone(),
+            source,
+        })?;
+        if let Some(dir) = self.path.parent() {
+            sync_dir(dir);
+        }
+        Ok(h.length)
+    }
+
+    /// Reads a journal file back.
+    pub fn load(path: &Path) -> io::Result<Journal> {
+        let mut f = File::open(path)?;
+        let mut all = Vec::new();
+        f.read_to_end(&mut all)?;
+        let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
+        let rest = all
+            .strip_prefix(MAGIC)
+            .ok_or_else(|| bad("not a p2pdoctor journal"))?;
+        let nl = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| bad("no header"))?;
+        let header: Header =
+            serde_json::from_slice(&rest[..nl]).map_err(|e| bad(&e.to_string()))?;
+        let data = &rest[nl + 1..];
+        if data.len() as u64 != header.length || fnv1a(data) != header.fnv1a {
+            return Err(bad("the saved data is torn (length or checksum differs)"));
+        }
+        let saved = DmaBuffer::host(data.len()).map_err(io::Error::other)?;
+        saved.slice_mut(0, data.len()).copy_from_slice(data);
+        Ok(Journal {
+            path: path.to_path_buf(),
+            header,
+            saved,
+        })
+    }
+}
+
+/// What happened to one journal found at start-up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recovery {
+    pub journal: PathBuf,
+    pub device: Option<PathBuf>,
+    pub offset: Option<u64>,
+    pub length: Option<u64>,
+    /// `restored`, `in-use` (its writer still runs), `skipped`, `failed`.
+    pub outcome: String,
+    pub message: String,
+}
+
+fn pid_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    // SAFETY: signal 0 only checks for existence.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Restores every journal left in `dir` by a run that is no longer alive.
+pub fn recover(dir: &Path, force: bool) -> Vec<Recovery> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    let mut paths: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "journal"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let j = match Journal::load(&path) {
+            Ok(j) => j,
+            Err(e) => {
+                out.push(Recovery {
+                    journal: path.clone(),
+                    device: None,
+                    offset: None,
+                    length: None,
+                    outcome: "failed".into(),
+                    message: format!(
+                        "cannot read the journal {}: {e}; it is left in place",
+                        path.display()
+                    ),
+                });
+                continue;
+            }
+        };
+        let h = j.header.clone();
+        let mut rec = Recovery {
+            journal: path.clone(),
+            device: Some(h.device.clone()),
+            offset: Some(h.offset),
+            length: Some(h.length),
+            outcome: String::new(),
+            message: String::new(),
+        };
+        if pid_alive(h.pid) && h.pid != std::process::id() {
+            rec.outcome = "in-use".into();
+            rec.message = format!(
+                "the run that wrote it (pid {}) is still going; left alone",
+                h.pid
+            );
+            out.push(rec);
+            continue;
+        }
+        let t = match Target::open(&h.device, true, force) {
+            Ok(t) => t,
+            Err(e) => {
+                rec.outcome = "failed".into();
+                rec.message = format!(
+                    "cannot open {} to restore it: {e}; the journal is kept",
+                    h.device.display()
+                );
+                out.push(rec);
+                continue;
+            }
+        };
+        if t.identity != h.identity {
+            rec.outcome = "skipped".into();
+            rec.message = format!(
+                "{} is not the device the journal was written for (device number, inode or size changed); the journal is kept",
+                h.device.display()
+            );
+            out.push(rec);
+            continue;
+        }
+        match j.restore(&t) {
+            Ok(n) => {
+                rec.outcome = "restored".into();
+                rec.message = format!(
+                    "restored {n} bytes at offset {} of {} left by an interrupted run (pid {})",
+                    h.offset,
+                    h.device.display(),
+                    h.pid
+                );
+            }
+            Err(e) => {
+                rec.outcome = "failed".into();
+                rec.message = e.to_string();
+            }
+        }
+        out.push(rec);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(dir: &Path, bytes: &[u8]) -> Option<Target> {
+        let p = dir.join("disk.img");
+        std::fs::write(&p, bytes).unwrap();
+        Target::open(&p, true, false).ok()
+    }
+
+    #[test]
+    fn save_then_restore_puts_the_bytes_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let orig: Vec<u8> = (0..1 << 16).map(|i| (i * 7 % 256) as u8).collect();
+        let Some(t) = target(dir.path(), &orig) else {
+            return;
+        };
+        let jdir = dir.path().join("journal");
+        let j = Journal::save(&t, 8192, 16384, &jdir).unwrap();
+        assert!(j.path.exists());
+        std::fs::write(dir.path().join("disk.img"), vec![0xee; 1 << 16]).unwrap();
+        assert_eq!(j.restore(&t).unwrap(), 16384);
+        let now = std::fs::read(dir.path().join("disk.img")).unwrap();
+        assert_eq!(&now[8192..8192 + 16384], &orig[8192..8192 + 16384]);
+        assert_eq!(
+            std::fs::read_dir(&jdir).unwrap().count(),
+            0,
+            "journal removed"
+        );
+    }
+
+    #[test]
+    fn a_journal_of_a_dead_run_is_recovered_and_a_torn_one_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let orig = vec![0x5au8; 1 << 16];
+        let Some(t) = target(dir.path(), &orig) else {
+            return;
+        };
+        let jdir = dir.path().join("journal");
+        let j = Journal::save(&t, 0, 4096, &jdir).unwrap();
+        let jpath = j.path.clone();
+        // pretend the writer died: rewrite the header with a dead pid
+        let mut text = std::fs::read(&jpath).unwrap();
+        let hdr_end = MAGIC.len()
+            + text[MAGIC.len()..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .unwrap();
+        let mut h: Header = serde_json::from_slice(&text[MAGIC.len()..hdr_end]).unwrap();
+        h.pid = 0x3fff_fff0; // no such process
+        let mut new = MAGIC.to_vec();
+        new.extend(serde_json::to_vec(&h).unwrap());
+        new.extend(&text[hdr_end..]);
+        std::fs::write(&jpath, &new).unwrap();
+        std::mem::forget(j);
+        std::fs::write(dir.path().join("disk.img"), vec![0u8; 1 << 16]).unwrap();
+        let recs = recover(&jdir, false);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].outcome, "restored", "{:?}", recs[0]);
+        assert_eq!(
+            &std::fs::read(dir.path().join("disk.img")).unwrap()[..4096],
+            &orig[..4096]
+        );
+        // torn: the data is cut short
+        text = new;
+        text.truncate(text.len() - 100);
+        let torn = jdir.join("torn.journal");
+        std::fs::write(&torn, &text).unwrap();
+        let recs = recover(&jdir, false);
+        assert_eq!(recs[0].outcome, "failed");
+        assert!(recs[0].message.contains("torn"), "{}", recs[0].message);
+        assert!(torn.exists());
+    }
+}
