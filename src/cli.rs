@@ -127,6 +127,43 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Explain(ExplainArgs),
 
+    /// Run a real, verified transfer through P2P memory: the p2pmem-test
+    /// job done right.
+    ///
+    /// Reads a range of SRC by O_DIRECT into a provider's P2P memory (the
+    /// SRC device's controller DMAs into the provider's BAR), and with DST
+    /// writes it on from there (DST's controller DMAs out of the BAR). The
+    /// same transfer through host memory is timed beside it, and every byte
+    /// is verified against a read through host memory: the buffer and DST
+    /// are filled with a pattern first, so data that never arrived is told
+    /// apart from wrong data.
+    ///
+    /// Safe by default: without DST nothing is written. DST is written only
+    /// when named again with --write; its range is saved first (in memory
+    /// and a journal file) and restored afterwards, and a journal left by a
+    /// crash is restored by the next run (or `p2pdoctor restore`). Devices
+    /// that are mounted, have partitions in use or are held by
+    /// device-mapper/md are refused unless --force.
+    ///
+    /// SIZE values take K, M, G suffixes (powers of 1024): 128K, 64M, 1G.
+    /// Offsets, sizes and chunks must be multiples of 4096.
+    ///
+    /// Examples:
+    ///   sudo p2pdoctor copy /dev/nvme1n1 --via 0000:03:00.0
+    ///   sudo p2pdoctor copy /dev/nvme1n1 /dev/nvme2n1 --via 0000:03:00.0 --write /dev/nvme2n1
+    ///   sudo p2pdoctor copy /dev/nvme1n1 --via 03:00.0 --duration 10s --qd 64 --chunk 1M --format json
+    ///   p2pdoctor copy disk.img --host --no-verify --size 1G   # the engine alone
+    #[command(verbatim_doc_comment, after_long_help = COPY_EXIT_CODES, after_help = COPY_EXIT_CODES)]
+    Copy(CopyArgs),
+
+    /// Restore device ranges that an interrupted `copy` or `check --confirm`
+    /// left changed (from the journal; the next run does it too).
+    ///
+    /// Example:
+    ///   sudo p2pdoctor restore
+    #[command(verbatim_doc_comment)]
+    Restore(RestoreArgs),
+
     /// List the rules `check` applies (ID, name, severity, title).
     ///
     /// Examples:
@@ -160,6 +197,163 @@ pub struct SnapshotArgs {
     /// Replace FILE if it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+/// Exit statuses of `copy`.
+const COPY_EXIT_CODES: &str = "\
+Exit status:
+  0    moved and every byte verified
+  2    the transfer was refused (an errno) or the data is wrong or missing
+  3    the experiment could not run: bad arguments, a device that cannot be
+       opened or fails through host memory too, a restore that failed
+  130  interrupted (Ctrl-C, SIGTERM); what was written has been restored";
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The device or file to read (a block device such as /dev/nvme1n1, or a
+    /// regular file).
+    #[arg(value_name = "SRC")]
+    pub src: PathBuf,
+
+    /// Where to write what was read (only with --write DST).
+    #[arg(value_name = "DST")]
+    pub dst: Option<PathBuf>,
+
+    /// The P2P memory to pass through: a provider's address (0000:03:00.0 or
+    /// 03:00.0, which must have p2pmem/), its p2pmem/allocate file, or any
+    /// other file to stand in for it (the path is then the host's).
+    #[arg(
+        long,
+        value_name = "P2PMEM",
+        required_unless_present = "host",
+        conflicts_with = "host"
+    )]
+    pub via: Option<String>,
+
+    /// Pass through host memory only (the bounce baseline by itself).
+    #[arg(long)]
+    pub host: bool,
+
+    /// Allow writing to DEVICE, optionally only inside OFFSET+LENGTH
+    /// (`/dev/nvme2n1`, `/dev/nvme2n1:0+64M`). Must name DST.
+    #[arg(long, value_name = "DEVICE[:OFFSET+LENGTH]")]
+    pub write: Option<String>,
+
+    /// Bytes per request.
+    #[arg(long, default_value = "128K", value_parser = parse_size, value_name = "SIZE")]
+    pub chunk: u64,
+
+    /// Requests in flight (the queue depth; also the P2P buffer is
+    /// QD x CHUNK bytes).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096), value_name = "N")]
+    pub qd: u32,
+
+    /// The I/O engine: io_uring, or QD threads with blocking pread/pwrite.
+    #[arg(long, value_enum, default_value_t = crate::confirm::engine::EngineKind::Uring)]
+    pub engine: crate::confirm::engine::EngineKind,
+
+    /// Bytes of the range to move [default: 64M, or up to the end of SRC].
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub size: Option<u64>,
+
+    /// Cycle over the range for this long instead of once (`10s`, `500ms`).
+    #[arg(long, value_parser = parse_duration, value_name = "TIME")]
+    pub duration: Option<std::time::Duration>,
+
+    /// Where the range starts on SRC (and on DST unless --dst-offset).
+    #[arg(long, default_value = "0", value_parser = parse_size, value_name = "BYTES")]
+    pub offset: u64,
+
+    /// Where the range starts on DST.
+    #[arg(long, value_parser = parse_size, value_name = "BYTES")]
+    pub dst_offset: Option<u64>,
+
+    /// Run the whole experiment N times.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub repeat: u32,
+
+    /// Skip the byte-for-byte verification (throughput only).
+    #[arg(long)]
+    pub no_verify: bool,
+
+    /// Skip the host-memory baseline.
+    #[arg(long)]
+    pub no_baseline: bool,
+
+    /// Write to a device even if it looks in use (mounted, held, swap).
+    #[arg(long)]
+    pub force: bool,
+
+    /// Where to keep the original data of DST while it is overwritten
+    /// [default: $P2PDOCTOR_JOURNAL_DIR, /var/lib/p2pdoctor/journal as root,
+    /// ~/.local/state/p2pdoctor/journal otherwise].
+    #[arg(long, value_name = "DIR")]
+    pub journal_dir: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
+
+    /// Write the report to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// No progress bar.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The journal directory (see `copy --journal-dir`).
+    #[arg(long, value_name = "DIR")]
+    pub journal_dir: Option<PathBuf>,
+
+    /// Restore onto a device even if it looks in use.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `128K`, `64M`, `1G`, `4096`, `1MiB`: bytes, in powers of 1024.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (examples: 4096, 128K, 64M, 1G)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use K, M, G or T)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+/// `10s`, `500ms`, `2m`, `3` (seconds).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let digits = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (examples: 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s or m)")),
+    };
+    if !(secs > 0.0 && secs < 1e7) {
+        return Err(format!("`{s}`: the duration must be positive"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 /// Exit statuses of `check`.
@@ -284,6 +478,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check(args) => run_check(&cli.global, &scan_options, args),
         Command::Explain(args) => run_explain(&cli.global, args),
         Command::Rules(args) => run_rules(&cli.global, args),
+        Command::Copy(args) => crate::confirm::command::copy(&cli.global, args),
+        Command::Restore(args) => crate::confirm::command::restore(&cli.global, args),
         Command::Snapshot(args) => {
             let root = open_root(cli.global.root.as_deref())?;
             let to_stdout = args.output == Path::new("-");
@@ -328,7 +524,7 @@ fn open_root(path: Option<&Path>) -> Result<SystemRoot> {
 
 /// Writes to the file (atomically: a temporary beside it, then renamed, so
 /// an interrupted run leaves no half file) or to standard output.
-fn write_output(path: Option<&Path>, bytes: &[u8], replace: bool) -> Result<()> {
+pub(crate) fn write_output(path: Option<&Path>, bytes: &[u8], replace: bool) -> Result<()> {
     match path {
         None => {
             let mut out = std::io::stdout().lock();

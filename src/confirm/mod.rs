@@ -8,6 +8,7 @@
 //! - [`pairs`]: `check --confirm`, an experiment per provider/client pair.
 
 pub mod buffer;
+pub mod command;
 pub mod copy;
 pub mod engine;
 pub mod journal;

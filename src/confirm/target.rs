@@ -164,7 +164,7 @@ impl Target {
     /// Whether `[offset, offset+len)` lies inside and is aligned for O_DIRECT.
     pub fn check_range(&self, offset: u64, len: u64) -> Result<(), String> {
         let bs = self.block_size.max(4096) as u64;
-        if offset % bs != 0 || len % bs != 0 {
+        if !offset.is_multiple_of(bs) || !len.is_multiple_of(bs) {
             return Err(format!(
                 "offset {offset} and length {len} must be multiples of {bs} bytes for O_DIRECT on {}",
                 self.path.display()

@@ -5,6 +5,7 @@
 
 pub mod check_json;
 pub mod check_text;
+pub mod copy_text;
 pub mod dot;
 pub mod json;
 pub mod style;
