@@ -401,6 +401,37 @@ pub struct CheckArgs {
     /// the built-in ones.
     #[arg(long, value_name = "DIR")]
     pub rules_dir: Option<PathBuf>,
+
+    /// Settle predictions with real transfers: for each pair whose client
+    /// has an NVMe namespace, read a small range of it into the provider's
+    /// P2P memory and verify every byte against a host read (read-only),
+    /// then mark findings confirmed, refuted or inconclusive, with the
+    /// evidence (errno, kernel-log lines, throughput). Needs root and the
+    /// live machine.
+    #[arg(long)]
+    pub confirm: bool,
+
+    /// With --confirm: also try the other direction (the client reads P2P
+    /// memory and writes it to DEVICE), on this block device only; its
+    /// range is saved first and restored after. Repeat for several.
+    #[arg(long, value_name = "DEVICE", requires = "confirm")]
+    pub write: Vec<PathBuf>,
+
+    /// With --confirm: bytes per experiment and direction.
+    #[arg(long, default_value = "1M", value_parser = parse_size, value_name = "SIZE", requires = "confirm")]
+    pub confirm_size: u64,
+
+    /// With --confirm: the I/O engine.
+    #[arg(long, value_enum, default_value_t = crate::confirm::engine::EngineKind::Uring, requires = "confirm")]
+    pub engine: crate::confirm::engine::EngineKind,
+
+    /// With --confirm --write: write even to a device that looks in use.
+    #[arg(long, requires = "confirm")]
+    pub force: bool,
+
+    /// With --confirm --write: the journal directory (see `copy`).
+    #[arg(long, value_name = "DIR", requires = "confirm")]
+    pub journal_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -583,9 +614,41 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
         catalog: load_catalog(args.rules_dir.as_deref())?,
         kernel_data: load_kernel_data(args.rules_dir.as_deref())?,
     };
+    if args.confirm {
+        crate::confirm::command::require_live(global, "check --confirm")?;
+    }
     let root = open_root(global.root.as_deref())?;
     let tree = Tree::build(scan::scan(&root, scan_options));
-    let diagnosis = crate::diagnose::diagnose(&tree, &opts);
+    let mut diagnosis = crate::diagnose::diagnose(&tree, &opts);
+    if args.confirm {
+        let journal_dir = args
+            .journal_dir
+            .clone()
+            .unwrap_or_else(crate::confirm::journal::default_dir);
+        if !crate::confirm::command::recover_journals(&journal_dir, args.force, true) {
+            anyhow::bail!(
+                "a journal in {} could not be restored (above); fix that first (`p2pdoctor restore`)",
+                journal_dir.display()
+            );
+        }
+        crate::confirm::signal::install();
+        let copts = crate::confirm::pairs::ConfirmOptions {
+            size: args.confirm_size,
+            chunk: 128 << 10,
+            qd: 4,
+            engine: args.engine,
+            write: args.write.clone(),
+            force: args.force,
+            journal_dir,
+            progress: true,
+            sysfs: PathBuf::from("/sys"),
+            dev: PathBuf::from("/dev"),
+        };
+        if copts.size == 0 || !copts.size.is_multiple_of(4096) {
+            anyhow::bail!("--confirm-size must be a non-zero multiple of 4096 bytes");
+        }
+        crate::confirm::pairs::confirm(&mut diagnosis, &copts);
+    }
     let render_opts = RenderOptions {
         color: args.output.is_none() && args.format == CheckFormat::Text && global.color.resolve(),
         source: root.describe(),
@@ -596,6 +659,9 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
         CheckFormat::Json => crate::render::check_json::render(&diagnosis, &render_opts, &mut buf)?,
     }
     write_output(args.output.as_deref(), &buf, true)?;
+    if crate::confirm::signal::interrupted() {
+        return Ok(crate::confirm::signal::EXIT_INTERRUPTED);
+    }
     Ok(diagnosis.exit_code(args.fail_on))
 }
 

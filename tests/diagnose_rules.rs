@@ -23,6 +23,10 @@ struct Case {
     silent: &'static [&'static str],
 }
 
+/// Rules only `check --confirm` sets, from experiments: tested with
+/// injected experiment results in tests/confirm_settle.rs.
+const SET_BY_CONFIRM: &[&str] = &["P2P902", "P2P903"];
+
 const CASES: &[Case] = &[
     Case {
         rule: "P2P101",
@@ -251,6 +255,9 @@ fn every_rule_fires_where_it_must_and_nowhere_else() {
 #[test]
 fn every_rule_has_a_firing_and_a_silent_fixture() {
     for r in ALL_RULES {
+        if SET_BY_CONFIRM.contains(&r.id) {
+            continue;
+        }
         let case = CASES
             .iter()
             .find(|c| c.rule == r.id)
@@ -261,7 +268,7 @@ fn every_rule_has_a_firing_and_a_silent_fixture() {
             r.id
         );
     }
-    assert_eq!(CASES.len(), ALL_RULES.len());
+    assert_eq!(CASES.len() + SET_BY_CONFIRM.len(), ALL_RULES.len());
 }
 
 #[test]

@@ -13,6 +13,7 @@ pub mod copy;
 pub mod engine;
 pub mod journal;
 pub mod kmsg;
+pub mod pairs;
 pub mod progress;
 pub mod signal;
 pub mod target;

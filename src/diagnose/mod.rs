@@ -21,7 +21,7 @@ mod checks;
 pub mod kernel;
 pub mod p2pdma;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -29,6 +29,7 @@ use crate::pci::Bdf;
 use crate::topology::{NodeId, PathClass, Role, Tree};
 
 pub use catalog::{Catalog, RuleInfo, Severity};
+pub use checks::facts::{CONTRADICTED as RULE_CONTRADICTED, MISMATCH as RULE_MISMATCH};
 pub use checks::{ALL_RULES, RuleRef};
 pub use kernel::{KernelData, KernelModel, KernelVersion};
 pub use p2pdma::{MapType, P2pView, Verdict};
@@ -171,6 +172,8 @@ pub struct PairReport {
     /// Every function the traffic touches, provider and client included.
     #[serde(skip)]
     pub route: Vec<NodeId>,
+    /// What a real transfer showed (`check --confirm`).
+    pub confirm: Option<crate::confirm::pairs::PairConfirm>,
 }
 
 /// Counts and a one-line verdict.
@@ -224,6 +227,13 @@ impl Default for Options {
 }
 
 impl Diagnosis {
+    /// Sorts the findings again and recounts, after `check --confirm`
+    /// changed statuses or added findings.
+    pub fn resummarize(&mut self) {
+        sort_findings(&mut self.findings);
+        self.summary = summarize(&self.findings, &self.pairs);
+    }
+
     /// Findings that count at their severity: predicted or confirmed.
     fn counted(&self) -> impl Iterator<Item = &Finding> {
         self.findings
@@ -300,14 +310,7 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         pairs: &pairs,
     };
     let mut findings = checks::run_all(&ctx);
-    findings.sort_by(|a, b| {
-        (a.severity, a.status, &a.rule, &a.subjects).cmp(&(
-            b.severity,
-            b.status,
-            &b.rule,
-            &b.subjects,
-        ))
-    });
+    sort_findings(&mut findings);
 
     let mut in_pairs: BTreeSet<NodeId> = providers.iter().copied().collect();
     for p in &pairs {
@@ -345,6 +348,17 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         limitations: tree.limitations.iter().map(|l| l.message.clone()).collect(),
         all_pairs: opts.all_pairs,
     }
+}
+
+fn sort_findings(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        (a.severity, a.status, &a.rule, &a.subjects).cmp(&(
+            b.severity,
+            b.status,
+            &b.rule,
+            &b.subjects,
+        ))
+    });
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -420,9 +434,23 @@ fn summarize(findings: &[Finding], pairs: &[PairReport]) -> Summary {
             p.join(", ")
         )
     };
+    let mut tried: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in pairs.iter().filter_map(|p| p.confirm.as_ref()) {
+        *tried.entry(c.outcome.as_str()).or_default() += 1;
+    }
+    let confirm_text = if tried.is_empty() {
+        String::new()
+    } else {
+        let order = ["ok", "refused", "mismatch", "error", "skipped"];
+        let parts: Vec<String> = order
+            .iter()
+            .filter_map(|k| tried.get(k).map(|n| format!("{n} {k}")))
+            .collect();
+        format!("; experiments: {}", parts.join(", "))
+    };
     Summary {
         verdict: verdict.to_string(),
-        headline: format!("{counts}; {pair_text}"),
+        headline: format!("{counts}; {pair_text}{confirm_text}"),
         errors,
         warnings,
         info,

@@ -54,6 +54,7 @@ fn pair_value(p: &PairReport) -> Value {
             "link": b.link,
             "gbytes_per_s": b.gbytes_per_s,
         })),
+        "confirm": p.confirm,
     })
 }
 

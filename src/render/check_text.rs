@@ -231,6 +231,7 @@ pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::R
         }
     }
     write_matrix(d, &p, out)?;
+    write_confirm(d, &p, out)?;
     if !d.limitations.is_empty() {
         writeln!(out)?;
         for l in &d.limitations {
@@ -242,6 +243,56 @@ pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::R
         "\n{}",
         p.dim("p2pdoctor explain <ID> tells more about a rule; --format json for scripts")
     )
+}
+
+/// `check --confirm`: what each pair's experiment did.
+fn write_confirm(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<()> {
+    use crate::confirm::pairs::{PairOutcome, describe};
+    let tried: Vec<&PairReport> = d.pairs.iter().filter(|x| x.confirm.is_some()).collect();
+    if tried.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "\n{}",
+        p.bold("experiments (client → provider's P2P memory)")
+    )?;
+    for pair in tried {
+        let c = pair.confirm.as_ref().unwrap();
+        let mark = match c.outcome {
+            PairOutcome::Ok => p.good("ok      "),
+            PairOutcome::Refused => p.bad("refused "),
+            PairOutcome::Mismatch => p.bad("MISMATCH"),
+            PairOutcome::Skipped => p.dim("skipped "),
+            PairOutcome::Error => p.warn("error   "),
+        };
+        let agrees = match c.agrees {
+            Some(true) => p.dim(" (as predicted)"),
+            Some(false) => p.warn(" (NOT as predicted)"),
+            None => String::new(),
+        };
+        writeln!(
+            out,
+            "  {mark} {} → {}  {}{agrees}",
+            pair.client,
+            pair.provider,
+            describe(c)
+        )?;
+        for l in c.log.iter().take(4) {
+            writeln!(out, "           {}", p.dim(&format!("kernel: {l}")))?;
+        }
+        if c.log.len() > 4 {
+            writeln!(
+                out,
+                "           {}",
+                p.dim(&format!(
+                    "… {} more kernel lines in --format json",
+                    c.log.len() - 4
+                ))
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn indented(text: &str, out: &mut dyn Write) -> io::Result<()> {

@@ -9,6 +9,18 @@ pub const UNREADABLE: RuleRef = RuleRef {
     name: "facts-unreadable",
 };
 
+/// Set by `check --confirm` (crate::confirm::pairs), not by a check.
+pub const CONTRADICTED: RuleRef = RuleRef {
+    id: "P2P902",
+    name: "prediction-contradicted",
+};
+
+/// Set by `check --confirm` (crate::confirm::pairs), not by a check.
+pub const MISMATCH: RuleRef = RuleRef {
+    id: "P2P903",
+    name: "data-mismatch",
+};
+
 pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
     let truncated: Vec<usize> = (0..ctx.tree.nodes.len())
         .filter(|&id| ctx.truncated(id))

@@ -4,7 +4,7 @@
 
 mod acs;
 mod device;
-mod facts;
+pub(crate) mod facts;
 mod host_bridge;
 mod iommu;
 mod kernel;
@@ -96,6 +96,8 @@ pub const ALL_RULES: &[RuleRef] = &[
     device::NO_DRIVER,
     device::BUS_MASTER,
     facts::UNREADABLE,
+    facts::CONTRADICTED,
+    facts::MISMATCH,
 ];
 
 /// What every check sees.
@@ -338,6 +340,7 @@ pub(crate) fn pair_report(
         provider_id: provider,
         client_id: client,
         route,
+        confirm: None,
     }
 }
 

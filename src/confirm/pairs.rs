@@ -1,0 +1,519 @@
+//! `check --confirm`: for each pair an experiment can settle, the smallest
+//! real transfer, and what it says about each finding.
+//!
+//! The client's controller is the DMA master: its NVMe namespace is read
+//! into the provider's P2P memory (the client writes into the BAR). With
+//! `--write` naming the namespace, the other direction too (the client
+//! reads the BAR), journalled and restored.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::buffer::Comparison;
+use super::copy::{self, Outcome, Params, Shape, Via};
+use super::engine::{EngineKind, errno_name};
+use super::target::Target;
+use crate::diagnose::{Diagnosis, MapType, Severity, Status};
+use crate::diagnose::{RULE_CONTRADICTED as CONTRADICTED, RULE_MISMATCH as MISMATCH};
+use crate::pci::Bdf;
+
+/// How the experiments run.
+#[derive(Debug, Clone)]
+pub struct ConfirmOptions {
+    /// Bytes per experiment and direction.
+    pub size: u64,
+    pub chunk: usize,
+    pub qd: usize,
+    pub engine: EngineKind,
+    /// Block devices the write direction may use.
+    pub write: Vec<PathBuf>,
+    pub force: bool,
+    pub journal_dir: PathBuf,
+    pub progress: bool,
+    /// Where sysfs is (tests point it elsewhere).
+    pub sysfs: PathBuf,
+    /// Where device nodes are.
+    pub dev: PathBuf,
+}
+
+/// The outcome of a pair's experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PairOutcome {
+    Ok,
+    Refused,
+    Mismatch,
+    Skipped,
+    Error,
+}
+
+impl PairOutcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PairOutcome::Ok => "ok",
+            PairOutcome::Refused => "refused",
+            PairOutcome::Mismatch => "mismatch",
+            PairOutcome::Skipped => "skipped",
+            PairOutcome::Error => "error",
+        }
+    }
+}
+
+/// One direction of a pair's experiment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Direction {
+    /// `read` (client → provider memory) or `write` (provider memory → client).
+    pub direction: &'static str,
+    pub block_device: PathBuf,
+    pub outcome: Outcome,
+    pub errno: Option<i32>,
+    pub errno_name: Option<&'static str>,
+    pub message: String,
+    pub bytes: u64,
+    pub gbps: Option<f64>,
+    pub host_gbps: Option<f64>,
+    pub verify: Option<Comparison>,
+    pub restored: Option<bool>,
+}
+
+/// What real transfers showed for a pair.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairConfirm {
+    pub outcome: PairOutcome,
+    pub errno: Option<i32>,
+    pub errno_name: Option<&'static str>,
+    /// P2P throughput (GB/s) of the read direction.
+    pub throughput: Option<f64>,
+    /// The same through host memory.
+    pub host_throughput: Option<f64>,
+    /// Why it was skipped or failed; what happened otherwise.
+    pub reason: String,
+    /// Whether the kernel's decision matched the predicted map type
+    /// (allowed vs refused); None when nothing ran.
+    pub agrees: Option<bool>,
+    pub directions: Vec<Direction>,
+    /// Kernel-log lines that appeared during the transfers.
+    pub log: Vec<String>,
+}
+
+impl PairConfirm {
+    fn skipped(reason: impl Into<String>) -> PairConfirm {
+        PairConfirm {
+            outcome: PairOutcome::Skipped,
+            errno: None,
+            errno_name: None,
+            throughput: None,
+            host_throughput: None,
+            reason: reason.into(),
+            agrees: None,
+            directions: Vec::new(),
+            log: Vec::new(),
+        }
+    }
+}
+
+fn writable(path: &Path) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: a NUL-terminated path.
+    unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK) == 0 }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino() && x.rdev() == y.rdev(),
+        _ => a == b,
+    }
+}
+
+/// Runs one pair.
+fn run_pair(provider: Bdf, client_devs: &[String], opts: &ConfirmOptions) -> PairConfirm {
+    let alloc = opts
+        .sysfs
+        .join(format!("bus/pci/devices/{provider}/p2pmem/allocate"));
+    if !alloc.exists() {
+        let dir = alloc.parent().unwrap();
+        return PairConfirm::skipped(if dir.exists() {
+            format!(
+                "{provider} has p2pmem/ but no allocate file: this kernel cannot map P2P memory into user space (6.2 added it)"
+            )
+        } else {
+            format!(
+                "{provider} offers no P2P memory (no p2pmem/): a hypothetical provider cannot be tried"
+            )
+        });
+    }
+    if !writable(&alloc) {
+        return PairConfirm::skipped(format!(
+            "{} is not writable by this user: run as root to try the pair",
+            alloc.display()
+        ));
+    }
+    let Some(name) = client_devs.first() else {
+        return PairConfirm::skipped(
+            "the client has no block device to drive the DMA (experiments use an NVMe namespace of the client)",
+        );
+    };
+    let dev = opts.dev.join(name);
+    let via = Via::P2p {
+        path: alloc.clone(),
+        bdf: Some(provider.to_string()),
+    };
+    let src = match Target::open(&dev, false, opts.force) {
+        Ok(t) => t,
+        Err(e) => {
+            return PairConfirm::skipped(format!("cannot open the client's {}: {e}", dev.display()));
+        }
+    };
+    let size = opts.size.min(src.size / 4096 * 4096);
+    if size == 0 {
+        return PairConfirm::skipped(format!("{} is empty", dev.display()));
+    }
+    let params = Params {
+        chunk: opts.chunk.min(size as usize),
+        qd: opts.qd,
+        engine: opts.engine,
+        size,
+        duration: None,
+        src_offset: 0,
+        dst_offset: 0,
+        repeat: 1,
+        verify: true,
+        baseline: true,
+        progress: opts.progress,
+    };
+    let mut dirs = Vec::new();
+    let mut log = Vec::new();
+    let read = copy::run(&Shape::Read { src: &src }, &via, &params, &opts.journal_dir);
+    log.extend(read.kernel_log.iter().cloned());
+    dirs.push(direction("read", &dev, &read));
+    drop(src);
+    if opts.write.iter().any(|w| same_file(w, &dev)) {
+        match Target::open(&dev, true, opts.force) {
+            Ok(dst) => {
+                let w = copy::run(
+                    &Shape::Write { dst: &dst },
+                    &via,
+                    &params,
+                    &opts.journal_dir,
+                );
+                log.extend(w.kernel_log.iter().cloned());
+                dirs.push(direction("write", &dev, &w));
+            }
+            Err(e) => dirs.push(Direction {
+                direction: "write",
+                block_device: dev.clone(),
+                outcome: Outcome::Error,
+                errno: None,
+                errno_name: None,
+                message: e.to_string(),
+                bytes: 0,
+                gbps: None,
+                host_gbps: None,
+                verify: None,
+                restored: None,
+            }),
+        }
+    }
+    // the worst direction decides
+    let rank = |o: Outcome| match o {
+        Outcome::Mismatch => 4,
+        Outcome::Refused => 3,
+        Outcome::Error | Outcome::Interrupted => 2,
+        Outcome::Ok => 1,
+    };
+    let worst = dirs.iter().max_by_key(|d| rank(d.outcome)).unwrap();
+    let outcome = match worst.outcome {
+        Outcome::Ok => PairOutcome::Ok,
+        Outcome::Refused => PairOutcome::Refused,
+        Outcome::Mismatch => PairOutcome::Mismatch,
+        Outcome::Error | Outcome::Interrupted => PairOutcome::Error,
+    };
+    let reason = dirs
+        .iter()
+        .map(|d| format!("{}: {}", d.direction, d.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    PairConfirm {
+        outcome,
+        errno: worst.errno,
+        errno_name: worst.errno.map(errno_name),
+        throughput: dirs[0].gbps,
+        host_throughput: dirs[0].host_gbps,
+        reason,
+        agrees: None,
+        directions: dirs,
+        log,
+    }
+}
+
+fn direction(which: &'static str, dev: &Path, r: &copy::CopyReport) -> Direction {
+    Direction {
+        direction: which,
+        block_device: dev.to_path_buf(),
+        outcome: r.outcome,
+        errno: r.errno,
+        errno_name: r.errno_name,
+        message: r.message.clone(),
+        bytes: r.main.as_ref().map(|m| m.bytes).unwrap_or(0),
+        gbps: r
+            .main
+            .as_ref()
+            .filter(|m| m.failure.is_none())
+            .map(|m| m.gbps),
+        host_gbps: r
+            .baseline
+            .as_ref()
+            .filter(|m| m.failure.is_none())
+            .map(|m| m.gbps),
+        verify: r.verify,
+        restored: r.restore.as_ref().map(|x| x.restored),
+    }
+}
+
+/// How an experiment bears on a rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Settles {
+    /// The rule predicts the kernel refuses the pair.
+    Refusal,
+    /// The rule predicts faults or wrong data.
+    Corruption,
+    /// The rule predicts slow P2P relative to the host bounce.
+    Slow,
+    /// Timing-dependent hazards: a failure confirms, a pass proves nothing.
+    Hazard,
+}
+
+fn settles(rule: &str) -> Option<Settles> {
+    Some(match rule {
+        "P2P301" | "P2P401" => Settles::Refusal,
+        "P2P501" => Settles::Corruption,
+        "P2P403" | "P2P404" | "P2P402" => Settles::Slow,
+        "P2P302" | "P2P303" | "P2P601" | "P2P603" => Settles::Hazard,
+        _ => return None,
+    })
+}
+
+fn fault_line(l: &str) -> bool {
+    l.contains("DMAR") && l.contains("fault")
+        || l.contains("IO_PAGE_FAULT")
+        || l.contains("PTE Write access")
+        || l.contains("PTE Read access")
+        || l.contains("AMD-Vi: Event logged")
+        || l.contains("Unhandled context fault")
+}
+
+/// Runs the experiments for every pair and settles what they can.
+pub fn confirm(d: &mut Diagnosis, opts: &ConfirmOptions) {
+    let blocks: BTreeMap<Bdf, Vec<String>> = d
+        .devices
+        .iter()
+        .map(|dev| (dev.bdf, dev.block_devices.clone()))
+        .collect();
+    let total = d.pairs.len();
+    for (i, pair) in d.pairs.iter_mut().enumerate() {
+        if super::signal::interrupted() {
+            pair.confirm = Some(PairConfirm::skipped("interrupted"));
+            continue;
+        }
+        if opts.progress && total > 1 {
+            use std::io::IsTerminal;
+            if std::io::stderr().is_terminal() {
+                eprint!(
+                    "\rconfirming pair {}/{total}: {} → {}   ",
+                    i + 1,
+                    pair.client,
+                    pair.provider
+                );
+            }
+        }
+        let devs = blocks.get(&pair.client).cloned().unwrap_or_default();
+        let mut c = run_pair(pair.provider, &devs, opts);
+        if c.outcome != PairOutcome::Skipped {
+            let allowed = pair.verdict.map_type != MapType::NotSupported;
+            let kernel_allowed = matches!(c.outcome, PairOutcome::Ok | PairOutcome::Mismatch);
+            let kernel_refused = c.outcome == PairOutcome::Refused;
+            c.agrees = if kernel_allowed || kernel_refused {
+                Some(allowed == kernel_allowed)
+            } else {
+                None
+            };
+        }
+        pair.confirm = Some(c);
+    }
+    if opts.progress && total > 1 {
+        use std::io::IsTerminal;
+        if std::io::stderr().is_terminal() {
+            eprint!("\r{:70}\r", "");
+        }
+    }
+    settle(d);
+}
+
+/// Sets finding statuses from the pairs' experiments, and adds findings
+/// for contradictions and mismatches.
+pub fn settle(d: &mut Diagnosis) {
+    let tried: Vec<(Bdf, Bdf, &PairConfirm, MapType)> = d
+        .pairs
+        .iter()
+        .filter_map(|p| {
+            p.confirm
+                .as_ref()
+                .filter(|c| c.outcome != PairOutcome::Skipped && c.outcome != PairOutcome::Error)
+                .map(|c| (p.provider, p.client, c, p.verdict.map_type))
+        })
+        .collect();
+    let mut added = Vec::new();
+    for f in d.findings.iter_mut() {
+        let Some(kind) = settles(&f.rule) else {
+            continue;
+        };
+        let mine: Vec<_> = tried
+            .iter()
+            .filter(|(p, c, _, _)| f.subjects.contains(p) && f.subjects.contains(c))
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let mut confirmed = Vec::new();
+        let mut refuted = Vec::new();
+        let mut open = Vec::new();
+        for (p, c, x, _) in &mine {
+            let faults = x.log.iter().any(|l| fault_line(l));
+            let line = format!("confirm {c} → {p}: {}", describe(x));
+            let verdict = match kind {
+                Settles::Refusal => match x.outcome {
+                    PairOutcome::Refused => Some(true),
+                    PairOutcome::Ok | PairOutcome::Mismatch => Some(false),
+                    _ => None,
+                },
+                Settles::Corruption => match x.outcome {
+                    PairOutcome::Mismatch => Some(true),
+                    PairOutcome::Ok if faults => Some(true),
+                    PairOutcome::Ok => Some(false),
+                    _ => None,
+                },
+                Settles::Slow => match (x.outcome, x.throughput, x.host_throughput) {
+                    (PairOutcome::Ok, Some(p2p), Some(host)) if host > 0.0 => {
+                        let r = p2p / host;
+                        if r < 0.5 {
+                            Some(true)
+                        } else if r >= 0.8 {
+                            Some(false)
+                        } else {
+                            None
+                        }
+                    }
+                    _ => None,
+                },
+                Settles::Hazard => match x.outcome {
+                    PairOutcome::Mismatch => Some(true),
+                    _ => None,
+                },
+            };
+            match verdict {
+                Some(true) => confirmed.push(line),
+                Some(false) => refuted.push(line),
+                None => open.push(line),
+            }
+        }
+        f.status = if !confirmed.is_empty() {
+            Status::Confirmed
+        } else if !refuted.is_empty() {
+            Status::Refuted
+        } else {
+            Status::Inconclusive
+        };
+        if kind == Settles::Hazard && confirmed.is_empty() {
+            open.push("the transfers passed, but ordering failures are timing-dependent: a pass does not rule them out".into());
+        }
+        if kind == Settles::Slow && f.status == Status::Inconclusive {
+            open.push("P2P ran between half and 0.8 of the host-bounce throughput: neither clearly slow nor clearly fine".into());
+        }
+        f.evidence.extend(confirmed);
+        f.evidence.extend(refuted);
+        f.evidence.extend(open);
+    }
+    for (p, c, x, map) in &tried {
+        let predicted_allowed = *map != MapType::NotSupported;
+        if x.agrees == Some(false) {
+            let (what, did) = if predicted_allowed {
+                (
+                    format!("{} (allowed)", map.as_str()),
+                    "refused it".to_string(),
+                )
+            } else {
+                (
+                    "refused (not_supported)".to_string(),
+                    "allowed it".to_string(),
+                )
+            };
+            added.push(
+                CONTRADICTED
+                    .finding(
+                        Severity::Warning,
+                        Status::Confirmed,
+                        [*p, *c],
+                        format!(
+                            "p2pdoctor predicted {c} → {p} {what}, but the kernel {did}: {}",
+                            describe(x)
+                        ),
+                    )
+                    .fix("Trust the experiment for this pair, and report it with the output of p2pdoctor snapshot so the model can be corrected")
+                    .evidence(x.log.iter().map(|l| format!("kernel: {l}"))),
+            );
+        }
+        if x.outcome == PairOutcome::Mismatch {
+            let faults: Vec<String> = x.log.iter().filter(|l| fault_line(l)).cloned().collect();
+            let cause = if faults.is_empty() {
+                "no IOMMU fault was logged".to_string()
+            } else {
+                format!("the IOMMU logged {} fault line(s)", faults.len())
+            };
+            added.push(
+                MISMATCH
+                    .finding(
+                        Severity::Error,
+                        Status::Confirmed,
+                        [*p, *c],
+                        format!(
+                            "{c} with {p}'s P2P memory: {} ({cause})",
+                            describe(x)
+                        ),
+                    )
+                    .fix("Do not use this pair for P2P until the cause is fixed: with an IOMMU on, boot with iommu=pt or set both devices' IOMMU groups to identity; otherwise move both devices below one PCIe switch")
+                    .evidence(x.log.iter().map(|l| format!("kernel: {l}"))),
+            );
+        }
+    }
+    d.findings.extend(added);
+    d.resummarize();
+}
+
+/// One line about a pair's experiment.
+pub fn describe(x: &PairConfirm) -> String {
+    match x.outcome {
+        PairOutcome::Ok => {
+            let dirs: Vec<&str> = x.directions.iter().map(|d| d.direction).collect();
+            let speed = match (x.throughput, x.host_throughput) {
+                (Some(p), Some(h)) => format!(" at {p:.2} GB/s (host bounce {h:.2} GB/s)"),
+                (Some(p), None) => format!(" at {p:.2} GB/s"),
+                _ => String::new(),
+            };
+            format!("{} verified{speed}", dirs.join(" and "))
+        }
+        PairOutcome::Refused => format!("refused with {}", x.errno_name.unwrap_or("an error")),
+        PairOutcome::Mismatch => x
+            .directions
+            .iter()
+            .find(|d| d.outcome == Outcome::Mismatch)
+            .map(|d| format!("{} {}", d.direction, d.message))
+            .unwrap_or_else(|| "data mismatch".into()),
+        PairOutcome::Skipped | PairOutcome::Error => x.reason.clone(),
+    }
+}

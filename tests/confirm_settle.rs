@@ -1,0 +1,318 @@
+//! `check --confirm` without hardware: the pipeline run over lab snapshots
+//! with stand-in files for p2pmem and the namespaces, and the settling of
+//! findings from injected experiment results (what the lab's real kernel
+//! produced: refusals in 02/03/08, a silent mismatch in 04).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use p2pdoctor::confirm::copy::Outcome;
+use p2pdoctor::confirm::engine::EngineKind;
+use p2pdoctor::confirm::pairs::{self, ConfirmOptions, Direction, PairConfirm, PairOutcome};
+use p2pdoctor::diagnose::{self, Diagnosis, Status};
+use p2pdoctor::root::SystemRoot;
+use p2pdoctor::scan::{self, ScanOptions};
+use p2pdoctor::topology::Tree;
+
+fn lab(name: &str) -> Diagnosis {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/lab/{name}.tar.gz"));
+    let root = SystemRoot::open(&path).unwrap();
+    let tree = Tree::build(scan::scan(&root, &ScanOptions { no_names: true }));
+    diagnose::diagnose(&tree, &diagnose::Options::default())
+}
+
+/// A fake /sys and /dev: every provider's allocate is a stand-in file,
+/// every block device a regular file holding data.
+fn fake_machine(d: &Diagnosis, dir: &Path) -> (PathBuf, PathBuf) {
+    let sys = dir.join("sys");
+    let dev = dir.join("dev");
+    std::fs::create_dir_all(&dev).unwrap();
+    for x in &d.devices {
+        if x.provider {
+            let p = sys.join(format!("bus/pci/devices/{}/p2pmem", x.bdf));
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::write(p.join("allocate"), b"").unwrap();
+        }
+        for b in &x.block_devices {
+            let data: Vec<u8> = (0..4 << 20)
+                .map(|i: u32| (i.wrapping_mul(31) >> 3) as u8)
+                .collect();
+            std::fs::write(dev.join(b), data).unwrap();
+        }
+    }
+    (sys, dev)
+}
+
+fn options(sys: PathBuf, dev: PathBuf, journal: PathBuf, write: Vec<PathBuf>) -> ConfirmOptions {
+    ConfirmOptions {
+        size: 1 << 20,
+        chunk: 128 << 10,
+        qd: 4,
+        engine: EngineKind::Uring,
+        write,
+        force: false,
+        journal_dir: journal,
+        progress: false,
+        sysfs: sys,
+        dev,
+    }
+}
+
+#[test]
+fn the_pipeline_runs_every_pair_with_a_namespace_and_skips_the_rest() {
+    let mut d = lab("01-switch");
+    let dir = tempfile::tempdir().unwrap();
+    let (sys, dev) = fake_machine(&d, dir.path());
+    // the client's namespace may be written
+    let client = d
+        .pairs
+        .iter()
+        .find(|p| p.client.to_string() == "0000:04:00.0")
+        .unwrap()
+        .client;
+    let client_dev = d
+        .devices
+        .iter()
+        .find(|x| x.bdf == client)
+        .unwrap()
+        .block_devices[0]
+        .clone();
+    let before = std::fs::read(dev.join(&client_dev)).unwrap();
+    pairs::confirm(
+        &mut d,
+        &options(
+            sys,
+            dev.clone(),
+            dir.path().join("j"),
+            vec![dev.join(&client_dev)],
+        ),
+    );
+    for p in &d.pairs {
+        let c = p.confirm.as_ref().expect("every pair has a result");
+        match p.client.to_string().as_str() {
+            "0000:04:00.0" => {
+                assert_eq!(c.outcome, PairOutcome::Ok, "{c:#?}");
+                assert_eq!(c.agrees, Some(true), "bus_addr predicted, transfer allowed");
+                let dirs: Vec<_> = c.directions.iter().map(|x| x.direction).collect();
+                assert_eq!(dirs, ["read", "write"]);
+                assert!(
+                    c.directions
+                        .iter()
+                        .all(|x| x.verify.unwrap().bytes_compared == 1 << 20)
+                );
+                assert_eq!(c.directions[1].restored, Some(true));
+                assert!(c.throughput.unwrap() > 0.0 && c.host_throughput.unwrap() > 0.0);
+            }
+            // the SATA controller has no namespace
+            _ => {
+                assert_eq!(c.outcome, PairOutcome::Skipped);
+                assert!(c.reason.contains("no block device"), "{}", c.reason);
+            }
+        }
+    }
+    assert_eq!(
+        std::fs::read(dev.join(&client_dev)).unwrap(),
+        before,
+        "restored"
+    );
+    assert!(
+        d.summary.headline.contains("experiments: 1 ok, 1 skipped"),
+        "{}",
+        d.summary.headline
+    );
+    // JSON carries it and validates
+    let v = p2pdoctor::render::check_json::check_value_of(&d, "test");
+    let pair = v["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["client"] == "0000:04:00.0")
+        .unwrap();
+    assert_eq!(pair["confirm"]["outcome"], "ok");
+    assert_eq!(pair["confirm"]["directions"][1]["direction"], "write");
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/check.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let errors = common::schema::validate(&schema, &v);
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[test]
+fn without_p2pmem_or_permission_it_says_what_it_could_not_do() {
+    let mut d = lab("01-switch");
+    let dir = tempfile::tempdir().unwrap();
+    let (_, dev) = fake_machine(&d, dir.path());
+    // a sysfs without the provider's p2pmem/
+    pairs::confirm(
+        &mut d,
+        &options(dir.path().join("empty"), dev, dir.path().join("j"), vec![]),
+    );
+    for p in &d.pairs {
+        let c = p.confirm.as_ref().unwrap();
+        assert_eq!(c.outcome, PairOutcome::Skipped);
+        assert!(c.reason.contains("offers no P2P memory"), "{}", c.reason);
+    }
+}
+
+fn result(outcome: PairOutcome, errno: Option<i32>, log: &[&str]) -> PairConfirm {
+    let o = match outcome {
+        PairOutcome::Ok => Outcome::Ok,
+        PairOutcome::Refused => Outcome::Refused,
+        PairOutcome::Mismatch => Outcome::Mismatch,
+        _ => Outcome::Error,
+    };
+    PairConfirm {
+        outcome,
+        errno,
+        errno_name: errno.map(p2pdoctor::confirm::engine::errno_name),
+        throughput: (outcome == PairOutcome::Ok).then_some(1.0),
+        host_throughput: (outcome == PairOutcome::Ok).then_some(1.1),
+        reason: String::new(),
+        agrees: None,
+        directions: vec![Direction {
+            direction: "read",
+            block_device: "/dev/nvme1n1".into(),
+            outcome: o,
+            errno,
+            errno_name: None,
+            message: if outcome == PairOutcome::Mismatch {
+                "the transfer reported success but 65536 of 65536 bytes differ".into()
+            } else {
+                String::new()
+            },
+            bytes: 65536,
+            gbps: None,
+            host_gbps: None,
+            verify: None,
+            restored: None,
+        }],
+        log: log.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Puts `r` on the pair with `client`, with agreement worked out as
+/// `pairs::confirm` does it.
+fn inject(d: &mut Diagnosis, client: &str, mut r: PairConfirm) {
+    let p = d
+        .pairs
+        .iter_mut()
+        .find(|p| p.client.to_string() == client)
+        .unwrap();
+    let allowed = p.verdict.map_type != diagnose::MapType::NotSupported;
+    r.agrees = match r.outcome {
+        PairOutcome::Ok | PairOutcome::Mismatch => Some(allowed),
+        PairOutcome::Refused => Some(!allowed),
+        _ => None,
+    };
+    p.confirm = Some(r);
+}
+
+fn status_of(d: &Diagnosis, rule: &str) -> Option<Status> {
+    d.findings.iter().find(|f| f.rule == rule).map(|f| f.status)
+}
+
+#[test]
+fn a_refusal_confirms_acs_redirect_and_a_pass_refutes_it() {
+    let mut d = lab("03-multifunction-iommu");
+    assert_eq!(status_of(&d, "P2P301"), Some(Status::Predicted));
+    assert_eq!(d.exit_code(diagnose::FailOn::Warning), 2);
+    inject(
+        &mut d,
+        "0000:01:00.1",
+        result(
+            PairOutcome::Refused,
+            Some(libc::EREMOTEIO),
+            &[
+                "pci 0000:00:03.0: ACS redirect is set between the client and provider (0000:01:00.0)",
+            ],
+        ),
+    );
+    pairs::settle(&mut d);
+    let f = d.findings.iter().find(|f| f.rule == "P2P301").unwrap();
+    assert_eq!(f.status, Status::Confirmed);
+    assert!(
+        f.evidence
+            .iter()
+            .any(|e| e.contains("refused with EREMOTEIO")),
+        "{:?}",
+        f.evidence
+    );
+    assert!(
+        !d.findings.iter().any(|f| f.rule == "P2P902"),
+        "as predicted"
+    );
+
+    let mut d = lab("03-multifunction-iommu");
+    inject(&mut d, "0000:01:00.1", result(PairOutcome::Ok, None, &[]));
+    pairs::settle(&mut d);
+    assert_eq!(status_of(&d, "P2P301"), Some(Status::Refuted));
+    // the model was wrong: say so, as a confirmed warning
+    let c = d
+        .findings
+        .iter()
+        .find(|f| f.rule == "P2P902")
+        .expect("contradiction");
+    assert_eq!(c.status, Status::Confirmed);
+    assert!(
+        c.message.contains("but the kernel allowed it"),
+        "{}",
+        c.message
+    );
+    // a refuted error no longer counts
+    assert_eq!(d.summary.errors, 0);
+    assert_eq!(d.exit_code(diagnose::FailOn::Warning), 1);
+}
+
+#[test]
+fn a_refusal_confirms_the_whitelist_rule() {
+    let mut d = lab("02-root-ports");
+    inject(
+        &mut d,
+        "0000:02:00.0",
+        result(PairOutcome::Refused, Some(libc::EREMOTEIO), &[]),
+    );
+    pairs::settle(&mut d);
+    assert_eq!(status_of(&d, "P2P401"), Some(Status::Confirmed));
+    assert_eq!(d.summary.errors, 1);
+}
+
+#[test]
+fn a_silent_mismatch_is_an_error_with_the_iommu_faults_as_evidence() {
+    let mut d = lab("04-switch-iommu");
+    let before = d.summary.errors;
+    inject(
+        &mut d,
+        "0000:04:00.0",
+        result(
+            PairOutcome::Mismatch,
+            None,
+            &[
+                "DMAR: [DMA Write NO_PASID] Request device [04:00.0] fault addr 0xfe800000 [fault reason 0x05] PTE Write access is not set",
+            ],
+        ),
+    );
+    pairs::settle(&mut d);
+    let m = d
+        .findings
+        .iter()
+        .find(|f| f.rule == "P2P903")
+        .expect("mismatch finding");
+    assert_eq!(m.status, Status::Confirmed);
+    assert!(m.message.contains("1 fault line"), "{}", m.message);
+    assert!(m.evidence.iter().any(|e| e.contains("PTE Write access")));
+    assert_eq!(d.summary.errors, before + 1);
+    assert_eq!(d.summary.verdict, "errors");
+    // bus address was predicted and the kernel allowed it: no contradiction
+    assert!(!d.findings.iter().any(|f| f.rule == "P2P902"));
+    assert!(
+        d.summary.headline.contains("experiments: 1 mismatch"),
+        "{}",
+        d.summary.headline
+    );
+}
