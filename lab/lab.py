@@ -859,6 +859,8 @@ def check_scenario(s: Scenario, rdir: Path, has_snapshot: bool, with_copies: boo
         got = acs.get(bdf, {}).get("acs_ctl", "none")
         add(f"ACS Control {bdf}", got == want_ctl.lower(), f"got {got}, want {want_ctl}")
 
+    checks += check_confirm(s, rdir, nvme, klog)
+
     for p in s.pairs():
         label = f"pair {p['provider']} -> {p['client']} ({p['expect']})"
         for sub in p.get("dmesg", []):
@@ -873,6 +875,65 @@ def check_scenario(s: Scenario, rdir: Path, has_snapshot: bool, with_copies: boo
         add(f"{label}: copy", got == want,
             f"got {got}, want {want} (read={res.get('read', '?')}/{res.get('read_data', '?')} "
             f"write={res.get('write', '?')}/{res.get('write_data', '?')})")
+    return checks
+
+
+# What p2pdoctor check --confirm must see for each kind of kernel verdict.
+CONFIRM_OUTCOME = {"bus_addr": "ok", "thru_host_bridge": "ok", "refused": "refused", "corrupt": "mismatch"}
+
+
+def check_confirm(s: Scenario, rdir: Path, nvme: list[list[str]], klog: str) -> list[Check]:
+    """p2pdoctor check --confirm against the kernel: for every pair it tried,
+    the predicted map type matches what the kernel did (allowed, or refused
+    with an errno), the outcome matches the scenario's expectation and the
+    lab's own p2pcopy, the ACS fix is the kernel's own string, every warning
+    about a tried pair was confirmed or refuted, and every write was put back."""
+    checks: list[Check] = []
+    add = lambda name, ok, detail="": checks.append(Check(name, ok, detail))
+    if not (rdir / "confirm.rc").exists():
+        add("check --confirm", None, "this p2pdoctor has no check --confirm")
+        return checks
+    rc = read(rdir / "confirm.rc").strip()
+    try:
+        doc = json.loads(read(rdir / "confirm.json"))
+    except json.JSONDecodeError as e:
+        add("check --confirm", False, f"rc {rc}, not JSON ({e}): {read(rdir / 'confirm.log').strip()[-300:]}")
+        return checks
+    add("check --confirm", rc in ("0", "1", "2"), f"rc {rc}; {doc['summary']['headline']}")
+    pairs = {(p["provider"], p["client"]): p for p in doc["pairs"]}
+    tried = [p for p in doc["pairs"] if p.get("confirm") and p["confirm"]["outcome"] not in ("skipped",)]
+    for p in tried:
+        c = p["confirm"]
+        label = f"confirm {p['client']} -> {p['provider']}"
+        add(f"{label}: predicted {p['map_type']}, kernel {c['outcome']}"
+            + (f" ({c['errno_name']})" if c.get("errno_name") else ""),
+            c["agrees"] is True, c["reason"][:300])
+        for d in c["directions"]:
+            if d["direction"] == "write":
+                add(f"{label}: write direction restored", d["restored"] is True, d["message"][:200])
+    by_serial = {n[2]: n[0] for n in nvme}
+    for x in s.pairs():
+        pb, cb = by_serial.get(x["provider"]), by_serial.get(x["client"])
+        if not pb or not cb or pb == cb:
+            continue  # a drive with itself is not a pair check lists
+        want = CONFIRM_OUTCOME[x["expect"]]
+        p = pairs.get((pb, cb))
+        got = (p or {}).get("confirm") or {}
+        add(f"confirm {x['provider']}->{x['client']}: outcome {want}", got.get("outcome") == want,
+            f"got {got.get('outcome', 'no such pair')}: {got.get('reason', '')[:300]}")
+    # the fix string is the one the kernel printed
+    kernel_fixes = sorted(set(re.findall(r"add the kernel parameter: (pci=disable_acs_redir=\S+)", klog)))
+    fixes = " ".join(f.get("fix") or "" for f in doc["findings"] if f["rule"] == "P2P301")
+    for k in kernel_fixes:
+        add(f"ACS fix {k!r} as the kernel printed it", k in fixes, fixes[:300])
+    # no warning about a tried pair is left a mere prediction
+    ends = {(p["provider"], p["client"]) for p in tried}
+    for f in doc["findings"]:
+        if f["severity"] == "info":
+            continue
+        if any(a in f["subjects"] and b in f["subjects"] for a, b in ends):
+            add(f"{f['rule']} {f['name']} settled", f["status"] in ("confirmed", "refuted"),
+                f"status {f['status']}; {' | '.join(f['evidence'])[-300:]}")
     return checks
 
 
@@ -935,12 +996,29 @@ def run_scenario(s: Scenario, qemu: str, kernel: Kernel, base: bytes, has_snapsh
         "acs": acs,
         "copies": {p.stem: dict(l.split("=", 1) for l in read(p).splitlines() if "=" in l)
                    for p in sorted((rdir / "copies").glob("*.txt"))},
+        "confirm": confirm_summary(rdir),
     }
     (rdir / "result.json").write_text(json.dumps(summary, indent=2) + "\n")
     (rdir / "acs.txt").write_text(format_acs(acs))
     if not keep:
         shutil.rmtree(work, ignore_errors=True)  # the initramfs and the scratch drives
     return Outcome(s, wall, checks, detail)
+
+
+def confirm_summary(rdir: Path) -> list[dict]:
+    """Per pair: prediction, experiment outcome, P2P and host-bounce throughput."""
+    try:
+        doc = json.loads(read(rdir / "confirm.json"))
+    except json.JSONDecodeError:
+        return []
+    out = []
+    for p in doc["pairs"]:
+        c = p.get("confirm") or {}
+        out.append({"provider": p["provider"], "client": p["client"], "predicted": p["map_type"],
+                    "outcome": c.get("outcome"), "errno": c.get("errno_name"),
+                    "p2p_gbps": c.get("throughput"), "host_gbps": c.get("host_throughput"),
+                    "agrees": c.get("agrees")})
+    return out
 
 
 def format_acs(rows: list[dict]) -> str:
