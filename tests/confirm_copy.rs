@@ -2,6 +2,8 @@
 //! for p2pmem (the lab runs the real thing): verification, the write
 //! guard, the journal, a kill and a Ctrl-C in the middle of writing.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -69,14 +71,28 @@ fn p2pdoctor(journal: &Path) -> Command {
     c
 }
 
+/// The report, checked against schema/copy.schema.json.
 fn json(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "not JSON ({e}): {}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         )
-    })
+    });
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/copy.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let errors = common::schema::validate(&schema, &v);
+    assert!(
+        errors.is_empty(),
+        "copy JSON breaks its schema: {errors:#?}"
+    );
+    v
 }
 
 #[test]

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::copy::{self, CopyReport, Outcome, Params, Shape, Via};
 use super::journal;
-use super::target::Target;
+use super::target::{Target, same_file};
 use crate::cli::{CheckFormat, CopyArgs, EXIT_TOOL_FAILURE, GlobalArgs, RestoreArgs, write_output};
 use crate::pci::Bdf;
 
@@ -86,14 +86,6 @@ fn parse_write(s: &str) -> Result<(PathBuf, Option<(u64, u64)>)> {
         return Ok((PathBuf::from(dev), Some((off, len))));
     }
     Ok((PathBuf::from(s), None))
-}
-
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => a == b,
-    }
 }
 
 /// Restores what earlier runs left, saying so on stderr. Returns false when

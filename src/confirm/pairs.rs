@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::buffer::Comparison;
 use super::copy::{self, Outcome, Params, Shape, Via};
 use super::engine::{EngineKind, errno_name};
-use super::target::Target;
+use super::target::{Target, same_file};
 use crate::diagnose::{Diagnosis, MapType, Severity, Status};
 use crate::diagnose::{RULE_CONTRADICTED as CONTRADICTED, RULE_MISMATCH as MISMATCH};
 use crate::pci::Bdf;
@@ -123,14 +123,6 @@ fn writable(path: &Path) -> bool {
     unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK) == 0 }
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino() && x.rdev() == y.rdev(),
-        _ => a == b,
-    }
-}
-
 /// Runs one pair.
 fn run_pair(provider: Bdf, client_devs: &[String], opts: &ConfirmOptions) -> PairConfirm {
     let alloc = opts
@@ -167,7 +159,10 @@ fn run_pair(provider: Bdf, client_devs: &[String], opts: &ConfirmOptions) -> Pai
     let src = match Target::open(&dev, false, opts.force) {
         Ok(t) => t,
         Err(e) => {
-            return PairConfirm::skipped(format!("cannot open the client's {}: {e}", dev.display()));
+            return PairConfirm::skipped(format!(
+                "cannot open the client's {}: {e}",
+                dev.display()
+            ));
         }
     };
     let size = opts.size.min(src.size / 4096 * 4096);

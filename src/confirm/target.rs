@@ -185,6 +185,15 @@ impl Target {
     }
 }
 
+/// Whether two paths name the same file or device (a device node and a
+/// symlink to it, `/dev/disk/by-id/...`, count as the same).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => a == b,
+    }
+}
+
 /// `nvme0n1` for a block device number, from /sys/dev/block/MAJ:MIN.
 fn block_name(rdev: u64) -> Option<String> {
     let link = format!("/sys/dev/block/{}:{}", libc::major(rdev), libc::minor(rdev));
