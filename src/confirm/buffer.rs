@@ -266,6 +266,10 @@ pub struct Comparison {
     /// Of the differing bytes, how many still hold the fill pattern: the
     /// DMA never reached them.
     pub untouched: u64,
+    /// Copies only: of the differing bytes, how many hold the P2P buffer's
+    /// fill pattern: the read into P2P memory never arrived, and the buffer's
+    /// old contents went on to the destination.
+    pub stale_buffer: u64,
 }
 
 impl Comparison {
@@ -277,6 +281,7 @@ impl Comparison {
         self.bytes_compared += o.bytes_compared;
         self.bytes_differ += o.bytes_differ;
         self.untouched += o.untouched;
+        self.stale_buffer += o.stale_buffer;
         if self.first_mismatch.is_none() {
             self.first_mismatch = o.first_mismatch;
         }
@@ -311,6 +316,17 @@ pub fn compare(actual: &[u8], expected: &[u8], base: u64, pattern: Option<&[u8]>
         }
     }
     c
+}
+
+/// Of the bytes where `actual` differs from `expected`, how many equal
+/// `pattern` (a second fill pattern the data may have come from).
+pub fn count_pattern_where_differs(actual: &[u8], expected: &[u8], pattern: &[u8]) -> u64 {
+    actual
+        .iter()
+        .zip(expected)
+        .zip(pattern)
+        .filter(|((a, e), p)| a != e && a == p)
+        .count() as u64
 }
 
 #[cfg(test)]

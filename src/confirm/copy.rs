@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::buffer::{BufferKind, Comparison, DmaBuffer, compare, fill_pattern};
+use super::buffer::{
+    BufferKind, Comparison, DmaBuffer, compare, count_pattern_where_differs, fill_pattern,
+};
 use super::engine::{
     self, EngineKind, IoFailure, Job, LatencySummary, Limit, PassResult, Stage, errno_name,
 };
@@ -629,6 +631,14 @@ pub fn run(shape: &Shape, via: &Via, p: &Params, journal_dir: &Path) -> CopyRepo
                     rr.verify = Some(c);
                     total_verify.get_or_insert_with(Comparison::default).add(c);
                     if !c.matches() {
+                        let stale = if c.stale_buffer > 0 {
+                            format!(
+                                "; {} of them hold the P2P buffer's fill pattern: what was read from SRC never reached the buffer",
+                                c.stale_buffer
+                            )
+                        } else {
+                            String::new()
+                        };
                         let untouched = if c.untouched == c.bytes_differ {
                             "; every one of them still holds the fill pattern: the data never arrived".to_string()
                         } else if c.untouched > 0 {
@@ -644,7 +654,7 @@ pub fn run(shape: &Shape, via: &Via, p: &Params, journal_dir: &Path) -> CopyRepo
                             Outcome::Mismatch,
                             None,
                             format!(
-                                "the transfer reported success but {} of {} bytes differ, the first at offset {}{untouched}",
+                                "the transfer reported success but {} of {} bytes differ, the first at offset {}{untouched}{stale}",
                                 c.bytes_differ,
                                 c.bytes_compared,
                                 c.first_mismatch.unwrap_or(0),
@@ -814,12 +824,13 @@ fn verify(
                     }
                 }
                 let pattern = pattern_window(dst_pat, rel, len);
-                compare(
-                    ref_b.slice(0, len),
-                    ref_a.slice(0, len),
-                    p.dst_offset + rel,
-                    Some(&pattern),
-                )
+                let (got, want) = (ref_b.slice(0, len), ref_a.slice(0, len));
+                let mut c = compare(got, want, p.dst_offset + rel, Some(&pattern));
+                if !c.matches() {
+                    let stale = pattern_window(pat, rel, len);
+                    c.stale_buffer = count_pattern_where_differs(got, want, &stale);
+                }
+                c
             }
             Shape::Write { dst } => {
                 let r = ctx.read_window(dst, p.dst_offset, rel, len, ref_b)?;
@@ -907,7 +918,8 @@ mod tests {
             DmaBuffer::host(4 * 16384).unwrap(),
             DmaBuffer::host(4 * 16384).unwrap(),
         );
-        let pat = vec![0u8; 16384];
+        let mut pat = vec![0u8; 16384];
+        fill_pattern(&mut pat, 44);
         let c = verify(&ctx, &main, true, &a, &b, &pat, &dst_pat, len as u64)
             .unwrap()
             .unwrap();
@@ -918,6 +930,24 @@ mod tests {
             .count() as u64;
         assert_eq!(c.bytes_differ, 8192 - coincide + 3);
         assert_eq!(c.untouched, 8192 - coincide);
+        let stale_by_chance = |dst_data: &[u8]| {
+            let w = pattern_window(&pat, 0, len);
+            (0..len)
+                .filter(|&i| dst_data[i] != src_data[i] && dst_data[i] == w[i])
+                .count() as u64
+        };
+        assert_eq!(c.stale_buffer, stale_by_chance(&dst_data));
+
+        // the P2P buffer's pattern went on to DST: the read never reached it
+        let at2 = 64 * 1024;
+        dst_data[at2..at2 + 4096].copy_from_slice(&pattern_window(&pat, at2 as u64, 4096));
+        std::fs::write(dir.path().join("d"), &dst_data).unwrap();
+        let c = verify(&ctx, &main, true, &a, &b, &pat, &dst_pat, len as u64)
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.first_mismatch, Some(at2 as u64));
+        assert!(c.stale_buffer >= 4000);
+        assert_eq!(c.stale_buffer, stale_by_chance(&dst_data));
     }
 
     /// The whole pipeline, write shape: the buffer's pattern lands on DST,

@@ -140,11 +140,16 @@ pub fn render(r: &CopyReport, color: bool, out: &mut dyn Write) -> io::Result<()
             p.good(&format!("all {} bytes match", v.bytes_compared))
         } else {
             p.bad(&format!(
-                "{} of {} bytes differ, first at offset {}; {} never arrived (still the fill pattern)",
+                "{} of {} bytes differ, first at offset {}; {} never arrived (still the fill pattern){}",
                 v.bytes_differ,
                 v.bytes_compared,
                 v.first_mismatch.unwrap_or(0),
-                v.untouched
+                v.untouched,
+                if v.stale_buffer > 0 {
+                    format!("; {} hold the P2P buffer's fill pattern (SRC never reached the buffer)", v.stale_buffer)
+                } else {
+                    String::new()
+                }
             ))
         };
         writeln!(out, "  {:<9} {line}", "verify")?;
