@@ -507,7 +507,7 @@ pub fn describe(x: &PairConfirm) -> String {
             .directions
             .iter()
             .find(|d| d.outcome == Outcome::Mismatch)
-            .map(|d| format!("{} {}", d.direction, d.message))
+            .map(|d| format!("{}: {}", d.direction, d.message))
             .unwrap_or_else(|| "data mismatch".into()),
         PairOutcome::Skipped | PairOutcome::Error => x.reason.clone(),
     }

@@ -266,10 +266,13 @@ fn write_confirm(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<
             PairOutcome::Skipped => p.dim("skipped "),
             PairOutcome::Error => p.warn("error   "),
         };
-        let agrees = match c.agrees {
-            Some(true) => p.dim(" (as predicted)"),
-            Some(false) => p.warn(" (NOT as predicted)"),
-            None => String::new(),
+        let agrees = match (c.agrees, c.outcome) {
+            (Some(true), PairOutcome::Mismatch) => {
+                p.dim(" (allowed, as predicted; the data did not arrive intact)")
+            }
+            (Some(true), _) => p.dim(" (as predicted)"),
+            (Some(false), _) => p.warn(" (NOT as predicted: see P2P902)"),
+            (None, _) => String::new(),
         };
         writeln!(
             out,
