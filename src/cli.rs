@@ -252,6 +252,11 @@ pub struct CopyArgs {
     #[arg(long, value_enum, default_value_t = crate::confirm::engine::EngineKind::Uring)]
     pub engine: crate::confirm::engine::EngineKind,
 
+    /// Use N threads with one blocking request each (the threads engine
+    /// with a queue depth of N; p2pmem-test's model, scaled out).
+    #[arg(long, value_name = "N", conflicts_with_all = ["qd", "engine"], value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub threads: Option<u32>,
+
     /// Bytes of the range to move [default: 64M, or up to the end of SRC].
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     pub size: Option<u64>,

@@ -107,13 +107,12 @@ fn read_through_a_stand_in_is_verified_on_files_and_loop_devices() {
             continue;
         }
         let src = Scratch::new(dir.path(), "src.img", 8 << 20, 1, want_loop);
-        for engine in ["uring", "threads"] {
+        for engine in [["--engine", "uring"], ["--threads", "8"]] {
             let out = p2pdoctor(&journal)
                 .args(["copy", &src.dev(), "--via"])
                 .arg(&stand_in)
-                .args([
-                    "--size", "4M", "--chunk", "64K", "--qd", "8", "--engine", engine,
-                ])
+                .args(["--size", "4M", "--chunk", "64K"])
+                .args(engine)
                 .args(["--format", "json", "--repeat", "2"])
                 .output()
                 .unwrap();
@@ -133,6 +132,13 @@ fn read_through_a_stand_in_is_verified_on_files_and_loop_devices() {
             assert!(v["baseline"]["latency_us"]["p99"].as_f64().unwrap() > 0.0);
             assert!(v["ratio"].as_f64().unwrap() > 0.0);
             assert_eq!(v["runs"].as_array().unwrap().len(), 2);
+            let want = if engine[0] == "--threads" {
+                "threads"
+            } else {
+                "uring"
+            };
+            assert_eq!(v["params"]["engine"], want);
+            assert_eq!(v["params"]["qd"], if want == "threads" { 8 } else { 32 });
         }
     }
 }

@@ -201,8 +201,12 @@ pub fn copy(global: &GlobalArgs, a: CopyArgs) -> Result<i32> {
     };
     let params = Params {
         chunk: chunk as usize,
-        qd: a.qd as usize,
-        engine: a.engine,
+        qd: a.threads.unwrap_or(a.qd) as usize,
+        engine: if a.threads.is_some() {
+            super::engine::EngineKind::Threads
+        } else {
+            a.engine
+        },
         size,
         duration: a.duration,
         src_offset: a.offset,
