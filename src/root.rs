@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
@@ -68,6 +69,35 @@ enum Backing {
         source: PathBuf,
         entries: BTreeMap<String, Entry>,
     },
+}
+
+/// A directory resolved once to read several entries of (a device's sysfs
+/// directory). On a directory root that is not recording it is also held
+/// open, so each read is a one-component lookup relative to it rather than
+/// a walk of the whole path.
+#[derive(Debug)]
+pub struct DirHandle {
+    path: String,
+    fd: Option<OwnedFd>,
+}
+
+impl DirHandle {
+    /// The canonical root-relative path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn into_path(self) -> String {
+        self.path
+    }
+}
+
+/// What the last component of a path turned out to be (see `open_dir`).
+enum Last {
+    Dir(OwnedFd),
+    Link(String),
+    /// A file: resolved like any path, though reading in it will fail.
+    Other,
 }
 
 /// The root the scan reads from.
@@ -336,62 +366,106 @@ impl SystemRoot {
         Ok(bytes)
     }
 
-    /// Reads `name` in `dir`, a directory path that came out of
-    /// [`resolve`](Self::resolve), without resolving it again: the hot path
-    /// of a scan, which reads a dozen attributes per device directory.
-    pub fn read_at(&self, dir: &str, name: &str) -> io::Result<Vec<u8>> {
-        match &self.backing {
-            Backing::Dir { base, .. }
-                if !name.contains('/') && !matches!(name, "" | "." | "..") =>
-            {
-                let canonical = join(dir, name);
-                match read_nofollow(&base.join(&canonical)) {
-                    Ok(bytes) => {
-                        if self.recorder.is_some() {
-                            self.note(&canonical, Entry::File(bytes.clone()));
-                        }
-                        Ok(bytes)
-                    }
-                    Err(e) if e.raw_os_error() == Some(libc::ELOOP) => self.read(&canonical),
-                    Err(e) => Err(e),
+    /// The directory at `path`, resolved (following a final symlink) and,
+    /// where the root allows, held open for [`read_at`](Self::read_at) and
+    /// friends.
+    pub fn open_dir(&self, path: &str) -> io::Result<DirHandle> {
+        let base = match &self.backing {
+            Backing::Dir { base, .. } if self.recorder.is_none() => base,
+            _ => {
+                return Ok(DirHandle {
+                    path: self.resolve(path, true)?,
+                    fd: None,
+                });
+            }
+        };
+        // Everything but the last component resolves through the cache;
+        // the last one (a device's own directory, seen once) is followed
+        // here: a link is read and its target resolved inside the root, a
+        // directory is opened without following, which both checks it and
+        // gives the handle.
+        let mut here = self.resolve(path, false)?;
+        // A name listed in a bus or class directory is usually a link, and
+        // what a link points at usually a directory: try that call first.
+        let mut link_first = true;
+        for _ in 0..=MAX_SYMLINKS {
+            match last_component(&base.join(&here), link_first)? {
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{here}: no such file or directory"),
+                    ));
+                }
+                Some(Last::Dir(fd)) => {
+                    return Ok(DirHandle {
+                        path: here,
+                        fd: Some(fd),
+                    });
+                }
+                Some(Last::Other) => {
+                    return Ok(DirHandle {
+                        path: here,
+                        fd: None,
+                    });
+                }
+                Some(Last::Link(target)) => {
+                    let target = if target.starts_with('/') {
+                        target
+                    } else {
+                        let parent = here.rsplit_once('/').map_or("", |(p, _)| p);
+                        join(parent, &target)
+                    };
+                    here = self.resolve(&target, false)?;
+                    link_first = false;
                 }
             }
-            _ => self.read(&join(dir, name)),
+        }
+        Err(io::Error::other(format!("{path}: too many symbolic links")))
+    }
+
+    /// Reads `name` in a directory from [`open_dir`](Self::open_dir): the
+    /// hot path of a scan, which reads a dozen attributes per device.
+    pub fn read_at(&self, dir: &DirHandle, name: &str) -> io::Result<Vec<u8>> {
+        match &dir.fd {
+            Some(fd) if is_name(name) => match at::open(fd.as_fd(), name).and_then(read_file) {
+                // A held directory means no recorder: nothing to note.
+                Ok(bytes) => Ok(bytes),
+                // A symlink: follow it inside the root.
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    self.read(&join(&dir.path, name))
+                }
+                Err(e) => Err(e),
+            },
+            _ => self.read(&join(&dir.path, name)),
         }
     }
 
-    /// Whether `name` exists in the resolved directory `dir`, without
-    /// resolving `dir` again (see [`read_at`](Self::read_at)).
-    pub fn exists_at(&self, dir: &str, name: &str) -> bool {
-        match &self.backing {
-            Backing::Dir { base, .. } if self.recorder.is_none() && !name.contains('/') => {
-                match fs::symlink_metadata(base.join(join(dir, name))) {
-                    Ok(m) if m.file_type().is_symlink() => self.exists(&join(dir, name)),
-                    Ok(_) => true,
-                    Err(_) => false,
-                }
-            }
-            _ => self.exists(&join(dir, name)),
+    /// Whether `name` exists in a directory from
+    /// [`open_dir`](Self::open_dir) (following a symlink there).
+    pub fn exists_at(&self, dir: &DirHandle, name: &str) -> bool {
+        match &dir.fd {
+            // readlink answers "absent", "there and not a link" or "a link"
+            // in one call, without filling in a stat buffer.
+            Some(fd) if is_name(name) => match at::readlink(fd.as_fd(), name) {
+                Ok(_) => self.exists(&join(&dir.path, name)),
+                Err(e) => e.raw_os_error() == Some(libc::EINVAL),
+            },
+            _ => self.exists(&join(&dir.path, name)),
         }
     }
 
     /// [`read_at`](Self::read_at) as trimmed text.
-    pub fn read_string_at(&self, dir: &str, name: &str) -> io::Result<String> {
+    pub fn read_string_at(&self, dir: &DirHandle, name: &str) -> io::Result<String> {
         let bytes = self.read_at(dir, name)?;
-        Ok(String::from_utf8_lossy(&bytes).trim().to_string())
+        Ok(trimmed_text(&bytes))
     }
 
-    /// The last component of the target of the symlink `name` in the
-    /// resolved directory `dir` (`driver` → `nvme`).
-    pub fn link_name_at(&self, dir: &str, name: &str) -> Option<String> {
-        let target = match &self.backing {
-            Backing::Dir { base, .. } if self.recorder.is_none() && !name.contains('/') => {
-                fs::read_link(base.join(join(dir, name)))
-                    .ok()?
-                    .to_string_lossy()
-                    .into_owned()
-            }
-            _ => self.read_link(&join(dir, name)).ok()?,
+    /// The last component of the target of the symlink `name` in a
+    /// directory from [`open_dir`](Self::open_dir) (`driver` → `nvme`).
+    pub fn link_name_at(&self, dir: &DirHandle, name: &str) -> Option<String> {
+        let target = match &dir.fd {
+            Some(fd) if is_name(name) => at::readlink(fd.as_fd(), name).ok()?,
+            _ => self.read_link(&join(&dir.path, name)).ok()?,
         };
         split(&target).next_back().map(str::to_string)
     }
@@ -399,7 +473,7 @@ impl SystemRoot {
     /// Reads a text attribute, trimmed of surrounding white space.
     pub fn read_string(&self, path: &str) -> io::Result<String> {
         let bytes = self.read(path)?;
-        Ok(String::from_utf8_lossy(&bytes).trim().to_string())
+        Ok(trimmed_text(&bytes))
     }
 
     /// The target of the symlink at `path` (whose parents are resolved).
@@ -486,13 +560,71 @@ impl SystemRoot {
     }
 }
 
+/// What the last component of `path` is, for `open_dir`: a directory
+/// (opened, not followed), a symlink (read), something else, or nothing
+/// (None). `link_first` picks the call tried first; the other follows only
+/// when the first says "not so".
+fn last_component(path: &Path, link_first: bool) -> io::Result<Option<Last>> {
+    let errno = |e: &io::Error| e.raw_os_error().unwrap_or(0);
+    let as_link = || fs::read_link(path).map(|t| Last::Link(t.to_string_lossy().into_owned()));
+    let as_dir = || {
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(path)
+            .map(|f| Last::Dir(f.into()))
+    };
+    let found = if link_first {
+        match as_link() {
+            // There, and not a link.
+            Err(e) if errno(&e) == libc::EINVAL => match as_dir() {
+                Err(e) if errno(&e) == libc::ENOTDIR => Ok(Last::Other),
+                r => r,
+            },
+            r => r,
+        }
+    } else {
+        match as_dir() {
+            // A link (O_NOFOLLOW) or a file.
+            Err(e) if errno(&e) == libc::ENOTDIR => match as_link() {
+                Err(e) if errno(&e) == libc::EINVAL => Ok(Last::Other),
+                r => r,
+            },
+            r => r,
+        }
+    };
+    match found {
+        Ok(last) => Ok(Some(last)),
+        Err(e) if matches!(errno(&e), libc::ENOENT | libc::ENOTDIR) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A single path component, safe to look up relative to a directory.
+fn is_name(name: &str) -> bool {
+    !name.contains('/') && !matches!(name, "" | "." | "..")
+}
+
+/// A text attribute without the surrounding white space.
+fn trimmed_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.trim().to_string(),
+        Err(_) => String::from_utf8_lossy(bytes).trim().to_string(),
+    }
+}
+
 /// Reads a whole file, refusing to follow a symlink in its last component
 /// (the path is already resolved; this keeps it so should the tree change).
 fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
-    let mut f = fs::OpenOptions::new()
+    let f = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
+    read_file(f)
+}
+
+/// Reads an open file to its end.
+fn read_file(mut f: fs::File) -> io::Result<Vec<u8>> {
     // sysfs files report a size of 4096 whatever they hold, so no size
     // hint (which would cost a statx and an lseek per file). A read from a
     // regular file or a sysfs attribute comes back short only at the end,
@@ -512,6 +644,73 @@ fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
         f.take(u64::MAX).read_to_end(&mut buf)?;
     }
     Ok(buf)
+}
+
+/// `openat` and `readlinkat` relative to a directory held open, which std
+/// does not offer. Callers pass one path component (`is_name`), so the
+/// kernel looks up only that name, and never follows a symlink there.
+mod at {
+    use std::ffi::CStr;
+    use std::fs::File;
+    use std::io;
+    use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
+
+    /// `name` NUL-terminated in `buf` (a name is at most NAME_MAX, 255).
+    fn c_name<'a>(name: &str, buf: &'a mut [u8; 256]) -> io::Result<&'a CStr> {
+        let bytes = name.as_bytes();
+        if bytes.len() >= buf.len() {
+            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        buf[..bytes.len()].copy_from_slice(bytes);
+        buf[bytes.len()] = 0;
+        CStr::from_bytes_with_nul(&buf[..=bytes.len()])
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    }
+
+    /// Opens `name` in `dir` read-only, failing with ELOOP on a symlink.
+    pub fn open(dir: BorrowedFd<'_>, name: &str) -> io::Result<File> {
+        let mut buf = [0u8; 256];
+        let name = c_name(name, &mut buf)?;
+        // SAFETY: `name` is a NUL-terminated string that outlives the call.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just opened, and nothing else owns it.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// The target of the symlink `name` in `dir` (EINVAL: not a link).
+    pub fn readlink(dir: BorrowedFd<'_>, name: &str) -> io::Result<String> {
+        let mut buf = [0u8; 256];
+        let name = c_name(name, &mut buf)?;
+        let mut target = [0u8; 4096]; // PATH_MAX
+        // SAFETY: `target` is writable for its whole length and `name` is
+        // a NUL-terminated string; both outlive the call.
+        let n = unsafe {
+            libc::readlinkat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                target.as_mut_ptr().cast(),
+                target.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        if n == target.len() {
+            // Cut short: no target is PATH_MAX long.
+            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        Ok(String::from_utf8_lossy(&target[..n]).into_owned())
+    }
 }
 
 /// Joins a root-relative directory and a name.
@@ -735,6 +934,53 @@ mod tests {
             r.read("sys/rel").is_err(),
             "relative escape must stop at the root"
         );
+    }
+
+    #[test]
+    fn open_dir_follows_links_inside_the_root() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), "secret").unwrap();
+        let d = dir.path();
+        fs::create_dir_all(d.join("sys/devices/real")).unwrap();
+        fs::create_dir_all(d.join("sys/bus")).unwrap();
+        fs::write(d.join("sys/devices/real/config"), "cfg").unwrap();
+        symlink(outside.path(), d.join("sys/devices/away")).unwrap();
+        symlink(
+            outside.path().join("secret"),
+            d.join("sys/devices/real/bad"),
+        )
+        .unwrap();
+        symlink("config", d.join("sys/devices/real/alias")).unwrap();
+        symlink("../devices/real", d.join("sys/bus/x")).unwrap();
+        symlink("/sys/devices/real", d.join("sys/devices/hop")).unwrap();
+        symlink("../devices/hop", d.join("sys/bus/two")).unwrap();
+        symlink("../devices/away", d.join("sys/bus/esc")).unwrap();
+        symlink("../devices/real/config", d.join("sys/bus/file")).unwrap();
+        symlink("loop", d.join("sys/bus/loop")).unwrap();
+        let r = SystemRoot::open(d).unwrap();
+
+        for link in ["sys/bus/x", "sys/bus/two", "sys/devices/real"] {
+            let h = r.open_dir(link).unwrap();
+            assert_eq!(h.path(), "sys/devices/real", "{link}");
+            assert_eq!(r.read_string_at(&h, "config").unwrap(), "cfg");
+            assert_eq!(r.read_string_at(&h, "alias").unwrap(), "cfg");
+            assert!(r.exists_at(&h, "config") && r.exists_at(&h, "alias"));
+            assert!(!r.exists_at(&h, "missing"));
+            assert!(r.read_at(&h, "bad").is_err(), "absolute link re-rooted");
+            assert!(!r.exists_at(&h, "bad"));
+            assert_eq!(r.link_name_at(&h, "alias").as_deref(), Some("config"));
+            assert_eq!(r.link_name_at(&h, "config"), None);
+        }
+        // A directory link leading out of the root is re-rooted: nothing.
+        assert!(r.open_dir("sys/bus/esc").is_err());
+        assert!(r.open_dir("sys/bus/loop").is_err());
+        assert!(r.open_dir("sys/bus/none").is_err());
+        // A link to a file resolves, but nothing can be read below it.
+        let h = r.open_dir("sys/bus/file").unwrap();
+        assert_eq!(h.path(), "sys/devices/real/config");
+        assert!(r.read_at(&h, "config").is_err());
     }
 
     #[test]

@@ -170,16 +170,17 @@ fn read_device(
         .map_err(|_| format!("sys/bus/pci/devices/{name}: not a PCI address; skipped"))?;
     let link = format!("sys/bus/pci/devices/{name}");
     let dir = root
-        .resolve(&link, true)
+        .open_dir(&link)
         .map_err(|e| format!("{link}: cannot follow the link ({e}); skipped"))?;
-    // resolve() has checked that every component exists.
-    if !dir.starts_with("sys/devices/") {
+    // open_dir() has checked that every component exists.
+    let path = dir.path();
+    if !path.starts_with("sys/devices/") {
         return Err(format!(
-            "{link}: points at `{dir}`, not at a directory under sys/devices; skipped"
+            "{link}: points at `{path}`, not at a directory under sys/devices; skipped"
         ));
     }
-    let (host_bridge, parent) = place_in_tree(&dir, bdf)
-        .ok_or_else(|| format!("{link}: `{dir}` names no host bridge (pciDDDD:BB); skipped"))?;
+    let (host_bridge, parent) = place_in_tree(path, bdf)
+        .ok_or_else(|| format!("{link}: `{path}` names no host bridge (pciDDDD:BB); skipped"))?;
 
     let text = |a: &str| root.read_string_at(&dir, a).ok();
     if root.is_recording() {
@@ -247,7 +248,7 @@ fn read_device(
         .map(|s| parse_resource(&s))
         .unwrap_or_default();
     if root.exists_at(&dir, "p2pmem") {
-        let p2p = join(&dir, "p2pmem");
+        let p2p = join(dir.path(), "p2pmem");
         let num = |f: &str| {
             root.read_string(&join(&p2p, f))
                 .ok()
@@ -263,7 +264,7 @@ fn read_device(
         .link_name_at(&dir, "physfn")
         .and_then(|s| s.parse().ok());
     d.config = config;
-    d.sysfs_path = dir;
+    d.sysfs_path = dir.into_path();
     Ok(d)
 }
 
