@@ -107,6 +107,9 @@ pub struct SystemRoot {
     /// Symlink-ness of canonical prefixes already looked at (Dir backing);
     /// sysfs paths share long prefixes, so this saves most lstat calls.
     kinds: RwLock<HashMap<String, Option<Kind>>>,
+    /// Directory paths already resolved by `open_dir`, to their canonical
+    /// form: the functions below one bridge share their links' parent.
+    dirs: RwLock<HashMap<String, String>>,
     recorder: Option<Mutex<BTreeMap<String, Entry>>>,
 }
 
@@ -158,6 +161,7 @@ impl SystemRoot {
         SystemRoot {
             backing,
             kinds: RwLock::new(HashMap::new()),
+            dirs: RwLock::new(HashMap::new()),
             recorder: None,
         }
     }
@@ -262,16 +266,24 @@ impl SystemRoot {
         // component started, so `..` and a replaced symlink pop cheaply.
         let mut here = String::with_capacity(path.len() + 64);
         let mut ends: Vec<usize> = Vec::new();
-        let mut todo: Vec<String> = split(path).rev().map(str::to_string).collect();
-        let mut followed = 0;
+        // Components still to walk, next last, as (text, start, end): text
+        // 0 is `path`, text i the (i-1)th symlink target followed. Ranges
+        // rather than Strings: a sysfs path has a dozen components.
+        let mut targets: Vec<String> = Vec::new();
+        let mut todo: Vec<(usize, usize, usize)> = Vec::new();
+        push_components(&mut todo, 0, path);
         let pop = |here: &mut String, ends: &mut Vec<usize>| {
             if let Some(start) = ends.pop() {
                 here.truncate(start);
             }
         };
-        while let Some(component) = todo.pop() {
-            match component.as_str() {
-                "" | "." => continue,
+        while let Some((text, start, end)) = todo.pop() {
+            let component = match text {
+                0 => &path[start..end],
+                i => &targets[i - 1][start..end],
+            };
+            match component {
+                "." => continue,
                 ".." => {
                     pop(&mut here, &mut ends);
                     continue;
@@ -282,7 +294,7 @@ impl SystemRoot {
             if !here.is_empty() {
                 here.push('/');
             }
-            here.push_str(&component);
+            here.push_str(component);
             if todo.is_empty() && !follow_last {
                 break;
             }
@@ -294,8 +306,7 @@ impl SystemRoot {
                     ));
                 }
                 Some(Kind::Symlink(target)) => {
-                    followed += 1;
-                    if followed > MAX_SYMLINKS {
+                    if targets.len() >= MAX_SYMLINKS {
                         return Err(io::Error::other(format!("{path}: too many symbolic links")));
                     }
                     self.note(&here, Entry::Symlink(target.clone()));
@@ -304,7 +315,8 @@ impl SystemRoot {
                         here.clear();
                         ends.clear();
                     }
-                    todo.extend(split(&target).rev().map(str::to_string));
+                    targets.push(target);
+                    push_components(&mut todo, targets.len(), &targets[targets.len() - 1]);
                 }
                 Some(Kind::File) if !todo.is_empty() => {
                     return Err(io::Error::new(
@@ -384,7 +396,7 @@ impl SystemRoot {
         // here: a link is read and its target resolved inside the root, a
         // directory is opened without following, which both checks it and
         // gives the handle.
-        let mut here = self.resolve(path, false)?;
+        let mut here = self.resolve_parent(path)?;
         // A name listed in a bus or class directory is usually a link, and
         // what a link points at usually a directory: try that call first.
         let mut link_first = true;
@@ -415,12 +427,33 @@ impl SystemRoot {
                         let parent = here.rsplit_once('/').map_or("", |(p, _)| p);
                         join(parent, &target)
                     };
-                    here = self.resolve(&target, false)?;
+                    here = self.resolve_parent(&target)?;
                     link_first = false;
                 }
             }
         }
         Err(io::Error::other(format!("{path}: too many symbolic links")))
+    }
+
+    /// `resolve(path, false)`, with the directory part looked up in (and
+    /// added to) the cache of resolved directories.
+    fn resolve_parent(&self, path: &str) -> io::Result<String> {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        if !is_name(name) {
+            return self.resolve(path, false);
+        }
+        let cached = self.dirs.read().ok().and_then(|m| m.get(dir).cloned());
+        let dir = match cached {
+            Some(d) => d,
+            None => {
+                let d = self.resolve(dir, true)?;
+                if let Ok(mut m) = self.dirs.write() {
+                    m.insert(dir.to_string(), d.clone());
+                }
+                d
+            }
+        };
+        Ok(join(&dir, name))
     }
 
     /// Reads `name` in a directory from [`open_dir`](Self::open_dir): the
@@ -631,16 +664,20 @@ fn read_file(mut f: fs::File) -> io::Result<Vec<u8>> {
     // so one short read saves the second read that would find EOF: on a
     // 4096-function server that is thousands of system calls.
     const FIRST: usize = 4096 + 1;
-    let mut first = [0u8; FIRST];
-    let n = loop {
-        match f.read(&mut first) {
-            Ok(n) => break n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    thread_local! {
+        // Reused, so each read does not clear 4 KiB first.
+        static FIRST_READ: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; FIRST]);
+    }
+    let mut buf = FIRST_READ.with_borrow_mut(|first| {
+        loop {
+            match f.read(first) {
+                Ok(n) => break Ok(first[..n].to_vec()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
         }
-    };
-    let mut buf = first[..n].to_vec();
-    if n == FIRST {
+    })?;
+    if buf.len() == FIRST {
         f.take(u64::MAX).read_to_end(&mut buf)?;
     }
     Ok(buf)
@@ -690,26 +727,36 @@ mod at {
     pub fn readlink(dir: BorrowedFd<'_>, name: &str) -> io::Result<String> {
         let mut buf = [0u8; 256];
         let name = c_name(name, &mut buf)?;
-        let mut target = [0u8; 4096]; // PATH_MAX
-        // SAFETY: `target` is writable for its whole length and `name` is
-        // a NUL-terminated string; both outlive the call.
+        // sysfs targets are short; a longer one is read again in full.
+        let mut short = [0u8; 256];
+        let n = readlinkat(dir, name, &mut short)?;
+        if n < short.len() {
+            return Ok(String::from_utf8_lossy(&short[..n]).into_owned());
+        }
+        let mut long = vec![0u8; libc::PATH_MAX as usize];
+        let n = readlinkat(dir, name, &mut long)?;
+        if n == long.len() {
+            // Cut short: no target is PATH_MAX long.
+            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        Ok(String::from_utf8_lossy(&long[..n]).into_owned())
+    }
+
+    fn readlinkat(dir: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is writable for its whole length and `name` is a
+        // NUL-terminated string; both outlive the call.
         let n = unsafe {
             libc::readlinkat(
                 dir.as_raw_fd(),
                 name.as_ptr(),
-                target.as_mut_ptr().cast(),
-                target.len(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
             )
         };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        let n = n as usize;
-        if n == target.len() {
-            // Cut short: no target is PATH_MAX long.
-            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-        }
-        Ok(String::from_utf8_lossy(&target[..n]).into_owned())
+        Ok(n as usize)
     }
 }
 
@@ -720,6 +767,20 @@ pub fn join(dir: &str, name: &str) -> String {
     } else {
         format!("{dir}/{name}")
     }
+}
+
+/// Queues the components of `path` (read from text `text`) on `todo` as
+/// byte ranges, the first component last (it is popped first).
+fn push_components(todo: &mut Vec<(usize, usize, usize)>, text: usize, path: &str) {
+    let first = todo.len();
+    let mut start = 0;
+    for part in path.split('/') {
+        if !part.is_empty() {
+            todo.push((text, start, start + part.len()));
+        }
+        start += part.len() + 1;
+    }
+    todo[first..].reverse();
 }
 
 fn split(path: &str) -> impl DoubleEndedIterator<Item = &str> {
