@@ -301,7 +301,26 @@ pub fn is_host_bridge_name(s: &str) -> bool {
 }
 
 fn parse_hex(s: &str) -> Option<u64> {
-    u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok()
+    parse_hex_word(s.trim())
+}
+
+/// `0x…` hex without surrounding white space, as
+/// `u64::from_str_radix(s.trim_start_matches("0x"), 16)`, with a fast path
+/// for plain digits: `resource` holds 18 numbers per device.
+fn parse_hex_word(s: &str) -> Option<u64> {
+    let mut s = s;
+    while let Some(rest) = s.strip_prefix("0x") {
+        s = rest;
+    }
+    if (1..=16).contains(&s.len()) {
+        let fast = s.bytes().try_fold(0u64, |v, b| {
+            Some(v << 4 | u64::from((b as char).to_digit(16)?))
+        });
+        if fast.is_some() {
+            return fast;
+        }
+    }
+    u64::from_str_radix(s, 16).ok()
 }
 
 /// `8.0 GT/s PCIe` → 8.0; `Unknown` → None.
@@ -313,12 +332,21 @@ pub fn parse_speed(s: &str) -> Option<f64> {
 /// The `resource` file (drivers/pci/pci-sysfs.c resource_show): one line
 /// per resource, `start end flags` in hex; lines 0-5 are the BARs.
 pub fn parse_resource(text: &str) -> Vec<Bar> {
+    fn three<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<(u64, u64, u64)> {
+        let mut next = || parse_hex_word(words.next()?);
+        Some((next()?, next()?, next()?))
+    }
     text.lines()
         .take(6)
         .enumerate()
         .filter_map(|(i, line)| {
-            let mut it = line.split_whitespace().map(parse_hex);
-            let (start, end, flags) = (it.next()??, it.next()??, it.next()??);
+            // The byte-wise split where it splits the same (ASCII white
+            // space is Unicode white space but for the vertical tab).
+            let (start, end, flags) = if line.bytes().all(|b| b.is_ascii() && b != 0x0b) {
+                three(line.split_ascii_whitespace())?
+            } else {
+                three(line.split_whitespace())?
+            };
             if (start == 0 && end == 0) || end < start {
                 return None;
             }
@@ -381,6 +409,31 @@ mod tests {
         assert_eq!(bars[1].size, 32 << 30);
         assert!(bars[1].prefetchable);
         assert!(bars[2].io);
+    }
+
+    #[test]
+    fn hex_fast_path_agrees_with_from_str_radix() {
+        let reference = |s: &str| u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok();
+        for s in [
+            "0x0000000000000000",
+            "0x00000387ffffffff",
+            "0xFFFFFFFFFFFFFFFF",
+            "0x1ffffffffffffffff",
+            "0x00000000000000001",
+            "0x0x12",
+            "0x+12",
+            "+12",
+            "0x",
+            "",
+            " 0x10\n",
+            "0xg",
+            "12 34",
+            "é",
+        ] {
+            assert_eq!(parse_hex(s), reference(s), "{s:?}");
+        }
+        let vt = "0x1\u{b}0x2 0x3";
+        assert_eq!(parse_resource(vt).len(), 1, "a vertical tab separates");
     }
 
     #[test]
