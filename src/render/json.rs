@@ -1,8 +1,9 @@
 //! `topo --format json`: the public, versioned model of the machine.
 
-use std::io::{self, Write};
+use std::io;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use serde_json::ser::{Formatter, PrettyFormatter};
 use serde_json::{Value, json};
 
 use super::{Render, RenderOptions, TOPO_SCHEMA_VERSION};
@@ -12,11 +13,90 @@ use crate::topology::{Node, Role, Tree};
 pub struct JsonTopo;
 
 impl Render for JsonTopo {
-    fn render(&self, tree: &Tree, opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
-        let doc = topo_document(tree, &opts.source);
-        serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::other)?;
-        writeln!(out)
+    fn render(&self, tree: &Tree, opts: &RenderOptions, out: &mut Vec<u8>) -> io::Result<()> {
+        // The devices are nearly all of the document (megabytes on a
+        // 4096-function server), so they are serialised in parallel and
+        // spliced into the rest, serialised with an empty device list.
+        let mut doc = topo_document(tree, &opts.source);
+        doc.devices.placeholder = true;
+        let mut rest = Vec::with_capacity(64 * 1024);
+        serde_json::to_writer_pretty(&mut rest, &doc).map_err(io::Error::other)?;
+        // Found only where the formatter put it: a raw newline never
+        // occurs inside a JSON string.
+        const EMPTY: &[u8] = b"\n  \"devices\": []";
+        let at = rest
+            .windows(EMPTY.len())
+            .position(|w| w == EMPTY)
+            .map(|i| i + EMPTY.len() - b"[]".len())
+            .ok_or_else(|| io::Error::other("no device list in the document"))?;
+        out.reserve(rest.len() + 2048 * tree.nodes.len());
+        out.extend_from_slice(&rest[..at]);
+        write_devices(tree, out)?;
+        out.extend_from_slice(&rest[at + b"[]".len()..]);
+        out.push(b'\n');
+        Ok(())
     }
+}
+
+/// The `devices` array as `to_writer_pretty` writes it at that depth (a
+/// value of the top-level object), chunks of it on several threads.
+fn write_devices(tree: &Tree, out: &mut Vec<u8>) -> io::Result<()> {
+    if tree.nodes.is_empty() {
+        out.extend_from_slice(b"[]");
+        return Ok(());
+    }
+    let threads = if tree.nodes.len() < 256 {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8)
+    };
+    let chunk = tree.nodes.len().div_ceil(threads);
+    let parts: Vec<io::Result<Vec<u8>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = tree
+            .nodes
+            .chunks(chunk)
+            .enumerate()
+            .map(|(i, nodes)| s.spawn(move || device_elements(tree, nodes, i == 0)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("a rendering thread panicked")))
+            })
+            .collect()
+    });
+    out.push(b'[');
+    for part in parts {
+        out.extend_from_slice(&part?);
+    }
+    out.extend_from_slice(b"\n  ]");
+    Ok(())
+}
+
+/// Array elements two levels deep, each preceded by its separator.
+fn device_elements(tree: &Tree, nodes: &[Node], first: bool) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(2048 * nodes.len());
+    for (i, n) in nodes.iter().enumerate() {
+        out.extend_from_slice(if first && i == 0 {
+            b"\n    "
+        } else {
+            b",\n    "
+        });
+        // The pretty formatter indents by its own depth: open two levels
+        // (the document object, the array) on it, writing them nowhere.
+        let mut formatter = PrettyFormatter::new();
+        formatter.begin_object(&mut io::sink())?;
+        formatter.begin_array(&mut io::sink())?;
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+        device_json(tree, n)
+            .serialize(&mut ser)
+            .map_err(io::Error::other)?;
+    }
+    Ok(out)
 }
 
 /// The whole document; `schema/topo.schema.json` describes it.
@@ -29,7 +109,7 @@ pub struct TopoDocument<'a> {
     limitations: &'a [Limitation],
     host_bridges: Vec<Value>,
     switches: Vec<Value>,
-    devices: Vec<DeviceJson<'a>>,
+    devices: Devices<'a>,
     nvme: &'a [NvmeController],
     kernel_log: &'a [String],
 }
@@ -71,9 +151,30 @@ pub fn topo_document<'a>(tree: &'a Tree, source: &'a str) -> TopoDocument<'a> {
                 })
             })
             .collect(),
-        devices: tree.nodes.iter().map(|n| device_json(tree, n)).collect(),
+        devices: Devices {
+            tree,
+            placeholder: false,
+        },
         nvme: &tree.nvme,
         kernel_log: &tree.kernel_log,
+    }
+}
+
+/// `devices[]`, serialised straight from the tree; a placeholder
+/// serialises as an empty list (see [`JsonTopo`]).
+pub struct Devices<'a> {
+    tree: &'a Tree,
+    placeholder: bool,
+}
+
+impl Serialize for Devices<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let nodes = if self.placeholder {
+            &[][..]
+        } else {
+            &self.tree.nodes[..]
+        };
+        s.collect_seq(nodes.iter().map(|n| device_json(self.tree, n)))
     }
 }
 
@@ -212,5 +313,32 @@ fn device_json<'a>(tree: &'a Tree, n: &'a Node) -> DeviceJson<'a> {
             )
             .collect(),
         config_problems: caps.problems.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::root::SystemRoot;
+    use crate::scan::{ScanOptions, scan};
+
+    /// The spliced, multi-threaded rendering is byte for byte what
+    /// serde_json makes of the whole document.
+    #[test]
+    fn parallel_devices_splice_into_the_pretty_document() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::fixture::build(&crate::fixture::large_server(300), dir.path()).unwrap();
+        let root = SystemRoot::open(dir.path()).unwrap();
+        let tree = Tree::build(scan(&root, &ScanOptions { no_names: true }));
+        let opts = RenderOptions {
+            color: false,
+            source: "test".to_string(),
+        };
+        let mut spliced = Vec::new();
+        JsonTopo.render(&tree, &opts, &mut spliced).unwrap();
+        let mut whole = serde_json::to_vec_pretty(&topo_document(&tree, "test")).unwrap();
+        whole.push(b'\n');
+        assert_eq!(tree.nodes.len(), 300);
+        assert!(spliced == whole, "spliced rendering differs");
     }
 }
