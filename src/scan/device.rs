@@ -275,13 +275,13 @@ fn read_device(
 /// (`.../0000:00:0e.0/pci10000:e0/10000:e0:06.0`); what counts is the last
 /// host bridge on the path, as with the kernel's pci_upstream_bridge().
 pub fn place_in_tree(dir: &str, bdf: Bdf) -> Option<(String, Option<Bdf>)> {
+    // Every address has a `.`; the check spares parsing (and the error's
+    // allocation) for `sys`, `devices` and the host bridges.
+    let as_bdf = |p: &str| p.contains('.').then(|| p.parse::<Bdf>().ok()).flatten();
     let parts: Vec<&str> = dir.split('/').collect();
-    let own = parts.iter().rposition(|p| p.parse::<Bdf>() == Ok(bdf))?;
+    let own = parts.iter().rposition(|p| as_bdf(p) == Some(bdf))?;
     let hb = parts[..own].iter().rposition(|p| is_host_bridge_name(p))?;
-    let parent = parts[hb + 1..own]
-        .iter()
-        .rev()
-        .find_map(|p| p.parse::<Bdf>().ok());
+    let parent = parts[hb + 1..own].iter().rev().find_map(|p| as_bdf(p));
     Some((parts[hb].to_string(), parent))
 }
 
@@ -323,6 +323,34 @@ fn parse_hex_word(s: &str) -> Option<u64> {
     u64::from_str_radix(s, 16).ok()
 }
 
+/// The first three numbers of a `resource` line.
+fn resource_line(line: &str) -> Option<(u64, u64, u64)> {
+    // As the kernel prints it: `0x%016llx 0x%016llx 0x%016llx`.
+    let b = line.as_bytes();
+    if b.len() == 56 && b[18] == b' ' && b[37] == b' ' {
+        let word = |at: usize| match &b[at..at + 18] {
+            [b'0', b'x', digits @ ..] => digits.iter().try_fold(0u64, |v, &d| {
+                Some(v << 4 | u64::from((d as char).to_digit(16)?))
+            }),
+            _ => None,
+        };
+        if let (Some(start), Some(end), Some(flags)) = (word(0), word(19), word(38)) {
+            return Some((start, end, flags));
+        }
+    }
+    fn three<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<(u64, u64, u64)> {
+        let mut next = || parse_hex_word(words.next()?);
+        Some((next()?, next()?, next()?))
+    }
+    // The byte-wise split where it splits the same (ASCII white space is
+    // Unicode white space but for the vertical tab).
+    if line.bytes().all(|b| b.is_ascii() && b != 0x0b) {
+        three(line.split_ascii_whitespace())
+    } else {
+        three(line.split_whitespace())
+    }
+}
+
 /// `8.0 GT/s PCIe` → 8.0; `Unknown` → None.
 pub fn parse_speed(s: &str) -> Option<f64> {
     let v: f64 = s.split_whitespace().next()?.parse().ok()?;
@@ -332,21 +360,11 @@ pub fn parse_speed(s: &str) -> Option<f64> {
 /// The `resource` file (drivers/pci/pci-sysfs.c resource_show): one line
 /// per resource, `start end flags` in hex; lines 0-5 are the BARs.
 pub fn parse_resource(text: &str) -> Vec<Bar> {
-    fn three<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<(u64, u64, u64)> {
-        let mut next = || parse_hex_word(words.next()?);
-        Some((next()?, next()?, next()?))
-    }
     text.lines()
         .take(6)
         .enumerate()
         .filter_map(|(i, line)| {
-            // The byte-wise split where it splits the same (ASCII white
-            // space is Unicode white space but for the vertical tab).
-            let (start, end, flags) = if line.bytes().all(|b| b.is_ascii() && b != 0x0b) {
-                three(line.split_ascii_whitespace())?
-            } else {
-                three(line.split_whitespace())?
-            };
+            let (start, end, flags) = resource_line(line)?;
             if (start == 0 && end == 0) || end < start {
                 return None;
             }
@@ -434,6 +452,23 @@ mod tests {
         }
         let vt = "0x1\u{b}0x2 0x3";
         assert_eq!(parse_resource(vt).len(), 1, "a vertical tab separates");
+        // The fixed-width fast path, and lines that only look like it.
+        let line = "0x000021e00d500000 0x000021e00d5fffff 0x000000000014220c";
+        assert_eq!(
+            resource_line(line),
+            Some((0x21e00d500000, 0x21e00d5fffff, 0x14220c))
+        );
+        for odd in [
+            "0x000021e00d500000 0x000021e00d5fffff 0x00000000001422+c",
+            "0x000021e00d500000 0x000021e00d5fffff 0X000000000014220c",
+            "0x000021e00d500000\t0x000021e00d5fffff 0x000000000014220c",
+        ] {
+            let reference = {
+                let mut it = odd.split_whitespace().map(parse_hex);
+                (|| Some((it.next()??, it.next()??, it.next()??)))()
+            };
+            assert_eq!(resource_line(odd), reference, "{odd:?}");
+        }
     }
 
     #[test]
