@@ -18,7 +18,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Symlinks followed while resolving one path before we call it a loop
 /// (the kernel's MAXSYMLINKS is 40).
@@ -92,6 +92,20 @@ impl DirHandle {
     }
 }
 
+/// A directory resolved once and held open (O_PATH) to look names up in:
+/// lookups relative to it walk one component, not the whole path.
+#[derive(Debug)]
+struct Parent {
+    /// The canonical root-relative path.
+    path: String,
+    /// None past [`MAX_HELD`] (then lookups go by path).
+    fd: Option<OwnedFd>,
+}
+
+/// Directories held open at most, so a huge tree cannot run the process
+/// out of file descriptors (a 4096-function server has ~200 parents).
+const MAX_HELD: usize = 256;
+
 /// What the last component of a path turned out to be (see `open_dir`).
 enum Last {
     Dir(OwnedFd),
@@ -107,9 +121,10 @@ pub struct SystemRoot {
     /// Symlink-ness of canonical prefixes already looked at (Dir backing);
     /// sysfs paths share long prefixes, so this saves most lstat calls.
     kinds: RwLock<HashMap<String, Option<Kind>>>,
-    /// Directory paths already resolved by `open_dir`, to their canonical
-    /// form: the functions below one bridge share their links' parent.
-    dirs: RwLock<HashMap<String, String>>,
+    /// Parent directories of what `open_dir` followed, resolved and held
+    /// open, by the path they were reached as: the functions below one
+    /// bridge share their links' parent.
+    dirs: RwLock<HashMap<String, Arc<Parent>>>,
     recorder: Option<Mutex<BTreeMap<String, Entry>>>,
 }
 
@@ -382,41 +397,44 @@ impl SystemRoot {
     /// where the root allows, held open for [`read_at`](Self::read_at) and
     /// friends.
     pub fn open_dir(&self, path: &str) -> io::Result<DirHandle> {
-        let base = match &self.backing {
-            Backing::Dir { base, .. } if self.recorder.is_none() => base,
-            _ => {
-                return Ok(DirHandle {
-                    path: self.resolve(path, true)?,
-                    fd: None,
-                });
-            }
+        if !self.holds_dirs() {
+            return Ok(DirHandle {
+                path: self.resolve(path, true)?,
+                fd: None,
+            });
+        }
+        // Everything but the last component resolves through the caches
+        // (to a parent directory held open); the last one (a device's own
+        // directory, seen once) is followed here: a link is read and its
+        // target resolved inside the root, a directory is opened without
+        // following, which both checks it and gives the handle.
+        let Some((mut parent, mut name)) = self.split_last(path)? else {
+            return Ok(DirHandle {
+                path: String::new(),
+                fd: None,
+            });
         };
-        // Everything but the last component resolves through the cache;
-        // the last one (a device's own directory, seen once) is followed
-        // here: a link is read and its target resolved inside the root, a
-        // directory is opened without following, which both checks it and
-        // gives the handle.
-        let mut here = self.resolve_parent(path)?;
         // A name listed in a bus or class directory is usually a link, and
         // what a link points at usually a directory: try that call first.
         let mut link_first = true;
         for _ in 0..=MAX_SYMLINKS {
-            match last_component(&base.join(&here), link_first)? {
+            let here = || join(&parent.path, &name);
+            match self.last_component(&parent, &name, link_first)? {
                 None => {
                     return Err(io::Error::new(
                         io::ErrorKind::NotFound,
-                        format!("{here}: no such file or directory"),
+                        format!("{}: no such file or directory", here()),
                     ));
                 }
                 Some(Last::Dir(fd)) => {
                     return Ok(DirHandle {
-                        path: here,
+                        path: here(),
                         fd: Some(fd),
                     });
                 }
                 Some(Last::Other) => {
                     return Ok(DirHandle {
-                        path: here,
+                        path: here(),
                         fd: None,
                     });
                 }
@@ -424,10 +442,15 @@ impl SystemRoot {
                     let target = if target.starts_with('/') {
                         target
                     } else {
-                        let parent = here.rsplit_once('/').map_or("", |(p, _)| p);
-                        join(parent, &target)
+                        join(&parent.path, &target)
                     };
-                    here = self.resolve_parent(&target)?;
+                    let Some(next) = self.split_last(&target)? else {
+                        return Ok(DirHandle {
+                            path: String::new(),
+                            fd: None,
+                        });
+                    };
+                    (parent, name) = next;
                     link_first = false;
                 }
             }
@@ -435,40 +458,154 @@ impl SystemRoot {
         Err(io::Error::other(format!("{path}: too many symbolic links")))
     }
 
-    /// `resolve(path, false)`, with the directory part looked up in (and
-    /// added to) the cache of resolved directories.
-    fn resolve_parent(&self, path: &str) -> io::Result<String> {
-        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-        if !is_name(name) {
-            return self.resolve(path, false);
+    /// Reads `name` in the directory `sub` of the directory `dir` as
+    /// trimmed text, for a `sub` seen once (an IOMMU group's): `sub` is
+    /// checked not to be a link and the file opened relative to `dir` held
+    /// open, instead of `sub` being stat'ed into the cache and the file
+    /// opened by its full path.
+    pub fn read_string_below(&self, dir: &str, sub: &str, name: &str) -> io::Result<String> {
+        self.read_below(dir, sub, name).map(|b| trimmed_text(&b))
+    }
+
+    fn read_below(&self, dir: &str, sub: &str, name: &str) -> io::Result<Vec<u8>> {
+        let path = || join(&join(dir, sub), name);
+        if !self.holds_dirs() || !is_name(sub) || !is_name(name) {
+            return self.read(&path());
         }
-        let cached = self.dirs.read().ok().and_then(|m| m.get(dir).cloned());
-        let dir = match cached {
-            Some(d) => d,
-            None => {
-                let d = self.resolve(dir, true)?;
-                if let Ok(mut m) = self.dirs.write() {
-                    m.insert(dir.to_string(), d.clone());
-                }
-                d
+        let parent = self.parent(dir)?;
+        let Some(fd) = &parent.fd else {
+            return self.read(&path());
+        };
+        match at::readlink(fd.as_fd(), sub) {
+            // There, and not a link.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{}: no such file or directory", join(&parent.path, sub)),
+                ));
+            }
+            // A link (followed inside the root), or an odd error.
+            _ => return self.read(&path()),
+        }
+        match at::open(fd.as_fd(), &join(sub, name), libc::O_RDONLY) {
+            Ok(f) => read_file(f.into()),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => self.read(&path()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether directories may be held open (a directory root, not
+    /// recording: recording needs every step seen by `resolve`).
+    fn holds_dirs(&self) -> bool {
+        matches!(self.backing, Backing::Dir { .. }) && self.recorder.is_none()
+    }
+
+    /// The resolved directory `dir`, from the cache or resolved now and
+    /// opened (O_PATH) while fewer than [`MAX_HELD`] are.
+    fn parent(&self, dir: &str) -> io::Result<Arc<Parent>> {
+        if let Some(p) = self.dirs.read().ok().and_then(|m| m.get(dir).cloned()) {
+            return Ok(p);
+        }
+        let path = self.resolve(dir, true)?;
+        let room = self.dirs.read().is_ok_and(|m| m.len() < MAX_HELD);
+        let fd = match &self.backing {
+            Backing::Dir { base, .. } if room => open_path_dir(&base.join(&path)).ok(),
+            _ => None,
+        };
+        let parent = Arc::new(Parent { path, fd });
+        Ok(match self.dirs.write() {
+            Ok(mut m) => m.entry(dir.to_string()).or_insert(parent).clone(),
+            Err(_) => parent,
+        })
+    }
+
+    /// `path` as its parent directory (resolved, perhaps held) and last
+    /// component, not followed; None for the root itself.
+    fn split_last(&self, path: &str) -> io::Result<Option<(Arc<Parent>, String)>> {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        if is_name(name) {
+            return Ok(Some((self.parent(dir)?, name.to_string())));
+        }
+        // It ends in `.` or `..`: resolve it all, then split that.
+        let canonical = self.resolve(path, true)?;
+        if canonical.is_empty() {
+            return Ok(None);
+        }
+        let (dir, name) = canonical.rsplit_once('/').unwrap_or(("", &canonical));
+        Ok(Some((self.parent(dir)?, name.to_string())))
+    }
+
+    /// What `name` in `parent` is, for `open_dir`: a directory (opened, not
+    /// followed), a symlink (read), something else, or nothing (None).
+    /// `link_first` picks the call tried first; the other follows only
+    /// when the first says "not so".
+    fn last_component(
+        &self,
+        parent: &Parent,
+        name: &str,
+        link_first: bool,
+    ) -> io::Result<Option<Last>> {
+        let Backing::Dir { base, .. } = &self.backing else {
+            return Ok(None);
+        };
+        let as_link = || {
+            match &parent.fd {
+                Some(fd) => at::readlink(fd.as_fd(), name),
+                None => fs::read_link(base.join(join(&parent.path, name)))
+                    .map(|t| t.to_string_lossy().into_owned()),
+            }
+            .map(Last::Link)
+        };
+        let as_dir = || {
+            match &parent.fd {
+                Some(fd) => at::open(fd.as_fd(), name, DIR_NOFOLLOW),
+                None => open_path_dir(&base.join(join(&parent.path, name))),
+            }
+            .map(Last::Dir)
+        };
+        let errno = |e: &io::Error| e.raw_os_error().unwrap_or(0);
+        let found = if link_first {
+            match as_link() {
+                // There, and not a link.
+                Err(e) if errno(&e) == libc::EINVAL => match as_dir() {
+                    Err(e) if errno(&e) == libc::ENOTDIR => Ok(Last::Other),
+                    r => r,
+                },
+                r => r,
+            }
+        } else {
+            match as_dir() {
+                // A link (O_NOFOLLOW) or a file.
+                Err(e) if errno(&e) == libc::ENOTDIR => match as_link() {
+                    Err(e) if errno(&e) == libc::EINVAL => Ok(Last::Other),
+                    r => r,
+                },
+                r => r,
             }
         };
-        Ok(join(&dir, name))
+        match found {
+            Ok(last) => Ok(Some(last)),
+            Err(e) if matches!(errno(&e), libc::ENOENT | libc::ENOTDIR) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Reads `name` in a directory from [`open_dir`](Self::open_dir): the
     /// hot path of a scan, which reads a dozen attributes per device.
     pub fn read_at(&self, dir: &DirHandle, name: &str) -> io::Result<Vec<u8>> {
         match &dir.fd {
-            Some(fd) if is_name(name) => match at::open(fd.as_fd(), name).and_then(read_file) {
-                // A held directory means no recorder: nothing to note.
-                Ok(bytes) => Ok(bytes),
-                // A symlink: follow it inside the root.
-                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                    self.read(&join(&dir.path, name))
+            Some(fd) if is_name(name) => {
+                match at::open(fd.as_fd(), name, libc::O_RDONLY).and_then(|f| read_file(f.into())) {
+                    // A held directory means no recorder: nothing to note.
+                    Ok(bytes) => Ok(bytes),
+                    // A symlink: follow it inside the root.
+                    Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                        self.read(&join(&dir.path, name))
+                    }
+                    Err(e) => Err(e),
                 }
-                Err(e) => Err(e),
-            },
+            }
             _ => self.read(&join(&dir.path, name)),
         }
     }
@@ -593,44 +730,16 @@ impl SystemRoot {
     }
 }
 
-/// What the last component of `path` is, for `open_dir`: a directory
-/// (opened, not followed), a symlink (read), something else, or nothing
-/// (None). `link_first` picks the call tried first; the other follows only
-/// when the first says "not so".
-fn last_component(path: &Path, link_first: bool) -> io::Result<Option<Last>> {
-    let errno = |e: &io::Error| e.raw_os_error().unwrap_or(0);
-    let as_link = || fs::read_link(path).map(|t| Last::Link(t.to_string_lossy().into_owned()));
-    let as_dir = || {
-        fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)
-            .open(path)
-            .map(|f| Last::Dir(f.into()))
-    };
-    let found = if link_first {
-        match as_link() {
-            // There, and not a link.
-            Err(e) if errno(&e) == libc::EINVAL => match as_dir() {
-                Err(e) if errno(&e) == libc::ENOTDIR => Ok(Last::Other),
-                r => r,
-            },
-            r => r,
-        }
-    } else {
-        match as_dir() {
-            // A link (O_NOFOLLOW) or a file.
-            Err(e) if errno(&e) == libc::ENOTDIR => match as_link() {
-                Err(e) if errno(&e) == libc::EINVAL => Ok(Last::Other),
-                r => r,
-            },
-            r => r,
-        }
-    };
-    match found {
-        Ok(last) => Ok(Some(last)),
-        Err(e) if matches!(errno(&e), libc::ENOENT | libc::ENOTDIR) => Ok(None),
-        Err(e) => Err(e),
-    }
+/// Flags that open a directory as a handle to look names up in, and fail
+/// on a symlink (with ENOTDIR) instead of following it.
+const DIR_NOFOLLOW: libc::c_int = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+
+fn open_path_dir(path: &Path) -> io::Result<OwnedFd> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(DIR_NOFOLLOW)
+        .open(path)
+        .map(OwnedFd::from)
 }
 
 /// A single path component, safe to look up relative to a directory.
@@ -684,62 +793,67 @@ fn read_file(mut f: fs::File) -> io::Result<Vec<u8>> {
 }
 
 /// `openat` and `readlinkat` relative to a directory held open, which std
-/// does not offer. Callers pass one path component (`is_name`), so the
-/// kernel looks up only that name, and never follows a symlink there.
+/// does not offer. Callers pass one path component (`is_name`), or
+/// `sub/name` where `sub` was checked not to be a link: the kernel looks up
+/// only that, and never follows a symlink in the last component.
 mod at {
-    use std::ffi::CStr;
-    use std::fs::File;
+    use std::ffi::{CStr, CString};
     use std::io;
-    use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
+    use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-    /// `name` NUL-terminated in `buf` (a name is at most NAME_MAX, 255).
-    fn c_name<'a>(name: &str, buf: &'a mut [u8; 256]) -> io::Result<&'a CStr> {
+    /// Calls `f` with `name` NUL-terminated (on the stack when short).
+    fn with_c_name<T>(name: &str, f: impl FnOnce(&CStr) -> io::Result<T>) -> io::Result<T> {
         let bytes = name.as_bytes();
+        let mut buf = [0u8; 256];
         if bytes.len() >= buf.len() {
-            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+            let owned =
+                CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            return f(&owned);
         }
         buf[..bytes.len()].copy_from_slice(bytes);
-        buf[bytes.len()] = 0;
-        CStr::from_bytes_with_nul(&buf[..=bytes.len()])
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+        let c = CStr::from_bytes_with_nul(&buf[..=bytes.len()])
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        f(c)
     }
 
-    /// Opens `name` in `dir` read-only, failing with ELOOP on a symlink.
-    pub fn open(dir: BorrowedFd<'_>, name: &str) -> io::Result<File> {
-        let mut buf = [0u8; 256];
-        let name = c_name(name, &mut buf)?;
-        // SAFETY: `name` is a NUL-terminated string that outlives the call.
-        let fd = unsafe {
-            libc::openat(
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just opened, and nothing else owns it.
-        Ok(unsafe { File::from_raw_fd(fd) })
+    /// Opens `name` in `dir` with `flags` and O_NOFOLLOW: a symlink there
+    /// fails (ELOOP, or ENOTDIR with O_DIRECTORY).
+    pub fn open(dir: BorrowedFd<'_>, name: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
+        with_c_name(name, |name| {
+            // SAFETY: `name` is a NUL-terminated string that outlives the
+            // call; openat returns a new descriptor or -1.
+            let fd = unsafe {
+                libc::openat(
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `fd` was just opened, and nothing else owns it.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        })
     }
 
     /// The target of the symlink `name` in `dir` (EINVAL: not a link).
     pub fn readlink(dir: BorrowedFd<'_>, name: &str) -> io::Result<String> {
-        let mut buf = [0u8; 256];
-        let name = c_name(name, &mut buf)?;
-        // sysfs targets are short; a longer one is read again in full.
-        let mut short = [0u8; 256];
-        let n = readlinkat(dir, name, &mut short)?;
-        if n < short.len() {
-            return Ok(String::from_utf8_lossy(&short[..n]).into_owned());
-        }
-        let mut long = vec![0u8; libc::PATH_MAX as usize];
-        let n = readlinkat(dir, name, &mut long)?;
-        if n == long.len() {
-            // Cut short: no target is PATH_MAX long.
-            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-        }
-        Ok(String::from_utf8_lossy(&long[..n]).into_owned())
+        with_c_name(name, |name| {
+            // sysfs targets are short; a longer one is read again in full.
+            let mut short = [0u8; 256];
+            let n = readlinkat(dir, name, &mut short)?;
+            if n < short.len() {
+                return Ok(String::from_utf8_lossy(&short[..n]).into_owned());
+            }
+            let mut long = vec![0u8; libc::PATH_MAX as usize];
+            let n = readlinkat(dir, name, &mut long)?;
+            if n == long.len() {
+                // Cut short: no target is PATH_MAX long.
+                return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+            }
+            Ok(String::from_utf8_lossy(&long[..n]).into_owned())
+        })
     }
 
     fn readlinkat(dir: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
@@ -1042,6 +1156,52 @@ mod tests {
         let h = r.open_dir("sys/bus/file").unwrap();
         assert_eq!(h.path(), "sys/devices/real/config");
         assert!(r.read_at(&h, "config").is_err());
+    }
+
+    #[test]
+    fn read_below_checks_the_middle_directory() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::create_dir_all(outside.path().join("7")).unwrap();
+        fs::write(outside.path().join("7/type"), "outside").unwrap();
+        let d = dir.path();
+        fs::create_dir_all(d.join("sys/kernel/iommu_groups/1")).unwrap();
+        fs::create_dir_all(d.join("sys/kernel/real/4")).unwrap();
+        fs::write(d.join("sys/kernel/iommu_groups/1/type"), "DMA\n").unwrap();
+        fs::write(d.join("sys/kernel/real/4/type"), "identity\n").unwrap();
+        symlink("../real/4", d.join("sys/kernel/iommu_groups/4")).unwrap();
+        symlink(
+            outside.path().join("7"),
+            d.join("sys/kernel/iommu_groups/7"),
+        )
+        .unwrap();
+        symlink(
+            outside.path().join("7/type"),
+            d.join("sys/kernel/iommu_groups/1/link"),
+        )
+        .unwrap();
+        let r = SystemRoot::open(d).unwrap();
+        let groups = "sys/kernel/iommu_groups";
+        assert_eq!(r.read_string_below(groups, "1", "type").unwrap(), "DMA");
+        assert_eq!(
+            r.read_string_below(groups, "4", "type").unwrap(),
+            "identity"
+        );
+        assert!(
+            r.read_string_below(groups, "7", "type").is_err(),
+            "re-rooted"
+        );
+        assert!(
+            r.read_string_below(groups, "1", "link").is_err(),
+            "re-rooted"
+        );
+        assert!(r.read_string_below(groups, "9", "type").is_err());
+        assert!(r.read_string_below(groups, "1", "none").is_err());
+        assert!(
+            r.read_string_below(groups, "..", "iommu_groups/1/type")
+                .is_ok()
+        );
     }
 
     #[test]

@@ -226,7 +226,7 @@ fn read_device(
             Some(t) => t,
             None => {
                 let t = root
-                    .read_string(&format!("sys/kernel/iommu_groups/{g}/type"))
+                    .read_string_below("sys/kernel/iommu_groups", &g.to_string(), "type")
                     .ok()
                     .filter(|s| !s.is_empty());
                 if let Ok(mut m) = groups.lock() {
