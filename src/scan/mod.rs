@@ -68,30 +68,42 @@ pub fn scan(root: &SystemRoot, options: &ScanOptions) -> Facts {
     let mut limitations = Vec::new();
     let host = host::read_host(root, &mut limitations);
     let mut devices = device::read_devices(root, &mut limitations);
-    let nvme = nvme::read_nvme(root);
-    nvme::attach_block_devices(root, &mut devices);
-    let kernel_log = kmsg::read_kernel_log(root, &mut limitations);
-    if !options.no_names {
-        name_devices(&mut devices);
-    }
-    Facts {
-        host,
-        devices,
-        nvme,
-        kernel_log,
-        limitations,
-    }
+    // Names come from a file outside the root: look them up on another
+    // thread while the rest of the root is read.
+    std::thread::scope(|s| {
+        let names = (!options.no_names).then(|| {
+            let wanted = wanted_ids(&devices);
+            s.spawn(move || lookup_names(&wanted))
+        });
+        let nvme = nvme::read_nvme(root);
+        nvme::attach_block_devices(root, &mut devices);
+        let kernel_log = kmsg::read_kernel_log(root, &mut limitations);
+        if let Some(Ok(Some(names))) = names.map(|h| h.join()) {
+            name_devices(&mut devices, &names);
+        }
+        Facts {
+            host,
+            devices,
+            nvme,
+            kernel_log,
+            limitations,
+        }
+    })
 }
 
-fn name_devices(devices: &mut [DeviceFacts]) {
-    let Some(path) = pciids::locate() else {
-        return;
-    };
-    let wanted: BTreeSet<(u16, u16)> = devices
+/// The (vendor, device) pairs to name.
+fn wanted_ids(devices: &[DeviceFacts]) -> BTreeSet<(u16, u16)> {
+    devices
         .iter()
         .filter_map(|d| Some((d.vendor?, d.device?)))
-        .collect();
-    let names = pciids::lookup(&path, &wanted);
+        .collect()
+}
+
+fn lookup_names(wanted: &BTreeSet<(u16, u16)>) -> Option<pciids::Names> {
+    Some(pciids::lookup(&pciids::locate()?, wanted))
+}
+
+fn name_devices(devices: &mut [DeviceFacts], names: &pciids::Names) {
     for d in devices {
         if let (Some(v), Some(dev)) = (d.vendor, d.device) {
             d.vendor_name = names.vendor(v).map(str::to_string);
