@@ -39,7 +39,7 @@ impl Render for JsonTopo {
 }
 
 /// The `devices` array as `to_writer_pretty` writes it at that depth (a
-/// value of the top-level object), chunks of it on several threads.
+/// value of the top-level object), chunks of it on other threads.
 fn write_devices(tree: &Tree, out: &mut Vec<u8>) -> io::Result<()> {
     if tree.nodes.is_empty() {
         out.extend_from_slice(b"[]");
@@ -54,32 +54,34 @@ fn write_devices(tree: &Tree, out: &mut Vec<u8>) -> io::Result<()> {
             .clamp(1, 8)
     };
     let chunk = tree.nodes.len().div_ceil(threads);
-    let parts: Vec<io::Result<Vec<u8>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = tree
-            .nodes
-            .chunks(chunk)
-            .enumerate()
-            .map(|(i, nodes)| s.spawn(move || device_elements(tree, nodes, i == 0)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(io::Error::other("a rendering thread panicked")))
-            })
-            .collect()
-    });
+    let mut chunks = tree.nodes.chunks(chunk);
+    let first = chunks.next().unwrap_or_default();
     out.push(b'[');
-    for part in parts {
-        out.extend_from_slice(&part?);
-    }
+    std::thread::scope(|s| {
+        let rest: Vec<_> = chunks
+            .map(|nodes| {
+                s.spawn(move || {
+                    let mut part = Vec::with_capacity(2048 * nodes.len());
+                    device_elements(tree, nodes, false, &mut part).map(|()| part)
+                })
+            })
+            .collect();
+        // The first chunk straight into the output, the others after it.
+        device_elements(tree, first, true, out)?;
+        for h in rest {
+            let part = h
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a rendering thread panicked")))?;
+            out.extend_from_slice(&part);
+        }
+        io::Result::Ok(())
+    })?;
     out.extend_from_slice(b"\n  ]");
     Ok(())
 }
 
 /// Array elements two levels deep, each preceded by its separator.
-fn device_elements(tree: &Tree, nodes: &[Node], first: bool) -> io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(2048 * nodes.len());
+fn device_elements(tree: &Tree, nodes: &[Node], first: bool, out: &mut Vec<u8>) -> io::Result<()> {
     for (i, n) in nodes.iter().enumerate() {
         out.extend_from_slice(if first && i == 0 {
             b"\n    "
@@ -91,12 +93,12 @@ fn device_elements(tree: &Tree, nodes: &[Node], first: bool) -> io::Result<Vec<u
         let mut formatter = PrettyFormatter::new();
         formatter.begin_object(&mut io::sink())?;
         formatter.begin_array(&mut io::sink())?;
-        let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+        let mut ser = serde_json::Serializer::with_formatter(&mut *out, formatter);
         device_json(tree, n)
             .serialize(&mut ser)
             .map_err(io::Error::other)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The whole document; `schema/topo.schema.json` describes it.
