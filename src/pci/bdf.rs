@@ -63,29 +63,64 @@ impl FromStr for Bdf {
     /// Accepts `dddd:bb:dd.f` (any number of domain digits up to 8) and, like
     /// lspci and setpci, the short `bb:dd.f` meaning domain 0.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || BdfParseError(s.to_string());
-        let (rest, function) = s.rsplit_once('.').ok_or_else(err)?;
-        let mut parts = rest.rsplit(':');
-        let device = parts.next().ok_or_else(err)?;
-        let bus = parts.next().ok_or_else(err)?;
-        let domain = parts.next().unwrap_or("0");
-        if parts.next().is_some() {
-            return Err(err());
-        }
-        let hex = |t: &str, max_len: usize| -> Result<u32, BdfParseError> {
-            if t.is_empty() || t.len() > max_len || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(err());
+        // The form sysfs names every function with, without the general
+        // splitting below (a scan parses several per device); anything
+        // else, or anything invalid, takes the general path.
+        if let &[d0, d1, d2, d3, b':', b0, b1, b':', s0, s1, b'.', f] = s.as_bytes() {
+            let hex = |digits: &[u8]| {
+                digits
+                    .iter()
+                    .try_fold(0u32, |v, &d| Some(v << 4 | nibble(d)?))
+            };
+            if let (Some(domain), Some(bus), Some(device), Some(function)) = (
+                hex(&[d0, d1, d2, d3]),
+                hex(&[b0, b1]),
+                hex(&[s0, s1]),
+                hex(&[f]),
+            ) && device <= 0x1f
+                && function <= 7
+            {
+                return Ok(Bdf::new(domain, bus as u8, device as u8, function as u8));
             }
-            u32::from_str_radix(t, 16).map_err(|_| err())
-        };
-        let domain = hex(domain, 8)?;
-        let bus = hex(bus, 2)?;
-        let device = hex(device, 2)?;
-        let function = hex(function, 1)?;
-        if device > 0x1f || function > 7 {
+        }
+        parse_any(s)
+    }
+}
+
+/// Every accepted form: `dddd:bb:dd.f` with 1-8 domain digits, `bb:dd.f`.
+fn parse_any(s: &str) -> Result<Bdf, BdfParseError> {
+    let err = || BdfParseError(s.to_string());
+    let (rest, function) = s.rsplit_once('.').ok_or_else(err)?;
+    let mut parts = rest.rsplit(':');
+    let device = parts.next().ok_or_else(err)?;
+    let bus = parts.next().ok_or_else(err)?;
+    let domain = parts.next().unwrap_or("0");
+    if parts.next().is_some() {
+        return Err(err());
+    }
+    let hex = |t: &str, max_len: usize| -> Result<u32, BdfParseError> {
+        if t.is_empty() || t.len() > max_len || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(err());
         }
-        Ok(Bdf::new(domain, bus as u8, device as u8, function as u8))
+        u32::from_str_radix(t, 16).map_err(|_| err())
+    };
+    let domain = hex(domain, 8)?;
+    let bus = hex(bus, 2)?;
+    let device = hex(device, 2)?;
+    let function = hex(function, 1)?;
+    if device > 0x1f || function > 7 {
+        return Err(err());
+    }
+    Ok(Bdf::new(domain, bus as u8, device as u8, function as u8))
+}
+
+/// The value of one hex digit.
+fn nibble(b: u8) -> Option<u32> {
+    match b {
+        b'0'..=b'9' => Some(u32::from(b - b'0')),
+        b'a'..=b'f' => Some(u32::from(b - b'a' + 10)),
+        b'A'..=b'F' => Some(u32::from(b - b'A' + 10)),
+        _ => None,
     }
 }
 
@@ -119,6 +154,22 @@ mod tests {
         let b: Bdf = "10000:e1:1f.7".parse().unwrap();
         assert_eq!(b.domain, 0x10000);
         assert_eq!(b.to_string(), "10000:e1:1f.7");
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_general_parser() {
+        for s in [
+            "0000:03:00.1",
+            "ABCD:EF:1f.7",
+            "0000:00:20.0",
+            "0000:00:00.8",
+            "000g:00:00.0",
+            "+000:00:00.0",
+            "0000-00:00.0",
+            "0000:00:00:0",
+        ] {
+            assert_eq!(s.parse::<Bdf>(), parse_any(s), "{s}");
+        }
     }
 
     #[test]

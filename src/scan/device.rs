@@ -328,10 +328,16 @@ fn resource_line(line: &str) -> Option<(u64, u64, u64)> {
     // As the kernel prints it: `0x%016llx 0x%016llx 0x%016llx`.
     let b = line.as_bytes();
     if b.len() == 56 && b[18] == b' ' && b[37] == b' ' {
+        let nibble = |d: u8| match d {
+            b'0'..=b'9' => Some(d - b'0'),
+            b'a'..=b'f' => Some(d - b'a' + 10),
+            b'A'..=b'F' => Some(d - b'A' + 10),
+            _ => None,
+        };
         let word = |at: usize| match &b[at..at + 18] {
-            [b'0', b'x', digits @ ..] => digits.iter().try_fold(0u64, |v, &d| {
-                Some(v << 4 | u64::from((d as char).to_digit(16)?))
-            }),
+            [b'0', b'x', digits @ ..] => digits
+                .iter()
+                .try_fold(0u64, |v, &d| Some(v << 4 | u64::from(nibble(d)?))),
             _ => None,
         };
         if let (Some(start), Some(end), Some(flags)) = (word(0), word(19), word(38)) {
