@@ -67,18 +67,24 @@ pub struct ScanOptions {
 pub fn scan(root: &SystemRoot, options: &ScanOptions) -> Facts {
     let mut limitations = Vec::new();
     let host = host::read_host(root, &mut limitations);
-    let mut devices = device::read_devices(root, &mut limitations);
-    // Names come from a file outside the root: look them up on another
-    // thread while the rest of the root is read.
     std::thread::scope(|s| {
+        // NVMe controllers and block devices do not depend on the PCI
+        // functions: read them beside them rather than after.
+        let others = s.spawn(|| (nvme::read_nvme(root), nvme::read_block_devices(root)));
+        let mut devices = device::read_devices(root, &mut limitations);
+        // Names come from a file outside the root: look them up on another
+        // thread while the rest is gathered.
         let names = (!options.no_names).then(|| {
             let wanted = wanted_ids(&devices);
             s.spawn(move || lookup_names(&wanted))
         });
-        let nvme = nvme::read_nvme(root);
-        nvme::attach_block_devices(root, &mut devices);
         let kernel_log = kmsg::read_kernel_log(root, &mut limitations);
-        if let Some(Ok(Some(names))) = names.map(|h| h.join()) {
+        let (nvme, blocks) = others
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        nvme::attach_block_devices(&mut devices, &blocks);
+        let names = names.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        if let Some(Some(names)) = names {
             name_devices(&mut devices, &names);
         }
         Facts {
