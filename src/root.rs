@@ -698,7 +698,11 @@ impl SystemRoot {
         let mut names: Vec<String> = match &self.backing {
             Backing::Dir { base, .. } => fs::read_dir(base.join(&canonical))?
                 .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .map(|e| {
+                    e.file_name()
+                        .into_string()
+                        .unwrap_or_else(|n| n.to_string_lossy().into_owned())
+                })
                 .collect(),
             Backing::Memory { entries, .. } => {
                 if !matches!(self.kind(&canonical)?, Some(Kind::Dir)) {
@@ -710,7 +714,7 @@ impl SystemRoot {
                 children(entries, &canonical)
             }
         };
-        names.sort();
+        names.sort_unstable();
         if self.recorder.is_some() {
             self.note(&canonical, Entry::Dir);
             // Record every entry listed, so the listing survives a snapshot.
@@ -877,10 +881,14 @@ mod at {
 /// Joins a root-relative directory and a name.
 pub fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
+        return name.to_string();
     }
+    // Not format!: this is on every path of a scan.
+    let mut path = String::with_capacity(dir.len() + 1 + name.len());
+    path.push_str(dir);
+    path.push('/');
+    path.push_str(name);
+    path
 }
 
 /// Queues the components of `path` (read from text `text`) on `todo` as

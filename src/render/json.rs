@@ -45,14 +45,7 @@ fn write_devices(tree: &Tree, out: &mut Vec<u8>) -> io::Result<()> {
         out.extend_from_slice(b"[]");
         return Ok(());
     }
-    let threads = if tree.nodes.len() < 256 {
-        1
-    } else {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8)
-    };
+    let threads = crate::threads_for(tree.nodes.len());
     let chunk = tree.nodes.len().div_ceil(threads);
     let mut chunks = tree.nodes.chunks(chunk);
     let first = chunks.next().unwrap_or_default();

@@ -107,12 +107,7 @@ pub(super) fn read_devices(
         }
     };
     let groups = Mutex::new(HashMap::new());
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    // Few devices: threads cost more than they save.
-    let threads = if names.len() < 256 { 1 } else { threads };
+    let threads = crate::threads_for(names.len());
     let chunk = names.len().div_ceil(threads).max(1);
     let results: Vec<Result<DeviceFacts, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = names
@@ -325,7 +320,12 @@ fn parse_hex_word(s: &str) -> Option<u64> {
 
 /// The first three numbers of a `resource` line.
 fn resource_line(line: &str) -> Option<(u64, u64, u64)> {
-    // As the kernel prints it: `0x%016llx 0x%016llx 0x%016llx`.
+    // As the kernel prints it: `0x%016llx 0x%016llx 0x%016llx`, mostly
+    // for unused BARs.
+    const UNUSED: &str = "0x0000000000000000 0x0000000000000000 0x0000000000000000";
+    if line == UNUSED {
+        return Some((0, 0, 0));
+    }
     let b = line.as_bytes();
     if b.len() == 56 && b[18] == b' ' && b[37] == b' ' {
         let nibble = |d: u8| match d {

@@ -444,11 +444,8 @@ fn decode_all(devices: &[DeviceFacts]) -> Vec<Decoded> {
     let decode = |part: &[DeviceFacts]| -> Vec<Decoded> {
         part.iter().map(|d| pci::decode(&d.config)).collect()
     };
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    if devices.len() < 256 || threads == 1 {
+    let threads = crate::threads_for(devices.len());
+    if threads == 1 {
         return decode(devices);
     }
     let chunk = devices.len().div_ceil(threads);
