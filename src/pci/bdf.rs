@@ -37,12 +37,44 @@ impl Bdf {
 }
 
 impl fmt::Display for Bdf {
+    /// `{:04x}:{:02x}:{:02x}.{:x}`, spelled out: addresses are printed by
+    /// the thousand, and write! with padded hex is slow.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:04x}:{:02x}:{:02x}.{:x}",
-            self.domain, self.bus, self.device, self.function
-        )
+        let mut out = Ascii::default();
+        out.hex(self.domain, 4);
+        out.push(b':');
+        out.hex(self.bus.into(), 2);
+        out.push(b':');
+        out.hex(self.device.into(), 2);
+        out.push(b'.');
+        out.hex(self.function.into(), 1);
+        f.write_str(out.as_str())
+    }
+}
+
+/// A short ASCII string built on the stack (an address is at most 17).
+#[derive(Default)]
+struct Ascii {
+    buf: [u8; 20],
+    len: usize,
+}
+
+impl Ascii {
+    fn push(&mut self, b: u8) {
+        self.buf[self.len] = b;
+        self.len += 1;
+    }
+
+    /// `value` in lowercase hex, at least `min_digits` long.
+    fn hex(&mut self, value: u32, min_digits: u32) {
+        let digits = (value.max(1).ilog2() / 4 + 1).max(min_digits);
+        for i in (0..digits).rev() {
+            self.push(b"0123456789abcdef"[(value >> (4 * i) & 0xf) as usize]);
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
     }
 }
 
@@ -147,6 +179,22 @@ mod tests {
         assert_eq!(b, Bdf::new(0, 3, 0, 1));
         assert_eq!(b.to_string(), "0000:03:00.1");
         assert_eq!(b.devfn(), 1);
+    }
+
+    #[test]
+    fn display_matches_the_format_string() {
+        for b in [
+            Bdf::new(0, 0, 0, 0),
+            Bdf::new(0xabcd, 0xef, 0x1f, 7),
+            Bdf::new(0x10000, 0xe1, 3, 1),
+            Bdf::new(u32::MAX, 255, 255, 255),
+        ] {
+            let expected = format!(
+                "{:04x}:{:02x}:{:02x}.{:x}",
+                b.domain, b.bus, b.device, b.function
+            );
+            assert_eq!(b.to_string(), expected);
+        }
     }
 
     #[test]

@@ -253,10 +253,15 @@ fn device_json<'a>(tree: &'a Tree, n: &'a Node) -> DeviceJson<'a> {
         role_inferred: n.role_inferred,
         depth: n.depth,
         switch: n.switch,
-        vendor_id: f.vendor.map(|v| format!("{v:04x}")),
-        device_id: f.device.map(|v| format!("{v:04x}")),
-        subsystem_id: caps.subsystem.map(|(v, d)| format!("{v:04x}:{d:04x}")),
-        class: f.class.map(|c| format!("{c:06x}")),
+        vendor_id: f.vendor.map(|v| hex(v.into(), 4)),
+        device_id: f.device.map(|v| hex(v.into(), 4)),
+        subsystem_id: caps.subsystem.map(|(v, d)| {
+            let mut id = hex(v.into(), 4);
+            id.push(':');
+            id.push_str(&hex(d.into(), 4));
+            id
+        }),
+        class: f.class.map(|c| hex(c.into(), 6)),
         revision: f.revision,
         vendor_name: f.vendor_name.as_deref(),
         device_name: f.device_name.as_deref(),
@@ -292,7 +297,7 @@ fn device_json<'a>(tree: &'a Tree, n: &'a Node) -> DeviceJson<'a> {
         max_payload: express.map(|e| e.dev_ctl.max_payload),
         max_read_request: express.map(|e| e.dev_ctl.max_read_request),
         ats_enabled: caps.ats.as_ref().map(|a| a.enabled),
-        dsn: caps.dsn.map(|d| format!("{d:016x}")),
+        dsn: caps.dsn.map(|d| hex(d, 16)),
         aer: caps.aer.as_ref().map(|a| AerJson {
             uncorrectable_status: a.uncorrectable_status,
             correctable_status: a.correctable_status,
@@ -309,6 +314,17 @@ fn device_json<'a>(tree: &'a Tree, n: &'a Node) -> DeviceJson<'a> {
             .collect(),
         config_problems: caps.problems.iter().map(|p| p.to_string()).collect(),
     }
+}
+
+/// `value` in lowercase hex, zero-padded to at least `width` digits, as
+/// `format!("{value:0width$x}")` but without the formatting machinery (a
+/// device has several such fields, a large server thousands of devices).
+fn hex(value: u64, width: usize) -> String {
+    let digits = (value.max(1).ilog2() as usize / 4 + 1).max(width);
+    (0..digits)
+        .rev()
+        .map(|i| char::from(b"0123456789abcdef"[(value >> (4 * i) & 0xf) as usize]))
+        .collect()
 }
 
 #[cfg(test)]
@@ -335,5 +351,23 @@ mod tests {
         whole.push(b'\n');
         assert_eq!(tree.nodes.len(), 300);
         assert!(spliced == whole, "spliced rendering differs");
+    }
+
+    #[test]
+    fn hex_matches_the_format_string() {
+        for v in [
+            0u64,
+            1,
+            0xf,
+            0x10,
+            0x1234,
+            0xabcdef,
+            0x1_0000_0000,
+            u64::MAX,
+        ] {
+            for w in [1, 4, 6, 16] {
+                assert_eq!(hex(v, w), format!("{v:0w$x}"), "{v:#x} {w}");
+            }
+        }
     }
 }
