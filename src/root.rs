@@ -476,6 +476,11 @@ impl SystemRoot {
         let Some(fd) = &parent.fd else {
             return self.read(&path());
         };
+        // One call where the kernel has openat2: it refuses a link on the
+        // way (then, and on any failure, the steps below decide).
+        if let Ok(f) = at::open_without_links(fd.as_fd(), &join(sub, name)) {
+            return read_file(f.into());
+        }
         match at::readlink(fd.as_fd(), sub) {
             // There, and not a link.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
@@ -796,10 +801,11 @@ fn read_file(mut f: fs::File) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// `openat` and `readlinkat` relative to a directory held open, which std
-/// does not offer. Callers pass one path component (`is_name`), or
-/// `sub/name` where `sub` was checked not to be a link: the kernel looks up
-/// only that, and never follows a symlink in the last component.
+/// `openat`, `openat2` and `readlinkat` relative to a directory held open,
+/// which std does not offer. Callers pass one path component (`is_name`),
+/// or `sub/name` where `sub` was checked not to be a link (or, for
+/// openat2, is refused if it is one): the kernel looks up only that, and
+/// never follows a symlink in the last component.
 mod at {
     use std::ffi::{CStr, CString};
     use std::io;
@@ -839,6 +845,59 @@ mod at {
             // SAFETY: `fd` was just opened, and nothing else owns it.
             Ok(unsafe { OwnedFd::from_raw_fd(fd) })
         })
+    }
+
+    /// Opens `path` below `dir` read-only if no component of it is a
+    /// symlink (openat2 with RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH). Fails
+    /// with ENOSYS, without a system call, once the kernel (or a seccomp
+    /// filter) has refused openat2.
+    pub fn open_without_links(dir: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+        if UNSUPPORTED.load(Ordering::Relaxed) {
+            return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+        }
+        /// struct open_how (linux/openat2.h); libc's is non_exhaustive.
+        #[repr(C)]
+        struct OpenHow {
+            flags: u64,
+            mode: u64,
+            resolve: u64,
+        }
+        let how = OpenHow {
+            flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+            mode: 0,
+            resolve: libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_BENEATH,
+        };
+        let result = with_c_name(path, |path| {
+            // SAFETY: `path` is NUL-terminated and `how` is a struct
+            // open_how of the size passed; both outlive the call, which
+            // returns a new descriptor or -1.
+            let fd = unsafe {
+                libc::syscall(
+                    libc::SYS_openat2,
+                    dir.as_raw_fd(),
+                    path.as_ptr(),
+                    &how as *const OpenHow,
+                    std::mem::size_of::<OpenHow>(),
+                )
+            };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `fd` was just opened, and nothing else owns it.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+        });
+        if let Err(e) = &result
+            && matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::EPERM | libc::E2BIG | libc::EINVAL)
+            )
+        {
+            // Too old a kernel, or a sandbox that forbids the call.
+            UNSUPPORTED.store(true, Ordering::Relaxed);
+        }
+        result
     }
 
     /// The target of the symlink `name` in `dir` (EINVAL: not a link).
