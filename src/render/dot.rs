@@ -75,7 +75,7 @@ fn write_node(out: &mut dyn Write, indent: &str, node: &Node) -> io::Result<()> 
 }
 
 impl Render for DotGraph {
-    fn render(&self, tree: &Tree, _opts: &RenderOptions, out: &mut Vec<u8>) -> io::Result<()> {
+    fn render(&self, tree: &Tree, _opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out, "digraph \"p2pdoctor\" {{")?;
         writeln!(out, "  rankdir=TB;")?;
         writeln!(out, "  node [fontname=\"monospace\", fontsize=10];")?;

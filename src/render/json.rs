@@ -1,6 +1,9 @@
 //! `topo --format json`: the public, versioned model of the machine.
 
-use std::io;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Serialize, Serializer};
 use serde_json::ser::{Formatter, PrettyFormatter};
@@ -13,7 +16,7 @@ use crate::topology::{Node, Role, Tree};
 pub struct JsonTopo;
 
 impl Render for JsonTopo {
-    fn render(&self, tree: &Tree, opts: &RenderOptions, out: &mut Vec<u8>) -> io::Result<()> {
+    fn render(&self, tree: &Tree, opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
         // The devices are nearly all of the document (megabytes on a
         // 4096-function server), so they are serialised in parallel and
         // spliced into the rest, serialised with an empty device list.
@@ -29,48 +32,78 @@ impl Render for JsonTopo {
             .position(|w| w == EMPTY)
             .map(|i| i + EMPTY.len() - b"[]".len())
             .ok_or_else(|| io::Error::other("no device list in the document"))?;
-        out.reserve(rest.len() + 2048 * tree.nodes.len());
-        out.extend_from_slice(&rest[..at]);
+        out.write_all(&rest[..at])?;
         write_devices(tree, out)?;
-        out.extend_from_slice(&rest[at + b"[]".len()..]);
-        out.push(b'\n');
-        Ok(())
+        out.write_all(&rest[at + b"[]".len()..])?;
+        out.write_all(b"\n")
     }
 }
 
+/// Devices per piece of the device list: small enough that a few pieces
+/// in flight hold little memory, large enough to keep threads busy.
+const PIECE: usize = 64;
+
 /// The `devices` array as `to_writer_pretty` writes it at that depth (a
-/// value of the top-level object), chunks of it on other threads.
-fn write_devices(tree: &Tree, out: &mut Vec<u8>) -> io::Result<()> {
+/// value of the top-level object). Pieces of it are serialised on other
+/// threads and written in order as they come, through a few recycled
+/// buffers, so the document is never held whole.
+fn write_devices(tree: &Tree, out: &mut dyn Write) -> io::Result<()> {
     if tree.nodes.is_empty() {
-        out.extend_from_slice(b"[]");
-        return Ok(());
+        return out.write_all(b"[]");
     }
+    out.write_all(b"[")?;
+    let pieces: Vec<&[Node]> = tree.nodes.chunks(PIECE).collect();
     let threads = crate::threads_for(tree.nodes.len());
-    let chunk = tree.nodes.len().div_ceil(threads);
-    let mut chunks = tree.nodes.chunks(chunk);
-    let first = chunks.next().unwrap_or_default();
-    out.push(b'[');
-    std::thread::scope(|s| {
-        let rest: Vec<_> = chunks
-            .map(|nodes| {
-                s.spawn(move || {
-                    let mut part = Vec::with_capacity(2048 * nodes.len());
-                    device_elements(tree, nodes, false, &mut part).map(|()| part)
-                })
-            })
-            .collect();
-        // The first chunk straight into the output, the others after it.
-        device_elements(tree, first, true, out)?;
-        for h in rest {
-            let part = h
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("a rendering thread panicked")))?;
-            out.extend_from_slice(&part);
+    if threads == 1 {
+        let mut buf = Vec::new();
+        for (i, nodes) in pieces.iter().enumerate() {
+            buf.clear();
+            device_elements(tree, nodes, i == 0, &mut buf)?;
+            out.write_all(&buf)?;
         }
-        io::Result::Ok(())
-    })?;
-    out.extend_from_slice(b"\n  ]");
-    Ok(())
+    } else {
+        let next = AtomicUsize::new(0);
+        let spare: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+        let (done, finished) = std::sync::mpsc::sync_channel(threads * 2);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                let (done, next, spare, pieces) = (done.clone(), &next, &spare, &pieces);
+                s.spawn(move || {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(nodes) = pieces.get(i) else { break };
+                        let mut buf = spare
+                            .lock()
+                            .ok()
+                            .and_then(|mut v| v.pop())
+                            .unwrap_or_default();
+                        buf.clear();
+                        let piece = device_elements(tree, nodes, i == 0, &mut buf).map(|()| buf);
+                        // The writer has stopped (an error): so do we.
+                        if done.send((i, piece)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(done);
+            // Pieces come back in any order; write them in order.
+            let mut waiting = BTreeMap::new();
+            let mut wanted = 0;
+            for (i, piece) in finished {
+                waiting.insert(i, piece?);
+                while let Some(buf) = waiting.remove(&wanted) {
+                    out.write_all(&buf)?;
+                    if let Ok(mut v) = spare.lock() {
+                        v.push(buf);
+                    }
+                    wanted += 1;
+                }
+            }
+            io::Result::Ok(())
+        })?;
+    }
+    out.write_all(b"\n  ]")
 }
 
 /// Array elements two levels deep, each preceded by its separator.
@@ -347,6 +380,7 @@ mod tests {
         };
         let mut spliced = Vec::new();
         JsonTopo.render(&tree, &opts, &mut spliced).unwrap();
+        assert!(tree.nodes.len() > 2 * PIECE, "several pieces");
         let mut whole = serde_json::to_vec_pretty(&topo_document(&tree, "test")).unwrap();
         whole.push(b'\n');
         assert_eq!(tree.nodes.len(), 300);

@@ -10,7 +10,7 @@ pub mod json;
 pub mod style;
 pub mod text;
 
-use std::io;
+use std::io::{self, Write};
 
 use crate::topology::Tree;
 
@@ -38,9 +38,9 @@ pub struct RenderOptions {
     pub source: String,
 }
 
-/// A renderer of a topology, into memory (the CLI writes the bytes out).
+/// A renderer of a topology.
 pub trait Render {
-    fn render(&self, tree: &Tree, opts: &RenderOptions, out: &mut Vec<u8>) -> io::Result<()>;
+    fn render(&self, tree: &Tree, opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()>;
 }
 
 /// The renderer for a format.

@@ -9,7 +9,7 @@ use crate::topology::{Node, NodeId, Role, Tree};
 pub struct TextTree;
 
 impl Render for TextTree {
-    fn render(&self, tree: &Tree, opts: &RenderOptions, out: &mut Vec<u8>) -> io::Result<()> {
+    fn render(&self, tree: &Tree, opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
         let p = Painter {
             enabled: opts.color,
         };
