@@ -98,16 +98,6 @@ impl DirHandle {
     }
 }
 
-/// A directory resolved once and held open (O_PATH) to look names up in:
-/// lookups relative to it walk one component, not the whole path.
-#[derive(Debug)]
-struct Parent {
-    /// The canonical root-relative path.
-    path: String,
-    /// None past [`MAX_HELD`] (then lookups go by path).
-    fd: Option<OwnedFd>,
-}
-
 /// Directories held open at most, so a huge tree cannot run the process
 /// out of file descriptors (a 4096-function server has ~200 parents).
 const MAX_HELD: usize = 256;
@@ -130,7 +120,8 @@ pub struct SystemRoot {
     /// Parent directories of what `open_dir` followed, resolved and held
     /// open, by the path they were reached as: the functions below one
     /// bridge share their links' parent.
-    dirs: RwLock<HashMap<String, Arc<Parent>>>,
+    /// (Held while fewer than [`MAX_HELD`] are; past that, by path.)
+    dirs: RwLock<HashMap<String, Arc<DirHandle>>>,
     recorder: Option<Mutex<BTreeMap<String, Entry>>>,
 }
 
@@ -411,21 +402,48 @@ impl SystemRoot {
         }
         // Everything but the last component resolves through the caches
         // (to a parent directory held open); the last one (a device's own
-        // directory, seen once) is followed here: a link is read and its
-        // target resolved inside the root, a directory is opened without
-        // following, which both checks it and gives the handle.
-        let Some((mut parent, mut name)) = self.split_last(path)? else {
-            return Ok(DirHandle {
+        // directory, seen once) is followed by `follow`.
+        match self.split_last(path)? {
+            Some((parent, name)) => self.follow(&parent, &name, || path.to_string()),
+            None => Ok(DirHandle {
                 path: String::new(),
                 fd: None,
-            });
-        };
+            }),
+        }
+    }
+
+    /// [`open_dir`](Self::open_dir) of `name` in `dir`, looked up relative
+    /// to `dir` (the functions listed in sys/bus/pci/devices).
+    pub fn open_dir_in(&self, dir: &DirHandle, name: &str) -> io::Result<DirHandle> {
+        if dir.fd.is_some() && is_name(name) {
+            self.follow(dir, name, || join(&dir.path, name))
+        } else {
+            self.open_dir(&join(&dir.path, name))
+        }
+    }
+
+    /// Follows `name` in `parent` to a directory: a link is read and its
+    /// target resolved inside the root, a directory is opened without
+    /// following, which both checks it and gives the handle. (`path` names
+    /// it in a loop error.)
+    fn follow(
+        &self,
+        parent: &DirHandle,
+        name: &str,
+        path: impl Fn() -> String,
+    ) -> io::Result<DirHandle> {
+        // Where a link led: its target's parent and last component.
+        let mut next: Option<(Arc<DirHandle>, String)> = None;
         // A name listed in a bus or class directory is usually a link, and
         // what a link points at usually a directory: try that call first.
         let mut link_first = true;
         for _ in 0..=MAX_SYMLINKS {
-            let here = || join(&parent.path, &name);
-            match self.last_component(&parent, &name, link_first)? {
+            let (parent, name) = match &next {
+                Some((p, n)) => (&**p, n.as_str()),
+                None => (parent, name),
+            };
+            let here = || join(&parent.path, name);
+            match self.last_component(parent, name, link_first)? {
                 None => {
                     return Err(io::Error::new(
                         io::ErrorKind::NotFound,
@@ -450,18 +468,21 @@ impl SystemRoot {
                     } else {
                         join(&parent.path, &target)
                     };
-                    let Some(next) = self.split_last(&target)? else {
+                    let Some(found) = self.split_last(&target)? else {
                         return Ok(DirHandle {
                             path: String::new(),
                             fd: None,
                         });
                     };
-                    (parent, name) = next;
+                    next = Some(found);
                     link_first = false;
                 }
             }
         }
-        Err(io::Error::other(format!("{path}: too many symbolic links")))
+        Err(io::Error::other(format!(
+            "{}: too many symbolic links",
+            path()
+        )))
     }
 
     /// Reads `name` in the directory `sub` of the directory `dir` as
@@ -515,7 +536,7 @@ impl SystemRoot {
 
     /// The resolved directory `dir`, from the cache or resolved now and
     /// opened (O_PATH) while fewer than [`MAX_HELD`] are.
-    fn parent(&self, dir: &str) -> io::Result<Arc<Parent>> {
+    fn parent(&self, dir: &str) -> io::Result<Arc<DirHandle>> {
         if let Some(p) = self.dirs.read().ok().and_then(|m| m.get(dir).cloned()) {
             return Ok(p);
         }
@@ -525,7 +546,7 @@ impl SystemRoot {
             Backing::Dir { base, .. } if room => open_path_dir(&base.join(&path)).ok(),
             _ => None,
         };
-        let parent = Arc::new(Parent { path, fd });
+        let parent = Arc::new(DirHandle { path, fd });
         Ok(match self.dirs.write() {
             Ok(mut m) => m.entry(dir.to_string()).or_insert(parent).clone(),
             Err(_) => parent,
@@ -534,7 +555,7 @@ impl SystemRoot {
 
     /// `path` as its parent directory (resolved, perhaps held) and last
     /// component, not followed; None for the root itself.
-    fn split_last(&self, path: &str) -> io::Result<Option<(Arc<Parent>, String)>> {
+    fn split_last(&self, path: &str) -> io::Result<Option<(Arc<DirHandle>, String)>> {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
         if is_name(name) {
             return Ok(Some((self.parent(dir)?, name.to_string())));
@@ -554,7 +575,7 @@ impl SystemRoot {
     /// when the first says "not so".
     fn last_component(
         &self,
-        parent: &Parent,
+        parent: &DirHandle,
         name: &str,
         link_first: bool,
     ) -> io::Result<Option<Last>> {

@@ -1,13 +1,12 @@
 //! PCI functions from `/sys/bus/pci/devices`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use serde::Serialize;
 
 use super::{Limitation, LimitationKind};
 use crate::pci::Bdf;
-use crate::root::{SystemRoot, join};
+use crate::root::{DirHandle, SystemRoot, join};
 
 /// What sysfs says about one PCI function.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -106,17 +105,21 @@ pub(super) fn read_devices(
             return Vec::new();
         }
     };
-    let groups = Mutex::new(HashMap::new());
+    // The devices' links are read relative to their directory, held.
+    let bus = root.open_dir("sys/bus/pci/devices").ok();
+    let bus = bus.as_ref();
     let threads = crate::threads_for(names.len());
     let chunk = names.len().div_ceil(threads).max(1);
     let results: Vec<Result<DeviceFacts, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = names
             .chunks(chunk)
             .map(|part| {
-                let groups = &groups;
                 s.spawn(move || {
+                    // IOMMU group types, per thread: a group's functions
+                    // are neighbours, and a shared map only adds locking.
+                    let mut groups = HashMap::new();
                     part.iter()
-                        .map(|name| read_device(root, name, groups))
+                        .map(|name| read_device(root, bus, name, &mut groups))
                         .collect::<Vec<_>>()
                 })
             })
@@ -157,16 +160,19 @@ pub(super) fn read_devices(
 
 fn read_device(
     root: &SystemRoot,
+    bus: Option<&DirHandle>,
     name: &str,
-    groups: &Mutex<HashMap<u32, Option<String>>>,
+    groups: &mut HashMap<u32, Option<String>>,
 ) -> Result<DeviceFacts, String> {
     let bdf: Bdf = name
         .parse()
         .map_err(|_| format!("sys/bus/pci/devices/{name}: not a PCI address; skipped"))?;
     let link = format!("sys/bus/pci/devices/{name}");
-    let dir = root
-        .open_dir(&link)
-        .map_err(|e| format!("{link}: cannot follow the link ({e}); skipped"))?;
+    let dir = match bus {
+        Some(bus) => root.open_dir_in(bus, name),
+        None => root.open_dir(&link),
+    }
+    .map_err(|e| format!("{link}: cannot follow the link ({e}); skipped"))?;
     // open_dir() has checked that every component exists.
     let path = dir.path();
     if !path.starts_with("sys/devices/") {
@@ -216,20 +222,14 @@ fn read_device(
         .link_name_at(&dir, "iommu_group")
         .and_then(|g| g.parse().ok());
     if let Some(g) = d.iommu_group {
-        let cached = groups.lock().ok().and_then(|m| m.get(&g).cloned());
-        d.iommu_group_type = match cached {
-            Some(t) => t,
-            None => {
-                let t = root
-                    .read_string_below("sys/kernel/iommu_groups", &g.to_string(), "type")
+        d.iommu_group_type = groups
+            .entry(g)
+            .or_insert_with(|| {
+                root.read_string_below("sys/kernel/iommu_groups", &g.to_string(), "type")
                     .ok()
-                    .filter(|s| !s.is_empty());
-                if let Ok(mut m) = groups.lock() {
-                    m.insert(g, t.clone());
-                }
-                t
-            }
-        };
+                    .filter(|s| !s.is_empty())
+            })
+            .clone();
     }
     if config.len() < 256 {
         d.link_attributes = LinkAttributes {
