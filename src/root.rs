@@ -1243,6 +1243,15 @@ mod tests {
             assert_eq!(r.link_name_at(&h, "alias").as_deref(), Some("config"));
             assert_eq!(r.link_name_at(&h, "config"), None);
         }
+        let bus = r.open_dir("sys/bus").unwrap();
+        for name in ["x", "two"] {
+            let h = r.open_dir_in(&bus, name).unwrap();
+            assert_eq!(h.path(), "sys/devices/real", "{name}");
+            assert_eq!(r.read_string_at(&h, "config").unwrap(), "cfg");
+        }
+        for name in ["esc", "loop", "none"] {
+            assert!(r.open_dir_in(&bus, name).is_err(), "{name}");
+        }
         // A directory link leading out of the root is re-rooted: nothing.
         assert!(r.open_dir("sys/bus/esc").is_err());
         assert!(r.open_dir("sys/bus/loop").is_err());
