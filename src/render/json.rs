@@ -6,9 +6,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Serialize, Serializer};
-use serde_json::ser::{Formatter, PrettyFormatter};
 use serde_json::{Value, json};
 
+use super::pretty::{Pretty, WritePretty};
 use super::{Render, RenderOptions, TOPO_SCHEMA_VERSION};
 use crate::scan::{Bar, HostFacts, Limitation, NvmeController, P2pMem};
 use crate::topology::{Node, Role, Tree};
@@ -114,15 +114,9 @@ fn device_elements(tree: &Tree, nodes: &[Node], first: bool, out: &mut Vec<u8>) 
         } else {
             b",\n    "
         });
-        // The pretty formatter indents by its own depth: open two levels
-        // (the document object, the array) on it, writing them nowhere.
-        let mut formatter = PrettyFormatter::new();
-        formatter.begin_object(&mut io::sink())?;
-        formatter.begin_array(&mut io::sink())?;
-        let mut ser = serde_json::Serializer::with_formatter(&mut *out, formatter);
-        device_json(tree, n)
-            .serialize(&mut ser)
-            .map_err(io::Error::other)?;
+        // What serde_json would write for the element (DeviceJson derives
+        // Serialize for the whole document; tests keep the two equal).
+        device_json(tree, n).write_pretty(&mut Pretty::new(out, 2));
     }
     Ok(())
 }
@@ -273,6 +267,115 @@ struct AerJson {
     correctable_status: u32,
 }
 
+// The device list's hot path (see `pretty`): the same fields, in the same
+// order, as the derived Serialize impls above.
+
+impl WritePretty for DeviceJson<'_> {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.object(|w| {
+            w.field("bdf", &self.bdf);
+            w.field("parent", &self.parent);
+            w.field("host_bridge", &self.host_bridge);
+            w.field("port_type", &self.port_type);
+            w.field("role", &self.role);
+            w.field("role_inferred", &self.role_inferred);
+            w.field("depth", &self.depth);
+            w.field("switch", &self.switch);
+            w.field("vendor_id", &self.vendor_id);
+            w.field("device_id", &self.device_id);
+            w.field("subsystem_id", &self.subsystem_id);
+            w.field("class", &self.class);
+            w.field("revision", &self.revision);
+            w.field("vendor_name", &self.vendor_name);
+            w.field("device_name", &self.device_name);
+            w.field("driver", &self.driver);
+            w.field("link", &self.link);
+            w.field("acs", &self.acs);
+            w.field("iommu_group", &self.iommu_group);
+            w.field("iommu_group_type", &self.iommu_group_type);
+            w.field("numa_node", &self.numa_node);
+            w.field("p2pmem", &self.p2pmem);
+            w.field("block_devices", self.block_devices);
+            w.field("bars", self.bars);
+            w.field("physfn", &self.physfn);
+            w.field("config_bytes", &self.config_bytes);
+            w.field("bus_master", &self.bus_master);
+            w.field("relaxed_ordering", &self.relaxed_ordering);
+            w.field("max_payload", &self.max_payload);
+            w.field("max_read_request", &self.max_read_request);
+            w.field("ats_enabled", &self.ats_enabled);
+            w.field("dsn", &self.dsn);
+            w.field("aer", &self.aer);
+            w.field("capabilities", &self.capabilities);
+            w.field("config_problems", &self.config_problems);
+        });
+    }
+}
+
+impl WritePretty for LinkJson {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.object(|w| {
+            w.field("speed_gts", &self.speed_gts);
+            w.field("width", &self.width);
+            w.field("max_speed_gts", &self.max_speed_gts);
+            w.field("max_width", &self.max_width);
+            w.field("degraded", &self.degraded);
+            w.field("source", self.source);
+        });
+    }
+}
+
+impl WritePretty for AcsJson {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.object(|w| {
+            w.field("cap", &self.cap);
+            w.field("ctrl", &self.ctrl);
+            w.field("cap_flags", &self.cap_flags);
+            w.field("ctrl_flags", &self.ctrl_flags);
+            w.field("redirects", &self.redirects);
+            w.field("egress_vector_bits", &self.egress_vector_bits);
+        });
+    }
+}
+
+impl WritePretty for AerJson {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.object(|w| {
+            w.field("uncorrectable_status", &self.uncorrectable_status);
+            w.field("correctable_status", &self.correctable_status);
+        });
+    }
+}
+
+impl WritePretty for Bar {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.object(|w| {
+            w.field("index", &self.index);
+            w.field("start", &self.start);
+            w.field("size", &self.size);
+            w.field("io", &self.io);
+            w.field("is_64", &self.is_64);
+            w.field("prefetchable", &self.prefetchable);
+        });
+    }
+}
+
+impl WritePretty for P2pMem {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.object(|w| {
+            w.field("size", &self.size);
+            w.field("available", &self.available);
+            w.field("published", &self.published);
+        });
+    }
+}
+
+impl WritePretty for Role {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.serde(self);
+    }
+}
+
 fn device_json<'a>(tree: &'a Tree, n: &'a Node) -> DeviceJson<'a> {
     let caps = &n.caps;
     let express = caps.express.as_ref();
@@ -366,25 +469,45 @@ mod tests {
     use crate::root::SystemRoot;
     use crate::scan::{ScanOptions, scan};
 
-    /// The spliced, multi-threaded rendering is byte for byte what
-    /// serde_json makes of the whole document.
-    #[test]
-    fn parallel_devices_splice_into_the_pretty_document() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::fixture::build(&crate::fixture::large_server(300), dir.path()).unwrap();
-        let root = SystemRoot::open(dir.path()).unwrap();
+    /// The rendering (spliced, in pieces, on threads, by `pretty`) is byte
+    /// for byte what serde_json makes of the whole document.
+    fn assert_renders_as_serde_json(root: &std::path::Path, what: &str) {
+        let root = SystemRoot::open(root).unwrap();
         let tree = Tree::build(scan(&root, &ScanOptions { no_names: true }));
         let opts = RenderOptions {
             color: false,
             source: "test".to_string(),
         };
-        let mut spliced = Vec::new();
-        JsonTopo.render(&tree, &opts, &mut spliced).unwrap();
-        assert!(tree.nodes.len() > 2 * PIECE, "several pieces");
+        let mut rendered = Vec::new();
+        JsonTopo.render(&tree, &opts, &mut rendered).unwrap();
         let mut whole = serde_json::to_vec_pretty(&topo_document(&tree, "test")).unwrap();
         whole.push(b'\n');
-        assert_eq!(tree.nodes.len(), 300);
-        assert!(spliced == whole, "spliced rendering differs");
+        assert!(
+            rendered == whole,
+            "{what}: rendering differs from serde_json"
+        );
+    }
+
+    #[test]
+    fn large_tree_renders_as_serde_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = crate::fixture::large_server(300);
+        crate::fixture::build(&spec, dir.path()).unwrap();
+        assert!(spec.function_count().unwrap() > 2 * PIECE, "several pieces");
+        assert_renders_as_serde_json(dir.path(), "large_server(300)");
+    }
+
+    #[test]
+    fn every_spec_fixture_renders_as_serde_json() {
+        let specs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/specs");
+        for entry in std::fs::read_dir(specs).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let spec = crate::fixture::Spec::from_toml(&text).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            crate::fixture::build(&spec, dir.path()).unwrap();
+            assert_renders_as_serde_json(dir.path(), &path.display().to_string());
+        }
     }
 
     #[test]

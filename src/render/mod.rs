@@ -7,6 +7,7 @@ pub mod check_json;
 pub mod check_text;
 pub mod dot;
 pub mod json;
+mod pretty;
 pub mod style;
 pub mod text;
 
