@@ -71,20 +71,15 @@ pub fn scan(root: &SystemRoot, options: &ScanOptions) -> Facts {
         // NVMe controllers and block devices do not depend on the PCI
         // functions: read them beside them rather than after.
         let others = s.spawn(|| (nvme::read_nvme(root), nvme::read_block_devices(root)));
+        // Names come from a file outside the root: index it meanwhile too.
+        let ids = (!options.no_names)
+            .then(|| s.spawn(|| pciids::locate().map(|p| pciids::Index::load(&p))));
         let mut devices = device::read_devices(root, &mut limitations);
-        // Names come from a file outside the root: look them up on another
-        // thread while the rest is gathered.
-        let names = (!options.no_names).then(|| {
-            let wanted = wanted_ids(&devices);
-            s.spawn(move || lookup_names(&wanted))
-        });
         let kernel_log = kmsg::read_kernel_log(root, &mut limitations);
-        let (nvme, blocks) = others
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        let (nvme, blocks) = join(others);
         nvme::attach_block_devices(&mut devices, &blocks);
-        let names = names.map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
-        if let Some(Some(names)) = names {
+        if let Some(index) = ids.and_then(join) {
+            let names = index.names(&wanted_ids(&devices));
             name_devices(&mut devices, &names);
         }
         Facts {
@@ -97,16 +92,17 @@ pub fn scan(root: &SystemRoot, options: &ScanOptions) -> Facts {
     })
 }
 
+/// A scoped thread's result; its panic goes on as ours.
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
 /// The (vendor, device) pairs to name.
 fn wanted_ids(devices: &[DeviceFacts]) -> BTreeSet<(u16, u16)> {
     devices
         .iter()
         .filter_map(|d| Some((d.vendor?, d.device?)))
         .collect()
-}
-
-fn lookup_names(wanted: &BTreeSet<(u16, u16)>) -> Option<pciids::Names> {
-    Some(pciids::lookup(&pciids::locate()?, wanted))
 }
 
 fn name_devices(devices: &mut [DeviceFacts], names: &pciids::Names) {
