@@ -1,6 +1,7 @@
 //! `topo --format json`: the public, versioned model of the machine.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::io::{self, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::pretty::{Pretty, WritePretty};
 use super::{Render, RenderOptions, TOPO_SCHEMA_VERSION};
+use crate::pci::Bdf;
 use crate::scan::{Bar, HostFacts, Limitation, NvmeController, P2pMem};
 use crate::topology::{Node, Role, Tree};
 
@@ -204,18 +206,18 @@ impl Serialize for Devices<'_> {
 /// serialises straight to the output, which matters on 4096-function trees.
 #[derive(Serialize)]
 pub struct DeviceJson<'a> {
-    bdf: String,
-    parent: Option<String>,
+    bdf: Bdf,
+    parent: Option<Bdf>,
     host_bridge: Option<&'a str>,
     port_type: Option<&'static str>,
     role: Role,
     role_inferred: bool,
     depth: usize,
     switch: Option<usize>,
-    vendor_id: Option<String>,
-    device_id: Option<String>,
-    subsystem_id: Option<String>,
-    class: Option<String>,
+    vendor_id: Option<Hex>,
+    device_id: Option<Hex>,
+    subsystem_id: Option<IdPair>,
+    class: Option<Hex>,
     revision: Option<u8>,
     vendor_name: Option<&'a str>,
     device_name: Option<&'a str>,
@@ -228,14 +230,14 @@ pub struct DeviceJson<'a> {
     p2pmem: Option<&'a P2pMem>,
     block_devices: &'a [String],
     bars: &'a [Bar],
-    physfn: Option<String>,
+    physfn: Option<Bdf>,
     config_bytes: usize,
     bus_master: Option<bool>,
     relaxed_ordering: Option<bool>,
     max_payload: Option<u16>,
     max_read_request: Option<u16>,
     ats_enabled: Option<bool>,
-    dsn: Option<String>,
+    dsn: Option<Hex>,
     aer: Option<AerJson>,
     capabilities: Vec<&'static str>,
     config_problems: Vec<String>,
@@ -381,23 +383,18 @@ fn device_json<'a>(tree: &'a Tree, n: &'a Node) -> DeviceJson<'a> {
     let express = caps.express.as_ref();
     let f = &n.facts;
     DeviceJson {
-        bdf: f.bdf.to_string(),
-        parent: n.parent.map(|p| tree.node(p).bdf().to_string()),
+        bdf: f.bdf,
+        parent: n.parent.map(|p| tree.node(p).bdf()),
         host_bridge: tree.host_bridges.get(n.host_bridge).map(|h| h.id.as_str()),
         port_type: express.map(|e| e.port_type.as_str()),
         role: n.role,
         role_inferred: n.role_inferred,
         depth: n.depth,
         switch: n.switch,
-        vendor_id: f.vendor.map(|v| hex(v.into(), 4)),
-        device_id: f.device.map(|v| hex(v.into(), 4)),
-        subsystem_id: caps.subsystem.map(|(v, d)| {
-            let mut id = hex(v.into(), 4);
-            id.push(':');
-            id.push_str(&hex(d.into(), 4));
-            id
-        }),
-        class: f.class.map(|c| hex(c.into(), 6)),
+        vendor_id: f.vendor.map(|v| Hex::new(v.into(), 4)),
+        device_id: f.device.map(|v| Hex::new(v.into(), 4)),
+        subsystem_id: caps.subsystem.map(|(v, d)| IdPair(v, d)),
+        class: f.class.map(|c| Hex::new(c.into(), 6)),
         revision: f.revision,
         vendor_name: f.vendor_name.as_deref(),
         device_name: f.device_name.as_deref(),
@@ -426,14 +423,14 @@ fn device_json<'a>(tree: &'a Tree, n: &'a Node) -> DeviceJson<'a> {
         p2pmem: f.p2pmem.as_ref(),
         block_devices: &f.block_devices,
         bars: &f.bars,
-        physfn: f.physfn.map(|b| b.to_string()),
+        physfn: f.physfn,
         config_bytes: f.config.len(),
         bus_master: caps.bus_master(),
         relaxed_ordering: express.map(|e| e.dev_ctl.relaxed_ordering),
         max_payload: express.map(|e| e.dev_ctl.max_payload),
         max_read_request: express.map(|e| e.dev_ctl.max_read_request),
         ats_enabled: caps.ats.as_ref().map(|a| a.enabled),
-        dsn: caps.dsn.map(|d| hex(d, 16)),
+        dsn: caps.dsn.map(|d| Hex::new(d, 16)),
         aer: caps.aer.as_ref().map(|a| AerJson {
             uncorrectable_status: a.uncorrectable_status,
             correctable_status: a.correctable_status,
@@ -452,15 +449,75 @@ fn device_json<'a>(tree: &'a Tree, n: &'a Node) -> DeviceJson<'a> {
     }
 }
 
-/// `value` in lowercase hex, zero-padded to at least `width` digits, as
-/// `format!("{value:0width$x}")` but without the formatting machinery (a
-/// device has several such fields, a large server thousands of devices).
-fn hex(value: u64, width: usize) -> String {
-    let digits = (value.max(1).ilog2() as usize / 4 + 1).max(width);
-    (0..digits)
-        .rev()
-        .map(|i| char::from(b"0123456789abcdef"[(value >> (4 * i) & 0xf) as usize]))
-        .collect()
+/// A number as lowercase hex zero-padded to at least `width` digits
+/// (`{value:0width$x}`), serialised as a string: IDs, class, serial number.
+/// Spelled out rather than formatted: a device has several.
+#[derive(Clone, Copy)]
+struct Hex {
+    value: u64,
+    width: usize,
+}
+
+impl Hex {
+    fn new(value: u64, width: usize) -> Hex {
+        Hex { value, width }
+    }
+}
+
+impl fmt::Display for Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [b'0'; 16];
+        let digits = (self.value.max(1).ilog2() as usize / 4 + 1).max(self.width.min(16));
+        for (i, b) in buf[16 - digits..].iter_mut().rev().enumerate() {
+            *b = b"0123456789abcdef"[(self.value >> (4 * i) & 0xf) as usize];
+        }
+        f.write_str(std::str::from_utf8(&buf[16 - digits..]).unwrap_or_default())
+    }
+}
+
+impl Serialize for Hex {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl WritePretty for Hex {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.quoted(self);
+    }
+}
+
+/// A subsystem ID, `vvvv:dddd`.
+#[derive(Clone, Copy)]
+struct IdPair(u16, u16);
+
+impl fmt::Display for IdPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}",
+            Hex::new(self.0.into(), 4),
+            Hex::new(self.1.into(), 4)
+        )
+    }
+}
+
+impl Serialize for IdPair {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl WritePretty for IdPair {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.quoted(self);
+    }
+}
+
+impl WritePretty for Bdf {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.quoted(self);
+    }
 }
 
 #[cfg(test)]
@@ -523,7 +580,11 @@ mod tests {
             u64::MAX,
         ] {
             for w in [1, 4, 6, 16] {
-                assert_eq!(hex(v, w), format!("{v:0w$x}"), "{v:#x} {w}");
+                assert_eq!(
+                    Hex::new(v, w).to_string(),
+                    format!("{v:0w$x}"),
+                    "{v:#x} {w}"
+                );
             }
         }
     }

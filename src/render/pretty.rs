@@ -90,6 +90,22 @@ impl<'a> Pretty<'a> {
         let _ = serde_json::to_writer(&mut *self.out, value);
     }
 
+    /// `text` as a JSON string, for text that needs no escaping (an
+    /// address, hex digits).
+    pub fn quoted(&mut self, text: &impl std::fmt::Display) {
+        use std::io::Write;
+        self.out.push(b'"');
+        let start = self.out.len();
+        // Writing into a Vec cannot fail.
+        let _ = write!(self.out, "{text}");
+        debug_assert!(
+            self.out[start..]
+                .iter()
+                .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        );
+        self.out.push(b'"');
+    }
+
     fn raw(&mut self, text: &[u8]) {
         self.out.extend_from_slice(text);
     }
