@@ -1,6 +1,7 @@
 //! PCI functions from `/sys/bus/pci/devices`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
@@ -108,19 +109,31 @@ pub(super) fn read_devices(
     // The devices' links are read relative to their directory, held.
     let bus = root.open_dir("sys/bus/pci/devices").ok();
     let bus = bus.as_ref();
+    // Batches are handed out in turn rather than a fixed share per thread,
+    // so a thread slowed down (the NVMe or pci.ids reader runs beside
+    // them) does not leave the others idle at the end.
+    const BATCH: usize = 32;
+    let batches: Vec<&[String]> = names.chunks(BATCH).collect();
+    let next = AtomicUsize::new(0);
     let threads = crate::threads_for(names.len());
-    let chunk = names.len().div_ceil(threads).max(1);
-    let results: Vec<Result<DeviceFacts, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = names
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
+    let mut done: Vec<(usize, Vec<Result<DeviceFacts, String>>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
                     // IOMMU group types, per thread: a group's functions
                     // are neighbours, and a shared map only adds locking.
                     let mut groups = HashMap::new();
-                    part.iter()
-                        .map(|name| read_device(root, bus, name, &mut groups))
-                        .collect::<Vec<_>>()
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(batch) = batches.get(i) else { break };
+                        let read: Vec<_> = batch
+                            .iter()
+                            .map(|name| read_device(root, bus, name, &mut groups))
+                            .collect();
+                        done.push((i, read));
+                    }
+                    done
                 })
             })
             .collect();
@@ -129,9 +142,11 @@ pub(super) fn read_devices(
             .flat_map(|h| h.join().unwrap_or_default())
             .collect()
     });
-    let mut devices = Vec::with_capacity(results.len());
+    // Back in name order (limitations are reported in it).
+    done.sort_unstable_by_key(|(i, _)| *i);
+    let mut devices = Vec::with_capacity(names.len());
     let mut short_config = 0;
-    for r in results {
+    for r in done.into_iter().flat_map(|(_, r)| r) {
         match r {
             Ok(d) => {
                 if d.config.len() <= 64 {
