@@ -506,9 +506,14 @@ pub fn run(cli: Cli) -> Result<i32> {
                     && cli.global.color.resolve(),
                 source: root.describe(),
             };
-            let mut buf = Vec::with_capacity(64 * 1024);
-            topo_renderer(format).render(&tree, &opts, &mut buf)?;
-            write_output(args.output.as_deref(), &buf, true)?;
+            stream_output(args.output.as_deref(), |out| {
+                topo_renderer(format).render(&tree, &opts, out)
+            })?;
+            // The process exits next: freeing a large tree's tens of
+            // thousands of allocations (and closing the root's held
+            // directories) one by one would only delay that.
+            std::mem::forget(tree);
+            std::mem::forget(root);
             Ok(0)
         }
         Command::Check(args) => run_check(&cli.global, &scan_options, args),
@@ -572,24 +577,61 @@ pub(crate) fn write_output(path: Option<&Path>, bytes: &[u8], replace: bool) -> 
             if !replace && p.exists() {
                 anyhow::bail!("{} already exists", p.display());
             }
-            let dir = p
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let tmp = dir.join(format!(".{name}.p2pdoctor-{}", std::process::id()));
+            let tmp = temporary_beside(p);
             std::fs::write(&tmp, bytes)
                 .with_context(|| format!("cannot write {}", tmp.display()))?;
-            std::fs::rename(&tmp, p).with_context(|| {
-                let _ = std::fs::remove_file(&tmp);
-                format!("cannot write {}", p.display())
-            })?;
-            Ok(())
+            rename_into_place(&tmp, p)
         }
     }
+}
+
+/// Like [`write_output`], but `render` writes (buffered) as it goes, so a
+/// large document is not built whole in memory first.
+fn stream_output(
+    path: Option<&Path>,
+    render: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    match path {
+        None => {
+            let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+            render(&mut out)?;
+            out.flush()?;
+            Ok(())
+        }
+        Some(p) => {
+            let tmp = temporary_beside(p);
+            let written = std::fs::File::create(&tmp).and_then(|f| {
+                let mut out = std::io::BufWriter::with_capacity(64 * 1024, f);
+                render(&mut out)?;
+                out.flush()
+            });
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
+            }
+            rename_into_place(&tmp, p)
+        }
+    }
+}
+
+/// A temporary name beside `p` for an atomic write.
+fn temporary_beside(p: &Path) -> PathBuf {
+    let dir = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dir.join(format!(".{name}.p2pdoctor-{}", std::process::id()))
+}
+
+fn rename_into_place(tmp: &Path, p: &Path) -> Result<()> {
+    std::fs::rename(tmp, p).with_context(|| {
+        let _ = std::fs::remove_file(tmp);
+        format!("cannot write {}", p.display())
+    })
 }
 
 fn load_catalog(dir: Option<&Path>) -> Result<crate::diagnose::Catalog> {

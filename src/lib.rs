@@ -14,3 +14,19 @@ pub mod root;
 pub mod scan;
 pub mod snapshot;
 pub mod topology;
+
+/// How many threads to split `items` pieces of work over: one below 256
+/// (threads would cost more than they save), else the CPUs available, at
+/// most 8. The CPU count is looked up once (it reads cgroup files).
+pub(crate) fn threads_for(items: usize) -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    if items < 256 {
+        return 1;
+    }
+    *CPUS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8)
+    })
+}

@@ -9,15 +9,22 @@
 //! root rather than the host: an absolute target is re-rooted and `..` stops
 //! at the root, so a hostile capture can never make us read outside it.
 //!
+//! On a directory root the scan's hot paths go faster without giving that
+//! up: directories resolved once are held open (O_PATH) and names are
+//! looked up relative to them with `openat`/`readlinkat`/`openat2`, never
+//! following a symlink in the kernel; a symlink met there goes back
+//! through the resolver.
+//!
 //! A root can record what is read through it; `snapshot` uses the record to
 //! capture exactly what the analysis reads.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Symlinks followed while resolving one path before we call it a loop
 /// (the kernel's MAXSYMLINKS is 40).
@@ -70,6 +77,39 @@ enum Backing {
     },
 }
 
+/// A directory resolved once to read several entries of (a device's sysfs
+/// directory). On a directory root that is not recording it is also held
+/// open, so each read is a one-component lookup relative to it rather than
+/// a walk of the whole path.
+#[derive(Debug)]
+pub struct DirHandle {
+    path: String,
+    fd: Option<OwnedFd>,
+}
+
+impl DirHandle {
+    /// The canonical root-relative path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    pub fn into_path(self) -> String {
+        self.path
+    }
+}
+
+/// Directories held open at most, so a huge tree cannot run the process
+/// out of file descriptors (a 4096-function server has ~200 parents).
+const MAX_HELD: usize = 256;
+
+/// What the last component of a path turned out to be (see `open_dir`).
+enum Last {
+    Dir(OwnedFd),
+    Link(String),
+    /// A file: resolved like any path, though reading in it will fail.
+    Other,
+}
+
 /// The root the scan reads from.
 #[derive(Debug)]
 pub struct SystemRoot {
@@ -77,6 +117,11 @@ pub struct SystemRoot {
     /// Symlink-ness of canonical prefixes already looked at (Dir backing);
     /// sysfs paths share long prefixes, so this saves most lstat calls.
     kinds: RwLock<HashMap<String, Option<Kind>>>,
+    /// Parent directories of what `open_dir` followed, resolved and held
+    /// open, by the path they were reached as: the functions below one
+    /// bridge share their links' parent.
+    /// (Held while fewer than [`MAX_HELD`] are; past that, by path.)
+    dirs: RwLock<HashMap<String, Arc<DirHandle>>>,
     recorder: Option<Mutex<BTreeMap<String, Entry>>>,
 }
 
@@ -128,6 +173,7 @@ impl SystemRoot {
         SystemRoot {
             backing,
             kinds: RwLock::new(HashMap::new()),
+            dirs: RwLock::new(HashMap::new()),
             recorder: None,
         }
     }
@@ -232,16 +278,24 @@ impl SystemRoot {
         // component started, so `..` and a replaced symlink pop cheaply.
         let mut here = String::with_capacity(path.len() + 64);
         let mut ends: Vec<usize> = Vec::new();
-        let mut todo: Vec<String> = split(path).rev().map(str::to_string).collect();
-        let mut followed = 0;
+        // Components still to walk, next last, as (text, start, end): text
+        // 0 is `path`, text i the (i-1)th symlink target followed. Ranges
+        // rather than Strings: a sysfs path has a dozen components.
+        let mut targets: Vec<String> = Vec::new();
+        let mut todo: Vec<(usize, usize, usize)> = Vec::new();
+        push_components(&mut todo, 0, path);
         let pop = |here: &mut String, ends: &mut Vec<usize>| {
             if let Some(start) = ends.pop() {
                 here.truncate(start);
             }
         };
-        while let Some(component) = todo.pop() {
-            match component.as_str() {
-                "" | "." => continue,
+        while let Some((text, start, end)) = todo.pop() {
+            let component = match text {
+                0 => &path[start..end],
+                i => &targets[i - 1][start..end],
+            };
+            match component {
+                "." => continue,
                 ".." => {
                     pop(&mut here, &mut ends);
                     continue;
@@ -252,7 +306,7 @@ impl SystemRoot {
             if !here.is_empty() {
                 here.push('/');
             }
-            here.push_str(&component);
+            here.push_str(component);
             if todo.is_empty() && !follow_last {
                 break;
             }
@@ -264,8 +318,7 @@ impl SystemRoot {
                     ));
                 }
                 Some(Kind::Symlink(target)) => {
-                    followed += 1;
-                    if followed > MAX_SYMLINKS {
+                    if targets.len() >= MAX_SYMLINKS {
                         return Err(io::Error::other(format!("{path}: too many symbolic links")));
                     }
                     self.note(&here, Entry::Symlink(target.clone()));
@@ -274,7 +327,8 @@ impl SystemRoot {
                         here.clear();
                         ends.clear();
                     }
-                    todo.extend(split(&target).rev().map(str::to_string));
+                    targets.push(target);
+                    push_components(&mut todo, targets.len(), &targets[targets.len() - 1]);
                 }
                 Some(Kind::File) if !todo.is_empty() => {
                     return Err(io::Error::new(
@@ -336,62 +390,285 @@ impl SystemRoot {
         Ok(bytes)
     }
 
-    /// Reads `name` in `dir`, a directory path that came out of
-    /// [`resolve`](Self::resolve), without resolving it again: the hot path
-    /// of a scan, which reads a dozen attributes per device directory.
-    pub fn read_at(&self, dir: &str, name: &str) -> io::Result<Vec<u8>> {
-        match &self.backing {
-            Backing::Dir { base, .. }
-                if !name.contains('/') && !matches!(name, "" | "." | "..") =>
-            {
-                let canonical = join(dir, name);
-                match read_nofollow(&base.join(&canonical)) {
-                    Ok(bytes) => {
-                        if self.recorder.is_some() {
-                            self.note(&canonical, Entry::File(bytes.clone()));
-                        }
-                        Ok(bytes)
-                    }
-                    Err(e) if e.raw_os_error() == Some(libc::ELOOP) => self.read(&canonical),
-                    Err(e) => Err(e),
-                }
-            }
-            _ => self.read(&join(dir, name)),
+    /// The directory at `path`, resolved (following a final symlink) and,
+    /// where the root allows, held open for [`read_at`](Self::read_at) and
+    /// friends.
+    pub fn open_dir(&self, path: &str) -> io::Result<DirHandle> {
+        if !self.holds_dirs() {
+            return Ok(DirHandle {
+                path: self.resolve(path, true)?,
+                fd: None,
+            });
+        }
+        // Everything but the last component resolves through the caches
+        // (to a parent directory held open); the last one (a device's own
+        // directory, seen once) is followed by `follow`.
+        match self.split_last(path)? {
+            Some((parent, name)) => self.follow(&parent, &name, || path.to_string()),
+            None => Ok(DirHandle {
+                path: String::new(),
+                fd: None,
+            }),
         }
     }
 
-    /// Whether `name` exists in the resolved directory `dir`, without
-    /// resolving `dir` again (see [`read_at`](Self::read_at)).
-    pub fn exists_at(&self, dir: &str, name: &str) -> bool {
-        match &self.backing {
-            Backing::Dir { base, .. } if self.recorder.is_none() && !name.contains('/') => {
-                match fs::symlink_metadata(base.join(join(dir, name))) {
-                    Ok(m) if m.file_type().is_symlink() => self.exists(&join(dir, name)),
-                    Ok(_) => true,
-                    Err(_) => false,
+    /// [`open_dir`](Self::open_dir) of `name` in `dir`, looked up relative
+    /// to `dir` (the functions listed in sys/bus/pci/devices).
+    pub fn open_dir_in(&self, dir: &DirHandle, name: &str) -> io::Result<DirHandle> {
+        if dir.fd.is_some() && is_name(name) {
+            self.follow(dir, name, || join(&dir.path, name))
+        } else {
+            self.open_dir(&join(&dir.path, name))
+        }
+    }
+
+    /// Follows `name` in `parent` to a directory: a link is read and its
+    /// target resolved inside the root, a directory is opened without
+    /// following, which both checks it and gives the handle. (`path` names
+    /// it in a loop error.)
+    fn follow(
+        &self,
+        parent: &DirHandle,
+        name: &str,
+        path: impl Fn() -> String,
+    ) -> io::Result<DirHandle> {
+        // Where a link led: its target's parent and last component.
+        let mut next: Option<(Arc<DirHandle>, String)> = None;
+        // A name listed in a bus or class directory is usually a link, and
+        // what a link points at usually a directory: try that call first.
+        let mut link_first = true;
+        for _ in 0..=MAX_SYMLINKS {
+            let (parent, name) = match &next {
+                Some((p, n)) => (&**p, n.as_str()),
+                None => (parent, name),
+            };
+            let here = || join(&parent.path, name);
+            match self.last_component(parent, name, link_first)? {
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("{}: no such file or directory", here()),
+                    ));
+                }
+                Some(Last::Dir(fd)) => {
+                    return Ok(DirHandle {
+                        path: here(),
+                        fd: Some(fd),
+                    });
+                }
+                Some(Last::Other) => {
+                    return Ok(DirHandle {
+                        path: here(),
+                        fd: None,
+                    });
+                }
+                Some(Last::Link(target)) => {
+                    let target = if target.starts_with('/') {
+                        target
+                    } else {
+                        join(&parent.path, &target)
+                    };
+                    let Some(found) = self.split_last(&target)? else {
+                        return Ok(DirHandle {
+                            path: String::new(),
+                            fd: None,
+                        });
+                    };
+                    next = Some(found);
+                    link_first = false;
                 }
             }
-            _ => self.exists(&join(dir, name)),
+        }
+        Err(io::Error::other(format!(
+            "{}: too many symbolic links",
+            path()
+        )))
+    }
+
+    /// Reads `name` in the directory `sub` of the directory `dir` as
+    /// trimmed text, for a `sub` seen once (an IOMMU group's): the file is
+    /// opened relative to `dir` held open, with `sub` checked not to be a
+    /// link (by openat2 itself where the kernel has it, else by readlinkat
+    /// first), instead of `sub` being stat'ed into the cache and the file
+    /// opened by its full path. A link there is followed inside the root.
+    pub fn read_string_below(&self, dir: &str, sub: &str, name: &str) -> io::Result<String> {
+        self.read_below(dir, sub, name).map(|b| trimmed_text(&b))
+    }
+
+    fn read_below(&self, dir: &str, sub: &str, name: &str) -> io::Result<Vec<u8>> {
+        let path = || join(&join(dir, sub), name);
+        if !self.holds_dirs() || !is_name(sub) || !is_name(name) {
+            return self.read(&path());
+        }
+        let parent = self.parent(dir)?;
+        let Some(fd) = &parent.fd else {
+            return self.read(&path());
+        };
+        // One call where the kernel has openat2: it refuses a link on the
+        // way (then, and on any failure, the steps below decide).
+        if let Ok(f) = at::open_without_links(fd.as_fd(), &join(sub, name)) {
+            return read_file(f.into());
+        }
+        match at::readlink(fd.as_fd(), sub) {
+            // There, and not a link.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{}: no such file or directory", join(&parent.path, sub)),
+                ));
+            }
+            // A link (followed inside the root), or an odd error.
+            _ => return self.read(&path()),
+        }
+        match at::open(fd.as_fd(), &join(sub, name), libc::O_RDONLY) {
+            Ok(f) => read_file(f.into()),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => self.read(&path()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether directories may be held open (a directory root, not
+    /// recording: recording needs every step seen by `resolve`).
+    fn holds_dirs(&self) -> bool {
+        matches!(self.backing, Backing::Dir { .. }) && self.recorder.is_none()
+    }
+
+    /// The resolved directory `dir`, from the cache or resolved now and
+    /// opened (O_PATH) while fewer than [`MAX_HELD`] are.
+    fn parent(&self, dir: &str) -> io::Result<Arc<DirHandle>> {
+        if let Some(p) = self.dirs.read().ok().and_then(|m| m.get(dir).cloned()) {
+            return Ok(p);
+        }
+        let path = self.resolve(dir, true)?;
+        let room = self.dirs.read().is_ok_and(|m| m.len() < MAX_HELD);
+        let fd = match &self.backing {
+            Backing::Dir { base, .. } if room => open_path_dir(&base.join(&path)).ok(),
+            _ => None,
+        };
+        let parent = Arc::new(DirHandle { path, fd });
+        Ok(match self.dirs.write() {
+            Ok(mut m) => m.entry(dir.to_string()).or_insert(parent).clone(),
+            Err(_) => parent,
+        })
+    }
+
+    /// `path` as its parent directory (resolved, perhaps held) and last
+    /// component, not followed; None for the root itself.
+    fn split_last(&self, path: &str) -> io::Result<Option<(Arc<DirHandle>, String)>> {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        if is_name(name) {
+            return Ok(Some((self.parent(dir)?, name.to_string())));
+        }
+        // It ends in `.` or `..`: resolve it all, then split that.
+        let canonical = self.resolve(path, true)?;
+        if canonical.is_empty() {
+            return Ok(None);
+        }
+        let (dir, name) = canonical.rsplit_once('/').unwrap_or(("", &canonical));
+        Ok(Some((self.parent(dir)?, name.to_string())))
+    }
+
+    /// What `name` in `parent` is, for `open_dir`: a directory (opened, not
+    /// followed), a symlink (read), something else, or nothing (None).
+    /// `link_first` picks the call tried first; the other follows only
+    /// when the first says "not so".
+    fn last_component(
+        &self,
+        parent: &DirHandle,
+        name: &str,
+        link_first: bool,
+    ) -> io::Result<Option<Last>> {
+        let Backing::Dir { base, .. } = &self.backing else {
+            return Ok(None);
+        };
+        let as_link = || {
+            match &parent.fd {
+                Some(fd) => at::readlink(fd.as_fd(), name),
+                None => fs::read_link(base.join(join(&parent.path, name)))
+                    .map(|t| t.to_string_lossy().into_owned()),
+            }
+            .map(Last::Link)
+        };
+        let as_dir = || {
+            match &parent.fd {
+                Some(fd) => at::open(fd.as_fd(), name, DIR_NOFOLLOW),
+                None => open_path_dir(&base.join(join(&parent.path, name))),
+            }
+            .map(Last::Dir)
+        };
+        let errno = |e: &io::Error| e.raw_os_error().unwrap_or(0);
+        let found = if link_first {
+            match as_link() {
+                // There, and not a link.
+                Err(e) if errno(&e) == libc::EINVAL => match as_dir() {
+                    Err(e) if errno(&e) == libc::ENOTDIR => Ok(Last::Other),
+                    r => r,
+                },
+                r => r,
+            }
+        } else {
+            match as_dir() {
+                // A link (O_NOFOLLOW) or a file.
+                Err(e) if errno(&e) == libc::ENOTDIR => match as_link() {
+                    Err(e) if errno(&e) == libc::EINVAL => Ok(Last::Other),
+                    r => r,
+                },
+                r => r,
+            }
+        };
+        match found {
+            Ok(last) => Ok(Some(last)),
+            Err(e) if matches!(errno(&e), libc::ENOENT | libc::ENOTDIR) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads `name` in a directory from [`open_dir`](Self::open_dir): the
+    /// hot path of a scan, which reads a dozen attributes per device.
+    pub fn read_at(&self, dir: &DirHandle, name: &str) -> io::Result<Vec<u8>> {
+        match &dir.fd {
+            Some(fd) if is_name(name) => {
+                match at::open(fd.as_fd(), name, libc::O_RDONLY).and_then(|f| read_file(f.into())) {
+                    // A held directory means no recorder: nothing to note.
+                    Ok(bytes) => Ok(bytes),
+                    // A symlink: follow it inside the root.
+                    Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                        self.read(&join(&dir.path, name))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            _ => self.read(&join(&dir.path, name)),
+        }
+    }
+
+    /// Whether `name` exists in a directory from
+    /// [`open_dir`](Self::open_dir) (following a symlink there).
+    pub fn exists_at(&self, dir: &DirHandle, name: &str) -> bool {
+        match &dir.fd {
+            // readlink answers "absent", "there and not a link" or "a link"
+            // in one call, without filling in a stat buffer.
+            Some(fd) if is_name(name) => match at::readlink(fd.as_fd(), name) {
+                Ok(_) => self.exists(&join(&dir.path, name)),
+                Err(e) => e.raw_os_error() == Some(libc::EINVAL),
+            },
+            _ => self.exists(&join(&dir.path, name)),
         }
     }
 
     /// [`read_at`](Self::read_at) as trimmed text.
-    pub fn read_string_at(&self, dir: &str, name: &str) -> io::Result<String> {
+    pub fn read_string_at(&self, dir: &DirHandle, name: &str) -> io::Result<String> {
         let bytes = self.read_at(dir, name)?;
-        Ok(String::from_utf8_lossy(&bytes).trim().to_string())
+        Ok(trimmed_text(&bytes))
     }
 
-    /// The last component of the target of the symlink `name` in the
-    /// resolved directory `dir` (`driver` → `nvme`).
-    pub fn link_name_at(&self, dir: &str, name: &str) -> Option<String> {
-        let target = match &self.backing {
-            Backing::Dir { base, .. } if self.recorder.is_none() && !name.contains('/') => {
-                fs::read_link(base.join(join(dir, name)))
-                    .ok()?
-                    .to_string_lossy()
-                    .into_owned()
-            }
-            _ => self.read_link(&join(dir, name)).ok()?,
+    /// The last component of the target of the symlink `name` in a
+    /// directory from [`open_dir`](Self::open_dir) (`driver` → `nvme`).
+    pub fn link_name_at(&self, dir: &DirHandle, name: &str) -> Option<String> {
+        let target = match &dir.fd {
+            Some(fd) if is_name(name) => at::readlink(fd.as_fd(), name).ok()?,
+            _ => self.read_link(&join(&dir.path, name)).ok()?,
         };
         split(&target).next_back().map(str::to_string)
     }
@@ -399,7 +676,7 @@ impl SystemRoot {
     /// Reads a text attribute, trimmed of surrounding white space.
     pub fn read_string(&self, path: &str) -> io::Result<String> {
         let bytes = self.read(path)?;
-        Ok(String::from_utf8_lossy(&bytes).trim().to_string())
+        Ok(trimmed_text(&bytes))
     }
 
     /// The target of the symlink at `path` (whose parents are resolved).
@@ -454,7 +731,11 @@ impl SystemRoot {
         let mut names: Vec<String> = match &self.backing {
             Backing::Dir { base, .. } => fs::read_dir(base.join(&canonical))?
                 .filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .map(|e| {
+                    e.file_name()
+                        .into_string()
+                        .unwrap_or_else(|n| n.to_string_lossy().into_owned())
+                })
                 .collect(),
             Backing::Memory { entries, .. } => {
                 if !matches!(self.kind(&canonical)?, Some(Kind::Dir)) {
@@ -466,7 +747,7 @@ impl SystemRoot {
                 children(entries, &canonical)
             }
         };
-        names.sort();
+        names.sort_unstable();
         if self.recorder.is_some() {
             self.note(&canonical, Entry::Dir);
             // Record every entry listed, so the listing survives a snapshot.
@@ -486,41 +767,229 @@ impl SystemRoot {
     }
 }
 
+/// Flags that open a directory as a handle to look names up in, and fail
+/// on a symlink (with ENOTDIR) instead of following it.
+const DIR_NOFOLLOW: libc::c_int = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+
+fn open_path_dir(path: &Path) -> io::Result<OwnedFd> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(DIR_NOFOLLOW)
+        .open(path)
+        .map(OwnedFd::from)
+}
+
+/// A single path component, safe to look up relative to a directory.
+fn is_name(name: &str) -> bool {
+    !name.contains('/') && !matches!(name, "" | "." | "..")
+}
+
+/// A text attribute without the surrounding white space.
+fn trimmed_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.trim().to_string(),
+        Err(_) => String::from_utf8_lossy(bytes).trim().to_string(),
+    }
+}
+
 /// Reads a whole file, refusing to follow a symlink in its last component
 /// (the path is already resolved; this keeps it so should the tree change).
 fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
-    let mut f = fs::OpenOptions::new()
+    let f = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
+    read_file(f)
+}
+
+/// Reads an open file to its end.
+fn read_file(mut f: fs::File) -> io::Result<Vec<u8>> {
     // sysfs files report a size of 4096 whatever they hold, so no size
     // hint (which would cost a statx and an lseek per file). A read from a
     // regular file or a sysfs attribute comes back short only at the end,
     // so one short read saves the second read that would find EOF: on a
     // 4096-function server that is thousands of system calls.
     const FIRST: usize = 4096 + 1;
-    let mut first = [0u8; FIRST];
-    let n = loop {
-        match f.read(&mut first) {
-            Ok(n) => break n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    thread_local! {
+        // Reused, so each read does not clear 4 KiB first.
+        static FIRST_READ: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; FIRST]);
+    }
+    let mut buf = FIRST_READ.with_borrow_mut(|first| {
+        loop {
+            match f.read(first) {
+                Ok(n) => break Ok(first[..n].to_vec()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
         }
-    };
-    let mut buf = first[..n].to_vec();
-    if n == FIRST {
+    })?;
+    if buf.len() == FIRST {
         f.take(u64::MAX).read_to_end(&mut buf)?;
     }
     Ok(buf)
 }
 
+/// `openat`, `openat2` and `readlinkat` relative to a directory held open,
+/// which std does not offer. Callers pass one path component (`is_name`),
+/// or `sub/name` where `sub` was checked not to be a link (or, for
+/// openat2, is refused if it is one): the kernel looks up only that, and
+/// never follows a symlink in the last component.
+mod at {
+    use std::ffi::{CStr, CString};
+    use std::io;
+    use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+    /// Calls `f` with `name` NUL-terminated (on the stack when short).
+    fn with_c_name<T>(name: &str, f: impl FnOnce(&CStr) -> io::Result<T>) -> io::Result<T> {
+        let bytes = name.as_bytes();
+        let mut buf = [0u8; 256];
+        if bytes.len() >= buf.len() {
+            let owned =
+                CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+            return f(&owned);
+        }
+        buf[..bytes.len()].copy_from_slice(bytes);
+        let c = CStr::from_bytes_with_nul(&buf[..=bytes.len()])
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        f(c)
+    }
+
+    /// Opens `name` in `dir` with `flags` and O_NOFOLLOW: a symlink there
+    /// fails (ELOOP, or ENOTDIR with O_DIRECTORY).
+    pub fn open(dir: BorrowedFd<'_>, name: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
+        with_c_name(name, |name| {
+            // SAFETY: `name` is a NUL-terminated string that outlives the
+            // call; openat returns a new descriptor or -1.
+            let fd = unsafe {
+                libc::openat(
+                    dir.as_raw_fd(),
+                    name.as_ptr(),
+                    flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                )
+            };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `fd` was just opened, and nothing else owns it.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        })
+    }
+
+    /// Opens `path` below `dir` read-only if no component of it is a
+    /// symlink (openat2 with RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH). Fails
+    /// with ENOSYS, without a system call, once the kernel (or a seccomp
+    /// filter) has refused openat2.
+    pub fn open_without_links(dir: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static UNSUPPORTED: AtomicBool = AtomicBool::new(false);
+        if UNSUPPORTED.load(Ordering::Relaxed) {
+            return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+        }
+        /// struct open_how (linux/openat2.h); libc's is non_exhaustive.
+        #[repr(C)]
+        struct OpenHow {
+            flags: u64,
+            mode: u64,
+            resolve: u64,
+        }
+        let how = OpenHow {
+            flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+            mode: 0,
+            resolve: libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_BENEATH,
+        };
+        let result = with_c_name(path, |path| {
+            // SAFETY: `path` is NUL-terminated and `how` is a struct
+            // open_how of the size passed; both outlive the call, which
+            // returns a new descriptor or -1.
+            let fd = unsafe {
+                libc::syscall(
+                    libc::SYS_openat2,
+                    dir.as_raw_fd(),
+                    path.as_ptr(),
+                    &how as *const OpenHow,
+                    std::mem::size_of::<OpenHow>(),
+                )
+            };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `fd` was just opened, and nothing else owns it.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+        });
+        if let Err(e) = &result
+            && matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::EPERM | libc::E2BIG | libc::EINVAL)
+            )
+        {
+            // Too old a kernel, or a sandbox that forbids the call.
+            UNSUPPORTED.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// The target of the symlink `name` in `dir` (EINVAL: not a link).
+    pub fn readlink(dir: BorrowedFd<'_>, name: &str) -> io::Result<String> {
+        with_c_name(name, |name| {
+            // sysfs targets are short; a longer one is read again in full.
+            let mut short = [0u8; 256];
+            let n = readlinkat(dir, name, &mut short)?;
+            if n < short.len() {
+                return Ok(String::from_utf8_lossy(&short[..n]).into_owned());
+            }
+            let mut long = vec![0u8; libc::PATH_MAX as usize];
+            let n = readlinkat(dir, name, &mut long)?;
+            if n == long.len() {
+                // Cut short: no target is PATH_MAX long.
+                return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+            }
+            Ok(String::from_utf8_lossy(&long[..n]).into_owned())
+        })
+    }
+
+    fn readlinkat(dir: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is writable for its whole length and `name` is a
+        // NUL-terminated string; both outlive the call.
+        let n = unsafe {
+            libc::readlinkat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+}
+
 /// Joins a root-relative directory and a name.
 pub fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
+        return name.to_string();
     }
+    // Not format!: this is on every path of a scan.
+    let mut path = String::with_capacity(dir.len() + 1 + name.len());
+    path.push_str(dir);
+    path.push('/');
+    path.push_str(name);
+    path
+}
+
+/// Queues the components of `path` (read from text `text`) on `todo` as
+/// byte ranges, the first component last (it is popped first).
+fn push_components(todo: &mut Vec<(usize, usize, usize)>, text: usize, path: &str) {
+    let first = todo.len();
+    let mut start = 0;
+    for part in path.split('/') {
+        if !part.is_empty() {
+            todo.push((text, start, start + part.len()));
+        }
+        start += part.len() + 1;
+    }
+    todo[first..].reverse();
 }
 
 fn split(path: &str) -> impl DoubleEndedIterator<Item = &str> {
@@ -734,6 +1203,108 @@ mod tests {
         assert!(
             r.read("sys/rel").is_err(),
             "relative escape must stop at the root"
+        );
+    }
+
+    #[test]
+    fn open_dir_follows_links_inside_the_root() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), "secret").unwrap();
+        let d = dir.path();
+        fs::create_dir_all(d.join("sys/devices/real")).unwrap();
+        fs::create_dir_all(d.join("sys/bus")).unwrap();
+        fs::write(d.join("sys/devices/real/config"), "cfg").unwrap();
+        symlink(outside.path(), d.join("sys/devices/away")).unwrap();
+        symlink(
+            outside.path().join("secret"),
+            d.join("sys/devices/real/bad"),
+        )
+        .unwrap();
+        symlink("config", d.join("sys/devices/real/alias")).unwrap();
+        symlink("../devices/real", d.join("sys/bus/x")).unwrap();
+        symlink("/sys/devices/real", d.join("sys/devices/hop")).unwrap();
+        symlink("../devices/hop", d.join("sys/bus/two")).unwrap();
+        symlink("../devices/away", d.join("sys/bus/esc")).unwrap();
+        symlink("../devices/real/config", d.join("sys/bus/file")).unwrap();
+        symlink("loop", d.join("sys/bus/loop")).unwrap();
+        let r = SystemRoot::open(d).unwrap();
+
+        for link in ["sys/bus/x", "sys/bus/two", "sys/devices/real"] {
+            let h = r.open_dir(link).unwrap();
+            assert_eq!(h.path(), "sys/devices/real", "{link}");
+            assert_eq!(r.read_string_at(&h, "config").unwrap(), "cfg");
+            assert_eq!(r.read_string_at(&h, "alias").unwrap(), "cfg");
+            assert!(r.exists_at(&h, "config") && r.exists_at(&h, "alias"));
+            assert!(!r.exists_at(&h, "missing"));
+            assert!(r.read_at(&h, "bad").is_err(), "absolute link re-rooted");
+            assert!(!r.exists_at(&h, "bad"));
+            assert_eq!(r.link_name_at(&h, "alias").as_deref(), Some("config"));
+            assert_eq!(r.link_name_at(&h, "config"), None);
+        }
+        let bus = r.open_dir("sys/bus").unwrap();
+        for name in ["x", "two"] {
+            let h = r.open_dir_in(&bus, name).unwrap();
+            assert_eq!(h.path(), "sys/devices/real", "{name}");
+            assert_eq!(r.read_string_at(&h, "config").unwrap(), "cfg");
+        }
+        for name in ["esc", "loop", "none"] {
+            assert!(r.open_dir_in(&bus, name).is_err(), "{name}");
+        }
+        // A directory link leading out of the root is re-rooted: nothing.
+        assert!(r.open_dir("sys/bus/esc").is_err());
+        assert!(r.open_dir("sys/bus/loop").is_err());
+        assert!(r.open_dir("sys/bus/none").is_err());
+        // A link to a file resolves, but nothing can be read below it.
+        let h = r.open_dir("sys/bus/file").unwrap();
+        assert_eq!(h.path(), "sys/devices/real/config");
+        assert!(r.read_at(&h, "config").is_err());
+    }
+
+    #[test]
+    fn read_below_checks_the_middle_directory() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::create_dir_all(outside.path().join("7")).unwrap();
+        fs::write(outside.path().join("7/type"), "outside").unwrap();
+        let d = dir.path();
+        fs::create_dir_all(d.join("sys/kernel/iommu_groups/1")).unwrap();
+        fs::create_dir_all(d.join("sys/kernel/real/4")).unwrap();
+        fs::write(d.join("sys/kernel/iommu_groups/1/type"), "DMA\n").unwrap();
+        fs::write(d.join("sys/kernel/real/4/type"), "identity\n").unwrap();
+        symlink("../real/4", d.join("sys/kernel/iommu_groups/4")).unwrap();
+        symlink(
+            outside.path().join("7"),
+            d.join("sys/kernel/iommu_groups/7"),
+        )
+        .unwrap();
+        symlink(
+            outside.path().join("7/type"),
+            d.join("sys/kernel/iommu_groups/1/link"),
+        )
+        .unwrap();
+        let r = SystemRoot::open(d).unwrap();
+        let groups = "sys/kernel/iommu_groups";
+        assert_eq!(r.read_string_below(groups, "1", "type").unwrap(), "DMA");
+        assert_eq!(
+            r.read_string_below(groups, "4", "type").unwrap(),
+            "identity"
+        );
+        assert!(
+            r.read_string_below(groups, "7", "type").is_err(),
+            "re-rooted"
+        );
+        assert!(
+            r.read_string_below(groups, "1", "link").is_err(),
+            "re-rooted"
+        );
+        assert!(r.read_string_below(groups, "9", "type").is_err());
+        assert!(r.read_string_below(groups, "1", "none").is_err());
+        assert!(
+            r.read_string_below(groups, "..", "iommu_groups/1/type")
+                .is_ok()
         );
     }
 

@@ -1,11 +1,17 @@
 //! `topo --format json`: the public, versioned model of the machine.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::io::{self, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use serde_json::{Value, json};
 
+use super::pretty::{Pretty, WritePretty};
 use super::{Render, RenderOptions, TOPO_SCHEMA_VERSION};
+use crate::pci::Bdf;
 use crate::scan::{Bar, HostFacts, Limitation, NvmeController, P2pMem};
 use crate::topology::{Node, Role, Tree};
 
@@ -13,10 +19,108 @@ pub struct JsonTopo;
 
 impl Render for JsonTopo {
     fn render(&self, tree: &Tree, opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
-        let doc = topo_document(tree, &opts.source);
-        serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::other)?;
-        writeln!(out)
+        // The devices are nearly all of the document (megabytes on a
+        // 4096-function server), so they are serialised in parallel and
+        // spliced into the rest, serialised with an empty device list.
+        let mut doc = topo_document(tree, &opts.source);
+        doc.devices.placeholder = true;
+        let mut rest = Vec::with_capacity(64 * 1024);
+        serde_json::to_writer_pretty(&mut rest, &doc).map_err(io::Error::other)?;
+        // Found only where the formatter put it: a raw newline never
+        // occurs inside a JSON string.
+        const EMPTY: &[u8] = b"\n  \"devices\": []";
+        let at = rest
+            .windows(EMPTY.len())
+            .position(|w| w == EMPTY)
+            .map(|i| i + EMPTY.len() - b"[]".len())
+            .ok_or_else(|| io::Error::other("no device list in the document"))?;
+        out.write_all(&rest[..at])?;
+        write_devices(tree, out)?;
+        out.write_all(&rest[at + b"[]".len()..])?;
+        out.write_all(b"\n")
     }
+}
+
+/// Devices per piece of the device list: small enough that a few pieces
+/// in flight hold little memory, large enough to keep threads busy.
+const PIECE: usize = 64;
+
+/// The `devices` array as `to_writer_pretty` writes it at that depth (a
+/// value of the top-level object). Pieces of it are serialised on other
+/// threads and written in order as they come, through a few recycled
+/// buffers, so the document is never held whole.
+fn write_devices(tree: &Tree, out: &mut dyn Write) -> io::Result<()> {
+    if tree.nodes.is_empty() {
+        return out.write_all(b"[]");
+    }
+    out.write_all(b"[")?;
+    let pieces: Vec<&[Node]> = tree.nodes.chunks(PIECE).collect();
+    let threads = crate::threads_for(tree.nodes.len());
+    if threads == 1 {
+        let mut buf = Vec::new();
+        for (i, nodes) in pieces.iter().enumerate() {
+            buf.clear();
+            device_elements(tree, nodes, i == 0, &mut buf)?;
+            out.write_all(&buf)?;
+        }
+    } else {
+        let next = AtomicUsize::new(0);
+        let spare: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+        let (done, finished) = std::sync::mpsc::sync_channel(threads * 2);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                let (done, next, spare, pieces) = (done.clone(), &next, &spare, &pieces);
+                s.spawn(move || {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(nodes) = pieces.get(i) else { break };
+                        let mut buf = spare
+                            .lock()
+                            .ok()
+                            .and_then(|mut v| v.pop())
+                            .unwrap_or_default();
+                        buf.clear();
+                        let piece = device_elements(tree, nodes, i == 0, &mut buf).map(|()| buf);
+                        // The writer has stopped (an error): so do we.
+                        if done.send((i, piece)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(done);
+            // Pieces come back in any order; write them in order.
+            let mut waiting = BTreeMap::new();
+            let mut wanted = 0;
+            for (i, piece) in finished {
+                waiting.insert(i, piece?);
+                while let Some(buf) = waiting.remove(&wanted) {
+                    out.write_all(&buf)?;
+                    if let Ok(mut v) = spare.lock() {
+                        v.push(buf);
+                    }
+                    wanted += 1;
+                }
+            }
+            io::Result::Ok(())
+        })?;
+    }
+    out.write_all(b"\n  ]")
+}
+
+/// Array elements two levels deep, each preceded by its separator.
+fn device_elements(tree: &Tree, nodes: &[Node], first: bool, out: &mut Vec<u8>) -> io::Result<()> {
+    for (i, n) in nodes.iter().enumerate() {
+        out.extend_from_slice(if first && i == 0 {
+            b"\n    "
+        } else {
+            b",\n    "
+        });
+        // What serde_json would write for the element (DeviceJson derives
+        // Serialize for the whole document; tests keep the two equal).
+        device_json(tree, n).write_pretty(&mut Pretty::new(out, 2));
+    }
+    Ok(())
 }
 
 /// The whole document; `schema/topo.schema.json` describes it.
@@ -29,7 +133,7 @@ pub struct TopoDocument<'a> {
     limitations: &'a [Limitation],
     host_bridges: Vec<Value>,
     switches: Vec<Value>,
-    devices: Vec<DeviceJson<'a>>,
+    devices: Devices<'a>,
     nvme: &'a [NvmeController],
     kernel_log: &'a [String],
 }
@@ -71,9 +175,30 @@ pub fn topo_document<'a>(tree: &'a Tree, source: &'a str) -> TopoDocument<'a> {
                 })
             })
             .collect(),
-        devices: tree.nodes.iter().map(|n| device_json(tree, n)).collect(),
+        devices: Devices {
+            tree,
+            placeholder: false,
+        },
         nvme: &tree.nvme,
         kernel_log: &tree.kernel_log,
+    }
+}
+
+/// `devices[]`, serialised straight from the tree; a placeholder
+/// serialises as an empty list (see [`JsonTopo`]).
+pub struct Devices<'a> {
+    tree: &'a Tree,
+    placeholder: bool,
+}
+
+impl Serialize for Devices<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let nodes = if self.placeholder {
+            &[][..]
+        } else {
+            &self.tree.nodes[..]
+        };
+        s.collect_seq(nodes.iter().map(|n| device_json(self.tree, n)))
     }
 }
 
@@ -81,18 +206,18 @@ pub fn topo_document<'a>(tree: &'a Tree, source: &'a str) -> TopoDocument<'a> {
 /// serialises straight to the output, which matters on 4096-function trees.
 #[derive(Serialize)]
 pub struct DeviceJson<'a> {
-    bdf: String,
-    parent: Option<String>,
+    bdf: Bdf,
+    parent: Option<Bdf>,
     host_bridge: Option<&'a str>,
     port_type: Option<&'static str>,
     role: Role,
     role_inferred: bool,
     depth: usize,
     switch: Option<usize>,
-    vendor_id: Option<String>,
-    device_id: Option<String>,
-    subsystem_id: Option<String>,
-    class: Option<String>,
+    vendor_id: Option<Hex>,
+    device_id: Option<Hex>,
+    subsystem_id: Option<IdPair>,
+    class: Option<Hex>,
     revision: Option<u8>,
     vendor_name: Option<&'a str>,
     device_name: Option<&'a str>,
@@ -105,14 +230,14 @@ pub struct DeviceJson<'a> {
     p2pmem: Option<&'a P2pMem>,
     block_devices: &'a [String],
     bars: &'a [Bar],
-    physfn: Option<String>,
+    physfn: Option<Bdf>,
     config_bytes: usize,
     bus_master: Option<bool>,
     relaxed_ordering: Option<bool>,
     max_payload: Option<u16>,
     max_read_request: Option<u16>,
     ats_enabled: Option<bool>,
-    dsn: Option<String>,
+    dsn: Option<Hex>,
     aer: Option<AerJson>,
     capabilities: Vec<&'static str>,
     config_problems: Vec<String>,
@@ -144,23 +269,132 @@ struct AerJson {
     correctable_status: u32,
 }
 
+// The device list's hot path (see `pretty`): the same fields, in the same
+// order, as the derived Serialize impls above.
+
+impl WritePretty for DeviceJson<'_> {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.object(|w| {
+            w.field("bdf", &self.bdf);
+            w.field("parent", &self.parent);
+            w.field("host_bridge", &self.host_bridge);
+            w.field("port_type", &self.port_type);
+            w.field("role", &self.role);
+            w.field("role_inferred", &self.role_inferred);
+            w.field("depth", &self.depth);
+            w.field("switch", &self.switch);
+            w.field("vendor_id", &self.vendor_id);
+            w.field("device_id", &self.device_id);
+            w.field("subsystem_id", &self.subsystem_id);
+            w.field("class", &self.class);
+            w.field("revision", &self.revision);
+            w.field("vendor_name", &self.vendor_name);
+            w.field("device_name", &self.device_name);
+            w.field("driver", &self.driver);
+            w.field("link", &self.link);
+            w.field("acs", &self.acs);
+            w.field("iommu_group", &self.iommu_group);
+            w.field("iommu_group_type", &self.iommu_group_type);
+            w.field("numa_node", &self.numa_node);
+            w.field("p2pmem", &self.p2pmem);
+            w.field("block_devices", self.block_devices);
+            w.field("bars", self.bars);
+            w.field("physfn", &self.physfn);
+            w.field("config_bytes", &self.config_bytes);
+            w.field("bus_master", &self.bus_master);
+            w.field("relaxed_ordering", &self.relaxed_ordering);
+            w.field("max_payload", &self.max_payload);
+            w.field("max_read_request", &self.max_read_request);
+            w.field("ats_enabled", &self.ats_enabled);
+            w.field("dsn", &self.dsn);
+            w.field("aer", &self.aer);
+            w.field("capabilities", &self.capabilities);
+            w.field("config_problems", &self.config_problems);
+        });
+    }
+}
+
+impl WritePretty for LinkJson {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.object(|w| {
+            w.field("speed_gts", &self.speed_gts);
+            w.field("width", &self.width);
+            w.field("max_speed_gts", &self.max_speed_gts);
+            w.field("max_width", &self.max_width);
+            w.field("degraded", &self.degraded);
+            w.field("source", self.source);
+        });
+    }
+}
+
+impl WritePretty for AcsJson {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.object(|w| {
+            w.field("cap", &self.cap);
+            w.field("ctrl", &self.ctrl);
+            w.field("cap_flags", &self.cap_flags);
+            w.field("ctrl_flags", &self.ctrl_flags);
+            w.field("redirects", &self.redirects);
+            w.field("egress_vector_bits", &self.egress_vector_bits);
+        });
+    }
+}
+
+impl WritePretty for AerJson {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.object(|w| {
+            w.field("uncorrectable_status", &self.uncorrectable_status);
+            w.field("correctable_status", &self.correctable_status);
+        });
+    }
+}
+
+impl WritePretty for Bar {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.object(|w| {
+            w.field("index", &self.index);
+            w.field("start", &self.start);
+            w.field("size", &self.size);
+            w.field("io", &self.io);
+            w.field("is_64", &self.is_64);
+            w.field("prefetchable", &self.prefetchable);
+        });
+    }
+}
+
+impl WritePretty for P2pMem {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.object(|w| {
+            w.field("size", &self.size);
+            w.field("available", &self.available);
+            w.field("published", &self.published);
+        });
+    }
+}
+
+impl WritePretty for Role {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.serde(self);
+    }
+}
+
 fn device_json<'a>(tree: &'a Tree, n: &'a Node) -> DeviceJson<'a> {
     let caps = &n.caps;
     let express = caps.express.as_ref();
     let f = &n.facts;
     DeviceJson {
-        bdf: f.bdf.to_string(),
-        parent: n.parent.map(|p| tree.node(p).bdf().to_string()),
+        bdf: f.bdf,
+        parent: n.parent.map(|p| tree.node(p).bdf()),
         host_bridge: tree.host_bridges.get(n.host_bridge).map(|h| h.id.as_str()),
         port_type: express.map(|e| e.port_type.as_str()),
         role: n.role,
         role_inferred: n.role_inferred,
         depth: n.depth,
         switch: n.switch,
-        vendor_id: f.vendor.map(|v| format!("{v:04x}")),
-        device_id: f.device.map(|v| format!("{v:04x}")),
-        subsystem_id: caps.subsystem.map(|(v, d)| format!("{v:04x}:{d:04x}")),
-        class: f.class.map(|c| format!("{c:06x}")),
+        vendor_id: f.vendor.map(|v| Hex::new(v.into(), 4)),
+        device_id: f.device.map(|v| Hex::new(v.into(), 4)),
+        subsystem_id: caps.subsystem.map(|(v, d)| IdPair(v, d)),
+        class: f.class.map(|c| Hex::new(c.into(), 6)),
         revision: f.revision,
         vendor_name: f.vendor_name.as_deref(),
         device_name: f.device_name.as_deref(),
@@ -189,14 +423,14 @@ fn device_json<'a>(tree: &'a Tree, n: &'a Node) -> DeviceJson<'a> {
         p2pmem: f.p2pmem.as_ref(),
         block_devices: &f.block_devices,
         bars: &f.bars,
-        physfn: f.physfn.map(|b| b.to_string()),
+        physfn: f.physfn,
         config_bytes: f.config.len(),
         bus_master: caps.bus_master(),
         relaxed_ordering: express.map(|e| e.dev_ctl.relaxed_ordering),
         max_payload: express.map(|e| e.dev_ctl.max_payload),
         max_read_request: express.map(|e| e.dev_ctl.max_read_request),
         ats_enabled: caps.ats.as_ref().map(|a| a.enabled),
-        dsn: caps.dsn.map(|d| format!("{d:016x}")),
+        dsn: caps.dsn.map(|d| Hex::new(d, 16)),
         aer: caps.aer.as_ref().map(|a| AerJson {
             uncorrectable_status: a.uncorrectable_status,
             correctable_status: a.correctable_status,
@@ -212,5 +446,146 @@ fn device_json<'a>(tree: &'a Tree, n: &'a Node) -> DeviceJson<'a> {
             )
             .collect(),
         config_problems: caps.problems.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+/// A number as lowercase hex zero-padded to at least `width` digits
+/// (`{value:0width$x}`), serialised as a string: IDs, class, serial number.
+/// Spelled out rather than formatted: a device has several.
+#[derive(Clone, Copy)]
+struct Hex {
+    value: u64,
+    width: usize,
+}
+
+impl Hex {
+    fn new(value: u64, width: usize) -> Hex {
+        Hex { value, width }
+    }
+}
+
+impl fmt::Display for Hex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [b'0'; 16];
+        let digits = (self.value.max(1).ilog2() as usize / 4 + 1).max(self.width.min(16));
+        for (i, b) in buf[16 - digits..].iter_mut().rev().enumerate() {
+            *b = b"0123456789abcdef"[(self.value >> (4 * i) & 0xf) as usize];
+        }
+        f.write_str(std::str::from_utf8(&buf[16 - digits..]).unwrap_or_default())
+    }
+}
+
+impl Serialize for Hex {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl WritePretty for Hex {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.quoted(self);
+    }
+}
+
+/// A subsystem ID, `vvvv:dddd`.
+#[derive(Clone, Copy)]
+struct IdPair(u16, u16);
+
+impl fmt::Display for IdPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}",
+            Hex::new(self.0.into(), 4),
+            Hex::new(self.1.into(), 4)
+        )
+    }
+}
+
+impl Serialize for IdPair {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl WritePretty for IdPair {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.quoted(self);
+    }
+}
+
+impl WritePretty for Bdf {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.quoted(self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::root::SystemRoot;
+    use crate::scan::{ScanOptions, scan};
+
+    /// The rendering (spliced, in pieces, on threads, by `pretty`) is byte
+    /// for byte what serde_json makes of the whole document.
+    fn assert_renders_as_serde_json(root: &std::path::Path, what: &str) {
+        let root = SystemRoot::open(root).unwrap();
+        let tree = Tree::build(scan(&root, &ScanOptions { no_names: true }));
+        let opts = RenderOptions {
+            color: false,
+            source: "test".to_string(),
+        };
+        let mut rendered = Vec::new();
+        JsonTopo.render(&tree, &opts, &mut rendered).unwrap();
+        let mut whole = serde_json::to_vec_pretty(&topo_document(&tree, "test")).unwrap();
+        whole.push(b'\n');
+        assert!(
+            rendered == whole,
+            "{what}: rendering differs from serde_json"
+        );
+    }
+
+    #[test]
+    fn large_tree_renders_as_serde_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = crate::fixture::large_server(300);
+        crate::fixture::build(&spec, dir.path()).unwrap();
+        assert!(spec.function_count().unwrap() > 2 * PIECE, "several pieces");
+        assert_renders_as_serde_json(dir.path(), "large_server(300)");
+    }
+
+    #[test]
+    fn every_spec_fixture_renders_as_serde_json() {
+        let specs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/specs");
+        for entry in std::fs::read_dir(specs).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let spec = crate::fixture::Spec::from_toml(&text).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            crate::fixture::build(&spec, dir.path()).unwrap();
+            assert_renders_as_serde_json(dir.path(), &path.display().to_string());
+        }
+    }
+
+    #[test]
+    fn hex_matches_the_format_string() {
+        for v in [
+            0u64,
+            1,
+            0xf,
+            0x10,
+            0x1234,
+            0xabcdef,
+            0x1_0000_0000,
+            u64::MAX,
+        ] {
+            for w in [1, 4, 6, 16] {
+                assert_eq!(
+                    Hex::new(v, w).to_string(),
+                    format!("{v:0w$x}"),
+                    "{v:#x} {w}"
+                );
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@ pub mod check_text;
 pub mod copy_text;
 pub mod dot;
 pub mod json;
+mod pretty;
 pub mod style;
 pub mod text;
 

@@ -1,13 +1,13 @@
 //! PCI functions from `/sys/bus/pci/devices`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
 use super::{Limitation, LimitationKind};
 use crate::pci::Bdf;
-use crate::root::{SystemRoot, join};
+use crate::root::{DirHandle, SystemRoot, join};
 
 /// What sysfs says about one PCI function.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -106,23 +106,34 @@ pub(super) fn read_devices(
             return Vec::new();
         }
     };
-    let groups = Mutex::new(HashMap::new());
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 8);
-    // Few devices: threads cost more than they save.
-    let threads = if names.len() < 256 { 1 } else { threads };
-    let chunk = names.len().div_ceil(threads).max(1);
-    let results: Vec<Result<DeviceFacts, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = names
-            .chunks(chunk)
-            .map(|part| {
-                let groups = &groups;
-                s.spawn(move || {
-                    part.iter()
-                        .map(|name| read_device(root, name, groups))
-                        .collect::<Vec<_>>()
+    // The devices' links are read relative to their directory, held.
+    let bus = root.open_dir("sys/bus/pci/devices").ok();
+    let bus = bus.as_ref();
+    // Batches are handed out in turn rather than a fixed share per thread,
+    // so a thread slowed down (the NVMe or pci.ids reader runs beside
+    // them) does not leave the others idle at the end.
+    const BATCH: usize = 32;
+    let batches: Vec<&[String]> = names.chunks(BATCH).collect();
+    let next = AtomicUsize::new(0);
+    let threads = crate::threads_for(names.len());
+    let mut done: Vec<(usize, Vec<Result<DeviceFacts, String>>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    // IOMMU group types, per thread: a group's functions
+                    // are neighbours, and a shared map only adds locking.
+                    let mut groups = HashMap::new();
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(batch) = batches.get(i) else { break };
+                        let read: Vec<_> = batch
+                            .iter()
+                            .map(|name| read_device(root, bus, name, &mut groups))
+                            .collect();
+                        done.push((i, read));
+                    }
+                    done
                 })
             })
             .collect();
@@ -131,9 +142,11 @@ pub(super) fn read_devices(
             .flat_map(|h| h.join().unwrap_or_default())
             .collect()
     });
-    let mut devices = Vec::with_capacity(results.len());
+    // Back in name order (limitations are reported in it).
+    done.sort_unstable_by_key(|(i, _)| *i);
+    let mut devices = Vec::with_capacity(names.len());
     let mut short_config = 0;
-    for r in results {
+    for r in done.into_iter().flat_map(|(_, r)| r) {
         match r {
             Ok(d) => {
                 if d.config.len() <= 64 {
@@ -162,24 +175,28 @@ pub(super) fn read_devices(
 
 fn read_device(
     root: &SystemRoot,
+    bus: Option<&DirHandle>,
     name: &str,
-    groups: &Mutex<HashMap<u32, Option<String>>>,
+    groups: &mut HashMap<u32, Option<String>>,
 ) -> Result<DeviceFacts, String> {
     let bdf: Bdf = name
         .parse()
         .map_err(|_| format!("sys/bus/pci/devices/{name}: not a PCI address; skipped"))?;
     let link = format!("sys/bus/pci/devices/{name}");
-    let dir = root
-        .resolve(&link, true)
-        .map_err(|e| format!("{link}: cannot follow the link ({e}); skipped"))?;
-    // resolve() has checked that every component exists.
-    if !dir.starts_with("sys/devices/") {
+    let dir = match bus {
+        Some(bus) => root.open_dir_in(bus, name),
+        None => root.open_dir(&link),
+    }
+    .map_err(|e| format!("{link}: cannot follow the link ({e}); skipped"))?;
+    // open_dir() has checked that every component exists.
+    let path = dir.path();
+    if !path.starts_with("sys/devices/") {
         return Err(format!(
-            "{link}: points at `{dir}`, not at a directory under sys/devices; skipped"
+            "{link}: points at `{path}`, not at a directory under sys/devices; skipped"
         ));
     }
-    let (host_bridge, parent) = place_in_tree(&dir, bdf)
-        .ok_or_else(|| format!("{link}: `{dir}` names no host bridge (pciDDDD:BB); skipped"))?;
+    let (host_bridge, parent) = place_in_tree(path, bdf)
+        .ok_or_else(|| format!("{link}: `{path}` names no host bridge (pciDDDD:BB); skipped"))?;
 
     let text = |a: &str| root.read_string_at(&dir, a).ok();
     if root.is_recording() {
@@ -220,20 +237,14 @@ fn read_device(
         .link_name_at(&dir, "iommu_group")
         .and_then(|g| g.parse().ok());
     if let Some(g) = d.iommu_group {
-        let cached = groups.lock().ok().and_then(|m| m.get(&g).cloned());
-        d.iommu_group_type = match cached {
-            Some(t) => t,
-            None => {
-                let t = root
-                    .read_string(&format!("sys/kernel/iommu_groups/{g}/type"))
+        d.iommu_group_type = groups
+            .entry(g)
+            .or_insert_with(|| {
+                root.read_string_below("sys/kernel/iommu_groups", &g.to_string(), "type")
                     .ok()
-                    .filter(|s| !s.is_empty());
-                if let Ok(mut m) = groups.lock() {
-                    m.insert(g, t.clone());
-                }
-                t
-            }
-        };
+                    .filter(|s| !s.is_empty())
+            })
+            .clone();
     }
     if config.len() < 256 {
         d.link_attributes = LinkAttributes {
@@ -247,7 +258,7 @@ fn read_device(
         .map(|s| parse_resource(&s))
         .unwrap_or_default();
     if root.exists_at(&dir, "p2pmem") {
-        let p2p = join(&dir, "p2pmem");
+        let p2p = join(dir.path(), "p2pmem");
         let num = |f: &str| {
             root.read_string(&join(&p2p, f))
                 .ok()
@@ -263,7 +274,7 @@ fn read_device(
         .link_name_at(&dir, "physfn")
         .and_then(|s| s.parse().ok());
     d.config = config;
-    d.sysfs_path = dir;
+    d.sysfs_path = dir.into_path();
     Ok(d)
 }
 
@@ -274,13 +285,13 @@ fn read_device(
 /// (`.../0000:00:0e.0/pci10000:e0/10000:e0:06.0`); what counts is the last
 /// host bridge on the path, as with the kernel's pci_upstream_bridge().
 pub fn place_in_tree(dir: &str, bdf: Bdf) -> Option<(String, Option<Bdf>)> {
+    // Every address has a `.`; the check spares parsing (and the error's
+    // allocation) for `sys`, `devices` and the host bridges.
+    let as_bdf = |p: &str| p.contains('.').then(|| p.parse::<Bdf>().ok()).flatten();
     let parts: Vec<&str> = dir.split('/').collect();
-    let own = parts.iter().rposition(|p| p.parse::<Bdf>() == Ok(bdf))?;
+    let own = parts.iter().rposition(|p| as_bdf(p) == Some(bdf))?;
     let hb = parts[..own].iter().rposition(|p| is_host_bridge_name(p))?;
-    let parent = parts[hb + 1..own]
-        .iter()
-        .rev()
-        .find_map(|p| p.parse::<Bdf>().ok());
+    let parent = parts[hb + 1..own].iter().rev().find_map(|p| as_bdf(p));
     Some((parts[hb].to_string(), parent))
 }
 
@@ -300,7 +311,65 @@ pub fn is_host_bridge_name(s: &str) -> bool {
 }
 
 fn parse_hex(s: &str) -> Option<u64> {
-    u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok()
+    parse_hex_word(s.trim())
+}
+
+/// `0x…` hex without surrounding white space, as
+/// `u64::from_str_radix(s.trim_start_matches("0x"), 16)`, with a fast path
+/// for plain digits: `resource` holds 18 numbers per device.
+fn parse_hex_word(s: &str) -> Option<u64> {
+    let mut s = s;
+    while let Some(rest) = s.strip_prefix("0x") {
+        s = rest;
+    }
+    if (1..=16).contains(&s.len()) {
+        let fast = s.bytes().try_fold(0u64, |v, b| {
+            Some(v << 4 | u64::from((b as char).to_digit(16)?))
+        });
+        if fast.is_some() {
+            return fast;
+        }
+    }
+    u64::from_str_radix(s, 16).ok()
+}
+
+/// The first three numbers of a `resource` line.
+fn resource_line(line: &str) -> Option<(u64, u64, u64)> {
+    // As the kernel prints it: `0x%016llx 0x%016llx 0x%016llx`, mostly
+    // for unused BARs.
+    const UNUSED: &str = "0x0000000000000000 0x0000000000000000 0x0000000000000000";
+    if line == UNUSED {
+        return Some((0, 0, 0));
+    }
+    let b = line.as_bytes();
+    if b.len() == 56 && b[18] == b' ' && b[37] == b' ' {
+        let nibble = |d: u8| match d {
+            b'0'..=b'9' => Some(d - b'0'),
+            b'a'..=b'f' => Some(d - b'a' + 10),
+            b'A'..=b'F' => Some(d - b'A' + 10),
+            _ => None,
+        };
+        let word = |at: usize| match &b[at..at + 18] {
+            [b'0', b'x', digits @ ..] => digits
+                .iter()
+                .try_fold(0u64, |v, &d| Some(v << 4 | u64::from(nibble(d)?))),
+            _ => None,
+        };
+        if let (Some(start), Some(end), Some(flags)) = (word(0), word(19), word(38)) {
+            return Some((start, end, flags));
+        }
+    }
+    fn three<'a>(mut words: impl Iterator<Item = &'a str>) -> Option<(u64, u64, u64)> {
+        let mut next = || parse_hex_word(words.next()?);
+        Some((next()?, next()?, next()?))
+    }
+    // The byte-wise split where it splits the same (ASCII white space is
+    // Unicode white space but for the vertical tab).
+    if line.bytes().all(|b| b.is_ascii() && b != 0x0b) {
+        three(line.split_ascii_whitespace())
+    } else {
+        three(line.split_whitespace())
+    }
 }
 
 /// `8.0 GT/s PCIe` → 8.0; `Unknown` → None.
@@ -316,8 +385,7 @@ pub fn parse_resource(text: &str) -> Vec<Bar> {
         .take(6)
         .enumerate()
         .filter_map(|(i, line)| {
-            let mut it = line.split_whitespace().map(parse_hex);
-            let (start, end, flags) = (it.next()??, it.next()??, it.next()??);
+            let (start, end, flags) = resource_line(line)?;
             if (start == 0 && end == 0) || end < start {
                 return None;
             }
@@ -380,6 +448,48 @@ mod tests {
         assert_eq!(bars[1].size, 32 << 30);
         assert!(bars[1].prefetchable);
         assert!(bars[2].io);
+    }
+
+    #[test]
+    fn hex_fast_path_agrees_with_from_str_radix() {
+        let reference = |s: &str| u64::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok();
+        for s in [
+            "0x0000000000000000",
+            "0x00000387ffffffff",
+            "0xFFFFFFFFFFFFFFFF",
+            "0x1ffffffffffffffff",
+            "0x00000000000000001",
+            "0x0x12",
+            "0x+12",
+            "+12",
+            "0x",
+            "",
+            " 0x10\n",
+            "0xg",
+            "12 34",
+            "é",
+        ] {
+            assert_eq!(parse_hex(s), reference(s), "{s:?}");
+        }
+        let vt = "0x1\u{b}0x2 0x3";
+        assert_eq!(parse_resource(vt).len(), 1, "a vertical tab separates");
+        // The fixed-width fast path, and lines that only look like it.
+        let line = "0x000021e00d500000 0x000021e00d5fffff 0x000000000014220c";
+        assert_eq!(
+            resource_line(line),
+            Some((0x21e00d500000, 0x21e00d5fffff, 0x14220c))
+        );
+        for odd in [
+            "0x000021e00d500000 0x000021e00d5fffff 0x00000000001422+c",
+            "0x000021e00d500000 0x000021e00d5fffff 0X000000000014220c",
+            "0x000021e00d500000\t0x000021e00d5fffff 0x000000000014220c",
+        ] {
+            let reference = {
+                let mut it = odd.split_whitespace().map(parse_hex);
+                (|| Some((it.next()??, it.next()??, it.next()??)))()
+            };
+            assert_eq!(resource_line(odd), reference, "{odd:?}");
+        }
     }
 
     #[test]

@@ -67,31 +67,45 @@ pub struct ScanOptions {
 pub fn scan(root: &SystemRoot, options: &ScanOptions) -> Facts {
     let mut limitations = Vec::new();
     let host = host::read_host(root, &mut limitations);
-    let mut devices = device::read_devices(root, &mut limitations);
-    let nvme = nvme::read_nvme(root);
-    nvme::attach_block_devices(root, &mut devices);
-    let kernel_log = kmsg::read_kernel_log(root, &mut limitations);
-    if !options.no_names {
-        name_devices(&mut devices);
-    }
-    Facts {
-        host,
-        devices,
-        nvme,
-        kernel_log,
-        limitations,
-    }
+    std::thread::scope(|s| {
+        // NVMe controllers and block devices do not depend on the PCI
+        // functions: read them beside them rather than after.
+        let others = s.spawn(|| (nvme::read_nvme(root), nvme::read_block_devices(root)));
+        // Names come from a file outside the root: index it meanwhile too.
+        let ids = (!options.no_names)
+            .then(|| s.spawn(|| pciids::locate().map(|p| pciids::Index::load(&p))));
+        let mut devices = device::read_devices(root, &mut limitations);
+        let kernel_log = kmsg::read_kernel_log(root, &mut limitations);
+        let (nvme, blocks) = join(others);
+        nvme::attach_block_devices(&mut devices, &blocks);
+        if let Some(index) = ids.and_then(join) {
+            let names = index.names(&wanted_ids(&devices));
+            name_devices(&mut devices, &names);
+        }
+        Facts {
+            host,
+            devices,
+            nvme,
+            kernel_log,
+            limitations,
+        }
+    })
 }
 
-fn name_devices(devices: &mut [DeviceFacts]) {
-    let Some(path) = pciids::locate() else {
-        return;
-    };
-    let wanted: BTreeSet<(u16, u16)> = devices
+/// A scoped thread's result; its panic goes on as ours.
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+/// The (vendor, device) pairs to name.
+fn wanted_ids(devices: &[DeviceFacts]) -> BTreeSet<(u16, u16)> {
+    devices
         .iter()
         .filter_map(|d| Some((d.vendor?, d.device?)))
-        .collect();
-    let names = pciids::lookup(&path, &wanted);
+        .collect()
+}
+
+fn name_devices(devices: &mut [DeviceFacts], names: &pciids::Names) {
     for d in devices {
         if let (Some(v), Some(dev)) = (d.vendor, d.device) {
             d.vendor_name = names.vendor(v).map(str::to_string);

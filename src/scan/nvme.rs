@@ -152,19 +152,11 @@ pub fn namespace_head(name: &str) -> Option<String> {
     Some(format!("nvme{subsys}n{ns}"))
 }
 
-/// Ties each whole-disk block device to the PCI function it sits on: the
+/// Each whole-disk block device with the PCI function it sits on: the
 /// last PCI address in its canonical sysfs path, or for an NVMe multipath
 /// head (a virtual device) the controllers whose paths lead to it.
-pub(super) fn attach_block_devices(root: &SystemRoot, devices: &mut [DeviceFacts]) {
-    let by_bdf = |devices: &mut [DeviceFacts], bdf: Bdf, name: &str| {
-        if let Ok(i) = devices.binary_search_by(|d| d.bdf.cmp(&bdf)) {
-            let list = &mut devices[i].block_devices;
-            if !list.iter().any(|n| n == name) {
-                list.push(name.to_string());
-            }
-        }
-    };
-    devices.sort_by_key(|d| d.bdf);
+pub(super) fn read_block_devices(root: &SystemRoot) -> Vec<(Bdf, String)> {
+    let mut found = Vec::new();
     for name in root.read_dir("sys/class/block").unwrap_or_default() {
         let link = format!("sys/class/block/{name}");
         let Ok(canonical) = root.resolve(&link, true) else {
@@ -180,7 +172,21 @@ pub(super) fn attach_block_devices(root: &SystemRoot, devices: &mut [DeviceFacts
         let Some(owner) = owner else { continue };
         // A hidden path device stands for its head.
         let shown = namespace_head(&name).unwrap_or(name);
-        by_bdf(devices, owner, &shown);
+        found.push((owner, shown));
+    }
+    found
+}
+
+/// Ties block devices from [`read_block_devices`] to their functions.
+pub(super) fn attach_block_devices(devices: &mut [DeviceFacts], blocks: &[(Bdf, String)]) {
+    devices.sort_by_key(|d| d.bdf);
+    for (owner, name) in blocks {
+        if let Ok(i) = devices.binary_search_by(|d| d.bdf.cmp(owner)) {
+            let list = &mut devices[i].block_devices;
+            if !list.iter().any(|n| n == name) {
+                list.push(name.clone());
+            }
+        }
     }
     for d in devices.iter_mut() {
         d.block_devices.sort_by_key(|n| natural_key(n));

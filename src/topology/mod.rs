@@ -271,10 +271,10 @@ impl Tree {
             });
         }
 
+        let decoded = decode_all(&devices);
         let mut nodes: Vec<Node> = Vec::with_capacity(devices.len());
         let mut orphans = Vec::new();
-        for facts in devices {
-            let caps = pci::decode(&facts.config);
+        for (facts, caps) in devices.into_iter().zip(decoded) {
             let parent = facts.parent.and_then(|p| {
                 let found = index.get(&p).copied();
                 if found.is_none() {
@@ -436,6 +436,29 @@ impl Tree {
             .iter()
             .any(|l| l.kind == LimitationKind::ConfigTruncated)
     }
+}
+
+/// Every function's config space decoded, on several threads when there
+/// are many (it is the bulk of building a large tree).
+fn decode_all(devices: &[DeviceFacts]) -> Vec<Decoded> {
+    let decode = |part: &[DeviceFacts]| -> Vec<Decoded> {
+        part.iter().map(|d| pci::decode(&d.config)).collect()
+    };
+    let threads = crate::threads_for(devices.len());
+    if threads == 1 {
+        return decode(devices);
+    }
+    let chunk = devices.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = devices
+            .chunks(chunk)
+            .map(|part| s.spawn(move || decode(part)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 fn min_known(a: Option<f64>, b: Option<f64>) -> Option<f64> {
