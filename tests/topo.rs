@@ -351,3 +351,22 @@ fn lab_snapshots_from_a_real_kernel_read_as_built() {
             .all(|x| x["p2pmem"].is_null())
     );
 }
+
+/// SR-IOV virtual functions read all ones in their Vendor and Device ID
+/// registers by design; their identity comes from the kernel's attributes.
+#[test]
+fn virtual_functions_take_their_ids_from_sysfs() {
+    let built = common::build("two_socket_server");
+    let v = common::topo_json(&built.root());
+    let vfs: Vec<&serde_json::Value> = v["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| ["0000:48:00.2", "0000:48:00.3"].contains(&d["bdf"].as_str().unwrap()))
+        .collect();
+    assert_eq!(vfs.len(), 2);
+    for d in vfs {
+        assert_eq!(d["vendor_id"], "15b3", "{d:#}");
+        assert_eq!(d["device_id"], "101e", "{d:#}");
+    }
+}

@@ -221,6 +221,13 @@ fn read_device(
         d.device = Some(u16::from_le_bytes([config[2], config[3]]));
         d.revision = Some(config[8]);
         d.class = Some(u32::from_le_bytes([config[9], config[10], config[11], 0]));
+        if d.vendor == Some(0xffff) {
+            // An SR-IOV virtual function: its Vendor and Device ID registers
+            // read all ones by design; the kernel fills in the PF's vendor
+            // and the VF Device ID from the SR-IOV capability.
+            d.vendor = text("vendor").and_then(|s| parse_hex(&s)).map(|v| v as u16);
+            d.device = text("device").and_then(|s| parse_hex(&s)).map(|v| v as u16);
+        }
     } else {
         d.vendor = text("vendor").and_then(|s| parse_hex(&s)).map(|v| v as u16);
         d.device = text("device").and_then(|s| parse_hex(&s)).map(|v| v as u16);
