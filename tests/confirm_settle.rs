@@ -316,3 +316,95 @@ fn a_silent_mismatch_is_an_error_with_the_iommu_faults_as_evidence() {
         d.summary.headline
     );
 }
+
+#[test]
+fn an_enomem_mapping_confirms_the_exhausted_pool_and_a_mapped_buffer_refutes_it() {
+    let built = common::build("rule_cmb_unpublished");
+    let diagnose_built = || {
+        let root = SystemRoot::open(&built.root()).unwrap();
+        let tree = Tree::build(scan::scan(&root, &ScanOptions { no_names: true }));
+        diagnose::diagnose(&tree, &diagnose::Options::default())
+    };
+    let mut d = diagnose_built();
+    let f = d
+        .findings
+        .iter()
+        .find(|f| f.rule == "P2P205")
+        .expect("fires on this fixture");
+    let provider = f.subjects[0];
+    let client = d
+        .pairs
+        .iter()
+        .find(|p| p.provider == provider)
+        .expect("a pair with the exhausted provider")
+        .client
+        .to_string();
+    let mut enomem = result(PairOutcome::Error, Some(libc::ENOMEM), &[]);
+    enomem.reason =
+        "read: cannot map 524288 bytes of .../p2pmem/allocate: Cannot allocate memory".into();
+    inject(&mut d, &client, enomem);
+    pairs::settle(&mut d);
+    let f = d.findings.iter().find(|f| f.rule == "P2P205").unwrap();
+    assert_eq!(f.status, Status::Confirmed);
+    assert!(
+        f.evidence.iter().any(|e| e.contains("ENOMEM")),
+        "{:?}",
+        f.evidence
+    );
+
+    let mut d = diagnose_built();
+    inject(&mut d, &client, result(PairOutcome::Ok, None, &[]));
+    pairs::settle(&mut d);
+    assert_eq!(status_of(&d, "P2P205"), Some(Status::Refuted));
+}
+
+/// The command line: --confirm needs the live machine, its options need
+/// --confirm, and on this machine (no P2P memory at all) it runs, says why
+/// nothing was tried, and writes valid JSON.
+#[test]
+fn check_confirm_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        common::p2pdoctor()
+            .env("P2PDOCTOR_JOURNAL_DIR", dir.path())
+            .env_remove("P2PDOCTOR_ROOT")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let lab = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lab/01-switch.tar.gz");
+    let out = run(&["--root", lab.to_str().unwrap(), "check", "--confirm"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("capture"));
+    let out = run(&["check", "--write", "/dev/null"]);
+    assert_eq!(out.status.code(), Some(3), "--write requires --confirm");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--confirm"));
+
+    let out = run(&["--no-names", "check", "--confirm", "--format", "json"]);
+    let code = out.status.code().unwrap();
+    assert!(
+        (0..=2).contains(&code),
+        "exit {code}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/check.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let errors = common::schema::validate(&schema, &v);
+    assert!(errors.is_empty(), "{errors:#?}");
+    for p in v["pairs"].as_array().unwrap() {
+        let c = &p["confirm"];
+        assert!(
+            c.is_object(),
+            "every pair has a result with --confirm: {p:#}"
+        );
+        if c["outcome"] == "skipped" {
+            assert!(!c["reason"].as_str().unwrap().is_empty());
+        }
+    }
+}

@@ -353,6 +353,7 @@ pub fn confirm(d: &mut Diagnosis, opts: &ConfirmOptions) {
 /// Sets finding statuses from the pairs' experiments, and adds findings
 /// for contradictions and mismatches.
 pub fn settle(d: &mut Diagnosis) {
+    settle_pool(d);
     let tried: Vec<(Bdf, Bdf, &PairConfirm, MapType)> = d
         .pairs
         .iter()
@@ -488,6 +489,45 @@ pub fn settle(d: &mut Diagnosis) {
     }
     d.findings.extend(added);
     d.resummarize();
+}
+
+/// P2P205 (pool exhausted) is about the provider alone: an experiment whose
+/// mapping of P2P memory failed with ENOMEM confirms it; one that mapped its
+/// buffer refutes it for that size.
+fn settle_pool(d: &mut Diagnosis) {
+    let mut by_provider: BTreeMap<Bdf, Vec<&PairConfirm>> = BTreeMap::new();
+    for p in &d.pairs {
+        if let Some(c) = p
+            .confirm
+            .as_ref()
+            .filter(|c| c.outcome != PairOutcome::Skipped)
+        {
+            by_provider.entry(p.provider).or_default().push(c);
+        }
+    }
+    for f in d.findings.iter_mut().filter(|f| f.rule == "P2P205") {
+        let exps: Vec<&PairConfirm> = f
+            .subjects
+            .iter()
+            .filter_map(|b| by_provider.get(b))
+            .flatten()
+            .copied()
+            .collect();
+        if let Some(c) = exps.iter().find(|c| c.errno == Some(libc::ENOMEM)) {
+            f.status = Status::Confirmed;
+            f.evidence.push(format!(
+                "confirm: mapping P2P memory failed with ENOMEM: {}",
+                c.reason
+            ));
+        } else if let Some(c) = exps.iter().find(|c| c.outcome != PairOutcome::Error) {
+            f.status = Status::Refuted;
+            let bytes = c.directions.first().map(|x| x.bytes).unwrap_or(0);
+            f.evidence.push(format!(
+                "confirm: a P2P buffer was mapped and {} moved through it",
+                crate::render::human_bytes(bytes)
+            ));
+        }
+    }
 }
 
 /// One line about a pair's experiment.
