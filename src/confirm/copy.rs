@@ -495,176 +495,36 @@ pub fn run(shape: &Shape, via: &Via, p: &Params, journal_dir: &Path) -> CopyRepo
         }
     }
 
-    let mut all_main: Vec<PassResult> = Vec::new();
-    let mut all_base: Vec<PassResult> = Vec::new();
-    let mut total_verify: Option<Comparison> = None;
-    'runs: for run in 0..p.repeat.max(1) {
-        let pat: Vec<u8> = {
-            let mut v = vec![0u8; p.chunk];
-            fill_pattern(&mut v, seed(run, 1));
-            v
-        };
-        let dst_pat: Vec<u8> = {
-            let mut v = vec![0u8; p.chunk];
-            fill_pattern(&mut v, seed(run, 2));
-            v
-        };
+    let bufs = Buffers {
+        host: &host,
+        main,
+        p2p: main_buf.is_some(),
+        ref_a: &ref_a,
+        ref_b: &ref_b,
+    };
+    let mut totals = Totals::default();
+    for run in 0..p.repeat.max(1) {
         let mut rr = RunReport {
             main: None,
             baseline: None,
             verify: None,
         };
-        // 1. host baseline
-        if rep.params.baseline {
-            fill_slots(&host, host.len(), &pat);
-            match ctx.pass(&host, "host") {
-                Ok(mut r) => {
-                    rr.baseline = Some(PassReport::of(&mut r));
-                    let failed = r.failure.clone();
-                    let interrupted = r.interrupted;
-                    all_base.push(r);
-                    if let Some(f) = failed {
-                        fail(
-                            &mut rep,
-                            Outcome::Error,
-                            f.errno,
-                            format!(
-                                "the transfer fails through host memory too, so the device or file is at fault, not P2P: {}",
-                                f.describe()
-                            ),
-                        );
-                        rep.runs.push(rr);
-                        break 'runs;
-                    }
-                    if interrupted {
-                        rep.runs.push(rr);
-                        break 'runs;
-                    }
-                }
-                Err(e) => {
-                    fail(
-                        &mut rep,
-                        Outcome::Error,
-                        e.raw_os_error(),
-                        format!("the I/O engine failed: {e}"),
-                    );
-                    break 'runs;
-                }
-            }
-        }
-        // 2. DST holds a pattern, so a write that never lands is seen
-        match ctx.prefill_dst(&host, &dst_pat) {
-            Ok(None) => {}
-            Ok(Some(f)) => {
-                fail(
-                    &mut rep,
-                    Outcome::Error,
-                    f.errno,
-                    format!("preparing the destination failed: {}", f.describe()),
-                );
-                rep.runs.push(rr);
-                break 'runs;
-            }
-            Err(e) => {
-                fail(
-                    &mut rep,
-                    Outcome::Error,
-                    e.raw_os_error(),
-                    format!("the I/O engine failed: {e}"),
-                );
-                break 'runs;
-            }
-        }
-        // 3. the main pass
-        fill_slots(main, main.len(), &pat);
-        let what = if main_buf.is_some() { "p2p" } else { "host" };
-        let mut r = match ctx.pass(main, what) {
-            Ok(r) => r,
-            Err(e) => {
-                fail(
-                    &mut rep,
-                    Outcome::Error,
-                    e.raw_os_error(),
-                    format!("the I/O engine failed: {e}"),
-                );
-                break 'runs;
-            }
-        };
-        rr.main = Some(PassReport::of(&mut r));
-        let moved = r.bytes;
-        let failure = r.failure.clone();
-        let interrupted = r.interrupted;
-        all_main.push(r);
-        if let Some(f) = failure {
-            let baseline_ok = rr.baseline.as_ref().is_some_and(|b| b.failure.is_none());
-            let outcome = if f.errno.is_some() && (baseline_ok || main_buf.is_some()) {
-                Outcome::Refused
-            } else {
-                Outcome::Error
-            };
-            fail(&mut rep, outcome, f.errno, f.describe());
-            rep.runs.push(rr);
-            break 'runs;
-        }
-        if interrupted {
-            rep.runs.push(rr);
-            break 'runs;
-        }
-        // 4. verify every byte
-        if p.verify {
-            let covered = if p.duration.is_some() {
-                moved.min(p.size)
-            } else {
-                p.size
-            };
-            match verify(
-                &ctx,
-                main,
-                main_buf.is_some(),
-                &ref_a,
-                &ref_b,
-                &pat,
-                &dst_pat,
-                covered,
-            ) {
-                Ok(Some(c)) => {
-                    rr.verify = Some(c);
-                    total_verify.get_or_insert_with(Comparison::default).add(c);
-                    if !c.matches() {
-                        let why = mismatch_cause(&c);
-                        fail(
-                            &mut rep,
-                            Outcome::Mismatch,
-                            None,
-                            format!(
-                                "the transfer reported success but {} of {} bytes differ, the first at offset {}{why}",
-                                c.bytes_differ,
-                                c.bytes_compared,
-                                c.first_mismatch.unwrap_or(0),
-                            ),
-                        );
-                        rep.runs.push(rr);
-                        break 'runs;
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    fail(
-                        &mut rep,
-                        Outcome::Error,
-                        e.raw_os_error(),
-                        format!("reading back for verification failed: {e}"),
-                    );
-                    rep.runs.push(rr);
-                    break 'runs;
-                }
-            }
-        }
+        let end = one_run(&ctx, &bufs, run, rep.params.baseline, &mut rr, &mut totals);
         rep.runs.push(rr);
-        if super::signal::interrupted() {
-            break;
+        match end {
+            Ok(()) if !super::signal::interrupted() => {}
+            Ok(()) | Err(None) => break,
+            Err(Some(stop)) => {
+                fail(&mut rep, stop.outcome, stop.errno, stop.message);
+                break;
+            }
         }
     }
+    let Totals {
+        main: mut all_main,
+        base: mut all_base,
+        verify: total_verify,
+    } = totals;
     if super::signal::interrupted() && rep.outcome == Outcome::Ok {
         fail(
             &mut rep,
@@ -733,6 +593,153 @@ pub fn run(shape: &Shape, via: &Via, p: &Params, journal_dir: &Path) -> CopyRepo
         };
     }
     finish(rep, &mut kmsg)
+}
+
+/// Why a run stopped early (the report's outcome, errno and message).
+struct Stop {
+    outcome: Outcome,
+    errno: Option<i32>,
+    message: String,
+}
+
+impl Stop {
+    fn error(errno: Option<i32>, message: String) -> Option<Stop> {
+        Some(Stop {
+            outcome: Outcome::Error,
+            errno,
+            message,
+        })
+    }
+
+    fn engine(e: std::io::Error) -> Option<Stop> {
+        Stop::error(e.raw_os_error(), format!("the I/O engine failed: {e}"))
+    }
+}
+
+/// `Err(None)`: interrupted, nothing failed.
+type RunEnd = Result<(), Option<Stop>>;
+
+/// The buffers every run uses.
+struct Buffers<'a> {
+    host: &'a DmaBuffer,
+    /// The P2P buffer, or `host` with `--host`.
+    main: &'a DmaBuffer,
+    p2p: bool,
+    ref_a: &'a DmaBuffer,
+    ref_b: &'a DmaBuffer,
+}
+
+/// What the runs add up to.
+#[derive(Default)]
+struct Totals {
+    main: Vec<PassResult>,
+    base: Vec<PassResult>,
+    verify: Option<Comparison>,
+}
+
+/// One repetition: the host baseline, DST's fill, the main pass, and the
+/// verification, stopping at the first failure.
+fn one_run(
+    ctx: &Ctx,
+    b: &Buffers,
+    run: u32,
+    baseline: bool,
+    rr: &mut RunReport,
+    totals: &mut Totals,
+) -> RunEnd {
+    let p = ctx.p;
+    let pattern = |what| {
+        let mut v = vec![0u8; p.chunk];
+        fill_pattern(&mut v, seed(run, what));
+        v
+    };
+    let (pat, dst_pat) = (pattern(1), pattern(2));
+    // 1. host baseline
+    if baseline {
+        fill_slots(b.host, b.host.len(), &pat);
+        let mut r = ctx.pass(b.host, "host").map_err(Stop::engine)?;
+        rr.baseline = Some(PassReport::of(&mut r));
+        let (failed, interrupted) = (r.failure.clone(), r.interrupted);
+        totals.base.push(r);
+        if let Some(f) = failed {
+            return Err(Stop::error(
+                f.errno,
+                format!(
+                    "the transfer fails through host memory too, so the device or file is at fault, not P2P: {}",
+                    f.describe()
+                ),
+            ));
+        }
+        if interrupted {
+            return Err(None);
+        }
+    }
+    // 2. DST holds a pattern, so a write that never lands is seen
+    if let Some(f) = ctx.prefill_dst(b.host, &dst_pat).map_err(Stop::engine)? {
+        return Err(Stop::error(
+            f.errno,
+            format!("preparing the destination failed: {}", f.describe()),
+        ));
+    }
+    // 3. the main pass
+    fill_slots(b.main, b.main.len(), &pat);
+    let mut r = ctx
+        .pass(b.main, if b.p2p { "p2p" } else { "host" })
+        .map_err(Stop::engine)?;
+    rr.main = Some(PassReport::of(&mut r));
+    let (moved, failure, interrupted) = (r.bytes, r.failure.clone(), r.interrupted);
+    totals.main.push(r);
+    if let Some(f) = failure {
+        let baseline_ok = rr.baseline.as_ref().is_some_and(|x| x.failure.is_none());
+        let outcome = if f.errno.is_some() && (baseline_ok || b.p2p) {
+            Outcome::Refused
+        } else {
+            Outcome::Error
+        };
+        return Err(Some(Stop {
+            outcome,
+            errno: f.errno,
+            message: f.describe(),
+        }));
+    }
+    if interrupted {
+        return Err(None);
+    }
+    // 4. verify every byte
+    if !p.verify {
+        return Ok(());
+    }
+    let covered = if p.duration.is_some() {
+        moved.min(p.size)
+    } else {
+        p.size
+    };
+    let c = verify(
+        ctx, b.main, b.p2p, b.ref_a, b.ref_b, &pat, &dst_pat, covered,
+    )
+    .map_err(|e| {
+        Stop::error(
+            e.raw_os_error(),
+            format!("reading back for verification failed: {e}"),
+        )
+    })?;
+    let Some(c) = c else { return Ok(()) };
+    rr.verify = Some(c);
+    totals.verify.get_or_insert_with(Comparison::default).add(c);
+    if c.matches() {
+        return Ok(());
+    }
+    Err(Some(Stop {
+        outcome: Outcome::Mismatch,
+        errno: None,
+        message: format!(
+            "the transfer reported success but {} of {} bytes differ, the first at offset {}{}",
+            c.bytes_differ,
+            c.bytes_compared,
+            c.first_mismatch.unwrap_or(0),
+            mismatch_cause(&c),
+        ),
+    }))
 }
 
 /// What the differing bytes say about where the data went missing. Most

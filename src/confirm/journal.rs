@@ -119,17 +119,29 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-fn pread_full(t: &Target, buf: &DmaBuffer, offset: u64, len: usize) -> io::Result<()> {
+/// Reads (or writes) `len` bytes at `offset` of `t` into (from) `buf`,
+/// whole, retrying short transfers; a write is synced to the device.
+fn transfer_full(
+    t: &Target,
+    buf: &DmaBuffer,
+    offset: u64,
+    len: usize,
+    write: bool,
+) -> io::Result<()> {
     let mut done = 0usize;
     while done < len {
-        // SAFETY: in bounds of the buffer; fd open.
+        let (ptr, n, at) = (
+            buf.ptr_at(done),
+            len - done,
+            (offset + done as u64) as libc::off_t,
+        );
+        // SAFETY: in bounds of the buffer; the descriptor is open.
         let rc = unsafe {
-            libc::pread(
-                t.fd(),
-                buf.ptr_at(done).cast(),
-                len - done,
-                (offset + done as u64) as libc::off_t,
-            )
+            if write {
+                libc::pwrite(t.fd(), ptr.cast(), n, at)
+            } else {
+                libc::pread(t.fd(), ptr.cast(), n, at)
+            }
         };
         if rc < 0 {
             let e = io::Error::last_os_error();
@@ -146,31 +158,10 @@ fn pread_full(t: &Target, buf: &DmaBuffer, offset: u64, len: usize) -> io::Resul
         }
         done += rc as usize;
     }
-    Ok(())
-}
-
-fn pwrite_full(t: &Target, buf: &DmaBuffer, offset: u64, len: usize) -> io::Result<()> {
-    let mut done = 0usize;
-    while done < len {
-        // SAFETY: as above.
-        let rc = unsafe {
-            libc::pwrite(
-                t.fd(),
-                buf.ptr_at(done).cast(),
-                len - done,
-                (offset + done as u64) as libc::off_t,
-            )
-        };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        done += rc as usize;
+    if write {
+        t.file.sync_all()?;
     }
-    t.file.sync_all()
+    Ok(())
 }
 
 impl Journal {
@@ -182,11 +173,13 @@ impl Journal {
             source,
         })?;
         let saved = DmaBuffer::host(len as usize)?;
-        pread_full(t, &saved, offset, len as usize).map_err(|source| JournalError::Save {
-            device: t.path.clone(),
-            offset,
-            len,
-            source,
+        transfer_full(t, &saved, offset, len as usize, false).map_err(|source| {
+            JournalError::Save {
+                device: t.path.clone(),
+                offset,
+                len,
+                source,
+            }
         })?;
         let data = saved.slice(0, len as usize);
         let header = Header {
@@ -248,9 +241,9 @@ impl Journal {
             journal: self.path.clone(),
             source,
         };
-        pwrite_full(t, &self.saved, h.offset, len).map_err(fail)?;
+        transfer_full(t, &self.saved, h.offset, len, true).map_err(fail)?;
         let check = DmaBuffer::host(len)?;
-        pread_full(t, &check, h.offset, len).map_err(fail)?;
+        transfer_full(t, &check, h.offset, len, false).map_err(fail)?;
         let c = super::buffer::compare(
             check.slice(0, len),
             self.saved.slice(0, len),
