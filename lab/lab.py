@@ -431,7 +431,11 @@ def module_load_order(kernel: Kernel, wanted: list[str]) -> list[tuple[str, byte
 
 
 def build_p2pdoctor(cache: Path, out: Path) -> Path | None:
-    target_dir = Path(os.environ.get("P2PDOCTOR_LAB_TARGET_DIR") or cache / "target")
+    # One target directory per checkout: cargo judges freshness by file
+    # times against paths relative to the package, so two checkouts sharing
+    # one directory can each take the other's newer build for their own.
+    checkout = hashlib.sha256(str(REPO).encode()).hexdigest()[:12]
+    target_dir = Path(os.environ.get("P2PDOCTOR_LAB_TARGET_DIR") or cache / "target" / checkout)
     last_good = cache / "bin" / "p2pdoctor"
     env = dict(os.environ, CARGO_TARGET_DIR=str(target_dir))
     env["RUSTFLAGS"] = (env.get("RUSTFLAGS", "") + " -C target-feature=+crt-static").strip()
