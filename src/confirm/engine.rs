@@ -348,7 +348,14 @@ mod uring {
             if inflight == 0 {
                 break;
             }
-            ring.submit_and_wait(1)?;
+            match ring.submit_and_wait(1) {
+                // a signal (Ctrl-C) while waiting: go round, stop issuing,
+                // and wait for what is in flight
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => {
+                    r?;
+                }
+            }
             completed.clear();
             completed.extend(ring.completion().map(|c| (c.user_data(), c.result())));
             for &(ud, rc) in &completed {
