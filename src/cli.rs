@@ -672,7 +672,7 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
             .journal_dir
             .clone()
             .unwrap_or_else(crate::confirm::journal::default_dir);
-        if !crate::confirm::command::recover_journals(&journal_dir, args.force, true) {
+        if !crate::confirm::command::recover_journals(&journal_dir, false, true) {
             anyhow::bail!(
                 "a journal in {} could not be restored (above); fix that first (`p2pdoctor restore`)",
                 journal_dir.display()

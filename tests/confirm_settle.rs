@@ -408,3 +408,28 @@ fn check_confirm_from_the_command_line() {
         }
     }
 }
+
+/// An IOMMU fault of some other device during the experiment is not
+/// evidence about this pair.
+#[test]
+fn only_fault_lines_naming_the_pair_count() {
+    let mut d = lab("04-switch-iommu");
+    inject(
+        &mut d,
+        "0000:04:00.0",
+        result(
+            PairOutcome::Mismatch,
+            None,
+            &[
+                "DMAR: [DMA Read NO_PASID] Request device [0000:65:00.0] fault addr 0x1000 [fault reason 0x06] PTE Read access is not set",
+            ],
+        ),
+    );
+    pairs::settle(&mut d);
+    let m = d.findings.iter().find(|f| f.rule == "P2P903").unwrap();
+    assert!(
+        m.message.contains("no IOMMU fault was logged"),
+        "{}",
+        m.message
+    );
+}

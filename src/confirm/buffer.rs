@@ -214,9 +214,14 @@ impl DmaBuffer {
         unsafe { std::slice::from_raw_parts(self.ptr.add(offset), len) }
     }
 
-    /// Mutable bytes `[offset, offset+len)`, same contract as [`slice`].
+    /// Mutable bytes `[offset, offset+len)`.
+    ///
+    /// # Safety
+    /// No other reference to these bytes may be alive (no `slice` of them,
+    /// no other `slice_mut`), and no I/O may be in flight on them: the
+    /// buffer is shared with the kernel, so the borrow checker cannot see it.
     #[allow(clippy::mut_from_ref)]
-    pub fn slice_mut(&self, offset: usize, len: usize) -> &mut [u8] {
+    pub unsafe fn slice_mut(&self, offset: usize, len: usize) -> &mut [u8] {
         assert!(offset + len <= self.len);
         // SAFETY: in bounds; the caller holds the only reference to the range.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(offset), len) }
@@ -375,7 +380,8 @@ mod tests {
         let b = DmaBuffer::host(5000).unwrap();
         assert_eq!(b.len(), 8192);
         assert_eq!(b.ptr_at(0) as usize % PAGE, 0);
-        b.slice_mut(0, 8192).fill(0xab);
+        // SAFETY: nothing else refers to the buffer.
+        unsafe { b.slice_mut(0, 8192) }.fill(0xab);
         assert!(b.slice(4096, 4096).iter().all(|&x| x == 0xab));
     }
 
@@ -387,7 +393,8 @@ mod tests {
         {
             let b = DmaBuffer::p2pmem(&path, 4096).unwrap();
             assert_eq!(b.kind(), BufferKind::StandIn);
-            b.slice_mut(0, 4).copy_from_slice(b"p2p!");
+            // SAFETY: nothing else refers to the buffer.
+            unsafe { b.slice_mut(0, 4) }.copy_from_slice(b"p2p!");
         }
         assert_eq!(&std::fs::read(&path).unwrap()[..4], b"p2p!");
         let e = DmaBuffer::p2pmem(&dir.path().join("missing"), 4096).unwrap_err();

@@ -133,7 +133,7 @@ pub fn copy(global: &GlobalArgs, a: CopyArgs) -> Result<i32> {
     let dst_offset = a.dst_offset.unwrap_or(a.offset);
     let journal_dir = a.journal_dir.clone().unwrap_or_else(journal::default_dir);
     // a run killed earlier may have left a range changed
-    if !recover_journals(&journal_dir, a.force, true) {
+    if !recover_journals(&journal_dir, false, true) {
         bail!(
             "a journal in {} could not be restored (above); fix that first (`p2pdoctor restore`), nothing was written",
             journal_dir.display()

@@ -238,7 +238,8 @@ pub struct CopyReport {
 fn fill_slots(buf: &DmaBuffer, len: usize, pat: &[u8]) {
     for off in (0..len).step_by(pat.len()) {
         let n = pat.len().min(len - off);
-        buf.slice_mut(off, n).copy_from_slice(&pat[..n]);
+        // SAFETY: called between passes: no I/O in flight, no slice alive.
+        unsafe { buf.slice_mut(off, n) }.copy_from_slice(&pat[..n]);
     }
 }
 
@@ -718,10 +719,14 @@ fn one_run(
         ctx, b.main, b.p2p, b.ref_a, b.ref_b, &pat, &dst_pat, covered,
     )
     .map_err(|e| {
-        Stop::error(
-            e.raw_os_error(),
-            format!("reading back for verification failed: {e}"),
-        )
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            None // Ctrl-C: nothing to conclude from a partial window
+        } else {
+            Stop::error(
+                e.raw_os_error(),
+                format!("reading back for verification failed: {e}"),
+            )
+        }
     })?;
     let Some(c) = c else { return Ok(()) };
     rr.verify = Some(c);
@@ -787,6 +792,18 @@ fn aggregate(passes: &mut [PassResult]) -> Option<PassReport> {
     Some(PassReport::of(&mut all))
 }
 
+/// A verification read that failed, or was cut short by Ctrl-C (then the
+/// error kind is `Interrupted`: a partial window is not compared).
+fn window_done(r: &PassResult, len: usize) -> std::io::Result<()> {
+    if let Some(f) = &r.failure {
+        return Err(std::io::Error::other(f.describe()));
+    }
+    if r.interrupted || r.bytes != len as u64 {
+        return Err(std::io::Error::from(std::io::ErrorKind::Interrupted));
+    }
+    Ok(())
+}
+
 /// Compares every byte of the range that moved. Windows of the buffer's
 /// size; the reference is always read through host memory.
 #[allow(clippy::too_many_arguments)]
@@ -815,13 +832,9 @@ fn verify(
                 // once into host memory
                 fill_slots(main, len, pat);
                 let r = ctx.read_window(src, p.src_offset, rel, len, main)?;
-                if let Some(f) = r.failure {
-                    return Err(std::io::Error::other(f.describe()));
-                }
+                window_done(&r, len)?;
                 let r = ctx.read_window(src, p.src_offset, rel, len, ref_a)?;
-                if let Some(f) = r.failure {
-                    return Err(std::io::Error::other(f.describe()));
-                }
+                window_done(&r, len)?;
                 let pattern = pattern_window(pat, 0, len);
                 compare(
                     main.slice(0, len),
@@ -833,9 +846,7 @@ fn verify(
             Shape::Copy { src, dst } => {
                 for (t, base, buf) in [(src, p.src_offset, ref_a), (dst, p.dst_offset, ref_b)] {
                     let r = ctx.read_window(t, base, rel, len, buf)?;
-                    if let Some(f) = r.failure {
-                        return Err(std::io::Error::other(f.describe()));
-                    }
+                    window_done(&r, len)?;
                 }
                 let pattern = pattern_window(dst_pat, rel, len);
                 let (got, want) = (ref_b.slice(0, len), ref_a.slice(0, len));
@@ -848,9 +859,7 @@ fn verify(
             }
             Shape::Write { dst } => {
                 let r = ctx.read_window(dst, p.dst_offset, rel, len, ref_b)?;
-                if let Some(f) = r.failure {
-                    return Err(std::io::Error::other(f.describe()));
-                }
+                window_done(&r, len)?;
                 let expected = pattern_window(pat, rel, len);
                 let pattern = pattern_window(dst_pat, rel, len);
                 compare(

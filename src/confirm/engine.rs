@@ -131,13 +131,23 @@ impl Job<'_> {
         self.limit == Limit::Once && self.chunks_per_cycle() <= self.slots as u64
     }
 
-    fn slot_ptr(&self, slot: usize) -> *mut u8 {
-        self.buf.ptr_at(self.buf_offset + slot * self.chunk)
+    /// The start of a slot, for a request of `len` bytes in it.
+    fn slot_ptr(&self, slot: usize, len: usize) -> *mut u8 {
+        let at = self.buf_offset + slot * self.chunk;
+        assert!(
+            len <= self.chunk && at + len <= self.buf.len(),
+            "slot {slot} outside the buffer"
+        );
+        self.buf.ptr_at(at)
     }
 
     fn validate(&self) {
         assert!(!self.stages.is_empty() && self.qd > 0 && self.chunk > 0 && self.range > 0);
-        assert!(self.slots >= self.qd.min(self.chunks_per_cycle() as usize));
+        if self.fixed_slots() {
+            assert!(self.slots as u64 >= self.chunks_per_cycle());
+        } else {
+            assert!(self.slots >= self.qd, "a slot per request in flight");
+        }
         let needed = if self.fixed_slots() {
             self.range as usize // the last chunk may be short
         } else {
@@ -189,16 +199,18 @@ fn threads(job: &Job, progress: Option<Progress>) -> std::io::Result<PassResult>
                         if stop.load(Ordering::Relaxed) || signal::interrupted() {
                             break;
                         }
+                        // the deadline before claiming a chunk, so the
+                        // claimed ones are always a prefix of the sequence
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            break;
+                        }
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         if deadline.is_none() && i >= n {
                             break;
                         }
-                        if deadline.is_some_and(|d| Instant::now() >= d) {
-                            break;
-                        }
                         let (off, len) = job.chunk_at(i);
                         let slot = if fixed { i as usize } else { t };
-                        let ptr = job.slot_ptr(slot);
+                        let ptr = job.slot_ptr(slot, len);
                         for st in &job.stages {
                             let t0 = Instant::now();
                             let at = st.base + off;
@@ -278,7 +290,7 @@ mod uring {
     fn sqe(job: &Job, op: &Op, id: usize) -> io_uring::squeue::Entry {
         let st = &job.stages[op.stage];
         let fd = types::Fd(st.fd);
-        let ptr = job.slot_ptr(op.slot);
+        let ptr = job.slot_ptr(op.slot, op.len);
         let at = st.base + op.off;
         let e = if st.write {
             opcode::Write::new(fd, ptr.cast_const(), op.len as u32)
@@ -309,6 +321,8 @@ mod uring {
         let mut res = PassResult::default();
         let mut last_progress = start;
         let mut completed: Vec<(u64, i32)> = Vec::with_capacity(qd);
+        let mut enter_errors = 0u32;
+        let mut engine_error: Option<std::io::Error> = None;
         loop {
             // keep the queue full
             while inflight < qd && !stop {
@@ -349,11 +363,24 @@ mod uring {
                 break;
             }
             match ring.submit_and_wait(1) {
+                Ok(_) => enter_errors = 0,
                 // a signal (Ctrl-C) while waiting: go round, stop issuing,
                 // and wait for what is in flight
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                r => {
-                    r?;
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EBUSY)) => {
+                    continue;
+                }
+                Err(e) => {
+                    // never return with requests in flight: the kernel would
+                    // still be moving data into buffers the caller reuses
+                    stop = true;
+                    enter_errors += 1;
+                    if enter_errors >= 100 {
+                        return Err(e);
+                    }
+                    engine_error.get_or_insert(e);
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
                 }
             }
             completed.clear();
@@ -376,7 +403,10 @@ mod uring {
                         });
                     }
                     stop = true;
-                } else if op.stage + 1 < job.stages.len() && !stop {
+                } else if op.stage + 1 < job.stages.len() && res.failure.is_none() {
+                    // a chunk that started finishes all its stages even
+                    // after the deadline or Ctrl-C, so what moved is always
+                    // whole chunks from the start of the range
                     op.stage += 1;
                     op.issued = now;
                     let e = sqe(job, &op, id);
@@ -399,6 +429,9 @@ mod uring {
                 last_progress = Instant::now();
                 p(res.bytes);
             }
+        }
+        if let Some(e) = engine_error {
+            return Err(e);
         }
         res.elapsed = start.elapsed();
         res.interrupted = signal::interrupted();

@@ -51,11 +51,21 @@ pub struct Header {
     pub fnv1a: u64,
 }
 
-/// A saved range, live until restored.
+/// A saved range, live until restored. The journal file is held open with
+/// an exclusive flock for as long as this lives, which is how a later run
+/// tells a live run's journal from a dead one's (a PID can be reused).
 pub struct Journal {
     pub path: PathBuf,
     pub header: Header,
     saved: DmaBuffer,
+    _lock: Option<File>,
+}
+
+fn lock(f: &File, wait: bool) -> bool {
+    use std::os::fd::AsRawFd;
+    let op = libc::LOCK_EX | if wait { 0 } else { libc::LOCK_NB };
+    // SAFETY: flock on an open descriptor.
+    unsafe { libc::flock(f.as_raw_fd(), op) == 0 }
 }
 
 /// Why saving or restoring failed.
@@ -93,6 +103,10 @@ pub enum JournalError {
         differ: u64,
         journal: PathBuf,
     },
+    #[error(
+        "the range is still held by the journal {journal} (an earlier restore failed or a run is going on): run `p2pdoctor restore` first; nothing was written"
+    )]
+    Pending { journal: PathBuf },
     #[error("{0}")]
     Buffer(#[from] super::buffer::BufferError),
 }
@@ -172,6 +186,23 @@ impl Journal {
             dir: dir.to_path_buf(),
             source,
         })?;
+        // Never save over a range another journal still holds: its saved
+        // bytes are the original, ours would be whatever is there now.
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.filter_map(|e| e.ok()) {
+                let p = e.path();
+                if p.extension().is_none_or(|x| x != "journal") {
+                    continue;
+                }
+                if let Ok(h) = Journal::load_header(&p)
+                    && h.identity == t.identity
+                    && h.offset < offset + len
+                    && offset < h.offset + h.length
+                {
+                    return Err(JournalError::Pending { journal: p });
+                }
+            }
+        }
         let saved = DmaBuffer::host(len as usize)?;
         transfer_full(t, &saved, offset, len as usize, false).map_err(|source| {
             JournalError::Save {
@@ -184,7 +215,7 @@ impl Journal {
         let data = saved.slice(0, len as usize);
         let header = Header {
             device: t.path.clone(),
-            identity: t.identity,
+            identity: t.identity.clone(),
             offset,
             length: len,
             pid: std::process::id(),
@@ -197,25 +228,34 @@ impl Journal {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
-        let path = dir.join(format!("{stem}-{offset}-{}.journal", header.pid));
-        let tmp = dir.join(format!(".{stem}-{offset}-{}.tmp", header.pid));
-        let write = || -> io::Result<()> {
+        // unique per run and experiment: a rename never replaces a journal
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let unique = format!("{stem}-{offset}-{}-{}-{seq}", header.pid, header.started);
+        let path = dir.join(format!("{unique}.journal"));
+        let tmp = dir.join(format!(".{unique}.tmp"));
+        let write = || -> io::Result<File> {
             let mut f = OpenOptions::new()
                 .write(true)
-                .create(true)
-                .truncate(true)
+                .create_new(true)
                 .mode(0o600)
                 .open(&tmp)?;
+            if !lock(&f, false) {
+                return Err(io::Error::other("cannot lock the new journal"));
+            }
             f.write_all(MAGIC)?;
             f.write_all(serde_json::to_string(&header)?.as_bytes())?;
             f.write_all(b"\n")?;
             f.write_all(data)?;
             f.sync_all()?;
+            if path.exists() {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+            }
             std::fs::rename(&tmp, &path)?;
             sync_dir(dir);
-            Ok(())
+            Ok(f)
         };
-        write().map_err(|source| {
+        let held = write().map_err(|source| {
             let _ = std::fs::remove_file(&tmp);
             JournalError::Write {
                 path: path.clone(),
@@ -226,6 +266,7 @@ impl Journal {
             path,
             header,
             saved,
+            _lock: Some(held),
         })
     }
 
@@ -268,6 +309,22 @@ impl Journal {
         Ok(h.length)
     }
 
+    /// Only the header of a journal file.
+    fn load_header(path: &Path) -> io::Result<Header> {
+        let mut f = File::open(path)?;
+        let mut head = vec![0u8; 4096];
+        let n = f.read(&mut head)?;
+        let rest = head[..n]
+            .strip_prefix(MAGIC)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not a journal"))?;
+        let nl = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no header"))?;
+        serde_json::from_slice(&rest[..nl])
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
     /// Reads a journal file back.
     pub fn load(path: &Path) -> io::Result<Journal> {
         let mut f = File::open(path)?;
@@ -288,11 +345,13 @@ impl Journal {
             return Err(bad("the saved data is torn (length or checksum differs)"));
         }
         let saved = DmaBuffer::host(data.len()).map_err(io::Error::other)?;
-        saved.slice_mut(0, data.len()).copy_from_slice(data);
+        // SAFETY: a buffer made just now; nothing else refers to it.
+        unsafe { saved.slice_mut(0, data.len()) }.copy_from_slice(data);
         Ok(Journal {
             path: path.to_path_buf(),
             header,
             saved,
+            _lock: None,
         })
     }
 }
@@ -309,16 +368,8 @@ pub struct Recovery {
     pub message: String,
 }
 
-fn pid_alive(pid: u32) -> bool {
-    if pid == std::process::id() {
-        return true;
-    }
-    // SAFETY: signal 0 only checks for existence.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// Restores every journal left in `dir` by a run that is no longer alive.
+/// Restores every journal left in `dir` by a run that is no longer alive
+/// (its flock is gone with it).
 pub fn recover(dir: &Path, force: bool) -> Vec<Recovery> {
     let mut out = Vec::new();
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -357,7 +408,8 @@ pub fn recover(dir: &Path, force: bool) -> Vec<Recovery> {
             outcome: String::new(),
             message: String::new(),
         };
-        if pid_alive(h.pid) && h.pid != std::process::id() {
+        let busy = File::open(&path).map(|f| !lock(&f, false)).unwrap_or(false);
+        if busy {
             rec.outcome = "in-use".into();
             rec.message = format!(
                 "the run that wrote it (pid {}) is still going; left alone",
@@ -381,7 +433,7 @@ pub fn recover(dir: &Path, force: bool) -> Vec<Recovery> {
         if t.identity != h.identity {
             rec.outcome = "skipped".into();
             rec.message = format!(
-                "{} is not the device the journal was written for (device number, inode or size changed); the journal is kept",
+                "{} is not the device the journal was written for (device number, inode, size or world-wide ID changed); the journal is kept",
                 h.device.display()
             );
             out.push(rec);
@@ -461,7 +513,7 @@ mod tests {
         new.extend(serde_json::to_vec(&h).unwrap());
         new.extend(&text[hdr_end..]);
         std::fs::write(&jpath, &new).unwrap();
-        std::mem::forget(j);
+        drop(j); // the run "dies": its lock goes with it
         std::fs::write(dir.path().join("disk.img"), vec![0u8; 1 << 16]).unwrap();
         let recs = recover(&jdir, false);
         assert_eq!(recs.len(), 1);
@@ -479,5 +531,36 @@ mod tests {
         assert_eq!(recs[0].outcome, "failed");
         assert!(recs[0].message.contains("torn"), "{}", recs[0].message);
         assert!(torn.exists());
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    /// A live run's journal is left alone even if its PID means nothing, and
+    /// a second save over the same range is refused while the first stands.
+    #[test]
+    fn a_held_journal_is_in_use_and_blocks_an_overlapping_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("disk.img");
+        std::fs::write(&p, vec![7u8; 1 << 16]).unwrap();
+        let Ok(t) = Target::open(&p, true, false) else {
+            return;
+        };
+        let jdir = dir.path().join("journal");
+        let j = Journal::save(&t, 0, 8192, &jdir).unwrap();
+        let recs = recover(&jdir, false);
+        assert_eq!(recs[0].outcome, "in-use", "{:?}", recs[0]);
+        let e = Journal::save(&t, 4096, 8192, &jdir)
+            .err()
+            .expect("overlap refused");
+        assert!(e.to_string().contains("still held by the journal"), "{e}");
+        // a range beside it is fine
+        let k = Journal::save(&t, 8192, 4096, &jdir).unwrap();
+        assert_ne!(j.path, k.path);
+        k.restore(&t).unwrap();
+        j.restore(&t).unwrap();
+        assert_eq!(std::fs::read_dir(&jdir).unwrap().count(), 0);
     }
 }

@@ -188,7 +188,7 @@ fn run_pair(provider: Bdf, client_devs: &[String], opts: &ConfirmOptions) -> Pai
     log.extend(read.kernel_log.iter().cloned());
     dirs.push(direction("read", &dev, &read));
     drop(src);
-    if opts.write.iter().any(|w| same_file(w, &dev)) {
+    if opts.write.iter().any(|w| same_file(w, &dev)) && !super::signal::interrupted() {
         match Target::open(&dev, true, opts.force) {
             Ok(dst) => {
                 let w = copy::run(
@@ -216,11 +216,13 @@ fn run_pair(provider: Bdf, client_devs: &[String], opts: &ConfirmOptions) -> Pai
         }
     }
     // the worst direction decides
+    // (a direction that could not run says nothing about the pair: one
+    // with a definite result outranks it)
     let rank = |o: Outcome| match o {
         Outcome::Mismatch => 4,
         Outcome::Refused => 3,
-        Outcome::Error | Outcome::Interrupted => 2,
-        Outcome::Ok => 1,
+        Outcome::Ok => 2,
+        Outcome::Error | Outcome::Interrupted => 1,
     };
     let worst = dirs.iter().max_by_key(|d| rank(d.outcome)).unwrap();
     let outcome = match worst.outcome {
@@ -292,6 +294,16 @@ fn settles(rule: &str) -> Option<Settles> {
         "P2P302" | "P2P303" | "P2P601" | "P2P603" => Settles::Hazard,
         _ => return None,
     })
+}
+
+/// An IOMMU fault line about one of `devs` (a fault of another device
+/// during the experiment says nothing about this pair).
+fn fault_about(l: &str, devs: &[Bdf]) -> bool {
+    fault_line(l)
+        && devs.iter().any(|b| {
+            let short = format!("{:02x}:{:02x}.{:x}", b.bus, b.device, b.function);
+            l.contains(&short)
+        })
 }
 
 fn fault_line(l: &str) -> bool {
@@ -380,7 +392,7 @@ pub fn settle(d: &mut Diagnosis) {
         let mut refuted = Vec::new();
         let mut open = Vec::new();
         for (p, c, x, _) in &mine {
-            let faults = x.log.iter().any(|l| fault_line(l));
+            let faults = x.log.iter().any(|l| fault_about(l, &[*p, *c]));
             let line = format!("confirm {c} → {p}: {}", describe(x));
             let verdict = match kind {
                 Settles::Refusal => match x.outcome {
@@ -465,7 +477,12 @@ pub fn settle(d: &mut Diagnosis) {
             );
         }
         if x.outcome == PairOutcome::Mismatch {
-            let faults: Vec<String> = x.log.iter().filter(|l| fault_line(l)).cloned().collect();
+            let faults: Vec<String> = x
+                .log
+                .iter()
+                .filter(|l| fault_about(l, &[*p, *c]))
+                .cloned()
+                .collect();
             let cause = if faults.is_empty() {
                 "no IOMMU fault was logged".to_string()
             } else {
@@ -513,7 +530,12 @@ fn settle_pool(d: &mut Diagnosis) {
             .flatten()
             .copied()
             .collect();
-        if let Some(c) = exps.iter().find(|c| c.errno == Some(libc::ENOMEM)) {
+        // (ENOMEM as an Error is the mapping of P2P memory failing; a
+        // transfer refused with it had its buffer)
+        if let Some(c) = exps
+            .iter()
+            .find(|c| c.outcome == PairOutcome::Error && c.errno == Some(libc::ENOMEM))
+        {
             f.status = Status::Confirmed;
             f.evidence.push(format!(
                 "confirm: mapping P2P memory failed with ENOMEM: {}",

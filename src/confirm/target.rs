@@ -21,13 +21,19 @@ pub enum TargetKind {
 
 /// Which inode a target is, so a journal is never restored onto another
 /// device that took the same name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Identity {
     /// st_rdev for a block device, st_dev for a file.
     pub dev: u64,
     /// 0 for a block device.
     pub ino: u64,
     pub size: u64,
+    /// The namespace's world-wide ID (sysfs `wwid`: EUI-64, NGUID or the
+    /// serial), which stays with the drive when device numbers are handed
+    /// out in another order after a reboot. None where the kernel has none
+    /// (loop devices, partitions).
+    #[serde(default)]
+    pub wwid: Option<String>,
 }
 
 /// An open target.
@@ -139,11 +145,18 @@ impl Target {
                 dev: meta.rdev(),
                 ino: 0,
                 size,
+                wwid: kernel_name.as_deref().and_then(|n| {
+                    std::fs::read_to_string(format!("/sys/class/block/{n}/wwid"))
+                        .ok()
+                        .map(|w| w.trim().to_string())
+                        .filter(|w| !w.is_empty())
+                }),
             },
             TargetKind::File => Identity {
                 dev: meta.dev(),
                 ino: meta.ino(),
                 size,
+                wwid: None,
             },
         };
         Ok(Target {
