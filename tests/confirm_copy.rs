@@ -80,18 +80,7 @@ fn json(out: &std::process::Output) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/copy.schema.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let errors = common::schema::validate(&schema, &v);
-    assert!(
-        errors.is_empty(),
-        "copy JSON breaks its schema: {errors:#?}"
-    );
+    common::schema::assert_valid("copy", &v);
     v
 }
 

@@ -132,15 +132,7 @@ fn the_pipeline_runs_every_pair_with_a_namespace_and_skips_the_rest() {
         .unwrap();
     assert_eq!(pair["confirm"]["outcome"], "ok");
     assert_eq!(pair["confirm"]["directions"][1]["direction"], "write");
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/check.schema.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let errors = common::schema::validate(&schema, &v);
-    assert!(errors.is_empty(), "{errors:#?}");
+    common::schema::assert_valid("check", &v);
 }
 
 #[test]
@@ -388,15 +380,7 @@ fn check_confirm_from_the_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let schema: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/check.schema.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let errors = common::schema::validate(&schema, &v);
-    assert!(errors.is_empty(), "{errors:#?}");
+    common::schema::assert_valid("check", &v);
     for p in v["pairs"].as_array().unwrap() {
         let c = &p["confirm"];
         assert!(

@@ -8,8 +8,7 @@ use common::*;
 use serde_json::Value;
 
 fn schema() -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/check.schema.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    common::schema::load("check")
 }
 
 fn check(root: &std::path::Path, args: &[&str]) -> (i32, String, String) {

@@ -6,13 +6,7 @@ use common::*;
 use serde_json::Value;
 
 fn schema() -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/topo.schema.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap()
+    common::schema::load("topo")
 }
 
 fn device<'a>(doc: &'a Value, bdf: &str) -> &'a Value {

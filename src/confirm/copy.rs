@@ -268,24 +268,28 @@ struct Ctx<'a> {
     bar_label: String,
 }
 
+/// Reading or writing `t` from byte `base` on (`read /dev/nvme1n1`).
+fn stage(t: &Target, write: bool, base: u64) -> Stage {
+    Stage {
+        fd: t.fd(),
+        write,
+        base,
+        label: format!(
+            "{} {}",
+            if write { "write" } else { "read" },
+            t.path.display()
+        ),
+    }
+}
+
 impl Ctx<'_> {
     fn stages(&self) -> Vec<Stage> {
         let mut v = Vec::new();
         if let Some(s) = self.shape.src() {
-            v.push(Stage {
-                fd: s.fd(),
-                write: false,
-                base: self.p.src_offset,
-                label: format!("read {}", s.path.display()),
-            });
+            v.push(stage(s, false, self.p.src_offset));
         }
         if let Some(d) = self.shape.dst() {
-            v.push(Stage {
-                fd: d.fd(),
-                write: true,
-                base: self.p.dst_offset,
-                label: format!("write {}", d.path.display()),
-            });
+            v.push(stage(d, true, self.p.dst_offset));
         }
         v
     }
@@ -323,12 +327,7 @@ impl Ctx<'_> {
         };
         fill_slots(host, host.len(), pat);
         let job = Job {
-            stages: vec![Stage {
-                fd: d.fd(),
-                write: true,
-                base: self.p.dst_offset,
-                label: format!("write {}", d.path.display()),
-            }],
+            stages: vec![stage(d, true, self.p.dst_offset)],
             buf: host,
             buf_offset: 0,
             slots: host.len() / self.p.chunk,
@@ -351,12 +350,7 @@ impl Ctx<'_> {
     ) -> std::io::Result<PassResult> {
         let slots = len.div_ceil(self.p.chunk);
         let job = Job {
-            stages: vec![Stage {
-                fd: t.fd(),
-                write: false,
-                base: base + rel,
-                label: format!("read {}", t.path.display()),
-            }],
+            stages: vec![stage(t, false, base + rel)],
             buf,
             buf_offset: 0,
             slots,

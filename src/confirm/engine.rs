@@ -526,17 +526,21 @@ mod tests {
             .unwrap()
     }
 
+    fn stage(fd: i32, write: bool, base: u64, label: &str) -> Stage {
+        Stage {
+            fd,
+            write,
+            base,
+            label: label.to_string(),
+        }
+    }
+
     fn read_once(kind: EngineKind, qd: usize, chunk: usize, len: usize) {
         let (f, data) = data_file(len, 3);
         let file = open_direct(f.path());
         let buf = DmaBuffer::host(len).unwrap();
         let job = Job {
-            stages: vec![Stage {
-                fd: file.as_raw_fd(),
-                write: false,
-                base: 0,
-                label: "read".into(),
-            }],
+            stages: vec![stage(file.as_raw_fd(), false, 0, "read")],
             buf: &buf,
             buf_offset: 0,
             slots: len.div_ceil(chunk),
@@ -575,18 +579,8 @@ mod tests {
             let buf = DmaBuffer::host(4 * 8192).unwrap();
             let job = Job {
                 stages: vec![
-                    Stage {
-                        fd: s.as_raw_fd(),
-                        write: false,
-                        base: 0,
-                        label: "read src".into(),
-                    },
-                    Stage {
-                        fd: d.as_raw_fd(),
-                        write: true,
-                        base: 0,
-                        label: "write dst".into(),
-                    },
+                    stage(s.as_raw_fd(), false, 0, "read src"),
+                    stage(d.as_raw_fd(), true, 0, "write dst"),
                 ],
                 buf: &buf,
                 buf_offset: 0,
@@ -611,12 +605,7 @@ mod tests {
             let ro = std::fs::File::open(f.path()).unwrap();
             let buf = DmaBuffer::host(1 << 16).unwrap();
             let job = Job {
-                stages: vec![Stage {
-                    fd: ro.as_raw_fd(),
-                    write: true,
-                    base: 4096,
-                    label: "write x".into(),
-                }],
+                stages: vec![stage(ro.as_raw_fd(), true, 4096, "write x")],
                 buf: &buf,
                 buf_offset: 0,
                 slots: 1,
@@ -640,12 +629,7 @@ mod tests {
         let file = open_direct(f.path());
         let buf = DmaBuffer::host(4 * 4096).unwrap();
         let job = Job {
-            stages: vec![Stage {
-                fd: file.as_raw_fd(),
-                write: false,
-                base: 0,
-                label: "read".into(),
-            }],
+            stages: vec![stage(file.as_raw_fd(), false, 0, "read")],
             buf: &buf,
             buf_offset: 0,
             slots: 4,

@@ -5,6 +5,24 @@
 
 use serde_json::Value;
 
+/// `schema/<name>.schema.json` from the source tree.
+pub fn load(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schema")
+        .join(format!("{name}.schema.json"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Panics, listing every violation, unless `value` follows `schema/<name>.schema.json`.
+pub fn assert_valid(name: &str, value: &Value) {
+    let errors = validate(&load(name), value);
+    assert!(
+        errors.is_empty(),
+        "JSON breaks schema/{name}.schema.json: {errors:#?}"
+    );
+}
+
 pub fn validate(schema: &Value, value: &Value) -> Vec<String> {
     let mut errors = Vec::new();
     check(schema, schema, value, "$", &mut errors);
