@@ -2,7 +2,6 @@
 //! "not whitelisted", DMAR/AMD-Vi faults, AER.
 
 use std::fs::File;
-use std::io::{ErrorKind, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 
@@ -52,25 +51,10 @@ impl KmsgWatch {
         let Some(f) = self.file.as_mut() else {
             return Vec::new();
         };
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 8192];
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    let rec = String::from_utf8_lossy(&buf[..n]);
-                    if let Some(line) = crate::scan::kmsg::format_record(&rec)
-                        && crate::scan::kmsg::is_relevant(&line)
-                    {
-                        out.push(line);
-                    }
-                }
-                // EPIPE: records were overwritten before we read them
-                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(_) => break,
-            }
-        }
-        out
+        crate::scan::kmsg::read_records(f)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|l| crate::scan::kmsg::is_relevant(l))
+            .collect()
     }
 }

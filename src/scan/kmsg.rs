@@ -70,6 +70,13 @@ fn read_kmsg() -> std::io::Result<Vec<String>> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open("/dev/kmsg")?;
+    read_records(&mut f)
+}
+
+/// Every record readable now from a non-blocking `/dev/kmsg` descriptor,
+/// as dmesg lines (one record per read; EAGAIN is the end). An error before
+/// the first record is returned; after it, what was read is kept.
+pub fn read_records(f: &mut std::fs::File) -> std::io::Result<Vec<String>> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 8192];
     loop {
