@@ -7,6 +7,7 @@
 mod device;
 mod host;
 pub mod kmsg;
+mod nesting;
 mod nvme;
 pub mod pciids;
 
@@ -54,6 +55,11 @@ pub enum LimitationKind {
     KernelConfigMissing,
     KernelLogUnreadable,
     NoPciBus,
+    /// Functions were placed in the tree from bus numbers, not sysfs paths.
+    NestingInferred,
+    /// A bridge on some function's path is not in the input: kept as a
+    /// gap whose registers are unknown.
+    BridgeMissing,
 }
 
 /// Options for a scan.
