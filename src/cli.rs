@@ -493,6 +493,7 @@ pub fn main() -> i32 {
 pub fn run(cli: Cli) -> Result<i32> {
     let scan_options = ScanOptions {
         no_names: cli.global.no_names,
+        vendor_tools: false,
     };
     match cli.command {
         Command::Topo(args) => {
@@ -516,7 +517,15 @@ pub fn run(cli: Cli) -> Result<i32> {
             std::mem::forget(root);
             Ok(0)
         }
-        Command::Check(args) => run_check(&cli.global, &scan_options, args),
+        // Only check compares its classes with the vendor's tool.
+        Command::Check(args) => run_check(
+            &cli.global,
+            &ScanOptions {
+                vendor_tools: true,
+                ..scan_options
+            },
+            args,
+        ),
         Command::Explain(args) => run_explain(&cli.global, args),
         Command::Rules(args) => run_rules(&cli.global, args),
         Command::Copy(args) => crate::confirm::command::copy(&cli.global, args),

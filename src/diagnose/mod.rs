@@ -18,6 +18,8 @@
 pub mod acs_params;
 pub mod catalog;
 mod checks;
+
+pub use checks::vendor::{Mapping, VendorComparison, VendorDevice, VendorPair};
 pub mod kernel;
 pub mod p2pdma;
 
@@ -210,6 +212,9 @@ pub struct Diagnosis {
     pub limitations: Vec<String>,
     /// Every endpoint was taken as a hypothetical provider.
     pub all_pairs: bool,
+    /// The vendor's tool (`nvidia-smi topo -m`) beside p2pdoctor's path
+    /// classes, when it ran or a capture holds its output.
+    pub vendor_topology: Option<VendorComparison>,
 }
 
 /// What to diagnose.
@@ -315,6 +320,12 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         pairs: &pairs,
     };
     let mut findings = checks::run_all(&ctx);
+    let vendor_topology = tree
+        .host
+        .nvidia_topology
+        .as_ref()
+        .map(|t| checks::vendor::compare(tree, t));
+    findings.extend(checks::vendor::check(vendor_topology.as_ref()));
     sort_findings(&mut findings);
 
     let mut in_pairs: BTreeSet<NodeId> = providers.iter().copied().collect();
@@ -352,6 +363,7 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         findings,
         limitations: tree.limitations.iter().map(|l| l.message.clone()).collect(),
         all_pairs: opts.all_pairs,
+        vendor_topology,
     }
 }
 

@@ -22,6 +22,11 @@ pub struct HostFacts {
     pub kernel_config_source: Option<String>,
     /// IOMMU units the kernel registered (`/sys/class/iommu`).
     pub iommu_units: Vec<IommuUnit>,
+    /// `nvidia-smi topo -m`, when the tool ran or a capture holds it
+    /// (`check` shows it beside its own classes; absent from topo's JSON
+    /// when there is none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nvidia_topology: Option<super::nvidia::NvidiaTopology>,
 }
 
 /// The kernel command line and the parameters that change P2P behaviour.
@@ -122,6 +127,7 @@ pub(super) fn read_host(root: &SystemRoot, limitations: &mut Vec<Limitation>) ->
         kernel_config,
         kernel_config_source,
         iommu_units,
+        nvidia_topology: None,
     }
 }
 

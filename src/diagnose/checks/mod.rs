@@ -11,6 +11,7 @@ mod kernel;
 mod link;
 mod ordering;
 mod provider;
+pub mod vendor;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -95,6 +96,7 @@ pub const ALL_RULES: &[RuleRef] = &[
     link::AER,
     device::NO_DRIVER,
     device::BUS_MASTER,
+    vendor::DISAGREES,
     facts::UNREADABLE,
     facts::CONTRADICTED,
     facts::MISMATCH,
