@@ -193,6 +193,11 @@ const CASES: &[Case] = &[
         silent: &["rule_vendor_topology_agrees", "rule_clean"],
     },
     Case {
+        rule: "P2P804",
+        fires: &[("rule_small_bar", Warning, Predicted)],
+        silent: &["rule_clean", "two_socket_server"],
+    },
+    Case {
         rule: "P2P901",
         fires: &[("rule_nonroot", Warning, Inconclusive)],
         silent: &["rule_clean"],
@@ -424,4 +429,22 @@ fn the_vendor_matrix_is_compared_pair_by_pair() {
     );
     // No saved matrix, no comparison.
     assert!(diagnose_spec("rule_clean").vendor_topology.is_none());
+}
+
+/// The GPU whose BAR1 is below what its Resizable BAR capability offers is
+/// named with both sizes; its twin at the largest size is not.
+#[test]
+fn a_small_bar_names_the_gpu_the_bar_and_both_sizes() {
+    let d = diagnose_spec("rule_small_bar");
+    let found: Vec<_> = d.findings.iter().filter(|f| f.rule == "P2P804").collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let f = found[0];
+    assert_eq!(f.subjects, ["0000:01:00.0".parse().unwrap()]);
+    assert!(f.message.contains("BAR1 at 256 MiB"), "{}", f.message);
+    assert!(f.message.contains("up to 32 GiB"), "{}", f.message);
+    let fix = f.fix.as_deref().unwrap();
+    assert!(
+        fix.contains("echo 15 > /sys/bus/pci/devices/0000:01:00.0/resource1_resize"),
+        "{fix}"
+    );
 }
