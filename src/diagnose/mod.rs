@@ -81,6 +81,22 @@ pub struct Finding {
     pub evidence: Vec<String>,
 }
 
+impl Finding {
+    /// Whether this finding alone makes `check` exit non-zero at
+    /// `fail_on`, by the same rules as [`Diagnosis::exit_code`]: predicted
+    /// or confirmed errors always, warnings at `--fail-on warning`, and an
+    /// inconclusive warning or error counts as a warning (an unreadable
+    /// fact is never "all clear"). Refuted findings never fail.
+    pub fn fails(&self, fail_on: FailOn) -> bool {
+        let counted = matches!(self.status, Status::Predicted | Status::Confirmed);
+        match (self.severity, self.status) {
+            (Severity::Error, _) if counted => true,
+            (Severity::Info, _) | (_, Status::Refuted) => false,
+            _ => fail_on == FailOn::Warning,
+        }
+    }
+}
+
 /// The threshold for a non-zero exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum FailOn {
