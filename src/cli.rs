@@ -171,6 +171,27 @@ pub enum Command {
     ///   p2pdoctor rules --format json | jq -r '.rules[].id'
     #[command(verbatim_doc_comment)]
     Rules(RulesArgs),
+
+    /// What changed between two machines, or one machine at two times,
+    /// that matters for P2P.
+    ///
+    /// A and B are each a snapshot archive, a captured tree, or `/` for
+    /// this machine. Devices are matched by Device Serial Number, then by
+    /// address, then by IDs and position when bus numbers moved; then
+    /// every difference is listed, most consequential first: pairs whose
+    /// map type, distance, path class or ACS-redirect bridges changed,
+    /// findings that appeared or went away, ACS Control bits, IOMMU mode,
+    /// group types and group sharing, kernel release and command line,
+    /// devices added, removed or moved, links, P2P memory, CPU.
+    ///
+    /// Exit status: 0 no difference, 1 differences, 3 failure.
+    ///
+    /// Examples:
+    ///   p2pdoctor diff node3.tar.gz node17.tar.gz
+    ///   p2pdoctor diff good.tar.gz / --ignore cpu,link
+    ///   p2pdoctor diff a.tar.gz b.tar.gz --format json | jq '.changes[]'
+    #[command(verbatim_doc_comment)]
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -463,6 +484,35 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The first machine: a snapshot, a captured tree, or `/`.
+    #[arg(value_name = "A")]
+    pub a: PathBuf,
+
+    /// The second machine.
+    #[arg(value_name = "B")]
+    pub b: PathBuf,
+
+    /// Output format: `text`, or `json` (schema/diff.schema.json).
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
+
+    /// Leave out whole classes of difference (comma-separated): pair,
+    /// finding, acs, iommu, kernel, cmdline, device, link, p2pmem, cpu.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "CLASS")]
+    pub ignore: Vec<crate::compare::ChangeClass>,
+
+    /// Compare every endpoint pair, not only pairs with a P2P memory
+    /// provider (see `check --all-pairs`).
+    #[arg(long)]
+    pub all_pairs: bool,
+
+    /// Write to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub struct ExplainArgs {
     /// The rule: its ID (P2P301) or name (acs-redirect).
     #[arg(value_name = "ID")]
@@ -551,6 +601,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         ),
         Command::Explain(args) => run_explain(&cli.global, args),
         Command::Rules(args) => run_rules(&cli.global, args),
+        Command::Diff(args) => run_diff(&cli.global, &scan_options, args),
         Command::Copy(args) => crate::confirm::command::copy(&cli.global, args),
         Command::Restore(args) => crate::confirm::command::restore(&cli.global, args),
         Command::Snapshot(args) => {
@@ -773,6 +824,39 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
         return Ok(crate::confirm::signal::EXIT_INTERRUPTED);
     }
     Ok(diagnosis.exit_code(args.fail_on))
+}
+
+/// `p2pdoctor diff A B`: 0 the same, 1 differences.
+fn run_diff(global: &GlobalArgs, scan_options: &ScanOptions, args: DiffArgs) -> Result<i32> {
+    let opts = crate::diagnose::Options {
+        all_pairs: args.all_pairs,
+        ..Default::default()
+    };
+    let read = |path: &Path| -> Result<(Tree, crate::diagnose::Diagnosis, String)> {
+        let root = open_root(Some(path)).with_context(|| format!("reading {}", path.display()))?;
+        let tree = Tree::build(scan::scan(&root, scan_options));
+        let diagnosis = crate::diagnose::diagnose(&tree, &opts);
+        Ok((tree, diagnosis, root.describe()))
+    };
+    let (ta, da, na) = read(&args.a)?;
+    let (tb, db, nb) = read(&args.b)?;
+    let side = |tree, diagnosis, name| crate::compare::Side {
+        name,
+        tree,
+        diagnosis,
+    };
+    let diff = crate::compare::diff(&side(&ta, &da, na), &side(&tb, &db, nb), &args.ignore);
+    let mut buf = Vec::new();
+    match args.format {
+        CheckFormat::Text => crate::render::diff_text::render(
+            &diff,
+            args.output.is_none() && global.color.resolve(),
+            &mut buf,
+        )?,
+        CheckFormat::Json => crate::render::diff_json::render(&diff, &mut buf)?,
+    }
+    write_output(args.output.as_deref(), &buf, true)?;
+    Ok(if diff.same() { 0 } else { 1 })
 }
 
 /// `p2pdoctor explain <ID>`.
