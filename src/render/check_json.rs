@@ -17,7 +17,7 @@ fn check_value(c: &HostBridgeCheck) -> Value {
         "entry": c.entry.as_ref().map(|e| json!({
             "id": e.id(),
             "name": e.name,
-            "since": e.since.to_string(),
+            "since": e.since.map(|v| v.to_string()).unwrap_or_else(|| "unreleased".into()),
             "same_host_bridge": e.same_host_bridge,
         })),
         "result": c.result,

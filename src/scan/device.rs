@@ -69,6 +69,11 @@ pub struct P2pMem {
     pub size: Option<u64>,
     pub available: Option<u64>,
     pub published: Option<bool>,
+    /// `p2pmem/allocate` was seen (user-space P2PDMA, p2pmem_alloc_mmap()).
+    /// None when not seen: a snapshot does not carry the file, so absence
+    /// proves nothing. Not part of the topo document.
+    #[serde(skip)]
+    pub allocate: Option<bool>,
 }
 
 /// The text attributes pciutils' sysfs back end reads (lib/sysfs.c).
@@ -275,6 +280,7 @@ fn read_device(
             size: num("size"),
             available: num("available"),
             published: num("published").map(|v| v != 0),
+            allocate: root.exists(&join(&p2p, "allocate")).then_some(true),
         });
     }
     d.physfn = root

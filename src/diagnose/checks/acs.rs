@@ -272,12 +272,14 @@ pub(crate) fn host_bridge_reason(p: &PairReport) -> String {
 /// Pairs whose walk crosses a register that could not be read.
 fn redirect_unknown(ctx: &Ctx, out: &mut Vec<Finding>) {
     let mut unknown: BTreeSet<Bdf> = BTreeSet::new();
+    let mut inferred: BTreeMap<Bdf, String> = BTreeMap::new();
     let mut affected: Vec<&PairReport> = Vec::new();
     for p in ctx.pairs {
         let mut any = false;
         for u in &p.verdict.unknown {
-            if let Unknown::Acs { bdf } = u {
+            if let Unknown::Acs { bdf, .. } = u {
                 unknown.insert(*bdf);
+                inferred.insert(*bdf, u.to_string());
                 any = true;
             }
         }
@@ -294,7 +296,8 @@ fn redirect_unknown(ctx: &Ctx, out: &mut Vec<Finding>) {
         if matches!(
             f.acs,
             AcsState::Unknown {
-                cmdline_clears: false
+                cmdline_clears: false,
+                ..
             }
         ) {
             f.acs = AcsState::Control {
@@ -334,7 +337,8 @@ fn redirect_unknown(ctx: &Ctx, out: &mut Vec<Finding>) {
                     pair_list(&affected),
                 ),
             )
-            .fix("Run p2pdoctor as root (sudo p2pdoctor check) so config space can be read in full"),
+            .fix("Run p2pdoctor as root (sudo p2pdoctor check) so config space can be read in full")
+            .evidence(inferred.into_values()),
     );
 }
 

@@ -68,12 +68,24 @@ fn newer_kernel_hint(ctx: &Ctx, p: &PairReport) -> Option<String> {
             .whitelist
             .iter()
             .filter(|e| e.vendor == v && e.device.matches(d))
-            .find(|e| ctx.kernel.version.series_cmp(&e.since).is_lt())
+            .find(|e| {
+                e.since
+                    .is_none_or(|s| ctx.kernel.version.series_cmp(&s).is_lt())
+            })
         {
-            hints.push(format!(
-                "kernel {} and newer whitelist {id} ({})",
-                e.since, e.name
-            ));
+            hints.push(match (e.since, e.stable.first()) {
+                (Some(since), Some(st)) => format!(
+                    "kernel {since} and newer (and {st} and later {}.{}.y) whitelist {id} ({})",
+                    st.major, st.minor, e.name
+                ),
+                (Some(since), None) => {
+                    format!("kernel {since} and newer whitelist {id} ({})", e.name)
+                }
+                (None, _) => format!(
+                    "{id} ({}) is whitelisted in linux-next only: no released kernel has it yet",
+                    e.name
+                ),
+            });
         }
     }
     (!hints.is_empty()).then(|| hints.join("; "))

@@ -52,7 +52,34 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
     };
 
     let any_p2pmem = tree.nodes.iter().any(|n| n.facts.p2pmem.is_some());
-    if !any_p2pmem && !kernel_without {
+    // 6.19+: a provider need not have a pool (vfio-pci's dma-buf export);
+    // those are providers to the kernel, only not for p2pmem/allocate.
+    let pool_less: Vec<_> = if ctx.kernel.pool_less_providers {
+        (0..tree.nodes.len())
+            .filter(|&i| crate::diagnose::pool_less_provider(tree, i))
+            .map(|i| tree.node(i).bdf())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !any_p2pmem && !kernel_without && !pool_less.is_empty() {
+        out.push(
+            NO_PROVIDER
+                .finding(
+                    Severity::Info,
+                    Status::Predicted,
+                    pool_less.iter().copied(),
+                    format!(
+                        "no PCI function exposes p2pmem/, but {} bound to vfio-pci {} P2P {} without a pool (pcim_p2pdma_init(), kernel >= {}): their BARs can be exported as dma-buf to P2P importers (RDMA, iommufd); only the p2pmem/allocate path (O_DIRECT into p2pmem) has no memory",
+                        super::bdf_list(pool_less.iter().copied()),
+                        if pool_less.len() == 1 { "is a" } else { "are" },
+                        if pool_less.len() == 1 { "provider" } else { "providers" },
+                        ctx.kernel.features.pool_less_providers
+                    ),
+                )
+                .fix("For O_DIRECT through p2pmem use a device whose driver registers a pool (an NVMe CMB with WDS and RDS); dma-buf importers can use the vfio-pci devices as they are"),
+        );
+    } else if !any_p2pmem && !kernel_without {
         let cmbs: Vec<&NvmeController> = tree
             .nvme
             .iter()
