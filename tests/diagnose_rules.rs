@@ -99,6 +99,11 @@ const CASES: &[Case] = &[
         silent: &["rule_clean", "rule_acs_redirect"],
     },
     Case {
+        rule: "P2P306",
+        fires: &[("rule_acs_drift", Warning, Predicted)],
+        silent: &["rule_clean", "rule_acs_redirect"],
+    },
+    Case {
         rule: "P2P401",
         fires: &[("rule_not_whitelisted", Error, Predicted)],
         // The same machine on AMD Zen: the CPU rule admits it.
@@ -277,8 +282,13 @@ fn the_clean_machine_has_no_finding_and_exits_zero() {
     assert!(d.findings.is_empty(), "{:#?}", d.findings);
     assert_eq!(d.summary.verdict, "clear");
     assert_eq!(d.exit_code(diagnose::FailOn::Warning), 0);
-    assert_eq!(d.pairs.len(), 1);
-    let p = &d.pairs[0];
+    assert_eq!(d.pairs.len(), 2, "the pair and the provider with itself");
+    let own = d.pairs.iter().find(|p| p.provider == p.client).unwrap();
+    assert_eq!(
+        (own.verdict.map_type, own.verdict.distance),
+        (diagnose::MapType::BusAddr, 0)
+    );
+    let p = d.pairs.iter().find(|p| p.provider != p.client).unwrap();
     assert_eq!(p.verdict.map_type, diagnose::MapType::BusAddr);
     assert_eq!(p.verdict.distance, 4);
     let b = p.bottleneck.as_ref().unwrap();
@@ -358,7 +368,47 @@ fn all_pairs_takes_every_endpoint_as_a_provider() {
             ..Options::default()
         },
     );
-    assert_eq!(default.pairs.len(), 2); // one provider, two clients
-    assert_eq!(all.pairs.len(), 6); // three endpoints, each to the other two
+    // one provider, three clients: itself (distance 0) and the other two
+    assert_eq!(default.pairs.len(), 3);
+    assert_eq!(all.pairs.len(), 9); // three endpoints, each to all three
     assert!(all.all_pairs && !default.all_pairs);
+}
+
+#[test]
+fn acs_drift_names_what_linux_set_and_what_undoes_a_setpci() {
+    let d = diagnose_spec("rule_acs_drift");
+    let drift: Vec<_> = d.findings.iter().filter(|f| f.rule == "P2P306").collect();
+    assert_eq!(drift.len(), 2, "{drift:#?}");
+    let cleared = drift
+        .iter()
+        .find(|f| f.subjects == ["0000:00:03.0".parse().unwrap()])
+        .unwrap();
+    assert!(
+        cleared.message.contains("RR CR clear"),
+        "{}",
+        cleared.message
+    );
+    assert!(cleared.message.contains("pci_restore_state()"));
+    assert!(
+        cleared
+            .evidence
+            .iter()
+            .any(|e| e.contains("ACS Control 0x001d")),
+        "{:?}",
+        cleared.evidence
+    );
+    let set_again = drift
+        .iter()
+        .find(|f| f.subjects == ["0000:00:04.0".parse().unwrap()])
+        .unwrap();
+    assert!(
+        set_again.message.contains("RR CR set"),
+        "{}",
+        set_again.message
+    );
+    // The prediction follows the live registers: 00:03.0 no longer
+    // redirects, so the provider with itself and its port are bus_addr.
+    let own = d.pairs.iter().find(|p| p.provider == p.client).unwrap();
+    assert_eq!(own.verdict.map_type, diagnose::MapType::BusAddr);
+    assert!(own.verdict.certain());
 }

@@ -45,6 +45,8 @@ fn pair_value(p: &PairReport) -> Value {
         "whitelist": v.whitelist.as_ref().map(whitelist_value),
         "cpu_rule": v.cpu_rule,
         "kernel_messages": v.kernel_messages,
+        "kernel_messages_note": crate::diagnose::p2pdma::KERNEL_MESSAGES_NOTE,
+        "blocked_by": v.blocked_by,
         "certain": v.certain(),
         "unknown": v.unknown.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
         "path_class": p.path_class.as_str(),

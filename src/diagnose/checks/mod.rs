@@ -80,6 +80,7 @@ pub const ALL_RULES: &[RuleRef] = &[
     acs::DT_WITH_ATS,
     acs::EGRESS,
     acs::PARAM,
+    acs::DRIFT,
     host_bridge::NOT_WHITELISTED,
     host_bridge::ROOT_COMPLEX,
     host_bridge::NODE,
