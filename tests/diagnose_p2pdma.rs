@@ -3,6 +3,8 @@
 //! decision and of the host-bridge whitelist. No sysfs: the view is built
 //! by hand.
 
+mod common;
+
 use p2pdoctor::diagnose::p2pdma::{
     AcsBasis, AcsState, CpuView, FirstDevice, FunctionView, HostBridgeResult, HostBridgeView,
     MapType, P2pView, Unknown, Verdict, intel_pch_acs_quirk,
@@ -885,4 +887,59 @@ fn intel_pch_acs_quirks_are_recognised() {
     let m = switch_machine(&[("0000:00:03.0", spt_upper_cap_word)], Q35);
     let v = m.decide(&newest(), "0000:03:00.0", "0000:04:00.0");
     assert_eq!(v.map_type, MapType::BusAddr);
+}
+
+/// Item 8: nvme_map_cmb() per release, on a machine with a 4 MiB-BAR CMB
+/// misaligned in size and a 1 MiB one (rule_cmb_misaligned.toml): since
+/// 56cf7ef0d490 (6.15; 6.12.23 by stable) the driver skips them without a
+/// word; before, pci_p2pdma_add_resource() failed and it logged "failed to
+/// register the CMB".
+#[test]
+fn cmb_publication_follows_the_release() {
+    use p2pdoctor::root::SystemRoot;
+    use p2pdoctor::scan::{self, ScanOptions};
+    use p2pdoctor::topology::Tree;
+    let built = common::build("rule_cmb_misaligned");
+    let root = SystemRoot::open(&built.root()).unwrap();
+    let tree = Tree::build(scan::scan(&root, &ScanOptions { no_names: true }));
+    let at = |rel: &str| {
+        let mut t = tree.clone();
+        t.host.kernel_release = Some(rel.to_string());
+        let d = p2pdoctor::diagnose::diagnose(&t, &Default::default());
+        d.findings
+            .into_iter()
+            .filter(|f| f.rule == "P2P203" || f.rule == "P2P204")
+            .collect::<Vec<_>>()
+    };
+    for (rel, silent) in [
+        ("7.2.0", true),
+        ("6.15.0", true),
+        ("6.12.23", true),
+        ("6.12.22", false),
+        ("6.14.11", false),
+        ("6.2.0", false),
+    ] {
+        let f = at(rel);
+        assert_eq!(f.len(), 2, "{rel}: {f:#?}");
+        for x in &f {
+            let logs = x
+                .evidence
+                .iter()
+                .any(|e| e.contains("failed to register the CMB"));
+            assert_eq!(!logs, silent, "{rel}: {x:#?}");
+            if silent {
+                assert!(
+                    x.message.contains("skips it silently"),
+                    "{rel}: {}",
+                    x.message
+                );
+            } else {
+                assert!(
+                    x.message.contains("predates the silent skip"),
+                    "{rel}: {}",
+                    x.message
+                );
+            }
+        }
+    }
 }

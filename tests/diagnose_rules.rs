@@ -39,6 +39,11 @@ const CASES: &[Case] = &[
         silent: &["rule_clean", "rule_kernel_no_p2pdma"],
     },
     Case {
+        rule: "P2P103",
+        fires: &[("rule_xen_dom0", Error, Predicted)],
+        silent: &["rule_clean", "rule_kernel_old"],
+    },
+    Case {
         rule: "P2P201",
         fires: &[
             ("rule_no_provider", Error, Predicted),
@@ -411,4 +416,77 @@ fn acs_drift_names_what_linux_set_and_what_undoes_a_setpci() {
     let own = d.pairs.iter().find(|p| p.provider == p.client).unwrap();
     assert_eq!(own.verdict.map_type, diagnose::MapType::BusAddr);
     assert!(own.verdict.certain());
+}
+
+/// Issue 11 item 3, end to end: a GPU server read without root, intel-iommu
+/// on. The switch's downstream ports have SV RR CR UF (0x1d), which the
+/// reader cannot see; their devices sit in IOMMU groups of their own, so
+/// the model takes RR/CR as set (pci_std_enable_acs()) and predicts the
+/// detour the kernel takes, marked uncertain.
+#[test]
+fn unreadable_acs_follows_the_iommu_groups() {
+    let d = diagnose_spec("nonroot");
+    let cross: Vec<_> = d
+        .pairs
+        .iter()
+        .filter(|p| p.provider != p.client && p.verdict.common_upstream.is_some())
+        .collect();
+    assert!(!cross.is_empty());
+    for p in &cross {
+        assert!(!p.verdict.certain(), "{p:#?}");
+        assert!(
+            p.verdict.unknown.iter().any(|u| matches!(
+                u,
+                p2pdoctor::diagnose::p2pdma::Unknown::Acs {
+                    assumed: true,
+                    basis: p2pdoctor::diagnose::p2pdma::AcsBasis::GroupsIsolated,
+                    ..
+                }
+            )),
+            "{:#?}",
+            p.verdict.unknown
+        );
+        // Ice Lake's 8086:09a2 is whitelisted: the detour is allowed.
+        assert_eq!(
+            p.verdict.map_type,
+            diagnose::MapType::ThruHostBridge,
+            "{p:#?}"
+        );
+    }
+    assert!(
+        d.pairs
+            .iter()
+            .all(|p| !p.verdict.certain() || p.verdict.map_type != diagnose::MapType::BusAddr)
+    );
+}
+
+/// Issue 11 item 5, end to end: a Xen PV dom0 fails every mapping.
+#[test]
+fn a_xen_pv_dom0_fails_every_mapping() {
+    let d = diagnose_spec("rule_xen_dom0");
+    assert!(!d.pairs.is_empty());
+    for p in &d.pairs {
+        assert_eq!(p.verdict.map_type, diagnose::MapType::NotSupported);
+        assert!(
+            p.verdict
+                .blocked_by
+                .as_deref()
+                .unwrap()
+                .contains("xen-swiotlb")
+        );
+        assert!(p.verdict.kernel_messages.is_empty());
+    }
+    assert!(
+        !d.findings
+            .iter()
+            .any(|f| f.rule == "P2P401" || f.rule == "P2P301")
+    );
+    // An HVM guest uses the normal DMA ops.
+    let hvm = p2pdoctor::scan::Hypervisor {
+        kind: "xen".into(),
+        guest_type: Some("HVM".into()),
+        control_domain: Some(false),
+        proc_xen: true,
+    };
+    assert_eq!(hvm.p2p_dma_blocker(), None);
 }

@@ -199,7 +199,8 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
     let iommu = !ctx.tree.host.iommu_units.is_empty();
     let groups = group_pairs(ctx.pairs, |p| {
         // One finding per outcome: the fix is one kernel parameter anyway.
-        if p.verdict.acs_redirect.is_empty() {
+        // A client that cannot map P2P memory at all is P2P103's.
+        if p.verdict.acs_redirect.is_empty() || p.verdict.blocked_by.is_some() {
             return None;
         }
         let refused = p.verdict.map_type == MapType::NotSupported;

@@ -93,7 +93,9 @@ fn newer_kernel_hint(ctx: &Ctx, p: &PairReport) -> Option<String> {
 
 fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
     let refused = ctx.pairs.iter().filter(|p| {
-        p.verdict.map_type == MapType::NotSupported && p.verdict.acs_redirect.is_empty()
+        p.verdict.map_type == MapType::NotSupported
+            && p.verdict.acs_redirect.is_empty()
+            && p.verdict.blocked_by.is_none()
     });
     let groups = group_pairs(refused, |p| {
         let uncertain = p

@@ -70,6 +70,7 @@ impl Finding {
 pub const ALL_RULES: &[RuleRef] = &[
     kernel::NO_P2PDMA,
     kernel::TOO_OLD,
+    kernel::DMA_OPS,
     provider::NO_PROVIDER,
     provider::NOT_PUBLISHED,
     provider::MISALIGNED,

@@ -163,6 +163,37 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
     if kernel_without {
         return out;
     }
+    // nvme_map_cmb() by release: since 56cf7ef0d490 (6.15, and 6.12.23 by
+    // stable) a CMB whose size or BAR start is not aligned to
+    // memremap_compat_align() is skipped without a word (the offset is not
+    // checked); before, pci_p2pdma_add_resource() failed on it in
+    // memremap_pages() and the driver logged "failed to register the CMB".
+    let silent = ctx.kernel.cmb_alignment_skip;
+    let fate = |name: &str, checked: bool| -> (String, Vec<String>) {
+        if silent && checked {
+            (
+                format!(
+                    "nvme_map_cmb() skips it silently (kernel {} has the alignment check of 56cf7ef0d490: no log line)",
+                    ctx.kernel.version
+                ),
+                Vec::new(),
+            )
+        } else {
+            let why = if checked {
+                format!(
+                    "kernel {} predates the silent skip (6.15, 6.12.23): pci_p2pdma_add_resource() fails on it",
+                    ctx.kernel.version
+                )
+            } else {
+                "nvme_map_cmb() does not check the offset, so pci_p2pdma_add_resource() fails on it"
+                    .to_string()
+            };
+            (
+                format!("{why} and the driver logs \"failed to register the CMB\""),
+                vec![format!("kernel: nvme {name}: failed to register the CMB")],
+            )
+        }
+    };
     for c in &tree.nvme {
         let (Some(bdf), Some(cmb)) = (c.pci, c.cmb.as_ref()) else {
             continue;
@@ -209,6 +240,7 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
         }
         let size = cmb.size.min(bar.size - cmb.offset);
         if size < CMB_ALIGN {
+            let (what, lines) = fate(&c.name, true);
             out.push(
                 TOO_SMALL
                     .finding(
@@ -216,22 +248,26 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                         Status::Predicted,
                         [bdf],
                         format!(
-                            "{label} has a {} CMB; nvme_map_cmb() needs a multiple of 2 MiB, so it skips it",
+                            "{label} has a {} CMB, less than the 2 MiB memory hotplug maps: {what}",
                             human_bytes(size)
                         ),
                     )
-                    .fix("Configure a CMB of 2 MiB or more on the controller, or use another provider"),
+                    .fix("Configure a CMB of 2 MiB or more on the controller, or use another provider")
+                    .evidence(lines),
             );
             continue;
         }
         let mut problems = Vec::new();
+        let mut checked = false;
         if size % CMB_ALIGN != 0 {
+            checked = true;
             problems.push(format!(
                 "its size {} is not a multiple of 2 MiB",
                 human_bytes(size)
             ));
         }
         if bar.start % CMB_ALIGN != 0 {
+            checked = true;
             problems.push(format!(
                 "BAR {} starts at {:#x}, not 2 MiB aligned",
                 bar.index, bar.start
@@ -243,6 +279,7 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
             ));
         }
         if !problems.is_empty() {
+            let (what, lines) = fate(&c.name, checked);
             out.push(
                 MISALIGNED
                     .finding(
@@ -250,12 +287,13 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                         Status::Predicted,
                         [bdf],
                         format!(
-                            "{label} has a {} CMB the driver skips: {} (nvme_map_cmb() checks memremap_compat_align(), 2 MiB)",
+                            "{label} has a {} CMB that cannot become P2P memory: {} (memremap_compat_align(), 2 MiB); {what}",
                             human_bytes(size),
                             problems.join(" and ")
                         ),
                     )
-                    .fix("Make the firmware place the BAR 2 MiB aligned (a BIOS \"Above 4G decoding\" setting, or pci=realloc), or configure a CMB size that is a multiple of 2 MiB"),
+                    .fix("Make the firmware place the BAR 2 MiB aligned (a BIOS \"Above 4G decoding\" setting, or pci=realloc), or configure a CMB size that is a multiple of 2 MiB")
+                    .evidence(lines),
             );
             continue;
         }
