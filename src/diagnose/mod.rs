@@ -125,6 +125,9 @@ pub struct Header {
     pub kernel_model: KernelVersion,
     /// The release was unknown: the newest kernel was assumed.
     pub kernel_assumed: bool,
+    /// What the kernel model was chosen from: the release string (with its
+    /// stable number, if any) and live evidence that overrode a gate.
+    pub kernel_basis: Vec<String>,
     pub cpu: Option<String>,
     pub iommu: IommuState,
     pub p2pdma: P2pdmaSupport,

@@ -290,7 +290,8 @@ pub enum AcsBasis {
     CommandLine,
     /// The IOMMU groups show ACS isolation below the port.
     GroupsIsolated,
-    /// The IOMMU groups show a device sharing the port's group.
+    /// The IOMMU groups show a device below the port, or a sibling
+    /// function, sharing its group.
     GroupsShared,
 }
 
@@ -305,7 +306,7 @@ impl AcsBasis {
                 "its devices sit in IOMMU groups of their own: ACS isolation is in force, so Linux set RR and CR (pci_std_enable_acs())"
             }
             AcsBasis::GroupsShared => {
-                "a device below it shares its IOMMU group: no ACS isolation, so no redirect assumed"
+                "it shares an IOMMU group with a device below it or a sibling function: no ACS isolation, so no redirect assumed"
             }
         }
     }

@@ -73,6 +73,7 @@ pub fn check_value_of(d: &Diagnosis, source: &str) -> Value {
             "kernel_release": h.kernel_release,
             "kernel_model": h.kernel_model.to_string(),
             "kernel_assumed": h.kernel_assumed,
+            "kernel_basis": h.kernel_basis,
             "cpu": h.cpu,
             "iommu": {
                 "kind": h.iommu.kind,

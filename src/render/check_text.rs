@@ -81,6 +81,11 @@ fn write_header(d: &Diagnosis, p: &Painter, source: &str, out: &mut dyn Write) -
             h.hostname.as_deref().unwrap_or("(unknown)")
         ))
     )?;
+    // Only when live evidence overrode the release's gates (the JSON
+    // always carries the basis).
+    for b in h.kernel_basis.iter().skip(1) {
+        writeln!(out, "  kernel: {b}")?;
+    }
     if let Some(cpu) = &h.cpu {
         writeln!(out, "  cpu:    {cpu}")?;
     }

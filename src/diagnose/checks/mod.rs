@@ -385,6 +385,7 @@ pub(crate) fn header(tree: &Tree, kernel: &KernelModel, params: &AcsParams) -> H
         kernel_release: h.kernel_release.clone(),
         kernel_model: kernel.version,
         kernel_assumed: kernel.assumed,
+        kernel_basis: kernel.basis.clone(),
         cpu,
         iommu: iommu_state(tree),
         p2pdma: P2pdmaSupport {
