@@ -490,3 +490,28 @@ fn a_xen_pv_dom0_fails_every_mapping() {
     };
     assert_eq!(hvm.p2p_dma_blocker(), None);
 }
+
+/// Issue 11 item 6: providers without a p2pmem pool (6.19+ vfio-pci).
+#[test]
+fn a_vfio_pci_device_is_a_provider_without_a_pool_from_6_19() {
+    let built = build("rule_vfio_provider");
+    let root = SystemRoot::open(&built.root()).unwrap();
+    let tree = Tree::build(scan::scan(&root, &ScanOptions { no_names: true }));
+    let at = |rel: &str| {
+        let mut t = tree.clone();
+        t.host.kernel_release = Some(rel.to_string());
+        diagnose::diagnose(&t, &Options::default())
+    };
+    let d = at("7.2.0-1-amd64");
+    let f = d.findings.iter().find(|f| f.rule == "P2P201").unwrap();
+    assert_eq!(f.severity, Info, "{}", f.message);
+    assert!(f.message.contains("pcim_p2pdma_init()"));
+    let gpu = f.subjects[0];
+    assert!(d.pairs.iter().any(|p| p.provider == gpu && p.client != gpu));
+    assert!(d.devices.iter().any(|x| x.bdf == gpu && x.provider));
+    // Before 6.19 vfio-pci registered nothing: no provider at all.
+    let d = at("6.18.5");
+    let f = d.findings.iter().find(|f| f.rule == "P2P201").unwrap();
+    assert_eq!(f.severity, Error);
+    assert!(d.pairs.is_empty());
+}
