@@ -797,8 +797,13 @@ impl P2pView {
 ///   word, so the verdict mirrors the kernel; the IOMMU groups, fed by
 ///   pci_quirk_intel_spt_pch_acs() (pci_dev_specific_acs_enabled()), say
 ///   nothing about it.
+///
 /// The other pci_dev_acs_enabled[] quirks only answer pci_acs_enabled()
-/// for IOMMU grouping and leave the register alone: not modelled.
+/// for IOMMU grouping and leave the register alone: not modelled (they
+/// change the groups, which `groups_say()` therefore distrusts for the
+/// PCH ports, not what P2PDMA reads). pci_disable_broken_acs_cap() (IDT
+/// switches) only masks SV out of the cached capability Linux enables:
+/// no P2P bit changes.
 pub fn intel_pch_acs_quirk(vendor: u16, device: u16, root_port: bool) -> Option<&'static str> {
     if vendor != 0x8086 {
         return None;
