@@ -173,12 +173,18 @@ fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
         } else if let Some(h) = newer_kernel_hint(ctx, first) {
             fix.push_str(&format!("; or upgrade: {h}"));
         }
-        let evidence = first
+        let mut evidence = first
             .verdict
             .kernel_messages
             .iter()
             .map(|m| format!("kernel: {m}"))
             .collect::<Vec<_>>();
+        if !evidence.is_empty() {
+            evidence.push(format!(
+                "kernel lines above: {}",
+                crate::diagnose::p2pdma::KERNEL_MESSAGES_NOTE
+            ));
+        }
         out.push(
             NOT_WHITELISTED
                 .finding(
