@@ -81,6 +81,11 @@ fn write_header(d: &Diagnosis, p: &Painter, source: &str, out: &mut dyn Write) -
             h.hostname.as_deref().unwrap_or("(unknown)")
         ))
     )?;
+    // Only when live evidence overrode the release's gates (the JSON
+    // always carries the basis).
+    for b in h.kernel_basis.iter().skip(1) {
+        writeln!(out, "  kernel: {b}")?;
+    }
     if let Some(cpu) = &h.cpu {
         writeln!(out, "  cpu:    {cpu}")?;
     }
@@ -152,13 +157,12 @@ fn write_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<(
     for r in &rows {
         let mut line = format!("  {:row_label_width$}", label(r));
         for dev in &d.devices {
-            let c = if dev.bdf == *r {
-                "X".to_string()
-            } else {
-                cells
-                    .get(&(*r, dev.bdf))
-                    .cloned()
-                    .unwrap_or_else(|| "-".into())
+            // The provider with itself is a pair the kernel computes too
+            // (distance 0); X only where no such pair was predicted.
+            let c = match cells.get(&(*r, dev.bdf)) {
+                Some(c) => c.clone(),
+                None if dev.bdf == *r => "X".to_string(),
+                None => "-".to_string(),
             };
             let padded = format!("{c:>width$}");
             let painted = match c.chars().next() {
@@ -189,7 +193,7 @@ fn write_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<(
     }
     writeln!(out, "\n{}", p.bold("legend"))?;
     for line in [
-        "X    the same device",
+        "X    the same device (no pair predicted; a provider with itself shows its verdict, distance 0)",
         "B<n> bus address: the traffic turns around below a common bridge or switch",
         "H<n> through the host bridge: allowed, mapped like ordinary DMA (IOMMU)",
         "N<n> not supported: the kernel refuses, the I/O fails",
@@ -317,6 +321,7 @@ fn write_confirm(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<
             }
             (Some(true), _) => p.dim(" (as predicted)"),
             (Some(false), _) => p.warn(" (NOT as predicted: see P2P902)"),
+            (None, _) if !c.settles_pair => p.warn(" (does not test this pair)"),
             (None, _) => String::new(),
         };
         writeln!(
@@ -326,6 +331,9 @@ fn write_confirm(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<
             pair.provider,
             describe(c)
         )?;
+        for l in c.path() {
+            writeln!(out, "           {}", p.dim(&format!("via: {l}")))?;
+        }
         for l in c.log.iter().take(4) {
             writeln!(out, "           {}", p.dim(&format!("kernel: {l}")))?;
         }

@@ -74,6 +74,11 @@ pub struct P2pMem {
     pub size: Option<u64>,
     pub available: Option<u64>,
     pub published: Option<bool>,
+    /// `p2pmem/allocate` was seen (user-space P2PDMA, p2pmem_alloc_mmap()).
+    /// None when not seen: a snapshot does not carry the file, so absence
+    /// proves nothing. Not part of the topo document.
+    #[serde(skip)]
+    pub allocate: Option<bool>,
 }
 
 /// The text attributes pciutils' sysfs back end reads (lib/sysfs.c).
@@ -176,6 +181,7 @@ pub(super) fn read_devices(
     }
     let missing = missing_bridges(&devices, limitations);
     devices.extend(missing);
+    number_copied_groups(root, &mut devices, limitations);
     super::nesting::nest_by_bus_ranges(&mut devices, limitations);
     devices.sort_by_key(|d| d.bdf);
     devices
@@ -309,6 +315,7 @@ fn read_device(
             size: num("size"),
             available: num("available"),
             published: num("published").map(|v| v != 0),
+            allocate: root.exists(&join(&p2p, "allocate")).then_some(true),
         });
     }
     d.physfn = root
@@ -343,6 +350,47 @@ pub fn place_in_tree(dir: &str, bdf: Bdf) -> Option<(String, Vec<Bdf>)> {
 /// and the host bridges.
 fn as_bdf(p: &str) -> Option<Bdf> {
     p.contains('.').then(|| p.parse::<Bdf>().ok()).flatten()
+}
+
+/// IOMMU groups in a copy that followed links: each `iommu_group` link
+/// became a copy of the group's directory, whose number is lost but whose
+/// `devices/` still lists the members. Groups with the same members are
+/// one group; they are numbered here in the order of their members, and a
+/// note says the numbers are the copy's own.
+fn number_copied_groups(
+    root: &SystemRoot,
+    devices: &mut [DeviceFacts],
+    limitations: &mut Vec<Limitation>,
+) {
+    let mut groups: std::collections::BTreeMap<Vec<String>, Vec<usize>> = Default::default();
+    for (i, d) in devices.iter().enumerate() {
+        if !d.host_bridge.is_empty() || d.iommu_group.is_some() {
+            continue; // only plain-directory copies lack the number
+        }
+        let dir = format!("sys/bus/pci/devices/{}/iommu_group/devices", d.bdf);
+        if let Ok(mut members) = root.read_dir(&dir)
+            && !members.is_empty()
+        {
+            members.sort();
+            groups.entry(members).or_default().push(i);
+        }
+    }
+    if groups.is_empty() {
+        return;
+    }
+    for (n, ids) in groups.values().enumerate() {
+        for &i in ids {
+            devices[i].iommu_group = Some(n as u32);
+        }
+    }
+    limitations.push(Limitation {
+        kind: LimitationKind::NestingInferred,
+        message: format!(
+            "the IOMMU group numbers are not in a copy that followed links: its {} groups are numbered 0-{} here by their members (who shares a group is the copy's own)",
+            groups.len(),
+            groups.len() - 1
+        ),
+    });
 }
 
 /// Bridges on some function's sysfs path that the input does not hold

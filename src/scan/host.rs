@@ -27,6 +27,52 @@ pub struct HostFacts {
     /// when there is none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nvidia_topology: Option<super::nvidia::NvidiaTopology>,
+    /// The hypervisor this kernel runs under, when it says so
+    /// (`/sys/hypervisor/type`, `/proc/xen`).
+    pub hypervisor: Option<Hypervisor>,
+}
+
+/// What `/sys/hypervisor` and `/proc/xen` tell.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Hypervisor {
+    /// `/sys/hypervisor/type`: `xen`, ...
+    pub kind: String,
+    /// `/sys/hypervisor/guest_type` (Xen, 4.15+): `PV`, `PVH` or `HVM`.
+    pub guest_type: Option<String>,
+    /// `/proc/xen/capabilities` says `control_d` (the control domain, dom0).
+    pub control_domain: Option<bool>,
+    /// `/proc/xen` exists (xenfs mounted or the directory present).
+    pub proc_xen: bool,
+}
+
+impl Hypervisor {
+    /// Why DMA through this kernel's DMA ops cannot carry P2P memory:
+    /// Xen PV domains (dom0 included) use the xen-swiotlb dma_map_ops,
+    /// which dma_pci_p2pdma_supported() rejects; a PVH dom0 does too.
+    /// None when the ops are the normal ones (HVM guests) or unknown.
+    pub fn p2p_dma_blocker(&self) -> Option<String> {
+        if self.kind != "xen" {
+            return None;
+        }
+        let dom0 = self.control_domain == Some(true);
+        match self.guest_type.as_deref() {
+            Some("PV") => Some(format!(
+                "Xen PV {} uses the xen-swiotlb DMA ops, which dma_pci_p2pdma_supported() rejects",
+                if dom0 { "dom0" } else { "domain" }
+            )),
+            Some("PVH") if dom0 => Some(
+                "a Xen PVH dom0 maps DMA through xen-swiotlb, which dma_pci_p2pdma_supported() rejects"
+                    .to_string(),
+            ),
+            Some(_) => None,
+            // No guest_type file (old kernel): a control domain is PV.
+            None if dom0 => Some(
+                "a Xen dom0 (control_d in /proc/xen/capabilities) uses the xen-swiotlb DMA ops, which dma_pci_p2pdma_supported() rejects"
+                    .to_string(),
+            ),
+            None => None,
+        }
+    }
 }
 
 /// The kernel command line and the parameters that change P2P behaviour.
@@ -118,8 +164,15 @@ pub(super) fn read_host(root: &SystemRoot, limitations: &mut Vec<Limitation>) ->
             name,
         })
         .collect();
+    let hypervisor = text("sys/hypervisor/type").map(|kind| Hypervisor {
+        kind: kind.trim().to_string(),
+        guest_type: text("sys/hypervisor/guest_type").map(|s| s.trim().to_string()),
+        control_domain: text("proc/xen/capabilities").map(|s| s.contains("control_d")),
+        proc_xen: root.exists("proc/xen"),
+    });
     HostFacts {
         hostname: text("proc/sys/kernel/hostname"),
+        hypervisor,
         kernel_release,
         cmdline,
         cpu,

@@ -21,7 +21,7 @@ use crate::root::SystemRoot;
 
 pub use device::{Bar, DeviceFacts, LinkAttributes, P2pMem};
 pub use host::{
-    CpuFacts, HostFacts, IommuUnit, KernelCmdline, parse_cmdline, render_kernel_config,
+    CpuFacts, HostFacts, Hypervisor, IommuUnit, KernelCmdline, parse_cmdline, render_kernel_config,
     split_cmdline,
 };
 pub use nvme::{Cmb, NvmeController};

@@ -72,6 +72,7 @@ impl Finding {
 pub const ALL_RULES: &[RuleRef] = &[
     kernel::NO_P2PDMA,
     kernel::TOO_OLD,
+    kernel::DMA_OPS,
     provider::NO_PROVIDER,
     provider::NOT_PUBLISHED,
     provider::MISALIGNED,
@@ -82,6 +83,7 @@ pub const ALL_RULES: &[RuleRef] = &[
     acs::DT_WITH_ATS,
     acs::EGRESS,
     acs::PARAM,
+    acs::DRIFT,
     host_bridge::NOT_WHITELISTED,
     host_bridge::ROOT_COMPLEX,
     host_bridge::NODE,
@@ -389,6 +391,7 @@ pub(crate) fn header(tree: &Tree, kernel: &KernelModel, params: &AcsParams) -> H
         kernel_release: h.kernel_release.clone(),
         kernel_model: kernel.version,
         kernel_assumed: kernel.assumed,
+        kernel_basis: kernel.basis.clone(),
         cpu,
         iommu: iommu_state(tree),
         p2pdma: P2pdmaSupport {
