@@ -44,6 +44,11 @@ const CASES: &[Case] = &[
         silent: &["rule_clean", "rule_kernel_old"],
     },
     Case {
+        rule: "P2P110",
+        fires: &[("cloud_vm_gpus", Warning, Predicted)],
+        silent: &["rule_clean", "two_socket_server"],
+    },
+    Case {
         rule: "P2P201",
         fires: &[
             ("rule_no_provider", Error, Predicted),
@@ -605,4 +610,33 @@ fn a_vfio_pci_device_is_a_provider_without_a_pool_from_6_19() {
     let f = d.findings.iter().find(|f| f.rule == "P2P201").unwrap();
     assert_eq!(f.severity, Error);
     assert!(d.pairs.is_empty());
+}
+
+/// A guest says so in the header and in a finding with its evidence.
+#[test]
+fn a_virtual_machine_is_named_with_its_evidence() {
+    let d = diagnose_spec("cloud_vm_gpus");
+    let v = d.header.virtualization.as_ref().expect("a guest");
+    assert_eq!(v.hypervisor, "KVM/QEMU");
+    for want in [
+        "hypervisor bit",
+        "sys/class/dmi/id/sys_vendor: QEMU",
+        "subsystem ID 1af4:1100",
+        "1 virtio (Red Hat/QEMU) PCI function",
+    ] {
+        assert!(
+            v.evidence.iter().any(|e| e.contains(want)),
+            "{want}: {:?}",
+            v.evidence
+        );
+    }
+    let f = d.findings.iter().find(|f| f.rule == "P2P110").unwrap();
+    assert!(f.subjects.is_empty());
+    assert_eq!(f.evidence, v.evidence);
+    assert!(
+        diagnose_spec("two_socket_server")
+            .header
+            .virtualization
+            .is_none()
+    );
 }

@@ -150,6 +150,9 @@ pub struct Header {
     pub iommu: IommuState,
     pub p2pdma: P2pdmaSupport,
     pub acs_parameters: acs_params::AcsParams,
+    /// A virtual machine: every verdict is about the hypervisor's
+    /// topology, not the physical machine's.
+    pub virtualization: Option<crate::scan::Virtualization>,
 }
 
 /// A device that takes part in the pairs.

@@ -91,6 +91,7 @@ pub fn check_value_of(d: &Diagnosis, source: &str) -> Value {
                 "disable_acs_redir": h.acs_parameters.disable_acs_redir,
                 "config_acs": h.acs_parameters.config_acs,
             },
+            "virtualization": h.virtualization,
         },
         "summary": {
             "verdict": s.verdict,

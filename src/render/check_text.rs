@@ -96,6 +96,16 @@ fn write_header(d: &Diagnosis, p: &Painter, source: &str, out: &mut dyn Write) -
         _ => p.warn(&h.p2pdma.describe),
     };
     writeln!(out, "  p2pdma: {p2p}")?;
+    if let Some(v) = &h.virtualization {
+        writeln!(
+            out,
+            "  vm:     {}",
+            p.warn(&format!(
+                "guest of {}: every verdict below is about the hypervisor's virtual topology (P2P110)",
+                v.hypervisor
+            ))
+        )?;
+    }
     let a = &h.acs_parameters;
     if let Some(v) = &a.disable_acs_redir {
         writeln!(out, "  acs:    pci=disable_acs_redir={v}")?;

@@ -30,6 +30,9 @@ pub struct HostFacts {
     /// The hypervisor this kernel runs under, when it says so
     /// (`/sys/hypervisor/type`, `/proc/xen`).
     pub hypervisor: Option<Hypervisor>,
+    /// A virtual machine, and what says so (None on bare metal or when
+    /// nothing tells).
+    pub virtualization: Option<super::virt::Virtualization>,
 }
 
 /// What `/sys/hypervisor` and `/proc/xen` tell.
@@ -104,6 +107,9 @@ pub struct CpuFacts {
     pub model_name: Option<String>,
     /// Distinct `physical id` values.
     pub sockets: Option<u32>,
+    /// `hypervisor` among the flags: the CPUID bit a hypervisor sets
+    /// (X86_FEATURE_HYPERVISOR).
+    pub hypervisor_flag: bool,
     pub logical_cpus: u32,
 }
 
@@ -181,6 +187,7 @@ pub(super) fn read_host(root: &SystemRoot, limitations: &mut Vec<Limitation>) ->
         kernel_config_source,
         iommu_units,
         nvidia_topology: None,
+        virtualization: None,
     }
 }
 
@@ -285,6 +292,9 @@ pub fn parse_cpuinfo(text: &str) -> CpuFacts {
             "model name" if cpu.model_name.is_none() => cpu.model_name = Some(v.to_string()),
             "physical id" => {
                 sockets.insert(v.to_string());
+            }
+            "flags" if v.split_whitespace().any(|f| f == "hypervisor") => {
+                cpu.hypervisor_flag = true
             }
             _ => {}
         }

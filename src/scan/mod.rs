@@ -11,6 +11,7 @@ mod nesting;
 pub mod nvidia;
 mod nvme;
 pub mod pciids;
+mod virt;
 
 use std::collections::BTreeSet;
 
@@ -25,6 +26,7 @@ pub use host::{
     split_cmdline,
 };
 pub use nvme::{Cmb, NvmeController};
+pub use virt::Virtualization;
 
 /// Everything the scan read, as plain values.
 #[derive(Debug, Clone, Serialize)]
@@ -91,6 +93,7 @@ pub fn scan(root: &SystemRoot, options: &ScanOptions) -> Facts {
         let (nvme, blocks) = join(others);
         let mut host = host;
         host.nvidia_topology = join(vendor);
+        host.virtualization = virt::detect(root, &host, &devices);
         nvme::attach_block_devices(&mut devices, &blocks);
         if let Some(index) = ids.and_then(join) {
             let names = index.names(&wanted_ids(&devices));

@@ -11,6 +11,7 @@ mod iommu;
 mod kernel;
 mod link;
 mod ordering;
+mod platform;
 mod provider;
 pub mod vendor;
 
@@ -73,6 +74,7 @@ pub const ALL_RULES: &[RuleRef] = &[
     kernel::NO_P2PDMA,
     kernel::TOO_OLD,
     kernel::DMA_OPS,
+    platform::VIRTUAL_MACHINE,
     provider::NO_PROVIDER,
     provider::NOT_PUBLISHED,
     provider::MISALIGNED,
@@ -263,6 +265,7 @@ pub(crate) fn group_pairs<'p, K: Ord + Clone>(
 pub(crate) fn run_all(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     out.extend(kernel::check(ctx));
+    out.extend(platform::check(ctx));
     out.extend(provider::check(ctx));
     out.extend(acs::check(ctx));
     out.extend(host_bridge::check(ctx));
@@ -400,6 +403,7 @@ pub(crate) fn header(tree: &Tree, kernel: &KernelModel, params: &AcsParams) -> H
             describe,
         },
         acs_parameters: params.clone(),
+        virtualization: h.virtualization.clone(),
     }
 }
 
