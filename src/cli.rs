@@ -295,6 +295,12 @@ pub struct CopyArgs {
     #[arg(long, value_name = "DIR")]
     pub journal_dir: Option<PathBuf>,
 
+    /// When another run is writing DST, wait for it to finish instead of
+    /// giving up (without it, the second run is refused and names the
+    /// first one's pid).
+    #[arg(long)]
+    pub wait: bool,
+
     /// Output format.
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     pub format: CheckFormat,
@@ -437,6 +443,11 @@ pub struct CheckArgs {
     /// With --confirm --write: the journal directory (see `copy`).
     #[arg(long, value_name = "DIR", requires = "confirm")]
     pub journal_dir: Option<PathBuf>,
+
+    /// With --confirm --write: wait for another run writing the same device
+    /// to finish instead of giving up on that experiment.
+    #[arg(long, requires = "confirm")]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -668,10 +679,11 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
     let tree = Tree::build(scan::scan(&root, scan_options));
     let mut diagnosis = crate::diagnose::diagnose(&tree, &opts);
     if args.confirm {
-        let journal_dir = args
-            .journal_dir
-            .clone()
-            .unwrap_or_else(crate::confirm::journal::default_dir);
+        let journal_dir = match args.journal_dir.clone() {
+            Some(d) => d,
+            None => crate::confirm::journal::default_dir()?,
+        };
+        crate::confirm::journal::set_wait(args.wait);
         if !crate::confirm::command::recover_journals(&journal_dir, false, true) {
             anyhow::bail!(
                 "a journal in {} could not be restored (above); fix that first (`p2pdoctor restore`)",
