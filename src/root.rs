@@ -31,9 +31,56 @@ use std::sync::{Arc, Mutex, RwLock};
 const MAX_SYMLINKS: usize = 40;
 
 /// Upper bounds on what an archive may expand to, so a hostile snapshot
-/// cannot exhaust memory.
+/// cannot exhaust memory: the tar stream after decompression, the file
+/// contents kept, and the members.
 const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
+const MAX_ARCHIVE_KEPT: u64 = 256 << 20;
 const MAX_ARCHIVE_ENTRIES: usize = 1_000_000;
+
+/// PCI config space: 256 bytes, 4096 with PCIe extended config space; the
+/// kernel's `config` file never holds more.
+pub const MAX_CONFIG: u64 = 4096;
+/// A sysfs attribute: its show() fills at most one page, and the largest
+/// page Linux runs with is 64 KiB (arm64, ppc64). (Binary attributes that
+/// are larger, the BARs' `resourceN`, are never read.)
+pub const MAX_SYSFS_ATTRIBUTE: u64 = 64 << 10;
+/// /proc/sys/kernel/{hostname,osrelease}: a line each.
+const MAX_PROC_SYS: u64 = 4096;
+/// /proc/cmdline: COMMAND_LINE_SIZE is 2048 on x86 and at most a few KiB
+/// elsewhere; 64 KiB is far above any.
+const MAX_CMDLINE: u64 = 64 << 10;
+/// /proc/cpuinfo: about 1.5 KiB per CPU on x86, so 8192 CPUs fit.
+const MAX_CPUINFO: u64 = 16 << 20;
+/// A kernel config (/boot/config-*: ~300 KiB; /proc/config.gz compressed
+/// ~60 KiB) and the kernel log of a capture (the largest log buffer the
+/// kernel allows is 32 MiB).
+const MAX_KERNEL_CONFIG: u64 = 4 << 20;
+const MAX_KERNEL_LOG: u64 = 32 << 20;
+/// Anything else read through a root.
+const MAX_OTHER: u64 = 16 << 20;
+
+/// The most bytes the file at the root-relative `path` may hold, by what
+/// it is (see the constants above). A file larger than that is not what
+/// the kernel makes, and is refused rather than read.
+pub fn read_limit(path: &str) -> u64 {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if path.starts_with("sys/") {
+        return if name == "config" {
+            MAX_CONFIG
+        } else {
+            MAX_SYSFS_ATTRIBUTE
+        };
+    }
+    match path {
+        "proc/cmdline" => MAX_CMDLINE,
+        "proc/cpuinfo" => MAX_CPUINFO,
+        "proc/config.gz" => MAX_KERNEL_CONFIG,
+        KERNEL_LOG_FILE => MAX_KERNEL_LOG,
+        p if p.starts_with("proc/sys/") => MAX_PROC_SYS,
+        p if p.starts_with("boot/config-") => MAX_KERNEL_CONFIG,
+        _ => MAX_OTHER,
+    }
+}
 
 /// The name of the kernel-log file inside a captured tree or snapshot.
 pub const KERNEL_LOG_FILE: &str = "p2pdoctor-kernel.log";
@@ -48,6 +95,8 @@ pub enum RootError {
         "`{path}` is neither a directory nor a p2pdoctor snapshot (a .tar.gz made by `p2pdoctor snapshot`): {reason}"
     )]
     NotASnapshot { path: PathBuf, reason: String },
+    #[error("`{path}` cannot be loaded as a snapshot: {reason}")]
+    TooLarge { path: PathBuf, reason: String },
 }
 
 /// One entry of an in-memory tree.
@@ -123,6 +172,26 @@ pub struct SystemRoot {
     /// (Held while fewer than [`MAX_HELD`] are; past that, by path.)
     dirs: RwLock<HashMap<String, Arc<DirHandle>>>,
     recorder: Option<Mutex<BTreeMap<String, Entry>>>,
+    /// Files refused (not regular, too large) and archive members skipped,
+    /// each said once: the scan turns them into notes.
+    notes: Mutex<Vec<String>>,
+}
+
+/// Why a file was not read though it is there: not a regular file, or
+/// larger than such a file can be. (The path is added by the root.)
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+fn refused(why: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, Refused(why))
 }
 
 impl SystemRoot {
@@ -154,11 +223,19 @@ impl SystemRoot {
             path: path.to_path_buf(),
             source,
         })?;
-        let entries = read_archive(file).map_err(|reason| RootError::NotASnapshot {
-            path: path.to_path_buf(),
-            reason,
+        let loaded = read_archive(io::BufReader::new(file)).map_err(|reason| {
+            let path = path.to_path_buf();
+            if reason.starts_with("too large") {
+                RootError::TooLarge { path, reason }
+            } else {
+                RootError::NotASnapshot { path, reason }
+            }
         })?;
-        Ok(Self::from_entries(path, entries))
+        let root = Self::from_entries(path, loaded.entries);
+        for n in loaded.notes {
+            root.add_note(n);
+        }
+        Ok(root)
     }
 
     /// A root over an in-memory tree (a loaded snapshot, or a test's).
@@ -175,6 +252,35 @@ impl SystemRoot {
             kinds: RwLock::new(HashMap::new()),
             dirs: RwLock::new(HashMap::new()),
             recorder: None,
+            notes: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// What was refused or skipped while reading (a FIFO where a file
+    /// belongs, a file larger than the kernel makes, an archive member that
+    /// is not a file), one line each, naming the file and the reason.
+    pub fn notes(&self) -> Vec<String> {
+        self.notes.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    fn add_note(&self, note: String) {
+        if let Ok(mut n) = self.notes.lock()
+            && !n.contains(&note)
+        {
+            n.push(note);
+        }
+    }
+
+    /// Turns a refusal from [`read_file`] into an error naming `path`, and
+    /// notes it; other errors pass as they are.
+    fn named(&self, path: &str, e: io::Error) -> io::Error {
+        match e.get_ref().and_then(|i| i.downcast_ref::<Refused>()) {
+            Some(Refused(why)) => {
+                let msg = format!("{path}: {why}; not read");
+                self.add_note(msg.clone());
+                io::Error::new(io::ErrorKind::InvalidData, msg)
+            }
+            None => e,
         }
     }
 
@@ -358,7 +464,7 @@ impl SystemRoot {
             if !matches!(name, "" | "." | "..") {
                 let dir = self.resolve(dir, true)?;
                 let canonical = join(&dir, name);
-                match read_nofollow(&base.join(&canonical)) {
+                match read_nofollow(&base.join(&canonical), read_limit(&canonical)) {
                     Ok(bytes) => {
                         if self.recorder.is_some() {
                             self.note(&canonical, Entry::File(bytes.clone()));
@@ -366,13 +472,16 @@ impl SystemRoot {
                         return Ok(bytes);
                     }
                     Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {}
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(self.named(&canonical, e)),
                 }
             }
         }
         let canonical = self.resolve(path, true)?;
         let bytes = match &self.backing {
-            Backing::Dir { base, .. } => read_nofollow(&base.join(&canonical))?,
+            Backing::Dir { base, .. } => {
+                read_nofollow(&base.join(&canonical), read_limit(&canonical))
+                    .map_err(|e| self.named(&canonical, e))?
+            }
             Backing::Memory { entries, .. } => match entries.get(&canonical) {
                 Some(Entry::File(b)) => b.clone(),
                 Some(_) => return Err(io::Error::other(format!("{canonical}: is a directory"))),
@@ -506,8 +615,9 @@ impl SystemRoot {
         };
         // One call where the kernel has openat2: it refuses a link on the
         // way (then, and on any failure, the steps below decide).
+        let limit = read_limit(&path());
         if let Ok(f) = at::open_without_links(fd.as_fd(), &join(sub, name)) {
-            return read_file(f.into());
+            return read_file(f.into(), limit).map_err(|e| self.named(&path(), e));
         }
         match at::readlink(fd.as_fd(), sub) {
             // There, and not a link.
@@ -521,8 +631,8 @@ impl SystemRoot {
             // A link (followed inside the root), or an odd error.
             _ => return self.read(&path()),
         }
-        match at::open(fd.as_fd(), &join(sub, name), libc::O_RDONLY) {
-            Ok(f) => read_file(f.into()),
+        match at::open(fd.as_fd(), &join(sub, name), READ_FLAGS) {
+            Ok(f) => read_file(f.into(), limit).map_err(|e| self.named(&path(), e)),
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => self.read(&path()),
             Err(e) => Err(e),
         }
@@ -629,14 +739,17 @@ impl SystemRoot {
     pub fn read_at(&self, dir: &DirHandle, name: &str) -> io::Result<Vec<u8>> {
         match &dir.fd {
             Some(fd) if is_name(name) => {
-                match at::open(fd.as_fd(), name, libc::O_RDONLY).and_then(|f| read_file(f.into())) {
+                let limit = limit_in(&dir.path, name);
+                match at::open(fd.as_fd(), name, READ_FLAGS)
+                    .and_then(|f| read_file(f.into(), limit))
+                {
                     // A held directory means no recorder: nothing to note.
                     Ok(bytes) => Ok(bytes),
                     // A symlink: follow it inside the root.
                     Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
                         self.read(&join(&dir.path, name))
                     }
-                    Err(e) => Err(e),
+                    Err(e) => Err(self.named(&join(&dir.path, name), e)),
                 }
             }
             _ => self.read(&join(&dir.path, name)),
@@ -792,18 +905,80 @@ fn trimmed_text(bytes: &[u8]) -> String {
     }
 }
 
+/// Flags every file of a root is opened with, besides O_RDONLY, O_CLOEXEC
+/// and O_NOFOLLOW: O_NONBLOCK, so that a FIFO planted where a file belongs
+/// does not block the open (it is then refused by [`read_file`]).
+const READ_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_NONBLOCK;
+
 /// Reads a whole file, refusing to follow a symlink in its last component
 /// (the path is already resolved; this keeps it so should the tree change).
-fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
+fn read_nofollow(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     let f = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)?;
-    read_file(f)
+    read_file(f, limit)
 }
 
-/// Reads an open file to its end.
-fn read_file(mut f: fs::File) -> io::Result<Vec<u8>> {
+/// [`read_limit`] of `name` in `dir`, without joining them for the usual
+/// case (a sysfs directory).
+fn limit_in(dir: &str, name: &str) -> u64 {
+    if dir.starts_with("sys/") {
+        if name == "config" {
+            MAX_CONFIG
+        } else {
+            MAX_SYSFS_ATTRIBUTE
+        }
+    } else {
+        read_limit(&join(dir, name))
+    }
+}
+
+/// What a file is, for a refusal.
+fn file_kind(ft: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
+}
+
+/// Reads an open file to its end: only a regular file (what sysfs, procfs
+/// and a capture hold; a FIFO or a device could block or never end), and
+/// at most `limit` bytes (more is refused, not cut: a longer file is not
+/// the kernel's).
+fn read_file(f: fs::File, limit: u64) -> io::Result<Vec<u8>> {
+    let meta = f.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(refused(format!(
+            "not a regular file ({})",
+            file_kind(meta.file_type())
+        )));
+    }
+    // sysfs reports 4096 (or the page size) whatever an attribute holds and
+    // procfs 0, so the size is a bound to check, not the length to read.
+    let too_large = || refused(format!("larger than {limit} bytes"));
+    if meta.len() > limit.max(MAX_SYSFS_ATTRIBUTE) {
+        return Err(too_large());
+    }
+    let bytes = read_to_end(f, limit)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// Reads an open file to its end, or to `limit` + 1 bytes.
+fn read_to_end(mut f: fs::File, limit: u64) -> io::Result<Vec<u8>> {
     // sysfs files report a size of 4096 whatever they hold, so no size
     // hint (which would cost a statx and an lseek per file). A read from a
     // regular file or a sysfs attribute comes back short only at the end,
@@ -824,7 +999,8 @@ fn read_file(mut f: fs::File) -> io::Result<Vec<u8>> {
         }
     })?;
     if buf.len() == FIRST {
-        f.take(u64::MAX).read_to_end(&mut buf)?;
+        let left = (limit + 1).saturating_sub(buf.len() as u64);
+        f.take(left).read_to_end(&mut buf)?;
     }
     Ok(buf)
 }
@@ -1033,43 +1209,90 @@ fn archive_name(raw: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
-/// Loads a gzip (or plain) tar archive into memory.
-fn read_archive(mut file: fs::File) -> Result<BTreeMap<String, Entry>, String> {
+/// Counts what passes, and fails once more than `limit` bytes have: an
+/// archive that expands past it is too large (a bomb), not damaged.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    /// Set when the bound was passed (shared: the tar reader owns this).
+    tripped: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            // Only an error if there is more to come.
+            let mut one = [0u8; 1];
+            return match self.inner.read(&mut one)? {
+                0 => Ok(0),
+                _ => {
+                    self.tripped.set(true);
+                    Err(io::Error::other("too large"))
+                }
+            };
+        }
+        let n = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let got = self.inner.read(&mut buf[..n])?;
+        self.left -= got as u64;
+        Ok(got)
+    }
+}
+
+/// What an archive held: its tree, and what was skipped (named, with why).
+pub(crate) struct Loaded {
+    pub entries: BTreeMap<String, Entry>,
+    pub notes: Vec<String>,
+}
+
+/// Loads a gzip (or plain) tar archive into memory, within bounds: the
+/// stream expands to at most [`MAX_ARCHIVE_BYTES`], each member holds no
+/// more than [`read_limit`] allows for its path, and all kept contents at
+/// most [`MAX_ARCHIVE_KEPT`]; past any of them the archive is "too large".
+/// The gzip checksum is checked (the stream is read to its end). Hard
+/// links are followed inside the archive; members that are not files,
+/// directories or links are skipped with a note.
+pub(crate) fn read_archive(mut file: impl Read) -> Result<Loaded, String> {
     let mut magic = [0u8; 2];
     file.read_exact(&mut magic)
         .map_err(|e| format!("cannot read it: {e}"))?;
-    let file = {
-        use std::io::Seek;
-        let mut f = file;
-        f.seek(io::SeekFrom::Start(0))
-            .map_err(|e| format!("cannot read it: {e}"))?;
-        f
-    };
     let gzip = magic == [0x1f, 0x8b];
-    if !gzip {
-        // A plain tar carries "ustar" at offset 257.
-        let mut head = [0u8; 263];
-        let n = (&file).read(&mut head).unwrap_or(0);
-        use std::io::Seek;
-        let _ = (&file).seek(io::SeekFrom::Start(0));
-        if n < 262 || &head[257..262] != b"ustar" {
-            return Err("it is not a gzip or tar file".to_string());
-        }
-    }
+    let file = io::Cursor::new(magic).chain(file);
     let reader: Box<dyn Read> = if gzip {
         Box::new(flate2::read::GzDecoder::new(file))
     } else {
         Box::new(file)
     };
-    let mut archive = tar::Archive::new(reader.take(MAX_ARCHIVE_BYTES));
+    let tripped = std::rc::Rc::new(std::cell::Cell::new(false));
+    let mut archive = tar::Archive::new(Bounded {
+        inner: reader,
+        left: MAX_ARCHIVE_BYTES,
+        tripped: tripped.clone(),
+    });
+    let too_large = || {
+        format!(
+            "too large: it expands to more than {} (a p2pdoctor snapshot is a few MiB)",
+            human(MAX_ARCHIVE_BYTES)
+        )
+    };
     let mut entries = BTreeMap::new();
+    let mut notes = Vec::new();
+    let mut kept: u64 = 0;
+    let mut plain_checked = gzip;
     let iter = archive
         .entries()
         .map_err(|e| format!("not a tar archive: {e}"))?;
     for item in iter {
-        let mut item = item.map_err(|e| format!("damaged archive: {e}"))?;
+        let mut item = match item {
+            Ok(i) => i,
+            Err(_) if tripped.get() => return Err(too_large()),
+            Err(e) if !plain_checked => return Err(format!("it is not a gzip or tar file ({e})")),
+            Err(e) => return Err(format!("damaged archive: {e}")),
+        };
+        plain_checked = true;
         if entries.len() >= MAX_ARCHIVE_ENTRIES {
-            return Err(format!("more than {MAX_ARCHIVE_ENTRIES} entries"));
+            return Err(format!(
+                "too large: more than {MAX_ARCHIVE_ENTRIES} members"
+            ));
         }
         let raw = item
             .path()
@@ -1091,22 +1314,86 @@ fn read_archive(mut file: fs::File) -> Result<BTreeMap<String, Entry>, String> {
                 .map(|t| t.to_string_lossy().into_owned())
                 .unwrap_or_default();
             Entry::Symlink(target)
+        } else if kind.is_hard_link() {
+            let target = item
+                .link_name()
+                .map_err(|e| format!("bad link in `{raw}`: {e}"))?
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match archive_name(&target).and_then(|t| entries.get(&t)) {
+                Some(Entry::File(bytes)) => {
+                    kept += bytes.len() as u64;
+                    if kept > MAX_ARCHIVE_KEPT {
+                        return Err(format!(
+                            "too large: its files hold more than {}",
+                            human(MAX_ARCHIVE_KEPT)
+                        ));
+                    }
+                    Entry::File(bytes.clone())
+                }
+                _ => {
+                    notes.push(format!(
+                        "archive member `{raw}` is a hard link to `{target}`, which is not a file earlier in the archive; skipped"
+                    ));
+                    continue;
+                }
+            }
         } else if kind.is_file() {
-            let mut buf = Vec::new();
-            item.read_to_end(&mut buf)
-                .map_err(|e| format!("damaged member `{raw}`: {e}"))?;
+            let size = item.header().size().unwrap_or(u64::MAX);
+            let limit = read_limit(&name);
+            if size > limit {
+                return Err(format!(
+                    "too large: member `{raw}` holds {size} bytes, more than the {limit} such a file can"
+                ));
+            }
+            kept += size;
+            if kept > MAX_ARCHIVE_KEPT {
+                return Err(format!(
+                    "too large: its files hold more than {}",
+                    human(MAX_ARCHIVE_KEPT)
+                ));
+            }
+            let mut buf = Vec::with_capacity(size as usize);
+            match (&mut item).take(limit + 1).read_to_end(&mut buf) {
+                Ok(_) => {}
+                Err(_) if tripped.get() => return Err(too_large()),
+                Err(e) => return Err(format!("damaged member `{raw}`: {e}")),
+            }
             Entry::File(buf)
         } else {
+            let what = match kind {
+                tar::EntryType::Char => "a character device",
+                tar::EntryType::Block => "a block device",
+                tar::EntryType::Fifo => "a FIFO",
+                _ => "not a file, directory or link",
+            };
+            notes.push(format!("archive member `{raw}` is {what}; skipped"));
             continue;
         };
         if !name.is_empty() {
             entries.insert(name, entry);
         }
     }
-    if entries.is_empty() {
-        return Err("it holds no files".to_string());
+    // Read to the end, so the gzip trailer's CRC-32 and length are checked.
+    let mut rest = archive.into_inner();
+    match io::copy(&mut rest, &mut io::sink()) {
+        Ok(_) => {}
+        Err(_) if tripped.get() => return Err(too_large()),
+        Err(e) => return Err(format!("damaged archive: {e}")),
     }
-    Ok(entries)
+    if entries.is_empty() {
+        return Err(if plain_checked {
+            "it holds no files".to_string()
+        } else {
+            "it is not a gzip or tar file".to_string()
+        });
+    }
+    Ok(Loaded { entries, notes })
+}
+
+/// `1 GiB`, for the archive bounds.
+fn human(n: u64) -> String {
+    crate::render::human_bytes(n)
 }
 
 #[cfg(test)]
