@@ -120,10 +120,139 @@ enum Backing {
     /// A directory on this machine: `/` for the live system, or a capture.
     Dir { base: PathBuf, live: bool },
     /// A snapshot archive loaded into memory.
-    Memory {
-        source: PathBuf,
-        entries: BTreeMap<String, Entry>,
-    },
+    Memory { source: PathBuf, tree: MemTree },
+}
+
+/// An in-memory tree, as nodes linked by name, so that a lookup costs a
+/// step per component however long the path: a hostile snapshot nests
+/// thousands of bridges, and keying by whole paths made every step hash
+/// (or compare) the whole path so far, cubic in the depth.
+#[derive(Debug)]
+struct MemTree {
+    nodes: Vec<MemNode>,
+}
+
+#[derive(Debug)]
+struct MemNode {
+    entry: Entry,
+    /// Children by name, in the order they came; searched in turn while
+    /// few (a sysfs directory along a chain of bridges has a handful).
+    children: Vec<(Box<str>, u32)>,
+    /// The same, hashed, once there are more than [`SCAN_CHILDREN`].
+    index: Option<HashMap<Box<str>, u32>>,
+}
+
+const SCAN_CHILDREN: usize = 16;
+
+impl MemTree {
+    const ROOT: u32 = 0;
+
+    /// Builds the tree. Paths come sorted, so each shares its leading
+    /// components with the one before: only the rest is looked up. Parent
+    /// directories need not be listed (archives often omit them).
+    fn new(entries: BTreeMap<String, Entry>) -> MemTree {
+        let mut tree = MemTree {
+            nodes: vec![MemNode::new(Entry::Dir)],
+        };
+        // The previous path, its components' byte ranges and their nodes.
+        let mut prev = String::new();
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        let mut stack: Vec<u32> = Vec::new();
+        for (key, entry) in entries {
+            // The components wholly inside the bytes shared with the
+            // previous path are its components too: keep their nodes.
+            let kb = key.as_bytes();
+            let lcp = common_prefix(prev.as_bytes(), kb);
+            let mut keep = ranges.partition_point(|&(_, end)| end < lcp);
+            if keep < ranges.len() && ranges[keep].1 == lcp && (lcp == kb.len() || kb[lcp] == b'/')
+            {
+                keep += 1;
+            }
+            ranges.truncate(keep);
+            stack.truncate(keep);
+            let mut at = ranges.last().map_or(0, |r| r.1);
+            for part in key[at..].split('/') {
+                if !part.is_empty() {
+                    let parent = stack.last().copied().unwrap_or(Self::ROOT);
+                    stack.push(tree.child_or_insert(parent, part));
+                    ranges.push((at, at + part.len()));
+                }
+                at += part.len() + 1;
+            }
+            if let Some(&id) = stack.last() {
+                tree.nodes[id as usize].entry = entry;
+            }
+            prev = key;
+        }
+        tree
+    }
+
+    fn node(&self, id: u32) -> &MemNode {
+        &self.nodes[id as usize]
+    }
+
+    fn child(&self, id: u32, name: &str) -> Option<u32> {
+        let n = self.node(id);
+        match &n.index {
+            Some(index) => index.get(name).copied(),
+            None => n
+                .children
+                .iter()
+                .find(|(c, _)| &**c == name)
+                .map(|&(_, id)| id),
+        }
+    }
+
+    fn child_or_insert(&mut self, id: u32, name: &str) -> u32 {
+        if let Some(c) = self.child(id, name) {
+            return c;
+        }
+        let new = self.nodes.len() as u32;
+        self.nodes.push(MemNode::new(Entry::Dir));
+        let n = &mut self.nodes[id as usize];
+        n.children.push((name.into(), new));
+        match &mut n.index {
+            Some(index) => {
+                index.insert(name.into(), new);
+            }
+            None if n.children.len() > SCAN_CHILDREN => {
+                n.index = Some(n.children.iter().cloned().collect());
+            }
+            None => {}
+        }
+        new
+    }
+
+    /// The node at a canonical path (no symlink followed).
+    fn lookup(&self, canonical: &str) -> Option<u32> {
+        split(canonical).try_fold(Self::ROOT, |id, c| self.child(id, c))
+    }
+
+    fn kind(&self, id: u32) -> Kind {
+        match &self.node(id).entry {
+            Entry::Dir => Kind::Dir,
+            Entry::File(_) => Kind::File,
+            Entry::Symlink(t) => Kind::Symlink(t.clone()),
+        }
+    }
+
+    fn names(&self, id: u32) -> Vec<String> {
+        self.node(id)
+            .children
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect()
+    }
+}
+
+impl MemNode {
+    fn new(entry: Entry) -> MemNode {
+        MemNode {
+            entry,
+            children: Vec::new(),
+            index: None,
+        }
+    }
 }
 
 /// A directory resolved once to read several entries of (a device's sysfs
@@ -134,6 +263,8 @@ enum Backing {
 pub struct DirHandle {
     path: String,
     fd: Option<OwnedFd>,
+    /// The directory's node in an in-memory tree (not recording).
+    node: Option<u32>,
 }
 
 impl DirHandle {
@@ -175,6 +306,52 @@ pub struct SystemRoot {
     /// Files refused (not regular, too large) and archive members skipped,
     /// each said once: the scan turns them into notes.
     notes: Mutex<Vec<String>>,
+    /// Tells this root's cursor (see `cursor_skip`) from another's.
+    id: u64,
+}
+
+thread_local! {
+    /// The last deep path this thread resolved in memory, and the root's
+    /// id (see `cursor_skip`). Per thread: a scan's threads each take a
+    /// batch of neighbouring devices.
+    static CURSOR: std::cell::RefCell<Option<(u64, Cursor)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A canonical path resolved in an in-memory tree, with where each
+/// component starts and its node: the devices of a deep tree are resolved
+/// one after another, each path the one before plus a component, so the
+/// next resolution takes the shared part from here.
+#[derive(Debug)]
+struct Cursor {
+    here: String,
+    ends: Vec<usize>,
+    nodes: Vec<u32>,
+}
+
+/// Paths at least this deep are kept as the cursor.
+const CURSOR_DEPTH: usize = 16;
+
+/// What `cursor_skip` took: the state after the shared components, and the
+/// bytes of the text they span.
+struct Skip {
+    here: String,
+    ends: Vec<usize>,
+    nodes: Vec<u32>,
+    used: usize,
+}
+
+/// The length of the common prefix of two byte strings, a block at a time.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    const BLOCK: usize = 64;
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + BLOCK <= n && a[i..i + BLOCK] == b[i..i + BLOCK] {
+        i += BLOCK;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
 }
 
 /// Why a file was not read though it is there: not a regular file, or
@@ -242,7 +419,7 @@ impl SystemRoot {
     pub fn from_entries(source: &Path, entries: BTreeMap<String, Entry>) -> Self {
         Self::with_backing(Backing::Memory {
             source: source.to_path_buf(),
-            entries,
+            tree: MemTree::new(entries),
         })
     }
 
@@ -253,6 +430,10 @@ impl SystemRoot {
             dirs: RwLock::new(HashMap::new()),
             recorder: None,
             notes: Mutex::new(Vec::new()),
+            id: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
         }
     }
 
@@ -341,6 +522,9 @@ impl SystemRoot {
 
     /// Looks at one canonical path without following it.
     fn kind(&self, canonical: &str) -> io::Result<Option<Kind>> {
+        if let Backing::Memory { tree, .. } = &self.backing {
+            return Ok(tree.lookup(canonical).map(|id| tree.kind(id)));
+        }
         if let Ok(cache) = self.kinds.read()
             && let Some(k) = cache.get(canonical)
         {
@@ -358,14 +542,7 @@ impl SystemRoot {
                 Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => None,
                 Err(e) => return Err(e),
             },
-            Backing::Memory { entries, .. } => match entries.get(canonical) {
-                Some(Entry::Dir) => Some(Kind::Dir),
-                Some(Entry::File(_)) => Some(Kind::File),
-                Some(Entry::Symlink(t)) => Some(Kind::Symlink(t.clone())),
-                // Archives need not list parent directories explicitly.
-                None if canonical.is_empty() || has_children(entries, canonical) => Some(Kind::Dir),
-                None => None,
-            },
+            Backing::Memory { tree, .. } => tree.lookup(canonical).map(|id| tree.kind(id)),
         };
         // Only directories and links are worth remembering: they are the
         // shared prefixes of many paths. Files are looked at once.
@@ -380,30 +557,89 @@ impl SystemRoot {
     /// Resolves `path` to a canonical root-relative path with no symlinks.
     /// With `follow_last` false, a final symlink is left as it is.
     pub fn resolve(&self, path: &str, follow_last: bool) -> io::Result<String> {
+        self.resolve_in(path, follow_last).map(|(here, _)| here)
+    }
+
+    /// [`resolve`](Self::resolve), and in an in-memory tree the node it
+    /// leads to (None for a last component not followed).
+    fn resolve_in(&self, path: &str, follow_last: bool) -> io::Result<(String, Option<u32>)> {
+        let tree = match &self.backing {
+            Backing::Memory { tree, .. } => Some(tree),
+            Backing::Dir { .. } => None,
+        };
         // `here` is the canonical path so far; `ends` remembers where each
-        // component started, so `..` and a replaced symlink pop cheaply.
+        // component started, so `..` and a replaced symlink pop cheaply;
+        // `nodes` (in memory) the node of each component, beside `ends`.
         let mut here = String::with_capacity(path.len() + 64);
         let mut ends: Vec<usize> = Vec::new();
-        // Components still to walk, next last, as (text, start, end): text
-        // 0 is `path`, text i the (i-1)th symlink target followed. Ranges
-        // rather than Strings: a sysfs path has a dozen components.
-        let mut targets: Vec<String> = Vec::new();
-        let mut todo: Vec<(usize, usize, usize)> = Vec::new();
-        push_components(&mut todo, 0, path);
-        let pop = |here: &mut String, ends: &mut Vec<usize>| {
+        let mut nodes: Vec<u32> = Vec::new();
+        // Texts still to walk, the next on top, each as (text, offset of
+        // what is left): text 0 is `path`, text i the (i-1)th symlink
+        // target followed. Components are taken from a text as they come,
+        // so a long target the cursor lets us skip is never split whole.
+        let mut targets: Vec<std::borrow::Cow<'_, str>> = Vec::new();
+        let mut todo: Vec<(usize, usize)> = vec![(0, 0)];
+        // The texts the cursor was tried on (once each).
+        let mut tried: Vec<bool> = vec![false];
+        let pop = |here: &mut String, ends: &mut Vec<usize>, nodes: &mut Vec<u32>| {
             if let Some(start) = ends.pop() {
                 here.truncate(start);
+                nodes.truncate(ends.len());
             }
         };
-        while let Some((text, start, end)) = todo.pop() {
-            let component = match text {
-                0 => &path[start..end],
-                i => &targets[i - 1][start..end],
+        loop {
+            let Some(&(t, pos)) = todo.last() else { break };
+            let text: &str = match t {
+                0 => path,
+                i => &targets[i - 1],
+            };
+            let rest = text[pos..].trim_start_matches('/');
+            if rest.is_empty() {
+                todo.pop();
+                continue;
+            }
+            let start = text.len() - rest.len();
+            // In memory, a long plain run of components (a link into a deep
+            // tree) is matched against the last deep path resolved, so that
+            // the shared part costs a comparison, not a step per component.
+            if let Some(tree) = tree
+                && !tried[t]
+                && self.recorder.is_none()
+                && !rest.starts_with("./")
+                && !rest.starts_with("../")
+                && !matches!(rest, "." | "..")
+            {
+                tried[t] = true;
+                if let Some(skip) = self.cursor_skip(tree, &here, ends.len(), rest) {
+                    here = skip.here;
+                    ends = skip.ends;
+                    nodes = skip.nodes;
+                    todo.last_mut().expect("on the stack").1 = start + skip.used;
+                    continue;
+                }
+            }
+            let len = rest.find('/').unwrap_or(rest.len());
+            let component_range = start..start + len;
+            todo.last_mut().expect("on the stack").1 = start + len;
+            // Is anything left after this component, in any text?
+            let last = {
+                let left = |(t, pos): (usize, usize)| {
+                    let s: &str = match t {
+                        0 => path,
+                        i => &targets[i - 1],
+                    };
+                    s[pos..].bytes().any(|b| b != b'/')
+                };
+                !todo.iter().rev().any(|&e| left(e))
+            };
+            let component = match t {
+                0 => &path[component_range],
+                i => &targets[i - 1][component_range],
             };
             match component {
                 "." => continue,
                 ".." => {
-                    pop(&mut here, &mut ends);
+                    pop(&mut here, &mut ends, &mut nodes);
                     continue;
                 }
                 _ => {}
@@ -413,10 +649,31 @@ impl SystemRoot {
                 here.push('/');
             }
             here.push_str(component);
-            if todo.is_empty() && !follow_last {
+            if last && !follow_last {
                 break;
             }
-            match self.kind(&here)? {
+            // In memory, a link's target is borrowed from the tree (it may
+            // be tens of KiB long in a hostile one), not copied.
+            let mut borrowed: Option<&str> = None;
+            let kind = match tree {
+                // One step from the parent's node, not a lookup of `here`.
+                Some(tree) => {
+                    let parent = nodes.last().copied().unwrap_or(MemTree::ROOT);
+                    tree.child(parent, component).map(|id| {
+                        nodes.push(id);
+                        match &tree.node(id).entry {
+                            Entry::Dir => Kind::Dir,
+                            Entry::File(_) => Kind::File,
+                            Entry::Symlink(t) => {
+                                borrowed = Some(t.as_str());
+                                Kind::Symlink(String::new())
+                            }
+                        }
+                    })
+                }
+                None => self.kind(&here)?,
+            };
+            match kind {
                 None => {
                     return Err(io::Error::new(
                         io::ErrorKind::NotFound,
@@ -427,22 +684,30 @@ impl SystemRoot {
                     if targets.len() >= MAX_SYMLINKS {
                         return Err(io::Error::other(format!("{path}: too many symbolic links")));
                     }
-                    self.note(&here, Entry::Symlink(target.clone()));
-                    pop(&mut here, &mut ends);
+                    let target: std::borrow::Cow<'_, str> = match borrowed {
+                        Some(t) => t.into(),
+                        None => target.into(),
+                    };
+                    if self.recorder.is_some() {
+                        self.note(&here, Entry::Symlink(target.to_string()));
+                    }
+                    pop(&mut here, &mut ends, &mut nodes);
                     if target.starts_with('/') {
                         here.clear();
                         ends.clear();
+                        nodes.clear();
                     }
                     targets.push(target);
-                    push_components(&mut todo, targets.len(), &targets[targets.len() - 1]);
+                    tried.push(false);
+                    todo.push((targets.len(), 0));
                 }
-                Some(Kind::File) if !todo.is_empty() => {
+                Some(Kind::File) if !last => {
                     return Err(io::Error::new(
                         io::ErrorKind::NotFound,
                         format!("{here}: not a directory"),
                     ));
                 }
-                Some(Kind::Dir) if todo.is_empty() && self.recorder.is_some() => {
+                Some(Kind::Dir) if last && self.recorder.is_some() => {
                     // A directory reached but perhaps never read from: keep
                     // it, so the path still resolves in a snapshot.
                     self.note(&here, Entry::Dir);
@@ -450,7 +715,95 @@ impl SystemRoot {
                 Some(_) => {}
             }
         }
-        Ok(here)
+        let node = tree.and_then(|_| {
+            if ends.is_empty() {
+                Some(MemTree::ROOT)
+            } else {
+                (nodes.len() == ends.len())
+                    .then(|| nodes.last().copied())
+                    .flatten()
+            }
+        });
+        if tree.is_some() && node.is_some() && ends.len() >= CURSOR_DEPTH && self.recorder.is_none()
+        {
+            let cursor = Cursor {
+                here: here.clone(),
+                ends,
+                nodes,
+            };
+            CURSOR.with_borrow_mut(|c| *c = Some((self.id, cursor)));
+        }
+        Ok((here, node))
+    }
+
+    /// How much of `rest` (components still to walk from `here`, which
+    /// has `depth` of them) the last deep path resolved already walked:
+    /// the state after those components, and the bytes of `rest` used.
+    /// Only plain components (no `.`, `..`) are taken, each one a
+    /// directory there (so never a symlink: the cursor's path is
+    /// canonical).
+    fn cursor_skip(&self, tree: &MemTree, here: &str, depth: usize, rest: &str) -> Option<Skip> {
+        let mut slot = CURSOR.with_borrow_mut(|c| c.take())?;
+        if slot.0 != self.id {
+            return None;
+        }
+        let cur = &slot.1;
+        if cur.ends.len() <= depth + 1 {
+            return None;
+        }
+        // `here` must be the cursor's first `depth` components.
+        let here_end = cur.ends.get(depth).copied().unwrap_or(cur.here.len());
+        if depth > 0
+            && (here_end != here.len() || cur.here.as_bytes()[..here_end] != *here.as_bytes())
+            || depth == 0 && !here.is_empty()
+        {
+            return None;
+        }
+        // Compare the rest with the cursor beyond `here`, component by
+        // component boundary, at memcmp speed.
+        let sep = usize::from(depth > 0);
+        let theirs = cur.here.get(here_end + sep..)?;
+        let ours = rest.as_bytes();
+        let mut same = common_prefix(theirs.as_bytes(), ours);
+        // Back off to a component boundary in both.
+        let boundary = |n: usize| {
+            (n == ours.len() || ours[n] == b'/')
+                && (n == theirs.len() || theirs.as_bytes()[n] == b'/')
+        };
+        while same > 0 && !boundary(same) {
+            same -= 1;
+        }
+        if same == 0 {
+            return None;
+        }
+        // What is taken equals the cursor's canonical path: no `.`, `..`
+        // or empty components in it.
+        // Components of the cursor covered: those starting before the end.
+        let end_abs = here_end + sep + same;
+        let mut m = cur.ends.partition_point(|&e| e < end_abs);
+        // Each taken component must be a directory (the next one is looked
+        // up below it); the last one may be anything only if nothing
+        // follows, which the walk decides: stop before it unless a dir.
+        while m > depth && tree.kind(cur.nodes[m - 1]) != Kind::Dir {
+            m -= 1;
+        }
+        if m <= depth {
+            return None;
+        }
+        let new_end = cur.ends.get(m).copied().unwrap_or(cur.here.len());
+        let used = new_end - (here_end + sep);
+        // Taken, not copied: the resolution puts its result back.
+        let cur = &mut slot.1;
+        cur.here.truncate(new_end);
+        cur.ends.truncate(m);
+        cur.nodes.truncate(m);
+        let cur = slot.1;
+        Some(Skip {
+            here: cur.here,
+            ends: cur.ends,
+            nodes: cur.nodes,
+            used,
+        })
     }
 
     /// Reads a whole file, following symlinks inside the root.
@@ -476,13 +829,13 @@ impl SystemRoot {
                 }
             }
         }
-        let canonical = self.resolve(path, true)?;
+        let (canonical, node) = self.resolve_in(path, true)?;
         let bytes = match &self.backing {
             Backing::Dir { base, .. } => {
                 read_nofollow(&base.join(&canonical), read_limit(&canonical))
                     .map_err(|e| self.named(&canonical, e))?
             }
-            Backing::Memory { entries, .. } => match entries.get(&canonical) {
+            Backing::Memory { tree, .. } => match node.map(|id| &tree.node(id).entry) {
                 Some(Entry::File(b)) => b.clone(),
                 Some(_) => return Err(io::Error::other(format!("{canonical}: is a directory"))),
                 None => {
@@ -504,9 +857,13 @@ impl SystemRoot {
     /// friends.
     pub fn open_dir(&self, path: &str) -> io::Result<DirHandle> {
         if !self.holds_dirs() {
+            let (path, node) = self.resolve_in(path, true)?;
             return Ok(DirHandle {
-                path: self.resolve(path, true)?,
+                path,
                 fd: None,
+                // Reads in it go straight to its node (when not recording,
+                // which needs every step seen by `resolve`).
+                node: node.filter(|_| self.recorder.is_none()),
             });
         }
         // Everything but the last component resolves through the caches
@@ -517,6 +874,7 @@ impl SystemRoot {
             None => Ok(DirHandle {
                 path: String::new(),
                 fd: None,
+                node: None,
             }),
         }
     }
@@ -563,12 +921,14 @@ impl SystemRoot {
                     return Ok(DirHandle {
                         path: here(),
                         fd: Some(fd),
+                        node: None,
                     });
                 }
                 Some(Last::Other) => {
                     return Ok(DirHandle {
                         path: here(),
                         fd: None,
+                        node: None,
                     });
                 }
                 Some(Last::Link(target)) => {
@@ -581,6 +941,7 @@ impl SystemRoot {
                         return Ok(DirHandle {
                             path: String::new(),
                             fd: None,
+                            node: None,
                         });
                     };
                     next = Some(found);
@@ -656,7 +1017,11 @@ impl SystemRoot {
             Backing::Dir { base, .. } if room => open_path_dir(&base.join(&path)).ok(),
             _ => None,
         };
-        let parent = Arc::new(DirHandle { path, fd });
+        let parent = Arc::new(DirHandle {
+            path,
+            fd,
+            node: None,
+        });
         Ok(match self.dirs.write() {
             Ok(mut m) => m.entry(dir.to_string()).or_insert(parent).clone(),
             Err(_) => parent,
@@ -734,9 +1099,34 @@ impl SystemRoot {
         }
     }
 
+    /// What `name` is in a directory of an in-memory tree held by its
+    /// node: one step, rather than the directory's whole path again.
+    fn mem_child(&self, dir: &DirHandle, name: &str) -> Option<Option<&Entry>> {
+        match (&self.backing, dir.node) {
+            (Backing::Memory { tree, .. }, Some(id)) if is_name(name) => {
+                Some(tree.child(id, name).map(|c| &tree.node(c).entry))
+            }
+            _ => None,
+        }
+    }
+
     /// Reads `name` in a directory from [`open_dir`](Self::open_dir): the
     /// hot path of a scan, which reads a dozen attributes per device.
     pub fn read_at(&self, dir: &DirHandle, name: &str) -> io::Result<Vec<u8>> {
+        match self.mem_child(dir, name) {
+            Some(Some(Entry::File(b))) => return Ok(b.clone()),
+            Some(None) => {
+                // Named by the directory's last component: its whole path
+                // may be tens of KiB in a hostile tree, and a scan asks for
+                // many attributes that are not there.
+                let last = dir.path.rsplit('/').next().unwrap_or("");
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(".../{last}/{name}: no such file"),
+                ));
+            }
+            _ => {}
+        }
         match &dir.fd {
             Some(fd) if is_name(name) => {
                 let limit = limit_in(&dir.path, name);
@@ -759,6 +1149,11 @@ impl SystemRoot {
     /// Whether `name` exists in a directory from
     /// [`open_dir`](Self::open_dir) (following a symlink there).
     pub fn exists_at(&self, dir: &DirHandle, name: &str) -> bool {
+        match self.mem_child(dir, name) {
+            Some(Some(Entry::File(_) | Entry::Dir)) => return true,
+            Some(None) => return false,
+            _ => {}
+        }
         match &dir.fd {
             // readlink answers "absent", "there and not a link" or "a link"
             // in one call, without filling in a stat buffer.
@@ -779,6 +1174,11 @@ impl SystemRoot {
     /// The last component of the target of the symlink `name` in a
     /// directory from [`open_dir`](Self::open_dir) (`driver` → `nvme`).
     pub fn link_name_at(&self, dir: &DirHandle, name: &str) -> Option<String> {
+        match self.mem_child(dir, name) {
+            Some(Some(Entry::Symlink(t))) => return split(t).next_back().map(str::to_string),
+            Some(_) => return None,
+            None => {}
+        }
         let target = match &dir.fd {
             Some(fd) if is_name(name) => at::readlink(fd.as_fd(), name).ok()?,
             _ => self.read_link(&join(&dir.path, name)).ok()?,
@@ -840,7 +1240,7 @@ impl SystemRoot {
 
     /// The names in a directory, sorted.
     pub fn read_dir(&self, path: &str) -> io::Result<Vec<String>> {
-        let canonical = self.resolve(path, true)?;
+        let (canonical, node) = self.resolve_in(path, true)?;
         let mut names: Vec<String> = match &self.backing {
             Backing::Dir { base, .. } => fs::read_dir(base.join(&canonical))?
                 .filter_map(|e| e.ok())
@@ -850,15 +1250,15 @@ impl SystemRoot {
                         .unwrap_or_else(|n| n.to_string_lossy().into_owned())
                 })
                 .collect(),
-            Backing::Memory { entries, .. } => {
-                if !matches!(self.kind(&canonical)?, Some(Kind::Dir)) {
+            Backing::Memory { tree, .. } => match node {
+                Some(id) if tree.kind(id) == Kind::Dir => tree.names(id),
+                _ => {
                     return Err(io::Error::new(
                         io::ErrorKind::NotFound,
                         format!("{canonical}: not a directory"),
                     ));
                 }
-                children(entries, &canonical)
-            }
+            },
         };
         names.sort_unstable();
         if self.recorder.is_some() {
@@ -1154,47 +1554,8 @@ pub fn join(dir: &str, name: &str) -> String {
     path
 }
 
-/// Queues the components of `path` (read from text `text`) on `todo` as
-/// byte ranges, the first component last (it is popped first).
-fn push_components(todo: &mut Vec<(usize, usize, usize)>, text: usize, path: &str) {
-    let first = todo.len();
-    let mut start = 0;
-    for part in path.split('/') {
-        if !part.is_empty() {
-            todo.push((text, start, start + part.len()));
-        }
-        start += part.len() + 1;
-    }
-    todo[first..].reverse();
-}
-
 fn split(path: &str) -> impl DoubleEndedIterator<Item = &str> {
     path.split('/').filter(|c| !c.is_empty())
-}
-
-fn has_children(entries: &BTreeMap<String, Entry>, dir: &str) -> bool {
-    let prefix = format!("{dir}/");
-    entries
-        .range(prefix.clone()..)
-        .next()
-        .is_some_and(|(k, _)| k.starts_with(&prefix))
-}
-
-fn children(entries: &BTreeMap<String, Entry>, dir: &str) -> Vec<String> {
-    let prefix = if dir.is_empty() {
-        String::new()
-    } else {
-        format!("{dir}/")
-    };
-    let mut names: Vec<String> = entries
-        .range(prefix.clone()..)
-        .take_while(|(k, _)| k.starts_with(&prefix))
-        .filter_map(|(k, _)| k[prefix.len()..].split('/').next())
-        .filter(|n| !n.is_empty())
-        .map(str::to_string)
-        .collect();
-    names.dedup();
-    names
 }
 
 /// Normalises an archive member name: no leading `/` or `./`, and no `..`.

@@ -295,11 +295,22 @@ pub fn place_in_tree(dir: &str, bdf: Bdf) -> Option<(String, Option<Bdf>)> {
     // Every address has a `.`; the check spares parsing (and the error's
     // allocation) for `sys`, `devices` and the host bridges.
     let as_bdf = |p: &str| p.contains('.').then(|| p.parse::<Bdf>().ok()).flatten();
-    let parts: Vec<&str> = dir.split('/').collect();
-    let own = parts.iter().rposition(|p| as_bdf(p) == Some(bdf))?;
-    let hb = parts[..own].iter().rposition(|p| is_host_bridge_name(p))?;
-    let parent = parts[hb + 1..own].iter().rev().find_map(|p| as_bdf(p));
-    Some((parts[hb].to_string(), parent))
+    // From the end, without collecting the components: a hostile tree
+    // nests thousands of bridges. The function's own (last) component,
+    // then the nearest address above it (its parent) and the nearest host
+    // bridge above that.
+    let mut parts = dir.rsplit('/');
+    parts.by_ref().find(|p| as_bdf(p) == Some(bdf))?;
+    let mut parent = None;
+    for p in parts {
+        if is_host_bridge_name(p) {
+            return Some((p.to_string(), parent));
+        }
+        if parent.is_none() {
+            parent = as_bdf(p);
+        }
+    }
+    None
 }
 
 /// `pci0000:00`, `pci10000:e0`.
