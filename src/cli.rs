@@ -495,7 +495,13 @@ pub fn main() -> i32 {
                 return 0;
             }
             let mut err = anstream::stderr();
-            let _ = writeln!(err, "p2pdoctor: error: {e:#}");
+            // Paths and strings from a hostile tree reach messages too.
+            let msg = format!("{e:#}");
+            let _ = writeln!(
+                err,
+                "p2pdoctor: error: {}",
+                crate::render::style::escape_controls(&msg)
+            );
             EXIT_TOOL_FAILURE
         }
     }
@@ -559,7 +565,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     snap.source
                 );
                 for l in &snap.limitations {
-                    let _ = writeln!(err, "note: {l}");
+                    let _ = writeln!(err, "note: {}", crate::render::style::escape_controls(l));
                 }
             }
             Ok(0)

@@ -95,13 +95,21 @@ pub fn recover_journals(dir: &Path, force: bool, quiet_if_none: bool) -> bool {
     let mut err = anstream::stderr();
     let mut ok = true;
     for r in &recs {
-        let _ = writeln!(err, "p2pdoctor: journal: {}", r.message);
+        let _ = writeln!(
+            err,
+            "p2pdoctor: journal: {}",
+            crate::render::style::escape_controls(&r.message)
+        );
         // A journal refused as not ours is not applied and does not stop
         // the run; a directory that cannot be trusted does.
         ok &= matches!(r.outcome.as_str(), "restored" | "in-use" | "refused");
     }
     if recs.is_empty() && !quiet_if_none {
-        let _ = writeln!(err, "p2pdoctor: no journal to restore in {}", dir.display());
+        let _ = writeln!(
+            err,
+            "p2pdoctor: no journal to restore in {}",
+            crate::render::style::escape_controls(&dir.display().to_string())
+        );
     }
     ok
 }
