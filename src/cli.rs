@@ -541,11 +541,13 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Snapshot(args) => {
             let root = open_root(cli.global.root.as_deref())?;
             let to_stdout = args.output == Path::new("-");
-            if !to_stdout && args.output.exists() && !args.force {
+            if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                 anyhow::bail!(
-                    "{} already exists; choose another name or pass --force to replace it",
-                    args.output.display()
+                    "`-o -` writes the archive (binary) to standard output, which is a terminal; redirect it: `p2pdoctor snapshot -o - > host.tar.gz`"
                 );
+            }
+            if !to_stdout {
+                check_snapshot_output(&args.output, args.force)?;
             }
             let snap = crate::snapshot::capture(root)?;
             write_output(
@@ -573,6 +575,49 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
+/// What may be at the path `snapshot -o` writes: nothing, or a regular
+/// file (replaced only with --force). Anything else (a device, a FIFO, a
+/// symbolic link such as /dev/stdout, a directory) is refused: replacing
+/// it would turn /dev/null into a file, and --force never does.
+fn check_snapshot_output(path: &Path, force: bool) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot look at {}", path.display())),
+    };
+    let ft = meta.file_type();
+    if ft.is_file() {
+        if force {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "{} already exists; choose another name or pass --force to replace it",
+            path.display()
+        );
+    }
+    let what = if ft.is_symlink() {
+        match std::fs::read_link(path) {
+            Ok(t) => format!("a symbolic link (to {})", t.display()),
+            Err(_) => "a symbolic link".to_string(),
+        }
+    } else if ft.is_dir() {
+        "a directory".to_string()
+    } else if ft.is_char_device() {
+        "a character device".to_string()
+    } else if ft.is_block_device() {
+        "a block device".to_string()
+    } else if ft.is_fifo() {
+        "a FIFO".to_string()
+    } else {
+        "not a regular file".to_string()
+    };
+    anyhow::bail!(
+        "{} exists and is {what}: the snapshot is written only as a new file or over a regular file (--force replaces only those); to write the archive to standard output, use `-o -`",
+        path.display()
+    )
+}
+
 fn open_root(path: Option<&Path>) -> Result<SystemRoot> {
     match path {
         None => Ok(SystemRoot::live()),
@@ -593,6 +638,12 @@ pub(crate) fn write_output(path: Option<&Path>, bytes: &[u8], replace: bool) -> 
         Some(p) => {
             if !replace && p.exists() {
                 anyhow::bail!("{} already exists", p.display());
+            }
+            if let Some(mut f) = open_special(p)? {
+                f.write_all(bytes)
+                    .and_then(|()| f.flush())
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+                return Ok(());
             }
             let tmp = temporary_beside(p);
             std::fs::write(&tmp, bytes)
@@ -616,6 +667,13 @@ fn stream_output(
             Ok(())
         }
         Some(p) => {
+            if let Some(f) = open_special(p)? {
+                let mut out = std::io::BufWriter::with_capacity(64 * 1024, f);
+                render(&mut out)
+                    .and_then(|()| out.flush())
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+                return Ok(());
+            }
             let tmp = temporary_beside(p);
             let written = std::fs::File::create(&tmp).and_then(|f| {
                 let mut out = std::io::BufWriter::with_capacity(64 * 1024, f);
@@ -629,6 +687,37 @@ fn stream_output(
             rename_into_place(&tmp, p)
         }
     }
+}
+
+/// An output path that is there and not a regular file (after following
+/// links: /dev/stdout, /dev/null, a FIFO) is written into as it is, never
+/// replaced by a file; a block device or a directory is refused. None: a
+/// regular file or nothing, written atomically beside and renamed.
+fn open_special(p: &Path) -> Result<Option<std::fs::File>> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::metadata(p) else {
+        return Ok(None);
+    };
+    let ft = meta.file_type();
+    if ft.is_file() {
+        return Ok(None);
+    }
+    if ft.is_dir() || ft.is_block_device() {
+        anyhow::bail!(
+            "{} is a {}: not an output file; choose a file name",
+            p.display(),
+            if ft.is_dir() {
+                "directory"
+            } else {
+                "block device"
+            }
+        );
+    }
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(p)
+        .with_context(|| format!("cannot open {} for writing", p.display()))?;
+    Ok(Some(f))
 }
 
 /// A temporary name beside `p` for an atomic write.
