@@ -487,12 +487,15 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            // A closed pipe (`p2pdoctor topo | head`) is not a failure.
+            // A closed pipe (`p2pdoctor check | head`): end quietly, by
+            // SIGPIPE like other tools (the shell sees 141), not as a
+            // success the pipeline did not have.
             if e.chain().any(|c| {
                 c.downcast_ref::<std::io::Error>()
                     .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             }) {
-                return 0;
+                die_of_sigpipe();
+                return 128 + libc::SIGPIPE;
             }
             let mut err = anstream::stderr();
             // Paths and strings from a hostile tree reach messages too.
@@ -504,6 +507,16 @@ pub fn main() -> i32 {
             );
             EXIT_TOOL_FAILURE
         }
+    }
+}
+
+/// Ends the process by SIGPIPE (Rust ignores it, so writes saw EPIPE).
+fn die_of_sigpipe() {
+    // SAFETY: restoring the default disposition of SIGPIPE and raising it
+    // in this thread; the default action ends the process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
     }
 }
 

@@ -97,6 +97,10 @@ pub enum RootError {
     NotASnapshot { path: PathBuf, reason: String },
     #[error("`{path}` cannot be loaded as a snapshot: {reason}")]
     TooLarge { path: PathBuf, reason: String },
+    #[error(
+        "`{path}` has no sys/ directory, so it is not a captured tree: a root is laid out like / (PATH/sys/bus/pci/devices, PATH/proc/cmdline, ...); point --root at its top, or at a snapshot archive"
+    )]
+    NoSys { path: PathBuf },
 }
 
 /// One entry of an in-memory tree.
@@ -391,6 +395,13 @@ impl SystemRoot {
             let live = fs::canonicalize(path)
                 .map(|p| p == Path::new("/"))
                 .unwrap_or(false);
+            // Everything the analysis reads is below sys/: without it the
+            // root is the wrong directory, not an empty machine.
+            if !path.join("sys").is_dir() {
+                return Err(RootError::NoSys {
+                    path: path.to_path_buf(),
+                });
+            }
             return Ok(Self::with_backing(Backing::Dir {
                 base: path.to_path_buf(),
                 live,

@@ -108,6 +108,16 @@ impl Target {
                 });
             }
         }
+        if write && !force && kind == TargetKind::File {
+            // A file system mounted from this file through a loop device
+            // is as mounted as a disk: its mount shows the loop device.
+            if let Some(why) = loop_in_use(&meta) {
+                return Err(TargetError::InUse {
+                    path: path.to_path_buf(),
+                    why,
+                });
+            }
+        }
         let mut flags = libc::O_DIRECT;
         if write && kind == TargetKind::BlockDevice && !force {
             flags |= libc::O_EXCL;
@@ -284,6 +294,41 @@ pub fn in_use(rdev: u64, name: Option<&str>) -> Option<String> {
             {
                 return Some(format!("{p} is in use as swap"));
             }
+        }
+    }
+    None
+}
+
+/// Whether a loop device whose backing file is the file `meta` describes
+/// is in use (mounted, held, swap): from /sys/block/loop*/loop/backing_file.
+pub fn loop_in_use(meta: &std::fs::Metadata) -> Option<String> {
+    for name in list("/sys/block") {
+        if !name.starts_with("loop") {
+            continue;
+        }
+        let Ok(backing) = std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file"))
+        else {
+            continue;
+        };
+        let backing = backing.trim_end_matches('\n');
+        let backing = backing.strip_suffix(" (deleted)").unwrap_or(backing);
+        let Ok(b) = std::fs::metadata(backing) else {
+            continue;
+        };
+        if b.dev() != meta.dev() || b.ino() != meta.ino() {
+            continue;
+        }
+        let Ok(dev) = std::fs::read_to_string(format!("/sys/block/{name}/dev")) else {
+            continue;
+        };
+        let Some((ma, mi)) = dev.trim().split_once(':') else {
+            continue;
+        };
+        let (Ok(ma), Ok(mi)) = (ma.parse::<u32>(), mi.parse::<u32>()) else {
+            continue;
+        };
+        if let Some(why) = in_use(libc::makedev(ma, mi), Some(&name)) {
+            return Some(format!("it backs /dev/{name}, and {why}"));
         }
     }
     None
