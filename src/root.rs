@@ -344,6 +344,55 @@ struct Skip {
     used: usize,
 }
 
+/// How many components of the cursor `cur` the walk from `here` (with
+/// `depth` components) through `rest` shares: (components, their end in
+/// the cursor's path, bytes of `rest` they span); None if not beyond
+/// `here`. Only whole components that are directories are taken.
+fn cursor_match(
+    cur: &Cursor,
+    tree: &MemTree,
+    here: &str,
+    depth: usize,
+    rest: &str,
+) -> Option<(usize, usize, usize)> {
+    if cur.ends.len() <= depth + 1 {
+        return None;
+    }
+    // `here` must be the cursor's first `depth` components.
+    let here_end = cur.ends[depth];
+    if here_end != here.len() || cur.here.as_bytes()[..here_end] != *here.as_bytes() {
+        return None;
+    }
+    // Compare the rest with the cursor beyond `here` at memcmp speed, then
+    // back off to a component boundary in both.
+    let sep = usize::from(depth > 0);
+    let theirs = cur.here.get(here_end + sep..)?.as_bytes();
+    let ours = rest.as_bytes();
+    let mut same = common_prefix(theirs, ours);
+    let boundary =
+        |n: usize| (n == ours.len() || ours[n] == b'/') && (n == theirs.len() || theirs[n] == b'/');
+    while same > 0 && !boundary(same) {
+        same -= 1;
+    }
+    if same == 0 {
+        return None;
+    }
+    // What is taken equals the cursor's canonical path: no `.`, `..` or
+    // empty components in it. The components covered are those that start
+    // before its end; each must be a directory (the next is looked up
+    // below it), so the last is left to the walk unless it is one.
+    let end_abs = here_end + sep + same;
+    let mut m = cur.ends.partition_point(|&e| e < end_abs);
+    while m > depth && tree.kind(cur.nodes[m - 1]) != Kind::Dir {
+        m -= 1;
+    }
+    if m <= depth {
+        return None;
+    }
+    let new_end = cur.ends.get(m).copied().unwrap_or(cur.here.len());
+    Some((m, new_end, new_end - (here_end + sep)))
+}
+
 /// The length of the common prefix of two byte strings, a block at a time.
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     const BLOCK: usize = 64;
@@ -754,61 +803,19 @@ impl SystemRoot {
     /// directory there (so never a symlink: the cursor's path is
     /// canonical).
     fn cursor_skip(&self, tree: &MemTree, here: &str, depth: usize, rest: &str) -> Option<Skip> {
-        let mut slot = CURSOR.with_borrow_mut(|c| c.take())?;
-        if slot.0 != self.id {
+        let (id, mut cur) = CURSOR.with_borrow_mut(|c| c.take())?;
+        let found = (id == self.id)
+            .then(|| cursor_match(&cur, tree, here, depth, rest))
+            .flatten();
+        let Some((m, new_end, used)) = found else {
+            // Not this time: leave it for the next resolution.
+            CURSOR.with_borrow_mut(|c| *c = Some((id, cur)));
             return None;
-        }
-        let cur = &slot.1;
-        if cur.ends.len() <= depth + 1 {
-            return None;
-        }
-        // `here` must be the cursor's first `depth` components.
-        let here_end = cur.ends.get(depth).copied().unwrap_or(cur.here.len());
-        if depth > 0
-            && (here_end != here.len() || cur.here.as_bytes()[..here_end] != *here.as_bytes())
-            || depth == 0 && !here.is_empty()
-        {
-            return None;
-        }
-        // Compare the rest with the cursor beyond `here`, component by
-        // component boundary, at memcmp speed.
-        let sep = usize::from(depth > 0);
-        let theirs = cur.here.get(here_end + sep..)?;
-        let ours = rest.as_bytes();
-        let mut same = common_prefix(theirs.as_bytes(), ours);
-        // Back off to a component boundary in both.
-        let boundary = |n: usize| {
-            (n == ours.len() || ours[n] == b'/')
-                && (n == theirs.len() || theirs.as_bytes()[n] == b'/')
         };
-        while same > 0 && !boundary(same) {
-            same -= 1;
-        }
-        if same == 0 {
-            return None;
-        }
-        // What is taken equals the cursor's canonical path: no `.`, `..`
-        // or empty components in it.
-        // Components of the cursor covered: those starting before the end.
-        let end_abs = here_end + sep + same;
-        let mut m = cur.ends.partition_point(|&e| e < end_abs);
-        // Each taken component must be a directory (the next one is looked
-        // up below it); the last one may be anything only if nothing
-        // follows, which the walk decides: stop before it unless a dir.
-        while m > depth && tree.kind(cur.nodes[m - 1]) != Kind::Dir {
-            m -= 1;
-        }
-        if m <= depth {
-            return None;
-        }
-        let new_end = cur.ends.get(m).copied().unwrap_or(cur.here.len());
-        let used = new_end - (here_end + sep);
         // Taken, not copied: the resolution puts its result back.
-        let cur = &mut slot.1;
         cur.here.truncate(new_end);
         cur.ends.truncate(m);
         cur.nodes.truncate(m);
-        let cur = slot.1;
         Some(Skip {
             here: cur.here,
             ends: cur.ends,
@@ -1623,7 +1630,12 @@ pub(crate) struct Loaded {
 /// The gzip checksum is checked (the stream is read to its end). Hard
 /// links are followed inside the archive; members that are not files,
 /// directories or links are skipped with a note.
-pub(crate) fn read_archive(mut file: impl Read) -> Result<Loaded, String> {
+pub(crate) fn read_archive(file: impl Read) -> Result<Loaded, String> {
+    read_archive_within(file, MAX_ARCHIVE_BYTES)
+}
+
+/// [`read_archive`] with the expansion bound given (tests use a small one).
+fn read_archive_within(mut file: impl Read, bound: u64) -> Result<Loaded, String> {
     let mut magic = [0u8; 2];
     file.read_exact(&mut magic)
         .map_err(|e| format!("cannot read it: {e}"))?;
@@ -1637,13 +1649,13 @@ pub(crate) fn read_archive(mut file: impl Read) -> Result<Loaded, String> {
     let tripped = std::rc::Rc::new(std::cell::Cell::new(false));
     let mut archive = tar::Archive::new(Bounded {
         inner: reader,
-        left: MAX_ARCHIVE_BYTES,
+        left: bound,
         tripped: tripped.clone(),
     });
     let too_large = || {
         format!(
             "too large: it expands to more than {} (a p2pdoctor snapshot is a few MiB)",
-            human(MAX_ARCHIVE_BYTES)
+            human(bound)
         )
     };
     let mut entries = BTreeMap::new();
@@ -1984,6 +1996,143 @@ mod tests {
         );
         assert_eq!(rec.get("sys/devices/x/config"), Some(&file("abc")));
         assert!(!rec.contains_key("sys/devices/x/other"));
+    }
+
+    /// A gzip tar of `files`, then `tail` zero bytes after the tar's end.
+    fn tar_gz(files: &[(&str, &[u8])], links: &[(&str, &str)], tail: usize) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o444);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        for (name, target) in links {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Link);
+            h.set_size(0);
+            b.append_link(&mut h, name, target).unwrap();
+        }
+        let mut raw = b.into_inner().unwrap();
+        raw.resize(raw.len() + tail, 0);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &raw).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn archive_bounds_say_too_large_and_the_crc_is_checked() {
+        // A member larger than its kind can be: refused by its header.
+        let big = vec![0u8; 5000];
+        let e = read_archive(&tar_gz(&[("sys/devices/x/config", &big)], &[], 0)[..])
+            .err()
+            .unwrap();
+        assert!(e.starts_with("too large: member"), "{e}");
+        assert!(e.contains("more than the 4096"), "{e}");
+        // A bomb: expands past the bound (here 1 MiB, 4 MiB of zeros).
+        let bomb = tar_gz(&[("sys/a", b"x")], &[], 4 << 20);
+        let e = read_archive_within(&bomb[..], 1 << 20).err().unwrap();
+        assert!(e.starts_with("too large: it expands"), "{e}");
+        assert!(read_archive_within(&bomb[..], 8 << 20).is_ok());
+        // The gzip trailer's CRC-32 is checked.
+        let mut bad = tar_gz(&[("sys/a", b"x")], &[], 0);
+        let n = bad.len();
+        bad[n - 8] ^= 0xff;
+        let e = read_archive(&bad[..]).err().unwrap();
+        assert!(e.contains("checksum"), "{e}");
+        // Hard links are followed inside the archive, or noted.
+        let ok = tar_gz(
+            &[("sys/a", b"same")],
+            &[("sys/b", "sys/a"), ("sys/c", "nowhere")],
+            0,
+        );
+        let loaded = read_archive(&ok[..]).unwrap();
+        assert_eq!(loaded.entries.get("sys/b"), Some(&file("same")));
+        assert!(!loaded.entries.contains_key("sys/c"));
+        assert!(
+            loaded.notes[0].contains("`sys/c` is a hard link"),
+            "{:?}",
+            loaded.notes
+        );
+    }
+
+    #[test]
+    fn only_regular_files_within_their_bound_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let dev = d.join("sys/devices/pci0000:00/0000:00:01.0");
+        fs::create_dir_all(&dev).unwrap();
+        fs::create_dir_all(d.join("proc")).unwrap();
+        let fifo = std::ffi::CString::new(dev.join("config").to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path; mkfifo creates a file or fails.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        fs::File::create(dev.join("vendor"))
+            .unwrap()
+            .set_len(1 << 30)
+            .unwrap();
+        fs::write(dev.join("device"), "0x1234\n").unwrap();
+        let r = SystemRoot::open(d).unwrap();
+        let p = "sys/devices/pci0000:00/0000:00:01.0";
+        let e = r.read(&format!("{p}/config")).unwrap_err();
+        assert!(e.to_string().contains("not a regular file (a FIFO)"), "{e}");
+        let e = r.read(&format!("{p}/vendor")).unwrap_err();
+        assert!(e.to_string().contains("larger than 65536 bytes"), "{e}");
+        let h = r.open_dir(p).unwrap();
+        assert!(r.read_at(&h, "config").is_err());
+        assert_eq!(r.read_string_at(&h, "device").unwrap(), "0x1234");
+        let notes = r.notes();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].starts_with(&format!("{p}/config: not a regular file")));
+        // No sys/: not a root.
+        let empty = tempfile::tempdir().unwrap();
+        let e = SystemRoot::open(empty.path()).err().unwrap();
+        assert!(e.to_string().contains("has no sys/ directory"), "{e}");
+    }
+
+    #[test]
+    fn memory_tree_keeps_the_semantics_of_a_path_map() {
+        let r = mem(&[
+            ("a/b", file("file")),
+            ("a/b/c", file("below a file")),
+            ("x/y/z", file("deep")),
+            ("x/l", link("y")),
+            ("x/abs", link("/x/y")),
+        ]);
+        assert_eq!(r.read_string("x/y/z").unwrap(), "deep");
+        assert_eq!(r.read_string("x/l/z").unwrap(), "deep");
+        assert_eq!(r.read_string("x/abs/z").unwrap(), "deep");
+        assert!(r.read("a/b/c").is_err(), "a file is not a directory");
+        assert_eq!(r.read_dir("x").unwrap(), ["abs", "l", "y"]);
+        assert!(r.read_dir("a/b").is_err());
+        let h = r.open_dir("x/l").unwrap();
+        assert_eq!(h.path(), "x/y");
+        assert_eq!(r.read_string_at(&h, "z").unwrap(), "deep");
+        assert!(r.read_at(&h, "none").is_err());
+        assert!(r.exists_at(&h, "z") && !r.exists_at(&h, "none"));
+        // Deep paths one after another take the cursor; same answers.
+        let mut entries = BTreeMap::new();
+        let mut path = String::from("sys/devices/pci0000:00");
+        for i in 0..40 {
+            path.push_str(&format!("/0000:{i:02x}:00.0"));
+            entries.insert(format!("{path}/config"), file(&i.to_string()));
+            entries.insert(
+                format!("sys/bus/pci/devices/{i}"),
+                link(&format!("../../../{}", &path[4..])),
+            );
+        }
+        let r = SystemRoot::from_entries(Path::new("t"), entries);
+        for i in 0..40 {
+            let h = r.open_dir(&format!("sys/bus/pci/devices/{i}")).unwrap();
+            assert_eq!(h.path().matches('/').count(), 3 + i, "{i}");
+            assert_eq!(r.read_string_at(&h, "config").unwrap(), i.to_string());
+        }
+        for i in (0..40).rev() {
+            let h = r
+                .open_dir(&format!("sys/bus/pci/../pci/devices/{i}/."))
+                .unwrap();
+            assert_eq!(r.read_string_at(&h, "config").unwrap(), i.to_string());
+        }
     }
 
     #[test]
