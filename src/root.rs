@@ -647,8 +647,7 @@ impl SystemRoot {
                 nodes.truncate(ends.len());
             }
         };
-        loop {
-            let Some(&(t, pos)) = todo.last() else { break };
+        while let Some(&(t, pos)) = todo.last() {
             let text: &str = match t {
                 0 => path,
                 i => &targets[i - 1],

@@ -187,7 +187,9 @@ fn special_and_huge_files_in_a_tree_are_refused_and_named() {
     let root = built.root();
     let dev = device_dir(&root, "0000:07:00.0");
     let journal = built.dir.path().join("journal");
-    let mut cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+    /// What is planted, how, and the reason the note must give.
+    type Case = (&'static str, Box<dyn Fn(&Path)>, &'static str);
+    let mut cases: Vec<Case> = vec![
         ("fifo", Box::new(mkfifo), "not a regular file (a FIFO)"),
         (
             "huge",
