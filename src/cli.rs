@@ -22,7 +22,8 @@ Exit status:
   1  warnings found (`check`)
   2  errors found (`check`)
   3  p2pdoctor itself failed: bad arguments, an unreadable root or snapshot,
-     an output that could not be written";
+     an output that could not be written
+  141 (killed by SIGPIPE) standard output was a pipe whose reader went away";
 
 /// p2pdoctor: a doctor for PCIe peer-to-peer DMA on Linux.
 ///
