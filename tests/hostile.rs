@@ -732,3 +732,66 @@ fn a_file_behind_a_mounted_loop_device_is_not_written() {
         .unwrap_or(0);
     assert_eq!(journals, 0, "nothing saved, nothing written");
 }
+
+/// The same on a block device (a loop device over a scratch file), where
+/// a run holds the device open exclusively (O_EXCL) while it writes: the
+/// second is refused naming the holder, or waits with --wait.
+#[test]
+fn a_block_device_being_written_is_refused_or_waited_for() {
+    use std::os::fd::AsRawFd;
+    if !is_root() || !Path::new("/dev/loop-control").exists() {
+        eprintln!("SKIPPED: loop devices need root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    let img = dir.path().join("disk.img");
+    let orig = pattern(8 << 20, 4);
+    std::fs::write(&img, &orig).unwrap();
+    let src = dir.path().join("src.img");
+    std::fs::write(&src, pattern(8 << 20, 5)).unwrap();
+    let Some(dev) = Command::new("losetup")
+        .args(["-f", "--show"])
+        .arg(&img)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    else {
+        eprintln!("SKIPPED: losetup failed");
+        return;
+    };
+    struct Detach(String);
+    impl Drop for Detach {
+        fn drop(&mut self) {
+            let _ = Command::new("losetup").args(["-d", &self.0]).status();
+        }
+    }
+    let _detach = Detach(dev.clone());
+    let dev_path = Path::new(&dev);
+    // As a writing run holds it: open exclusively, then the claim.
+    let held = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_EXCL)
+        .open(dev_path)
+        .unwrap();
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let out = run_within(copy_cmd(&journal, &src, dev_path, &[]), 60);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(t.contains("is being written by another run"), "{t}");
+    assert!(t.contains(&format!("pid {}", std::process::id())), "{t}");
+    let mut waiting = copy_cmd(&journal, &src, dev_path, &["--wait"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(waiting.try_wait().unwrap().is_none(), "it waits");
+    drop(held);
+    let out = waiting.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(std::fs::read(&img).unwrap(), orig, "restored");
+}

@@ -92,6 +92,18 @@ pub fn set_wait(wait: bool) {
     WAIT.store(wait, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Whether `--wait` was given.
+pub fn waiting() -> bool {
+    WAIT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Who holds the claim on the file or device node at `path`, described
+/// (pid and command), if /proc/locks names anyone.
+pub fn holder_of(path: &Path) -> Option<String> {
+    let f = File::open(path).ok()?;
+    lock_holder(&f).map(|h| describe_holder(&Some(h)))
+}
+
 /// Checks that a journal directory can be trusted: a directory owned by
 /// the effective user that no one else can write into (group- or
 /// world-writable only with the sticky bit), below parents owned by root or

@@ -55,6 +55,10 @@ pub struct Target {
 pub enum TargetError {
     #[error("cannot open {path}: {source}{hint}", hint = open_hint(source))]
     Open { path: PathBuf, source: io::Error },
+    #[error(
+        "{path} is being written by another run ({holder}): wait for it to finish, or pass --wait to start when it does"
+    )]
+    Busy { path: PathBuf, holder: String },
     #[error("{path} is neither a block device nor a regular file")]
     Kind { path: PathBuf },
     #[error("refusing to write to {path}: {why}; pass --force if you are sure nothing uses it")]
@@ -67,7 +71,7 @@ fn open_hint(e: &io::Error) -> &'static str {
     match e.raw_os_error() {
         Some(libc::EACCES) | Some(libc::EPERM) => " (run as root)",
         Some(libc::EBUSY) => {
-            " (the kernel holds it: mounted, in a RAID/LVM set, or opened exclusively)"
+            " (the kernel holds it: mounted, in a RAID/LVM set, or opened exclusively, perhaps by another run writing it, which --wait waits for)"
         }
         Some(libc::EINVAL) => " (the file system does not support O_DIRECT)",
         _ => "",
@@ -122,15 +126,42 @@ impl Target {
         if write && kind == TargetKind::BlockDevice && !force {
             flags |= libc::O_EXCL;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(write)
-            .custom_flags(flags)
-            .open(path)
-            .map_err(|source| TargetError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(write)
+                .custom_flags(flags)
+                .open(path)
+        };
+        let file = loop {
+            match open() {
+                Ok(f) => break f,
+                // Opened exclusively by someone: the checks above found no
+                // mount or holder, so most likely another run writing it.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && flags & libc::O_EXCL != 0 => {
+                    if super::journal::waiting() {
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                        continue;
+                    }
+                    if let Some(holder) = super::journal::holder_of(path) {
+                        return Err(TargetError::Busy {
+                            path: path.to_path_buf(),
+                            holder,
+                        });
+                    }
+                    return Err(TargetError::Open {
+                        path: path.to_path_buf(),
+                        source: e,
+                    });
+                }
+                Err(source) => {
+                    return Err(TargetError::Open {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
+            }
+        };
         let (size, block_size) = match kind {
             TargetKind::File => (meta.len(), 512),
             TargetKind::BlockDevice => {
