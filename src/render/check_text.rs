@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use super::RenderOptions;
-use super::style::Painter;
+use super::style::{Painter, TerminalSafe};
 use crate::diagnose::{
     Catalog, Diagnosis, Finding, MapType, PairReport, RuleInfo, Severity, Status,
 };
@@ -219,6 +219,7 @@ fn write_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<(
 
 /// The whole report.
 pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+    let out = &mut TerminalSafe::new(out);
     let p = Painter {
         enabled: opts.color,
     };
@@ -374,6 +375,7 @@ fn indented(text: &str, out: &mut dyn Write) -> io::Result<()> {
 
 /// `p2pdoctor explain <ID>`.
 pub fn render_explain(r: &RuleInfo, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let out = &mut TerminalSafe::new(out);
     let p = Painter { enabled: color };
     writeln!(out, "{} {}: {}", p.bold(&r.id), p.bold(&r.name), r.title)?;
     writeln!(
@@ -402,6 +404,7 @@ pub fn render_explain(r: &RuleInfo, color: bool, out: &mut dyn Write) -> io::Res
 
 /// `p2pdoctor rules`.
 pub fn render_rules(catalog: &Catalog, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let out = &mut TerminalSafe::new(out);
     let p = Painter { enabled: color };
     let name_w = catalog
         .rules

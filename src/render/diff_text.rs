@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use crate::compare::{ChangeClass, Diff};
-use crate::render::style::Painter;
+use crate::render::style::{Painter, TerminalSafe};
 
 fn heading(class: ChangeClass) -> &'static str {
     match class {
@@ -21,6 +21,8 @@ fn heading(class: ChangeClass) -> &'static str {
 }
 
 pub fn render(d: &Diff, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    // Command lines, names and paths come from the inputs: escape them.
+    let out = &mut TerminalSafe::new(out);
     let p = Painter { enabled: color };
     writeln!(out, "{} {}", p.dim("a:"), d.a)?;
     writeln!(out, "{} {}", p.dim("b:"), d.b)?;

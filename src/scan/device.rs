@@ -211,10 +211,8 @@ fn read_device(
     let (host_bridge, parent) = if followed_copy {
         (String::new(), None)
     } else if path.starts_with("sys/devices/") {
-        let (hb, chain) = place_in_tree(path, bdf).ok_or_else(|| {
-            format!("{link}: `{path}` names no host bridge (pciDDDD:BB); skipped")
-        })?;
-        (hb, chain.first().copied())
+        place_in_tree(path, bdf)
+            .ok_or_else(|| format!("{link}: `{path}` names no host bridge (pciDDDD:BB); skipped"))?
     } else {
         return Err(format!(
             "{link}: points at `{path}`, not at a directory under sys/devices; skipped"
@@ -333,7 +331,33 @@ fn read_device(
 /// [0000:00:01.0]). A VMD domain nests a host bridge below an endpoint
 /// (`.../0000:00:0e.0/pci10000:e0/10000:e0:06.0`); what counts is the last
 /// host bridge on the path, as with the kernel's pci_upstream_bridge().
-pub fn place_in_tree(dir: &str, bdf: Bdf) -> Option<(String, Vec<Bdf>)> {
+pub fn place_in_tree(dir: &str, bdf: Bdf) -> Option<(String, Option<Bdf>)> {
+    // Every address has a `.`; the check spares parsing (and the error's
+    // allocation) for `sys`, `devices` and the host bridges.
+    let as_bdf = |p: &str| p.contains('.').then(|| p.parse::<Bdf>().ok()).flatten();
+    // From the end, without collecting the components: a hostile tree
+    // nests thousands of bridges. The function's own (last) component,
+    // then the nearest address above it (its parent) and the nearest host
+    // bridge above that.
+    let mut parts = dir.rsplit('/');
+    parts.by_ref().find(|p| as_bdf(p) == Some(bdf))?;
+    let mut parent = None;
+    for p in parts {
+        if is_host_bridge_name(p) {
+            return Some((p.to_string(), parent));
+        }
+        if parent.is_none() {
+            parent = as_bdf(p);
+        }
+    }
+    None
+}
+
+/// Every upstream bridge on a canonical device path, nearest first, with
+/// the host bridge id: what [`place_in_tree`] gives, and the bridges above
+/// the parent too. Only for the rare function whose parent is not in the
+/// input (a pruned capture): it walks the whole path.
+fn path_chain(dir: &str, bdf: Bdf) -> Option<(String, Vec<Bdf>)> {
     let parts: Vec<&str> = dir.split('/').collect();
     let own = parts.iter().rposition(|p| as_bdf(p) == Some(bdf))?;
     let hb = parts[..own].iter().rposition(|p| is_host_bridge_name(p))?;
@@ -405,7 +429,10 @@ fn missing_bridges(devices: &[DeviceFacts], limitations: &mut Vec<Limitation>) -
         if d.host_bridge.is_empty() {
             continue; // placed by bus numbers: no path to read
         }
-        let Some((hb, chain)) = place_in_tree(&d.sysfs_path, d.bdf) else {
+        if d.parent.is_none_or(|p| present.contains(&p)) {
+            continue; // the common case: the parent is there
+        }
+        let Some((hb, chain)) = path_chain(&d.sysfs_path, d.bdf) else {
             continue;
         };
         for (i, &bridge) in chain.iter().enumerate() {
@@ -560,18 +587,28 @@ mod tests {
                 "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0",
                 b("0000:01:00.0")
             ),
-            Some(("pci0000:00".to_string(), vec![b("0000:00:01.0")]))
+            Some(("pci0000:00".to_string(), Some(b("0000:00:01.0"))))
         );
         assert_eq!(
             place_in_tree("sys/devices/pci0000:00/0000:00:01.0", b("0000:00:01.0")),
-            Some(("pci0000:00".to_string(), vec![]))
+            Some(("pci0000:00".to_string(), None))
+        );
+        assert_eq!(
+            path_chain(
+                "sys/devices/pci0000:5d/0000:5d:02.0/0000:5e:00.0/0000:5f:03.0/0000:60:00.0",
+                b("0000:60:00.0")
+            ),
+            Some((
+                "pci0000:5d".to_string(),
+                vec![b("0000:5f:03.0"), b("0000:5e:00.0"), b("0000:5d:02.0")]
+            ))
         );
         assert_eq!(
             place_in_tree(
                 "sys/devices/pci0000:00/0000:00:0e.0/pci10000:e0/10000:e0:06.0/10000:e1:00.0",
                 b("10000:e1:00.0")
             ),
-            Some(("pci10000:e0".to_string(), vec![b("10000:e0:06.0")]))
+            Some(("pci10000:e0".to_string(), Some(b("10000:e0:06.0"))))
         );
         assert_eq!(
             place_in_tree("sys/devices/virtual/x/0000:01:00.0", b("0000:01:00.0")),

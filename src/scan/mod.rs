@@ -63,6 +63,10 @@ pub enum LimitationKind {
     /// A bridge on some function's path is not in the input: kept as a
     /// gap whose registers are unknown.
     BridgeMissing,
+    /// A file that is there was not read: not a regular file (a FIFO, a
+    /// device), larger than the kernel makes it, or an archive member
+    /// skipped. The message names it and says why.
+    FileRefused,
 }
 
 /// Options for a scan.
@@ -99,6 +103,10 @@ pub fn scan(root: &SystemRoot, options: &ScanOptions) -> Facts {
             let names = index.names(&wanted_ids(&devices));
             name_devices(&mut devices, &names);
         }
+        limitations.extend(root.notes().into_iter().map(|message| Limitation {
+            kind: LimitationKind::FileRefused,
+            message,
+        }));
         Facts {
             host,
             devices,
