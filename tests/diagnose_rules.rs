@@ -49,6 +49,11 @@ const CASES: &[Case] = &[
         silent: &["rule_clean", "two_socket_server"],
     },
     Case {
+        rule: "P2P111",
+        fires: &[("intel_client_gpus", Warning, Predicted)],
+        silent: &["rule_clean", "two_socket_server"],
+    },
+    Case {
         rule: "P2P201",
         fires: &[
             ("rule_no_provider", Error, Predicted),

@@ -75,6 +75,7 @@ pub const ALL_RULES: &[RuleRef] = &[
     kernel::TOO_OLD,
     kernel::DMA_OPS,
     platform::VIRTUAL_MACHINE,
+    platform::WRITES_ONLY,
     provider::NO_PROVIDER,
     provider::NOT_PUBLISHED,
     provider::MISALIGNED,
