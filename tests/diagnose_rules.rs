@@ -54,6 +54,11 @@ const CASES: &[Case] = &[
         silent: &["rule_clean", "two_socket_server"],
     },
     Case {
+        rule: "P2P503",
+        fires: &[("two_socket_server", Warning, Predicted)],
+        silent: &["rule_clean", "intel_client_gpus", "amd_host"],
+    },
+    Case {
         rule: "P2P201",
         fires: &[
             ("rule_no_provider", Error, Predicted),

@@ -93,6 +93,7 @@ pub const ALL_RULES: &[RuleRef] = &[
     host_bridge::SYS,
     iommu::TRANSLATES,
     iommu::GROUP_SHARED,
+    iommu::TRANSLATES_PEERS,
     ordering::DUAL_PATH,
     ordering::CASCADED,
     ordering::RELAXED,
