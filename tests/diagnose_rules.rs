@@ -650,3 +650,45 @@ fn a_virtual_machine_is_named_with_its_evidence() {
             .is_none()
     );
 }
+
+/// The GPU/NIC/NVMe matrix: labels by kind and address, the OS's names,
+/// NUMA and CPU affinity, and the wiring against where the kernel sends it.
+#[test]
+fn the_class_matrix_reads_like_nvidia_smi_topo() {
+    use p2pdoctor::topology::PathClass::*;
+    let d = diagnose_spec("rule_vendor_topology_agrees");
+    let m = d.class_matrix.as_ref().expect("four devices");
+    let labels: Vec<(&str, String)> = m
+        .devices
+        .iter()
+        .map(|x| (x.label.as_str(), x.bdf.to_string()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("GPU0", "0000:03:00.0".to_string()),
+            ("GPU1", "0000:04:00.0".to_string()),
+            ("GPU2", "0000:06:00.0".to_string()),
+            ("NIC0", "0000:05:00.0".to_string()),
+        ]
+    );
+    // mlx5_0 from /sys/class/infiniband, NUMA and CPUs from sysfs.
+    assert_eq!(m.devices[3].names, ["mlx5_0"]);
+    assert_eq!(m.devices[0].numa_node, Some(0));
+    assert!(m.devices[0].cpu_affinity.is_some());
+    // The same classes nvidia-smi printed in the saved matrix.
+    let class = |i: usize, j: usize| (m.cells[i][j].path_class, m.cells[i][j].effective_path_class);
+    assert_eq!(class(0, 1), (Pix, Pix));
+    assert_eq!(class(0, 3), (Pix, Pix));
+    assert_eq!(class(0, 2), (Phb, Phb));
+    assert!(m.cells.iter().flatten().all(|c| c.certain));
+    // ACS redirect below one root port: wired PIX, behaves as PHB.
+    let d = diagnose_spec("rule_acs_redirect");
+    let m = d.class_matrix.as_ref().unwrap();
+    assert_eq!(
+        (m.cells[0][1].path_class, m.cells[0][1].effective_path_class),
+        (Pix, Phb)
+    );
+    assert!(diagnose_spec("rule_clean").class_matrix.is_some());
+    assert!(diagnose_spec("rule_small_bar").class_matrix.is_some());
+}

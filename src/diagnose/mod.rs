@@ -21,6 +21,7 @@ mod checks;
 
 pub use checks::vendor::{Mapping, VendorComparison, VendorDevice, VendorPair};
 pub mod kernel;
+pub mod matrix;
 pub mod p2pdma;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -237,6 +238,9 @@ pub struct Diagnosis {
     /// The vendor's tool (`nvidia-smi topo -m`) beside p2pdoctor's path
     /// classes, when it ran or a capture holds its output.
     pub vendor_topology: Option<VendorComparison>,
+    /// GPUs, NICs, NVMe and accelerators and the path class between each
+    /// two (`nvidia-smi topo -m` style), when there are two or more.
+    pub class_matrix: Option<matrix::ClassMatrix>,
 }
 
 /// What to diagnose.
@@ -404,6 +408,7 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         })
         .collect();
 
+    let class_matrix = matrix::build(tree, &view, &kernel, &[]);
     let header = checks::header(tree, &kernel, &params);
     let summary = summarize(&findings, &pairs);
     Diagnosis {
@@ -415,6 +420,7 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         limitations: tree.limitations.iter().map(|l| l.message.clone()).collect(),
         all_pairs: opts.all_pairs,
         vendor_topology,
+        class_matrix,
     }
 }
 

@@ -129,6 +129,7 @@ pub fn check_value_of(d: &Diagnosis, source: &str) -> Value {
         })).collect::<Vec<_>>(),
         "limitations": d.limitations,
         "vendor_topology": d.vendor_topology,
+        "class_matrix": d.class_matrix,
     })
 }
 

@@ -246,6 +246,7 @@ pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::R
         }
     }
     write_matrix(d, &p, out)?;
+    write_class_matrix(d, &p, out)?;
     write_vendor(d, &p, out)?;
     write_confirm(d, &p, out)?;
     if !d.limitations.is_empty() {
@@ -259,6 +260,120 @@ pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::R
         "\n{}",
         p.dim("p2pdoctor explain <ID> tells more about a rule; --format json for scripts")
     )
+}
+
+/// GPUs, NICs, NVMe and accelerators with the path class between each
+/// two, laid out like `nvidia-smi topo -m`.
+fn write_class_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<()> {
+    let Some(m) = &d.class_matrix else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "\n{}",
+        p.bold(
+            "topology (like nvidia-smi topo -m: the wiring, and where the kernel sends it instead)"
+        )
+    )?;
+    let cell = |c: &crate::diagnose::matrix::MatrixCell| {
+        let mut s = if c.path_class == c.effective_path_class {
+            c.path_class.as_str().to_string()
+        } else {
+            format!(
+                "{}>{}",
+                c.path_class.as_str(),
+                c.effective_path_class.as_str()
+            )
+        };
+        if !c.certain {
+            s.push('?');
+        }
+        s
+    };
+    let width = m
+        .cells
+        .iter()
+        .flatten()
+        .map(|c| cell(c).len())
+        .chain(m.devices.iter().map(|d| d.label.len()))
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let label_width = m.devices.iter().map(|d| d.label.len()).max().unwrap_or(4);
+    let mut head = format!("  {:label_width$}", "");
+    for dev in &m.devices {
+        head.push_str(&format!("  {:>width$}", dev.label));
+    }
+    head.push_str("  NUMA  CPU affinity");
+    writeln!(out, "{head}")?;
+    let detoured = m
+        .cells
+        .iter()
+        .flatten()
+        .any(|c| c.path_class != c.effective_path_class);
+    let uncertain = m.cells.iter().flatten().any(|c| !c.certain);
+    for (i, dev) in m.devices.iter().enumerate() {
+        let mut line = format!("  {:label_width$}", dev.label);
+        for (j, c) in m.cells[i].iter().enumerate() {
+            let text = if i == j { "X".to_string() } else { cell(c) };
+            let padded = format!("{text:>width$}");
+            line.push_str("  ");
+            line.push_str(&if text.contains('>') {
+                p.warn(&padded)
+            } else {
+                padded
+            });
+        }
+        let numa = dev
+            .numa_node
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "-".into());
+        line.push_str(&format!(
+            "  {numa:>4}  {}",
+            dev.cpu_affinity.as_deref().unwrap_or("-")
+        ));
+        writeln!(out, "{line}")?;
+    }
+    writeln!(out)?;
+    for dev in &m.devices {
+        let names = if dev.names.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", dev.names.join(", "))
+        };
+        writeln!(out, "  {:label_width$}  {}{names}", dev.label, dev.bdf)?;
+    }
+    if m.left_out > 0 {
+        writeln!(
+            out,
+            "  {}",
+            p.dim(&format!(
+                "{} more devices left out (the matrix shows {}; --format json has them all in pairs)",
+                m.left_out,
+                crate::diagnose::matrix::MAX_DEVICES
+            ))
+        )?;
+    }
+    writeln!(
+        out,
+        "  {}",
+        p.dim("X self · PIX at most one PCIe switch (or bridge) between · PXB several, without the host bridge · PHB through a host bridge · NODE across host bridges of one NUMA node · SYS across NUMA nodes")
+    )?;
+    if detoured {
+        writeln!(
+            out,
+            "  {}",
+            p.dim("A>B: wired as A, but the kernel's decision (ACS redirect, or no common bridge) sends the traffic through the root complex: it behaves as B")
+        )?;
+    }
+    if uncertain {
+        writeln!(
+            out,
+            "  {}",
+            p.dim("?: where the traffic goes depends on registers that could not be read (ACS Control without root)")
+        )?;
+    }
+    Ok(())
 }
 
 /// `nvidia-smi topo -m` beside p2pdoctor: how each column was tied to a

@@ -41,6 +41,11 @@ pub struct DeviceFacts {
     pub block_devices: Vec<String>,
     /// For an SR-IOV virtual function, its physical function.
     pub physfn: Option<Bdf>,
+    /// What the OS calls it: network interfaces, RDMA devices, DRM cards,
+    /// NVMe controllers (`ens1f0`, `mlx5_0`, `card1`, `nvme0`).
+    pub os_names: Vec<String>,
+    /// `local_cpulist`: the CPUs near it (read for devices that do P2P).
+    pub local_cpulist: Option<String>,
     /// Not in the input: a bridge known only because the sysfs path of a
     /// function that is there passes through it (a capture that pruned
     /// it). Nothing of it was read; it keeps its place so the path stays
@@ -298,6 +303,13 @@ fn read_device(
             max_speed_gts: text("max_link_speed").and_then(|s| parse_speed(&s)),
             max_width: text("max_link_width").and_then(|s| s.parse().ok()),
         };
+    }
+    // The CPUs near a device that does P2P (storage, network, display,
+    // processors, accelerators), for the topology matrix's affinity.
+    if d.class
+        .is_some_and(|c| matches!(c >> 16, 0x01 | 0x02 | 0x03 | 0x0b | 0x12))
+    {
+        d.local_cpulist = text("local_cpulist").filter(|s| !s.is_empty());
     }
     d.bars = text("resource")
         .map(|s| parse_resource(&s))

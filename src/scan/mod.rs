@@ -86,7 +86,13 @@ pub fn scan(root: &SystemRoot, options: &ScanOptions) -> Facts {
     std::thread::scope(|s| {
         // NVMe controllers and block devices do not depend on the PCI
         // functions: read them beside them rather than after.
-        let others = s.spawn(|| (nvme::read_nvme(root), nvme::read_block_devices(root)));
+        let others = s.spawn(|| {
+            (
+                nvme::read_nvme(root),
+                nvme::read_block_devices(root),
+                nvme::read_os_names(root),
+            )
+        });
         // A vendor tool can take a second or more: beside the rest too.
         let vendor = s.spawn(|| nvidia::read(root, options.vendor_tools));
         // Names come from a file outside the root: index it meanwhile too.
@@ -94,11 +100,12 @@ pub fn scan(root: &SystemRoot, options: &ScanOptions) -> Facts {
             .then(|| s.spawn(|| pciids::locate().map(|p| pciids::Index::load(&p))));
         let mut devices = device::read_devices(root, &mut limitations);
         let kernel_log = kmsg::read_kernel_log(root, &mut limitations);
-        let (nvme, blocks) = join(others);
+        let (nvme, blocks, os_names) = join(others);
         let mut host = host;
         host.nvidia_topology = join(vendor);
         host.virtualization = virt::detect(root, &host, &devices);
         nvme::attach_block_devices(&mut devices, &blocks);
+        nvme::attach_os_names(&mut devices, &os_names);
         if let Some(index) = ids.and_then(join) {
             let names = index.names(&wanted_ids(&devices));
             name_devices(&mut devices, &names);
