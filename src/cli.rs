@@ -442,6 +442,12 @@ pub struct CheckArgs {
     #[arg(long)]
     pub all_pairs: bool,
 
+    /// Only pairs, and topology-matrix rows, of these kinds of device
+    /// (comma-separated): gpu, nic, nvme, accelerator. With --all-pairs,
+    /// `--role gpu,nic` predicts every GPU and NIC pair.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND")]
+    pub role: Vec<crate::diagnose::matrix::DeviceKind>,
+
     /// The least severe finding that makes the exit status non-zero:
     /// `warning` (exit 1 on warnings, 2 on errors) or `error` (exit 2 on
     /// errors, warnings alone exit 0).
@@ -861,6 +867,7 @@ fn load_kernel_data(dir: Option<&Path>) -> Result<crate::diagnose::KernelData> {
 fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -> Result<i32> {
     let opts = crate::diagnose::Options {
         all_pairs: args.all_pairs,
+        roles: args.role.clone(),
         catalog: load_catalog(args.rules_dir.as_deref())?,
         kernel_data: load_kernel_data(args.rules_dir.as_deref())?,
     };

@@ -692,3 +692,46 @@ fn the_class_matrix_reads_like_nvidia_smi_topo() {
     assert!(diagnose_spec("rule_clean").class_matrix.is_some());
     assert!(diagnose_spec("rule_small_bar").class_matrix.is_some());
 }
+
+/// --role limits pairs and matrix rows to the kinds asked for.
+#[test]
+fn role_limits_pairs_to_the_kinds_asked_for() {
+    use p2pdoctor::diagnose::matrix::DeviceKind;
+    let built = build("two_socket_server");
+    let root = SystemRoot::open(&built.root()).unwrap();
+    let tree = Tree::build(scan::scan(
+        &root,
+        &ScanOptions {
+            no_names: true,
+            ..Default::default()
+        },
+    ));
+    let opts = Options {
+        all_pairs: true,
+        roles: vec![DeviceKind::Gpu, DeviceKind::Nic],
+        ..Options::default()
+    };
+    let d = diagnose::diagnose(&tree, &opts);
+    let kind =
+        |b: p2pdoctor::pci::Bdf| DeviceKind::of_class(tree.node(tree.find(b).unwrap()).facts.class);
+    assert!(!d.pairs.is_empty());
+    for p in &d.pairs {
+        for end in [p.provider, p.client] {
+            assert!(
+                matches!(kind(end), Some(DeviceKind::Gpu | DeviceKind::Nic)),
+                "{end} is neither a GPU nor a NIC"
+            );
+        }
+    }
+    let m = d.class_matrix.unwrap();
+    assert!(m.devices.iter().all(|x| x.kind != DeviceKind::Nvme));
+    // Without --role the NVMe drives are there.
+    let all = diagnose::diagnose(
+        &tree,
+        &Options {
+            all_pairs: true,
+            ..Options::default()
+        },
+    );
+    assert!(all.pairs.len() > d.pairs.len());
+}

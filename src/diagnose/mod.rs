@@ -248,6 +248,9 @@ pub struct Diagnosis {
 pub struct Options {
     /// Treat every DMA-capable endpoint as a provider.
     pub all_pairs: bool,
+    /// Only pairs (and matrix rows) of these kinds of device; all when
+    /// empty.
+    pub roles: Vec<matrix::DeviceKind>,
     pub kernel_data: KernelData,
     pub catalog: Catalog,
 }
@@ -256,6 +259,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             all_pairs: false,
+            roles: Vec::new(),
             kernel_data: KernelData::embedded(),
             catalog: Catalog::embedded(),
         }
@@ -339,7 +343,7 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
     let params = acs_params::AcsParams::from_cmdline(&tree.host.cmdline.raw);
     let (view, effects) = P2pView::from_tree(tree, &params, &kernel);
 
-    let candidates: Vec<NodeId> = (0..tree.nodes.len())
+    let mut candidates: Vec<NodeId> = (0..tree.nodes.len())
         .filter(|&i| dma_capable(tree, i))
         .collect();
     let mut providers: Vec<NodeId> = (0..tree.nodes.len())
@@ -357,6 +361,15 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
     // computes (provider, provider) too (distance 0, and the first step of
     // its walk checks ACS redirect on the provider function itself): an
     // NVMe reading into its own CMB is that pair.
+    if !opts.roles.is_empty() {
+        // --role: only the kinds of device asked for, on both ends.
+        let wanted = |i: &NodeId| {
+            matrix::DeviceKind::of_class(tree.node(*i).facts.class)
+                .is_some_and(|k| opts.roles.contains(&k))
+        };
+        candidates.retain(wanted);
+        providers.retain(wanted);
+    }
     let mut pairs = Vec::new();
     for &p in &providers {
         for &c in &candidates {
@@ -408,7 +421,7 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         })
         .collect();
 
-    let class_matrix = matrix::build(tree, &view, &kernel, &[]);
+    let class_matrix = matrix::build(tree, &view, &kernel, &opts.roles);
     let header = checks::header(tree, &kernel, &params);
     let summary = summarize(&findings, &pairs);
     Diagnosis {
