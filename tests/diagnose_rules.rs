@@ -735,3 +735,31 @@ fn role_limits_pairs_to_the_kinds_asked_for() {
     );
     assert!(all.pairs.len() > d.pairs.len());
 }
+
+/// The 8-GPU box with two levels of switches per socket: PIX below one
+/// level-2 switch, PXB across the level-1 switch, SYS across sockets, and
+/// with Linux's ACS redirect on every port, effective PHB for all of them.
+#[test]
+fn an_8_gpu_box_with_two_switch_levels_classes_like_nvml() {
+    use p2pdoctor::topology::PathClass::*;
+    let d = diagnose_spec("hgx_8gpu_two_level_switches");
+    let m = d.class_matrix.as_ref().unwrap();
+    let gpus = m
+        .devices
+        .iter()
+        .filter(|x| x.label.starts_with("GPU"))
+        .count();
+    let nics = m
+        .devices
+        .iter()
+        .filter(|x| x.label.starts_with("NIC"))
+        .count();
+    assert_eq!((gpus, nics), (8, 4));
+    let class = |i: usize, j: usize| (m.cells[i][j].path_class, m.cells[i][j].effective_path_class);
+    assert_eq!(class(0, 1), (Pix, Phb));
+    assert_eq!(class(0, 2), (Pxb, Phb));
+    assert_eq!(class(0, 4), (Sys, Sys));
+    // NIC0 sits with GPU0 and GPU1.
+    assert_eq!(class(0, 8), (Pix, Phb));
+    assert!(d.findings.iter().any(|f| f.rule == "P2P503"));
+}
