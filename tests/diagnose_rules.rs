@@ -229,17 +229,22 @@ const CASES: &[Case] = &[
     },
 ];
 
-fn diagnose_spec(name: &str) -> Diagnosis {
+/// The spec's tree, scanned and built (the builder's temporary directory
+/// is gone once the tree is in memory).
+fn tree_of(name: &str) -> Tree {
     let built = build(name);
     let root = SystemRoot::open(&built.root()).unwrap();
-    let tree = Tree::build(scan::scan(
+    Tree::build(scan::scan(
         &root,
         &ScanOptions {
             no_names: true,
             ..Default::default()
         },
-    ));
-    diagnose::diagnose(&tree, &Options::default())
+    ))
+}
+
+fn diagnose_spec(name: &str) -> Diagnosis {
+    diagnose::diagnose(&tree_of(name), &Options::default())
 }
 
 struct Cache(HashMap<&'static str, Diagnosis>);
@@ -393,15 +398,7 @@ fn warnings_exit_one_unless_fail_on_error() {
 
 #[test]
 fn all_pairs_takes_every_endpoint_as_a_provider() {
-    let built = build("rule_acs_ordering");
-    let root = SystemRoot::open(&built.root()).unwrap();
-    let tree = Tree::build(scan::scan(
-        &root,
-        &ScanOptions {
-            no_names: true,
-            ..Default::default()
-        },
-    ));
+    let tree = tree_of("rule_acs_ordering");
     let default = diagnose::diagnose(&tree, &Options::default());
     let all = diagnose::diagnose(
         &tree,
@@ -594,15 +591,7 @@ fn a_xen_pv_dom0_fails_every_mapping() {
 /// Issue 11 item 6: providers without a p2pmem pool (6.19+ vfio-pci).
 #[test]
 fn a_vfio_pci_device_is_a_provider_without_a_pool_from_6_19() {
-    let built = build("rule_vfio_provider");
-    let root = SystemRoot::open(&built.root()).unwrap();
-    let tree = Tree::build(scan::scan(
-        &root,
-        &ScanOptions {
-            no_names: true,
-            ..Default::default()
-        },
-    ));
+    let tree = tree_of("rule_vfio_provider");
     let at = |rel: &str| {
         let mut t = tree.clone();
         t.host.kernel_release = Some(rel.to_string());
@@ -697,15 +686,7 @@ fn the_class_matrix_reads_like_nvidia_smi_topo() {
 #[test]
 fn role_limits_pairs_to_the_kinds_asked_for() {
     use p2pdoctor::diagnose::matrix::DeviceKind;
-    let built = build("two_socket_server");
-    let root = SystemRoot::open(&built.root()).unwrap();
-    let tree = Tree::build(scan::scan(
-        &root,
-        &ScanOptions {
-            no_names: true,
-            ..Default::default()
-        },
-    ));
+    let tree = tree_of("two_socket_server");
     let opts = Options {
         all_pairs: true,
         roles: vec![DeviceKind::Gpu, DeviceKind::Nic],
