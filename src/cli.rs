@@ -25,6 +25,15 @@ Exit status:
      an output that could not be written
   141 (killed by SIGPIPE) standard output was a pipe whose reader went away";
 
+/// `0.1.0 (git 1a2b3c4d5e6f)`: the release and the revision it was built
+/// from (build.rs; `unknown` outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("P2PDOCTOR_GIT_REV"),
+    ")"
+);
+
 /// p2pdoctor: a doctor for PCIe peer-to-peer DMA on Linux.
 ///
 /// It reads the machine (sysfs, procfs, config space, the kernel log),
@@ -32,7 +41,7 @@ Exit status:
 /// other's memory and why. Everything is read below a root: the live
 /// system by default, or a captured tree or snapshot with --root.
 #[derive(Debug, Parser)]
-#[command(name = "p2pdoctor", version, after_long_help = EXIT_CODES, after_help = EXIT_CODES)]
+#[command(name = "p2pdoctor", version = VERSION, after_long_help = EXIT_CODES, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -193,6 +202,23 @@ pub enum Command {
     ///   p2pdoctor diff a.tar.gz b.tar.gz --format json | jq '.changes[]'
     #[command(verbatim_doc_comment)]
     Diff(DiffArgs),
+
+    /// Print a manual page (roff) for p2pdoctor or one of its commands.
+    ///
+    /// Examples:
+    ///   p2pdoctor man | man -l -
+    ///   p2pdoctor man check > p2pdoctor-check.1
+    #[command(verbatim_doc_comment)]
+    Man(ManArgs),
+
+    /// Print a shell completion script.
+    ///
+    /// Examples:
+    ///   p2pdoctor completions bash > /etc/bash_completion.d/p2pdoctor
+    ///   p2pdoctor completions zsh > "${fpath[1]}/_p2pdoctor"
+    ///   p2pdoctor completions fish > ~/.config/fish/completions/p2pdoctor.fish
+    #[command(verbatim_doc_comment)]
+    Completions(CompletionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -502,6 +528,20 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command (`check`, `topo`, ...); the whole tool when left out.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The first machine: a snapshot, a captured tree, or `/`.
     #[arg(value_name = "A")]
@@ -639,6 +679,14 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Explain(args) => run_explain(&cli.global, args),
         Command::Rules(args) => run_rules(&cli.global, args),
         Command::Diff(args) => run_diff(&cli.global, &scan_options, args),
+        Command::Man(args) => run_man(args),
+        Command::Completions(args) => {
+            use clap::CommandFactory;
+            let mut buf = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "p2pdoctor", &mut buf);
+            write_output(None, &buf, true)?;
+            Ok(0)
+        }
         Command::Copy(args) => crate::confirm::command::copy(&cli.global, args),
         Command::Restore(args) => crate::confirm::command::restore(&cli.global, args),
         Command::Snapshot(args) => {
@@ -953,6 +1001,34 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
         return Ok(crate::confirm::signal::EXIT_INTERRUPTED);
     }
     Ok(diagnosis.exit_code(args.fail_on))
+}
+
+/// `p2pdoctor man [COMMAND]`: the page, generated from these definitions.
+fn run_man(args: ManArgs) -> Result<i32> {
+    use clap::CommandFactory;
+    let top = Cli::command();
+    let cmd = match &args.command {
+        None => top,
+        Some(name) => {
+            let found = top
+                .get_subcommands()
+                .find(|c| c.get_name() == name)
+                .cloned();
+            let Some(sub) = found else {
+                let names: Vec<&str> = top.get_subcommands().map(|c| c.get_name()).collect();
+                anyhow::bail!(
+                    "no command `{name}`; the commands are: {}",
+                    names.join(", ")
+                );
+            };
+            // The page is named p2pdoctor-<command>, as man(1) looks it up.
+            sub.name(format!("p2pdoctor-{name}")).version(VERSION)
+        }
+    };
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd).render(&mut buf)?;
+    write_output(None, &buf, true)?;
+    Ok(0)
 }
 
 /// `p2pdoctor diff A B`: 0 the same, 1 differences.
