@@ -18,10 +18,9 @@ pub const EXIT_TOOL_FAILURE: i32 = 3;
 
 const EXIT_CODES: &str = "\
 Exit status:
-  0  success (for `check`: all clear)
-  1  warnings found (`check`)
+  0  success (for `check`: all clear; `diff`: the same; `fleet`: no outliers)
+  1  warnings found (`check`); differences (`diff`); outliers (`fleet`)
   2  errors found (`check`)
-     (`diff`: 1 differences; `fleet`: 1 outliers)
   3  p2pdoctor itself failed: bad arguments, an unreadable root or snapshot,
      an output that could not be written";
 
@@ -116,6 +115,7 @@ pub enum Command {
     ///   p2pdoctor check --all-pairs
     ///   p2pdoctor --root server.tar.gz check --format json | jq '.pairs[]'
     ///   p2pdoctor check --fail-on error    # in a pipeline: warnings pass
+    ///   p2pdoctor check --baseline good.json --policy p2p.toml
     #[command(verbatim_doc_comment, after_long_help = CHECK_EXIT_CODES, after_help = CHECK_EXIT_CODES)]
     Check(CheckArgs),
 
