@@ -272,3 +272,26 @@ fn alike_nodes_exit_zero_and_a_broken_snapshot_exits_three() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("p2pdoctor snapshot -o"));
 }
+
+#[test]
+fn lab_snapshots_from_a_real_kernel_and_a_norm_without_majority() {
+    let lab = fixtures_dir().join("lab");
+    let (code, doc) = fleet(&[lab.as_os_str()]);
+    assert_eq!(code, Some(1));
+    assert_eq!(doc["nodes_total"], 11);
+    assert_eq!(doc["unreadable"], json!([]));
+    // 01-switch and 10-no-cmb are one machine but for the CMB: one family,
+    // one node each, so the norm is the first by name, and text says so.
+    let f = &doc["families"][0];
+    assert_eq!(f["representative"], "01-switch");
+    assert_eq!(f["majority"], 1);
+    assert_eq!(names(&f["outliers"][0]["nodes"]), vec!["10-no-cmb"]);
+    assert!(
+        differences(&f["outliers"][0])
+            .iter()
+            .any(|c| c.0 == "p2pmem" && c.1 == "0000:03:00.0")
+    );
+    let out = p2pdoctor().arg("fleet").arg(&lab).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("no majority"), "{text}");
+}

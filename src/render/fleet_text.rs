@@ -80,6 +80,13 @@ pub fn render(f: &Fleet, color: bool, out: &mut dyn Write) -> io::Result<()> {
         if fam.nodes == 1 && f.families.len() > 1 {
             writeln!(out, "  {}", p.warn("unlike every other family"))?;
         }
+        if fam.outliers.iter().any(|o| o.nodes.len() >= fam.majority) {
+            writeln!(
+                out,
+                "  {}",
+                p.warn("no majority: as many nodes differ from the norm as have it; the norm is the first by name")
+            )?;
+        }
         for o in &fam.outliers {
             writeln!(
                 out,
