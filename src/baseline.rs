@@ -746,3 +746,42 @@ fn fix_for(rule: RuleRef) -> &'static str {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_p2p_kernel_parameters_are_kept() {
+        assert_eq!(
+            relevant_cmdline(
+                "BOOT_IMAGE=/vmlinuz root=UUID=abcd ro quiet iommu=pt intel_iommu=on pci=disable_acs_redir=0000:00:03.0 console=ttyS0 pcie_acs_override=downstream"
+            ),
+            vec![
+                "iommu=pt",
+                "intel_iommu=on",
+                "pci=disable_acs_redir=0000:00:03.0",
+                "pcie_acs_override=downstream"
+            ]
+        );
+        assert!(relevant_cmdline("root=/dev/sda1 ro").is_empty());
+    }
+
+    #[test]
+    fn links_compare_by_generation_and_width() {
+        let l = |g, w| LinkRecord {
+            generation: Some(g),
+            width: Some(w),
+        };
+        assert!(l(3, 8).below(&l(3, 16)));
+        assert!(l(3, 16).below(&l(4, 16)));
+        assert!(!l(4, 16).below(&l(4, 16)));
+        assert!(!l(5, 16).below(&l(4, 8)));
+        let unknown = LinkRecord {
+            generation: None,
+            width: Some(16),
+        };
+        assert!(!unknown.below(&l(4, 16)), "unknown speed is not slower");
+        assert_eq!(l(4, 16).describe(), "Gen4 x16");
+    }
+}

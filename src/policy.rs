@@ -555,3 +555,47 @@ pub fn evaluate(policy: &Policy, tree: &Tree, diagnosis: &Diagnosis) -> Vec<Find
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_parse_and_refuse_what_names_nothing() {
+        let s = |t: &str| Selector::try_from(t.to_string());
+        assert_eq!(s("GPU"), Ok(Selector::Gpu));
+        assert_eq!(s("10de:2330"), Ok(Selector::Ids(0x10de, Some(0x2330))));
+        assert_eq!(s("10de:*"), Ok(Selector::Ids(0x10de, None)));
+        for bad in ["gpus", "10de", "xyz:1", "10de:zz", ""] {
+            assert!(s(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_policy_reads_one_map_type_or_several_and_defaults_to_error() {
+        let p = Policy::parse(
+            "[[pair]]\nprovider = \"nvme\"\nclient = \"gpu\"\nmap_type = \"bus_addr\"\n\
+             [[pair]]\nprovider = \"any\"\nclient = \"any\"\nmap_type = [\"bus_addr\", \"thru_host_bridge\"]\nseverity = \"warning\"\n\
+             [iommu]\nmodes = [\"identity\", \"off\"]\n",
+        )
+        .unwrap();
+        assert_eq!(p.pair[0].map_type.list(), vec![MapType::BusAddr]);
+        assert_eq!(p.pair[0].severity, Severity::Error);
+        assert_eq!(p.pair[1].map_type.list().len(), 2);
+        assert_eq!(p.pair[1].severity, Severity::Warning);
+        assert_eq!(
+            p.iommu.unwrap().modes,
+            vec![IommuMode::Passthrough, IommuMode::Off]
+        );
+        assert!(Policy::parse("").is_ok(), "an empty policy asks nothing");
+        assert!(Policy::parse("[acs]\nno_redirect_on = [\"switch\"]\n").is_err());
+    }
+
+    #[test]
+    fn kernel_minimums_compare_as_versions() {
+        assert_eq!(release_at_least("6.10.0-1-amd64", "6.8"), Some(true));
+        assert_eq!(release_at_least("6.8.0-45-generic", "6.8"), Some(true));
+        assert_eq!(release_at_least("6.1.0-18-amd64", "6.8"), Some(false));
+        assert_eq!(release_at_least("garbage", "6.8"), None);
+    }
+}
