@@ -229,8 +229,99 @@ const CASES: &[Case] = &[
     },
 ];
 
-/// The spec's tree, scanned and built (the builder's temporary directory
-/// is gone once the tree is in memory).
+/// What a stage rule is checked against: a baseline recorded from a spec,
+/// or a policy file in tests/fixtures/policies.
+#[derive(Clone, Copy)]
+enum Against {
+    Baseline(&'static str),
+    Policy(&'static str),
+}
+
+/// A rule of the stages after the diagnosis (`check --baseline`, `check
+/// --policy`): where it fires and where it stays silent, each spec checked
+/// against `against`.
+struct StageCase {
+    rule: &'static str,
+    against: Against,
+    fires: &'static [(&'static str, Severity, Status)],
+    silent: &'static [&'static str],
+}
+
+use Against::{Baseline, Policy};
+
+const STAGE_CASES: &[StageCase] = &[
+    StageCase {
+        rule: "P2P1001",
+        against: Baseline("rule_clean"),
+        // The same switch with ACS redirect on: 03:00.0 → 04:00.0 goes
+        // through the host bridge now.
+        fires: &[("rule_acs_ordering", Error, Predicted)],
+        // Faster links change no decision.
+        silent: &["rule_clean", "rule_link_problems"],
+    },
+    StageCase {
+        rule: "P2P1002",
+        against: Baseline("rule_clean"),
+        // NVMe drives directly on root ports instead of below the switch.
+        fires: &[("rule_no_provider", Error, Predicted)],
+        silent: &["rule_clean", "rule_link_problems"],
+    },
+    StageCase {
+        rule: "P2P1003",
+        against: Baseline("rule_clean"),
+        // The root port trained x4 where the good node has x8.
+        fires: &[
+            ("rule_kernel_old", Warning, Predicted),
+            ("rule_link_problems", Info, Predicted),
+        ],
+        silent: &["rule_clean", "rule_no_provider"],
+    },
+    StageCase {
+        rule: "P2P1004",
+        against: Baseline("rule_clean"),
+        fires: &[("rule_acs_ordering", Warning, Predicted)],
+        silent: &["rule_clean", "rule_link_problems"],
+    },
+    StageCase {
+        rule: "P2P1005",
+        against: Baseline("rule_clean"),
+        fires: &[("rule_kernel_old", Warning, Predicted)],
+        silent: &["rule_clean", "rule_device_problems"],
+    },
+    StageCase {
+        rule: "P2P1101",
+        against: Policy("site.toml"),
+        fires: &[("rule_acs_redirect", Error, Predicted)],
+        silent: &["rule_clean", "rule_kernel_old"],
+    },
+    StageCase {
+        rule: "P2P1102",
+        against: Policy("site.toml"),
+        fires: &[("rule_acs_redirect", Error, Predicted)],
+        silent: &["rule_clean", "rule_acs_ordering"],
+    },
+    StageCase {
+        rule: "P2P1103",
+        against: Policy("site.toml"),
+        // Redirect on the switch's downstream ports; rule_acs_redirect has
+        // it on a root port, which the policy does not name.
+        fires: &[("rule_acs_ordering", Error, Predicted)],
+        silent: &["rule_clean", "rule_acs_redirect"],
+    },
+    StageCase {
+        rule: "P2P1104",
+        against: Policy("site.toml"),
+        fires: &[("rule_acs_redirect", Error, Predicted)],
+        silent: &["rule_clean", "rule_acs_ordering"],
+    },
+    StageCase {
+        rule: "P2P1105",
+        against: Policy("site.toml"),
+        fires: &[("rule_kernel_old", Error, Predicted)],
+        silent: &["rule_clean", "rule_acs_redirect"],
+    },
+];
+
 fn tree_of(name: &str) -> Tree {
     let built = build(name);
     let root = SystemRoot::open(&built.root()).unwrap();
@@ -241,6 +332,72 @@ fn tree_of(name: &str) -> Tree {
             ..Default::default()
         },
     ))
+}
+
+/// The findings the stage adds for `spec` checked against `against`.
+fn stage_findings(against: Against, spec: &str) -> Vec<p2pdoctor::diagnose::Finding> {
+    let tree = tree_of(spec);
+    let d = diagnose::diagnose(&tree, &Options::default());
+    match against {
+        Baseline(good) => {
+            let gt = tree_of(good);
+            let gd = diagnose::diagnose(&gt, &Options::default());
+            let record = p2pdoctor::baseline::record(&gt, &gd);
+            p2pdoctor::baseline::deviations(&record, &tree, &d)
+        }
+        Policy(file) => {
+            let path = common::fixtures_dir().join("policies").join(file);
+            let policy = p2pdoctor::policy::Policy::load(&path).unwrap();
+            p2pdoctor::policy::evaluate(&policy, &tree, &d)
+        }
+    }
+}
+
+#[test]
+fn every_stage_rule_fires_where_it_must_and_nowhere_else() {
+    let mut failures = Vec::new();
+    for case in STAGE_CASES {
+        for &(spec, severity, status) in case.fires {
+            let found: Vec<_> = stage_findings(case.against, spec)
+                .into_iter()
+                .filter(|f| f.rule == case.rule)
+                .collect();
+            if !found
+                .iter()
+                .any(|f| f.severity == severity && f.status == status)
+            {
+                failures.push(format!(
+                    "{} should fire in {spec} as {severity:?}/{status:?}; found {:?}",
+                    case.rule,
+                    found
+                        .iter()
+                        .map(|f| (f.severity, f.status))
+                        .collect::<Vec<_>>()
+                ));
+            }
+            if found
+                .iter()
+                .any(|f| f.message.is_empty() || f.fix.as_deref().unwrap_or("").is_empty())
+            {
+                failures.push(format!(
+                    "{} in {spec}: a finding without message or fix",
+                    case.rule
+                ));
+            }
+        }
+        for &spec in case.silent {
+            if let Some(f) = stage_findings(case.against, spec)
+                .iter()
+                .find(|f| f.rule == case.rule)
+            {
+                failures.push(format!(
+                    "{} must not fire in {spec}: {}",
+                    case.rule, f.message
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
 fn diagnose_spec(name: &str) -> Diagnosis {
@@ -304,6 +461,14 @@ fn every_rule_has_a_firing_and_a_silent_fixture() {
         if SET_BY_CONFIRM.contains(&r.id) {
             continue;
         }
+        if let Some(case) = STAGE_CASES.iter().find(|c| c.rule == r.id) {
+            assert!(
+                !case.fires.is_empty() && !case.silent.is_empty(),
+                "{}",
+                r.id
+            );
+            continue;
+        }
         let case = CASES
             .iter()
             .find(|c| c.rule == r.id)
@@ -314,7 +479,10 @@ fn every_rule_has_a_firing_and_a_silent_fixture() {
             r.id
         );
     }
-    assert_eq!(CASES.len() + SET_BY_CONFIRM.len(), ALL_RULES.len());
+    assert_eq!(
+        CASES.len() + STAGE_CASES.len() + SET_BY_CONFIRM.len(),
+        ALL_RULES.len()
+    );
 }
 
 #[test]
