@@ -41,6 +41,7 @@ impl Machine {
                     known: true,
                 },
                 client_dma_unsupported: None,
+                kernel_without_p2pdma: None,
             },
         }
     }

@@ -201,6 +201,11 @@ pub struct P2pView {
     /// get_user_pages before any map type is computed.
     #[serde(default)]
     pub client_dma_unsupported: Option<String>,
+    /// Some(reason) when the kernel has no P2PDMA code
+    /// (CONFIG_PCI_P2PDMA not set): every pair is refused, whatever its
+    /// path, and no verdict line is ever printed.
+    #[serde(default)]
+    pub kernel_without_p2pdma: Option<String>,
 }
 
 /// How one host bridge fared in `__host_bridge_whitelist()`.
@@ -687,6 +692,16 @@ impl P2pView {
     /// A client whose DMA ops cannot map P2P memory fails every mapping
     /// whatever the map type (dma_pci_p2pdma_supported()).
     fn finish(&self, mut verdict: Verdict, client: &FunctionView) -> Verdict {
+        // Without CONFIG_PCI_P2PDMA there is no P2PDMA code at all: no
+        // provider registers memory and no mapping is made, whatever the
+        // path (the map type computed above is what a P2PDMA kernel would
+        // decide; the pair is refused here).
+        if let Some(why) = &self.kernel_without_p2pdma {
+            verdict.blocked_by = Some(why.clone());
+            verdict.map_type = MapType::NotSupported;
+            verdict.kernel_messages.clear();
+            return verdict;
+        }
         if let Some(why) = &self.client_dma_unsupported {
             verdict.blocked_by = Some(format!("{} cannot map P2P memory: {why}", client.bdf));
             verdict.map_type = MapType::NotSupported;
@@ -768,7 +783,18 @@ impl P2pView {
             .hypervisor
             .as_ref()
             .and_then(|h| h.p2p_dma_blocker());
+        let kernel_without_p2pdma = (tree.host.p2pdma_config == Some(false)).then(|| {
+            format!(
+                "the kernel{} is built without CONFIG_PCI_P2PDMA: no device offers P2P memory and no P2P mapping is made",
+                tree.host
+                    .kernel_release
+                    .as_deref()
+                    .map(|r| format!(" {r}"))
+                    .unwrap_or_default()
+            )
+        });
         let view = P2pView {
+            kernel_without_p2pdma,
             client_dma_unsupported,
             functions,
             host_bridges,

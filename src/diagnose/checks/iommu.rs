@@ -223,16 +223,35 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
             continue;
         }
         let bdfs = ids.iter().map(|&i| ctx.bdf(i));
+        // Sharing a group says nothing isolates them; where their pairs
+        // actually go is the kernel's decision, which may still send them
+        // through the root complex (ACS redirect on a bridge above).
+        let detoured: Vec<String> = ctx
+            .pairs
+            .iter()
+            .filter(|p| {
+                p.provider != p.client
+                    && ids.contains(&p.provider_id)
+                    && ids.contains(&p.client_id)
+                    && p.verdict.map_type != MapType::BusAddr
+            })
+            .map(|p| format!("{} → {} ({})", p.provider, p.client, p.verdict.map_type))
+            .collect();
+        let what = if detoured.is_empty() {
+            "nothing between them isolates their DMA (no ACS), which lets them do P2P directly and means VFIO can only assign them together".to_string()
+        } else {
+            format!(
+                "nothing between the functions themselves isolates their DMA (no ACS on them), so VFIO can only assign them together; their P2P still goes where the kernel decides, and it does not turn around between them: {}",
+                detoured.join(", ")
+            )
+        };
         out.push(
             GROUP_SHARED
                 .finding(
                     Severity::Info,
                     Status::Predicted,
                     bdfs.clone(),
-                    format!(
-                        "IOMMU group {g} holds {}: nothing between them isolates their DMA (no ACS), which lets them do P2P directly and means VFIO can only assign them together",
-                        bdf_list(bdfs)
-                    ),
+                    format!("IOMMU group {g} holds {}: {what}", bdf_list(bdfs)),
                 )
                 .fix("Nothing to fix for P2P"),
         );
