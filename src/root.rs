@@ -48,6 +48,43 @@ pub enum RootError {
         "`{path}` is neither a directory nor a p2pdoctor snapshot (a .tar.gz made by `p2pdoctor snapshot`): {reason}"
     )]
     NotASnapshot { path: PathBuf, reason: String },
+    #[error("`{path}`: {reason}")]
+    NotEvidence { path: PathBuf, reason: String },
+}
+
+/// The most an evidence file may hold: a paste of a large server's
+/// `lspci -vvv -xxxx` is about 20 MB.
+pub const MAX_EVIDENCE_BYTES: u64 = 256 << 20;
+
+/// A gzip or tar file (what `p2pdoctor snapshot` writes), by its magic.
+fn is_archive_file(file: &fs::File) -> bool {
+    use std::io::Seek;
+    let mut head = [0u8; 262];
+    let mut f = file;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let _ = f.seek(io::SeekFrom::Start(0));
+    head[..n].starts_with(&[0x1f, 0x8b]) || (n >= 262 && &head[257..262] == b"ustar")
+}
+
+/// Reads a whole evidence file, refusing one beyond [`MAX_EVIDENCE_BYTES`].
+fn read_bounded(r: impl Read) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    r.take(MAX_EVIDENCE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_EVIDENCE_BYTES {
+        return Err(io::Error::other(format!(
+            "more than {} MiB: not an lspci paste",
+            MAX_EVIDENCE_BYTES >> 20
+        )));
+    }
+    Ok(bytes)
 }
 
 /// One entry of an in-memory tree.
@@ -123,6 +160,9 @@ pub struct SystemRoot {
     /// (Held while fewer than [`MAX_HELD`] are; past that, by path.)
     dirs: RwLock<HashMap<String, Arc<DirHandle>>>,
     recorder: Option<Mutex<BTreeMap<String, Entry>>>,
+    /// lspci output, a paste or an hwloc export given as the root (the
+    /// backing is then an empty in-memory tree).
+    evidence: Option<String>,
 }
 
 impl SystemRoot {
@@ -154,11 +194,56 @@ impl SystemRoot {
             path: path.to_path_buf(),
             source,
         })?;
+        if !is_archive_file(&file) {
+            // Not a snapshot: lspci output, a ticket paste, an hwloc export.
+            let bytes = read_bounded(file).map_err(|source| RootError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            return Self::from_evidence(&path.display().to_string(), bytes);
+        }
         let entries = read_archive(file).map_err(|reason| RootError::NotASnapshot {
             path: path.to_path_buf(),
             reason,
         })?;
         Ok(Self::from_entries(path, entries))
+    }
+
+    /// Reads standard input whole (`--root -`): a snapshot archive or an
+    /// evidence file, told apart as `open` tells files apart.
+    pub fn stdin() -> Result<Self, RootError> {
+        let path = PathBuf::from("-");
+        let bytes = read_bounded(io::stdin().lock()).map_err(|source| RootError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let gzip = bytes.starts_with(&[0x1f, 0x8b]);
+        let tar = bytes.get(257..262) == Some(b"ustar");
+        if gzip || tar {
+            let entries = read_archive_from(io::Cursor::new(bytes), gzip)
+                .map_err(|reason| RootError::NotASnapshot { path, reason })?;
+            return Ok(Self::from_entries(Path::new("standard input"), entries));
+        }
+        Self::from_evidence("standard input", bytes)
+    }
+
+    /// A root over an evidence file's text: no files below it; the scan
+    /// parses the text instead (`scan::evidence`). The text is checked to
+    /// be something the parsers know before any work is done on it.
+    pub fn from_evidence(label: &str, bytes: Vec<u8>) -> Result<Self, RootError> {
+        let text = crate::scan::evidence::decode_text(bytes);
+        crate::scan::evidence::recognise(&text).map_err(|e| RootError::NotEvidence {
+            path: PathBuf::from(label),
+            reason: e.to_string(),
+        })?;
+        let mut root = Self::from_entries(Path::new(label), BTreeMap::new());
+        root.evidence = Some(text);
+        Ok(root)
+    }
+
+    /// The evidence text, for a root opened on one.
+    pub fn evidence(&self) -> Option<&str> {
+        self.evidence.as_deref()
     }
 
     /// A root over an in-memory tree (a loaded snapshot, or a test's).
@@ -175,6 +260,7 @@ impl SystemRoot {
             kinds: RwLock::new(HashMap::new()),
             dirs: RwLock::new(HashMap::new()),
             recorder: None,
+            evidence: None,
         }
     }
 
@@ -209,6 +295,11 @@ impl SystemRoot {
 
     /// How to name this root to a user.
     pub fn describe(&self) -> String {
+        if self.evidence.is_some()
+            && let Backing::Memory { source, .. } = &self.backing
+        {
+            return format!("the evidence file {}", source.display());
+        }
         match &self.backing {
             Backing::Dir { live: true, .. } => "the live system (/)".to_string(),
             Backing::Dir { base, .. } => format!("the captured tree {}", base.display()),
@@ -1056,6 +1147,11 @@ fn read_archive(mut file: fs::File) -> Result<BTreeMap<String, Entry>, String> {
             return Err("it is not a gzip or tar file".to_string());
         }
     }
+    read_archive_from(file, gzip)
+}
+
+/// The entries of a (gzipped) tar stream, bounded.
+fn read_archive_from(file: impl Read, gzip: bool) -> Result<BTreeMap<String, Entry>, String> {
     let reader: Box<dyn Read> = if gzip {
         Box::new(flate2::read::GzDecoder::new(file))
     } else {

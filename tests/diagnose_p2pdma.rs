@@ -52,6 +52,7 @@ impl Machine {
                 vendor,
                 device,
                 root_port,
+                id_known: true,
                 driver: None,
             }),
         });

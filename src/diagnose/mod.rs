@@ -205,6 +205,9 @@ pub struct Diagnosis {
     pub limitations: Vec<String>,
     /// Every endpoint was taken as a hypothetical provider.
     pub all_pairs: bool,
+    /// ... because the input cannot show p2pmem (an evidence file), not
+    /// because --all-pairs was given.
+    pub all_pairs_implied: bool,
 }
 
 /// What to diagnose.
@@ -212,6 +215,8 @@ pub struct Diagnosis {
 pub struct Options {
     /// Treat every DMA-capable endpoint as a provider.
     pub all_pairs: bool,
+    /// `all_pairs` was set because the input shows no p2pmem state.
+    pub all_pairs_implied: bool,
     pub kernel_data: KernelData,
     pub catalog: Catalog,
 }
@@ -220,6 +225,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             all_pairs: false,
+            all_pairs_implied: false,
             kernel_data: KernelData::embedded(),
             catalog: Catalog::embedded(),
         }
@@ -347,6 +353,7 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         findings,
         limitations: tree.limitations.iter().map(|l| l.message.clone()).collect(),
         all_pairs: opts.all_pairs,
+        all_pairs_implied: opts.all_pairs_implied,
     }
 }
 

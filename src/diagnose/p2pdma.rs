@@ -134,6 +134,9 @@ pub struct FirstDevice {
     /// Some(true) for a PCIe Root Port; None when the port type could not
     /// be read.
     pub root_port: Option<bool>,
+    /// False when the vendor and device ID are unknown (an lspci text
+    /// without -nn or hex): the whitelist cannot be looked up.
+    pub id_known: bool,
     pub driver: Option<String>,
 }
 
@@ -218,6 +221,12 @@ pub enum Unknown {
     FirstDeviceType { host_bridge: String, bdf: Bdf },
     /// The CPU vendor and family (cpu_supports_p2pdma()).
     Cpu,
+    /// The vendor and device ID of the first device of a root bus (what
+    /// the whitelist is looked up by).
+    FirstDeviceId { host_bridge: String, bdf: Bdf },
+    /// The kernel release: the newest kernel's whitelist and rules were
+    /// assumed for a path through the host bridge.
+    KernelRelease,
 }
 
 impl fmt::Display for Unknown {
@@ -229,6 +238,13 @@ impl fmt::Display for Unknown {
                 "whether {bdf}, the first device of {host_bridge}, is a Root Port could not be read"
             ),
             Unknown::Cpu => f.write_str("the CPU vendor and family could not be read"),
+            Unknown::FirstDeviceId { host_bridge, bdf } => write!(
+                f,
+                "the vendor and device ID of {bdf}, the first device of {host_bridge}, are not known"
+            ),
+            Unknown::KernelRelease => f.write_str(
+                "the kernel release is not known (the newest kernel's whitelist was assumed)",
+            ),
         }
     }
 }
@@ -347,6 +363,14 @@ impl P2pView {
             }
         }
         check.first_device = Some(root.bdf);
+        if !root.id_known {
+            unknown.push(Unknown::FirstDeviceId {
+                host_bridge: view.id.clone(),
+                bdf: root.bdf,
+            });
+            check.result = HostBridgeResult::NotListed;
+            return check;
+        }
         check.device_id = Some(format!("{:04x}:{:04x}", root.vendor, root.device));
         for entry in &kernel.whitelist {
             if entry.vendor != root.vendor || !entry.device.matches(root.device) {
@@ -460,6 +484,9 @@ impl P2pView {
         verdict.host_bridges.push(self.host_bridges[ha].id.clone());
         if hb != ha {
             verdict.host_bridges.push(self.host_bridges[hb].id.clone());
+        }
+        if kernel.assumed {
+            unknown.push(Unknown::KernelRelease);
         }
         if kernel.cpu_rule && !self.cpu.known {
             unknown.push(Unknown::Cpu);
@@ -577,19 +604,27 @@ impl P2pView {
                         vendor: n.facts.vendor.unwrap_or(0xffff),
                         device: n.facts.device.unwrap_or(0xffff),
                         root_port,
+                        id_known: n.facts.vendor.is_some() && n.facts.device.is_some(),
                         driver: n.facts.driver.clone(),
                     }
                 }),
             })
             .collect();
         let cpu = &tree.host.cpu;
+        // An AMD CPU of unknown family (an evidence file: the vendor
+        // inferred from the host bridge) may or may not be Zen.
+        let known = match cpu.vendor.as_deref() {
+            Some("AuthenticAMD") => cpu.family.is_some(),
+            Some(_) => true,
+            None => cpu.logical_cpus > 0,
+        };
         let view = P2pView {
             functions,
             host_bridges,
             cpu: CpuView {
                 vendor: cpu.vendor.clone(),
                 family: cpu.family,
-                known: cpu.vendor.is_some() || cpu.logical_cpus > 0,
+                known,
             },
         };
         (view, effects)

@@ -41,6 +41,86 @@ pub struct DeviceFacts {
     pub block_devices: Vec<String>,
     /// For an SR-IOV virtual function, its physical function.
     pub physfn: Option<Bdf>,
+    /// Where `config` came from (sysfs, or which kind of lspci output).
+    pub source: super::Source,
+    /// Registers whose bytes in `config` stand for "not known": lspci text
+    /// that lists a capability without the lines that decode it (`-v`
+    /// prints no DevCtl, no ACSCtl). The tree drops these after decoding,
+    /// so they read as unknown, never as zero. Empty for sysfs.
+    pub unknown_registers: UnknownRegisters,
+}
+
+/// A register the analysis reads, for [`UnknownRegisters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Register {
+    /// PCIe Device Control (Relaxed Ordering, MPS, MRRS) and Capabilities.
+    DevCtl,
+    /// PCIe Link Capabilities and Link Status.
+    Link,
+    /// PCIe Device Capabilities 2 and Device Control 2.
+    DevCtl2,
+    /// ACS Control.
+    AcsCtrl,
+    /// AER Uncorrectable and Correctable Error Status.
+    AerStatus,
+    /// ATS Control (Enable).
+    AtsCtrl,
+}
+
+impl Register {
+    const ALL: [Register; 6] = [
+        Register::DevCtl,
+        Register::Link,
+        Register::DevCtl2,
+        Register::AcsCtrl,
+        Register::AerStatus,
+        Register::AtsCtrl,
+    ];
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+
+    /// The snake_case name JSON uses.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Register::DevCtl => "dev_ctl",
+            Register::Link => "link",
+            Register::DevCtl2 => "dev_ctl2",
+            Register::AcsCtrl => "acs_ctrl",
+            Register::AerStatus => "aer_status",
+            Register::AtsCtrl => "ats_ctrl",
+        }
+    }
+}
+
+/// A small set of [`Register`]s; serialised as the list of their names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnknownRegisters(u8);
+
+impl UnknownRegisters {
+    pub fn insert(&mut self, r: Register) {
+        self.0 |= r.bit();
+    }
+
+    pub fn contains(&self, r: Register) -> bool {
+        self.0 & r.bit() != 0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Register> + '_ {
+        Register::ALL.into_iter().filter(|r| self.contains(*r))
+    }
+}
+
+impl Serialize for UnknownRegisters {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
 }
 
 /// `current_link_speed` and friends, parsed.

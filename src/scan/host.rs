@@ -22,6 +22,21 @@ pub struct HostFacts {
     pub kernel_config_source: Option<String>,
     /// IOMMU units the kernel registered (`/sys/class/iommu`).
     pub iommu_units: Vec<IommuUnit>,
+    /// Where each host fact came from; None where the input had none.
+    pub sources: HostSources,
+}
+
+/// The provenance of each host fact (see [`super::Source`]): all `sysfs`
+/// for a machine or captured tree; for an evidence file, what the paste
+/// carried, `inferred` for what was deduced, None for what is unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HostSources {
+    pub kernel_release: Option<super::Source>,
+    pub cmdline: Option<super::Source>,
+    pub cpu: Option<super::Source>,
+    pub kernel_config: Option<super::Source>,
+    pub iommu_units: Option<super::Source>,
+    pub kernel_log: Option<super::Source>,
 }
 
 /// The kernel command line and the parameters that change P2P behaviour.
@@ -113,7 +128,17 @@ pub(super) fn read_host(root: &SystemRoot, limitations: &mut Vec<Limitation>) ->
             name,
         })
         .collect();
+    let sysfs = |known: bool| known.then_some(super::Source::Sysfs);
+    let sources = HostSources {
+        kernel_release: sysfs(kernel_release.is_some()),
+        cmdline: sysfs(root.exists("proc/cmdline")),
+        cpu: sysfs(cpu.vendor.is_some() || cpu.logical_cpus > 0),
+        kernel_config: sysfs(kernel_config_source.is_some()),
+        iommu_units: Some(super::Source::Sysfs),
+        kernel_log: Some(super::Source::Sysfs),
+    };
     HostFacts {
+        sources,
         hostname: text("proc/sys/kernel/hostname"),
         kernel_release,
         cmdline,

@@ -84,11 +84,15 @@ fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
         p.verdict.map_type == MapType::NotSupported && p.verdict.acs_redirect.is_empty()
     });
     let groups = group_pairs(refused, |p| {
-        let uncertain = p
-            .verdict
-            .unknown
-            .iter()
-            .any(|u| matches!(u, Unknown::FirstDeviceType { .. } | Unknown::Cpu));
+        let uncertain = p.verdict.unknown.iter().any(|u| {
+            matches!(
+                u,
+                Unknown::FirstDeviceType { .. }
+                    | Unknown::FirstDeviceId { .. }
+                    | Unknown::Cpu
+                    | Unknown::KernelRelease
+            )
+        });
         Some((!pair_matters(ctx.tree, p), uncertain, host_bridge_reason(p)))
     });
     for ((minor, uncertain, reason), pairs) in groups {

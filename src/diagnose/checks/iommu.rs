@@ -22,7 +22,8 @@ pub const GROUP_SHARED: RuleRef = RuleRef {
 /// Some(true) when the client's DMA is translated, None when unknown.
 fn translated(ctx: &Ctx, client: NodeId) -> Option<bool> {
     if ctx.tree.host.iommu_units.is_empty() {
-        return Some(false);
+        // No IOMMU registered, or (an evidence file) no way to tell.
+        return ctx.tree.host.sources.iommu_units.map(|_| false);
     }
     let f = &ctx.tree.node(client).facts;
     match f.iommu_group_type.as_deref() {
