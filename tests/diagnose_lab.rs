@@ -221,3 +221,54 @@ fn scenarios_as_lab_md_describes_them() {
         }
     }
 }
+
+/// Path classes with NVML's meanings (what `nvidia-smi topo -m` prints):
+/// two devices below one switch are PIX, below cascaded switches PXB; the
+/// effective class is PHB where the kernel sends the pair through the root
+/// complex, whatever the wiring.
+#[test]
+fn path_classes_follow_nvml_and_the_effective_class_follows_the_kernel() {
+    use p2pdoctor::topology::PathClass::{self, *};
+    let cases: &[(&str, &str, &str, PathClass, PathClass)] = &[
+        ("01-switch", "0000:03:00.0", "0000:04:00.0", Pix, Pix),
+        (
+            "09-cascaded-switches",
+            "0000:05:00.0",
+            "0000:06:00.0",
+            Pix,
+            Pix,
+        ),
+        (
+            "09-cascaded-switches",
+            "0000:05:00.0",
+            "0000:07:00.0",
+            Pxb,
+            Pxb,
+        ),
+        // Two functions of one device below a root port with ACS redirect.
+        (
+            "03-multifunction-iommu",
+            "0000:01:00.0",
+            "0000:01:00.1",
+            Pix,
+            Phb,
+        ),
+        ("02-root-ports", "0000:01:00.0", "0000:02:00.0", Phb, Phb),
+    ];
+    for (stem, prov, client, physical, effective) in cases {
+        let path = common::fixtures_dir()
+            .join("lab")
+            .join(format!("{stem}.tar.gz"));
+        let (d, _) = analyse(&path);
+        let p = d
+            .pairs
+            .iter()
+            .find(|p| p.provider == prov.parse().unwrap() && p.client == client.parse().unwrap())
+            .unwrap_or_else(|| panic!("{stem}: no pair {prov} -> {client}"));
+        assert_eq!(
+            (p.path_class, p.effective_path_class),
+            (*physical, *effective),
+            "{stem}: {prov} -> {client}"
+        );
+    }
+}

@@ -161,7 +161,12 @@ pub struct PairReport {
     pub provider: Bdf,
     pub client: Bdf,
     pub verdict: Verdict,
+    /// The wiring, in NVML's classes (PIX, PXB, PHB, NODE, SYS).
     pub path_class: PathClass,
+    /// Where the TLPs really go: PHB at least when the kernel's decision
+    /// sends the pair through the root complex (a PIX pair with ACS
+    /// redirect behaves as PHB).
+    pub effective_path_class: PathClass,
     /// PCIe switches on the path.
     pub switches: usize,
     pub bottleneck: Option<LinkBound>,

@@ -154,6 +154,13 @@ fn cap_ssvid(config: &[u8], offset: u16, out: &mut Decoded) {
     }
 }
 
+/// The bus numbers of a type 1 (PCI-to-PCI bridge) header, from the
+/// header alone: None for any other header type or a buffer too short.
+/// Cheaper than [`decode`] where only the nesting is wanted.
+pub fn bridge_buses(config: &[u8]) -> Option<BridgeBuses> {
+    header::decode_header(config).buses
+}
+
 /// Decodes a config-space buffer of any length. Never panics.
 pub fn decode(config: &[u8]) -> Decoded {
     let h = header::decode_header(config);

@@ -48,6 +48,7 @@ fn pair_value(p: &PairReport) -> Value {
         "certain": v.certain(),
         "unknown": v.unknown.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
         "path_class": p.path_class.as_str(),
+        "effective_path_class": p.effective_path_class.as_str(),
         "switches": p.switches,
         "bottleneck": p.bottleneck.as_ref().map(|b| json!({
             "bdf": b.bdf.to_string(),

@@ -212,6 +212,10 @@ pub struct DeviceJson<'a> {
     port_type: Option<&'static str>,
     role: Role,
     role_inferred: bool,
+    /// A bridge the input does not hold, kept at its place (written only
+    /// when true).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    missing: bool,
     depth: usize,
     switch: Option<usize>,
     vendor_id: Option<Hex>,
@@ -283,6 +287,9 @@ impl WritePretty for DeviceJson<'_> {
             w.field("port_type", &self.port_type);
             w.field("role", &self.role);
             w.field("role_inferred", &self.role_inferred);
+            if self.missing {
+                w.field("missing", &true);
+            }
             w.field("depth", &self.depth);
             w.field("switch", &self.switch);
             w.field("vendor_id", &self.vendor_id);
@@ -399,6 +406,7 @@ fn device_json<'a>(tree: &'a Tree, n: &'a Node) -> DeviceJson<'a> {
         port_type: express.map(|e| e.port_type.as_str()),
         role: n.role,
         role_inferred: n.role_inferred,
+        missing: f.missing,
         depth: n.depth,
         switch: n.switch,
         vendor_id: f.vendor.map(|v| Hex::new(v.into(), 4)),

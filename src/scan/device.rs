@@ -48,6 +48,11 @@ pub struct DeviceFacts {
     /// prints no DevCtl, no ACSCtl). The tree drops these after decoding,
     /// so they read as unknown, never as zero. Empty for sysfs.
     pub unknown_registers: UnknownRegisters,
+    /// Not in the input: a bridge known only because the sysfs path of a
+    /// function that is there passes through it (a capture that pruned
+    /// it). Nothing of it was read; it keeps its place so the path stays
+    /// whole and its registers count as unknown.
+    pub missing: bool,
 }
 
 /// A register the analysis reads, for [`UnknownRegisters`].
@@ -249,6 +254,9 @@ pub(super) fn read_devices(
             ),
         });
     }
+    let missing = missing_bridges(&devices, limitations);
+    devices.extend(missing);
+    super::nesting::nest_by_bus_ranges(&mut devices, limitations);
     devices.sort_by_key(|d| d.bdf);
     devices
 }
@@ -270,13 +278,22 @@ fn read_device(
     .map_err(|e| format!("{link}: cannot follow the link ({e}); skipped"))?;
     // open_dir() has checked that every component exists.
     let path = dir.path();
-    if !path.starts_with("sys/devices/") {
+    // A plain directory where sysfs has a link: a copy that followed the
+    // links (cp -rL, tar -h). Its place comes from the bus numbers later
+    // (nesting::nest_by_bus_ranges); an empty host bridge says so.
+    let followed_copy = path == link;
+    let (host_bridge, parent) = if followed_copy {
+        (String::new(), None)
+    } else if path.starts_with("sys/devices/") {
+        let (hb, chain) = place_in_tree(path, bdf).ok_or_else(|| {
+            format!("{link}: `{path}` names no host bridge (pciDDDD:BB); skipped")
+        })?;
+        (hb, chain.first().copied())
+    } else {
         return Err(format!(
             "{link}: points at `{path}`, not at a directory under sys/devices; skipped"
         ));
-    }
-    let (host_bridge, parent) = place_in_tree(path, bdf)
-        .ok_or_else(|| format!("{link}: `{path}` names no host bridge (pciDDDD:BB); skipped"))?;
+    };
 
     let text = |a: &str| root.read_string_at(&dir, a).ok();
     if root.is_recording() {
@@ -317,12 +334,29 @@ fn read_device(
             .map(|v| v as u8);
     }
     d.driver = root.link_name_at(&dir, "driver");
+    if followed_copy && d.driver.is_none() {
+        // The `driver` link became a directory; the uevent file still
+        // names it (DRIVER=, drivers/base/core.c dev_uevent()).
+        d.driver = text("uevent").and_then(|u| {
+            u.lines()
+                .find_map(|l| l.strip_prefix("DRIVER="))
+                .map(str::to_string)
+        });
+    }
     d.numa_node = text("numa_node")
         .and_then(|s| s.parse::<i32>().ok())
         .filter(|&n| n >= 0);
     d.iommu_group = root
         .link_name_at(&dir, "iommu_group")
         .and_then(|g| g.parse().ok());
+    if followed_copy && d.iommu_group.is_none() {
+        // The group link became a copy of the group's directory: its
+        // number is lost, its type is inside.
+        d.iommu_group_type = root
+            .read_string(&join(&link, "iommu_group/type"))
+            .ok()
+            .filter(|s| !s.is_empty());
+    }
     if let Some(g) = d.iommu_group {
         d.iommu_group_type = groups
             .entry(g)
@@ -365,21 +399,79 @@ fn read_device(
     Ok(d)
 }
 
-/// From a canonical device path, the host bridge id and the parent bridge.
+/// From a canonical device path, the host bridge id and the upstream
+/// bridges, nearest first.
 ///
 /// `sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0` → (`pci0000:00`,
-/// Some(0000:00:01.0)). A VMD domain nests a host bridge below an endpoint
+/// [0000:00:01.0]). A VMD domain nests a host bridge below an endpoint
 /// (`.../0000:00:0e.0/pci10000:e0/10000:e0:06.0`); what counts is the last
 /// host bridge on the path, as with the kernel's pci_upstream_bridge().
-pub fn place_in_tree(dir: &str, bdf: Bdf) -> Option<(String, Option<Bdf>)> {
-    // Every address has a `.`; the check spares parsing (and the error's
-    // allocation) for `sys`, `devices` and the host bridges.
-    let as_bdf = |p: &str| p.contains('.').then(|| p.parse::<Bdf>().ok()).flatten();
+pub fn place_in_tree(dir: &str, bdf: Bdf) -> Option<(String, Vec<Bdf>)> {
     let parts: Vec<&str> = dir.split('/').collect();
     let own = parts.iter().rposition(|p| as_bdf(p) == Some(bdf))?;
     let hb = parts[..own].iter().rposition(|p| is_host_bridge_name(p))?;
-    let parent = parts[hb + 1..own].iter().rev().find_map(|p| as_bdf(p));
-    Some((parts[hb].to_string(), parent))
+    let chain = parts[hb + 1..own]
+        .iter()
+        .rev()
+        .filter_map(|p| as_bdf(p))
+        .collect();
+    Some((parts[hb].to_string(), chain))
+}
+
+/// A path component that is a PCI address. Every address has a `.`; the
+/// check spares parsing (and the error's allocation) for `sys`, `devices`
+/// and the host bridges.
+fn as_bdf(p: &str) -> Option<Bdf> {
+    p.contains('.').then(|| p.parse::<Bdf>().ok()).flatten()
+}
+
+/// Bridges on some function's sysfs path that the input does not hold
+/// (a capture that pruned them): each becomes a [`DeviceFacts::missing`]
+/// entry at its place, so the functions below keep every bridge that is
+/// there above them instead of falling to the host bridge, and the gap's
+/// registers count as unknown. Returns what was added, sorted.
+fn missing_bridges(devices: &[DeviceFacts], limitations: &mut Vec<Limitation>) -> Vec<DeviceFacts> {
+    let present: std::collections::HashSet<Bdf> = devices.iter().map(|d| d.bdf).collect();
+    let mut added: std::collections::BTreeMap<Bdf, DeviceFacts> = Default::default();
+    for d in devices {
+        if d.host_bridge.is_empty() {
+            continue; // placed by bus numbers: no path to read
+        }
+        let Some((hb, chain)) = place_in_tree(&d.sysfs_path, d.bdf) else {
+            continue;
+        };
+        for (i, &bridge) in chain.iter().enumerate() {
+            if present.contains(&bridge) || added.contains_key(&bridge) {
+                continue;
+            }
+            // The path up to and including the missing bridge's component.
+            let own = d
+                .sysfs_path
+                .find(&format!("/{bridge}/"))
+                .map(|at| d.sysfs_path[..at + 1 + bridge.to_string().len()].to_string());
+            limitations.push(Limitation {
+                kind: LimitationKind::BridgeMissing,
+                message: format!(
+                    "{bridge}: not in the input, but {} sits below it (its sysfs path passes through it); kept in the tree as a bridge whose registers (port type, ACS) are unknown",
+                    d.bdf
+                ),
+            });
+            added.insert(
+                bridge,
+                DeviceFacts {
+                    bdf: bridge,
+                    sysfs_path: own.unwrap_or_default(),
+                    host_bridge: hb.clone(),
+                    parent: chain.get(i + 1).copied(),
+                    // It has functions below it: a PCI-to-PCI bridge.
+                    class: Some(0x060400),
+                    missing: true,
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    added.into_values().collect()
 }
 
 /// `pci0000:00`, `pci10000:e0`.
@@ -500,18 +592,18 @@ mod tests {
                 "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0",
                 b("0000:01:00.0")
             ),
-            Some(("pci0000:00".to_string(), Some(b("0000:00:01.0"))))
+            Some(("pci0000:00".to_string(), vec![b("0000:00:01.0")]))
         );
         assert_eq!(
             place_in_tree("sys/devices/pci0000:00/0000:00:01.0", b("0000:00:01.0")),
-            Some(("pci0000:00".to_string(), None))
+            Some(("pci0000:00".to_string(), vec![]))
         );
         assert_eq!(
             place_in_tree(
                 "sys/devices/pci0000:00/0000:00:0e.0/pci10000:e0/10000:e0:06.0/10000:e1:00.0",
                 b("10000:e1:00.0")
             ),
-            Some(("pci10000:e0".to_string(), Some(b("10000:e0:06.0"))))
+            Some(("pci10000:e0".to_string(), vec![b("10000:e0:06.0")]))
         );
         assert_eq!(
             place_in_tree("sys/devices/virtual/x/0000:01:00.0", b("0000:01:00.0")),

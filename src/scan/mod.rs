@@ -90,6 +90,11 @@ pub enum LimitationKind {
     EvidenceLine,
     /// Two sections of an evidence file disagree about one fact.
     EvidenceConflict,
+    /// Functions were placed in the tree from bus numbers, not sysfs paths.
+    NestingInferred,
+    /// A bridge on some function's path is not in the input: kept as a
+    /// gap whose registers are unknown.
+    BridgeMissing,
 }
 
 /// Options for a scan.

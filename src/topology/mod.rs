@@ -195,6 +195,9 @@ impl Node {
 
     /// A short human name: the pci.ids device name, else `vvvv:dddd`.
     pub fn name(&self) -> String {
+        if self.facts.missing {
+            return "(not in the input; registers unknown)".to_string();
+        }
         match (&self.facts.device_name, &self.facts.vendor_name) {
             (Some(d), Some(v)) => format!("{v} {d}"),
             // An evidence file's name, whole, as lspci printed it.
@@ -349,7 +352,11 @@ impl Tree {
         for &id in &order {
             let parent_role = nodes[id].parent.map(|p| nodes[p].role);
             let depth = nodes[id].parent.map(|p| nodes[p].depth + 1).unwrap_or(0);
-            let (role, inferred) = classify(&nodes[id], parent_role);
+            let bridge_below = nodes[id]
+                .children
+                .iter()
+                .any(|&c| looks_like_bridge(&nodes[c]));
+            let (role, inferred) = classify(&nodes[id], parent_role, bridge_below);
             let n = &mut nodes[id];
             n.role = role;
             n.role_inferred = inferred;
@@ -556,7 +563,14 @@ fn top_down_dfs(nodes: &[Node], hbs: &[HostBridge]) -> Vec<NodeId> {
     out
 }
 
-fn classify(node: &Node, parent_role: Option<Role>) -> (Role, bool) {
+/// A bridge header, or a bridge class code where the header is unknown.
+fn looks_like_bridge(node: &Node) -> bool {
+    node.caps.is_bridge() || node.facts.class.unwrap_or(0) >> 8 == 0x0604
+}
+
+/// `bridge_below`: some function directly below this one is a bridge (a
+/// switch's upstream port always has its downstream ports below it).
+fn classify(node: &Node, parent_role: Option<Role>, bridge_below: bool) -> (Role, bool) {
     let class = node.facts.class.unwrap_or(0);
     if let Some(e) = &node.caps.express {
         let role = match e.port_type {
@@ -574,7 +588,7 @@ fn classify(node: &Node, parent_role: Option<Role>) -> (Role, bool) {
         };
         return (role, false);
     }
-    let is_bridge = node.caps.is_bridge() || class >> 8 == 0x0604;
+    let is_bridge = looks_like_bridge(node);
     if class >> 8 == 0x0600 && node.parent.is_none() {
         return (Role::HostBridgeDevice, false);
     }
@@ -592,7 +606,14 @@ fn classify(node: &Node, parent_role: Option<Role>) -> (Role, bool) {
     let role = if is_bridge {
         match parent_role {
             None => Role::RootPort,
-            Some(Role::RootPort | Role::SwitchDownstreamPort) => Role::SwitchUpstreamPort,
+            // Below a downstream-facing port sits a switch's upstream port
+            // only if ports hang below it; a bridge with only endpoints
+            // below is a PCIe-to-PCI bridge (a BMC's VGA bridge, say),
+            // never half a switch.
+            Some(Role::RootPort | Role::SwitchDownstreamPort) if bridge_below => {
+                Role::SwitchUpstreamPort
+            }
+            Some(Role::RootPort | Role::SwitchDownstreamPort) => Role::PcieToPciBridge,
             Some(Role::SwitchUpstreamPort) => Role::SwitchDownstreamPort,
             Some(_) => Role::PciBridge,
         }

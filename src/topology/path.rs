@@ -5,16 +5,20 @@ use serde::Serialize;
 use super::{NodeId, Tree};
 
 /// How far apart two functions are, in the classes `nvidia-smi topo -m`
-/// uses, so users can map one onto the other.
+/// uses, with NVML's meanings, so users can map one onto the other. A
+/// PCIe switch (its upstream port, internal bus and downstream ports)
+/// counts as one bridge, as NVML counts it: two GPUs below one switch
+/// are PIX there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum PathClass {
     /// The same function.
     X,
-    /// Through at most one PCIe bridge (siblings below one switch port or
-    /// functions of one device).
+    /// Through at most one PCIe bridge: below one switch, or functions of
+    /// one device.
     Pix,
-    /// Through several PCIe bridges, without the host bridge.
+    /// Through several PCIe bridges (cascaded switches), without the host
+    /// bridge.
     Pxb,
     /// Through a PCIe host bridge (the root complex).
     Phb,
@@ -25,6 +29,17 @@ pub enum PathClass {
 }
 
 impl PathClass {
+    /// Where the TLPs really go: a pair the kernel sends through the root
+    /// complex (ACS redirect, no common bridge) behaves as PHB at least,
+    /// whatever the wiring below it.
+    pub fn effective(self, through_root_complex: bool) -> PathClass {
+        if through_root_complex && self < PathClass::Phb && self != PathClass::X {
+            PathClass::Phb
+        } else {
+            self
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             PathClass::X => "X",
@@ -95,8 +110,16 @@ impl Path {
         let class = if a == b {
             PathClass::X
         } else if common.is_some() {
-            // Bridges crossed: everything climbed plus the common one.
-            if up_from_a.len() + up_from_b.len() == 0 {
+            // Bridges crossed, a switch counting once: the switches on the
+            // way, plus every bridge that is no switch port (a PCIe-to-PCI
+            // bridge, a root port both sit below).
+            let lone_bridges = up_from_a
+                .iter()
+                .chain(&up_from_b)
+                .chain(common.iter())
+                .filter(|&&n| tree.node(n).switch.is_none())
+                .count();
+            if switches.len() + lone_bridges <= 1 {
                 PathClass::Pix
             } else {
                 PathClass::Pxb

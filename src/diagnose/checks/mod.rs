@@ -333,6 +333,7 @@ pub(crate) fn pair_report(
     PairReport {
         provider: tree.node(provider).bdf(),
         client: tree.node(client).bdf(),
+        effective_path_class: path.class.effective(verdict.needs_host_bridge()),
         verdict,
         path_class: path.class,
         switches: path.switches.len(),

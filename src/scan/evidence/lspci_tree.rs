@@ -280,7 +280,7 @@ mod tests {
             Some("NVIDIA Corporation GA100 [A100 PCIe 80GB]")
         );
         assert_eq!(find("0000:05:00.0").range, Some((6, 0x0a)));
-        assert_eq!(p.nodes.len(), 8);
+        assert_eq!(p.nodes.len(), 9);
     }
 
     #[test]
