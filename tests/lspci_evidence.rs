@@ -95,25 +95,66 @@ fn variants(root: &Path) -> Vec<Variant> {
     let both = lspci(root, &["-vvv", "-xxxx"]);
     // A ticket paste: prose, prompts, a sudo prompt, fences, CRLF lines,
     // other commands between the sections.
+    let read = |f: &str| std::fs::read_to_string(root.join(f)).unwrap_or_default();
+    let host = format!(
+        "$ uname -r\n{}\n$ cat /proc/cmdline\n{}\n$ cat /proc/cpuinfo\n{}\n",
+        read("proc/sys/kernel/osrelease").trim(),
+        read("proc/cmdline").trim(),
+        read("proc/cpuinfo").trim()
+    );
     let paste = format!(
-        "Hi, P2P between the GPUs is slow on this box. Output below.\r\n\r\n```\r\n$ lspci -tvnn\r\n{}```\r\n\r\nroot@box:~# nvidia-smi topo -m\r\n\tGPU0\tGPU1\r\nGPU0\t X \tPIX\r\n\r\n```text\r\n$ sudo lspci -vvv\r\n[sudo] password for me: \r\n{}```\r\nand the hex:\r\n\r\n    # lspci -xxxx\r\n{}\r\nthanks!\r\n",
+        "Hi, P2P between the GPUs is slow on this box. Output below.\r\n\r\n```\r\n{host}$ lspci -tvnn\r\n{}```\r\n\r\nroot@box:~# nvidia-smi topo -m\r\n\tGPU0\tGPU1\r\nGPU0\t X \tPIX\r\n\r\n```text\r\n$ sudo lspci -vvv\r\n[sudo] password for me: \r\n{}```\r\nand the hex:\r\n\r\n    # lspci -xxxx\r\n{}\r\nthanks!\r\n",
         tvnn.replace('\n', "\r\n"),
         vvv.replace('\n', "\r\n"),
         hex
     );
+    let bare_paste = paste.replacen(&host, "", 1);
     vec![
-        Variant { name: "-tv", text: tv, carries: Carries::Shape },
-        Variant { name: "-vvv", text: vvv, carries: Carries::Text },
-        Variant { name: "-vvvnn -D", text: vvvnn, carries: Carries::Text },
-        Variant { name: "-xxxx", text: hex, carries: Carries::Bytes },
-        Variant { name: "-vvv -xxxx", text: both, carries: Carries::Bytes },
-        Variant { name: "paste", text: paste, carries: Carries::Bytes },
+        Variant {
+            name: "-tv",
+            text: tv,
+            carries: Carries::Shape,
+        },
+        Variant {
+            name: "-vvv",
+            text: vvv,
+            carries: Carries::Text,
+        },
+        Variant {
+            name: "-vvvnn -D",
+            text: vvvnn,
+            carries: Carries::Text,
+        },
+        Variant {
+            name: "-xxxx",
+            text: hex,
+            carries: Carries::Bytes,
+        },
+        Variant {
+            name: "-vvv -xxxx",
+            text: both,
+            carries: Carries::Bytes,
+        },
+        Variant {
+            name: "paste",
+            text: bare_paste,
+            carries: Carries::Bytes,
+        },
+        Variant {
+            name: "paste with host",
+            text: paste,
+            carries: Carries::Bytes,
+        },
     ]
 }
 
 /// Compares one variant with the tree's own answer; returns pairs checked.
 fn compare(name: &str, root: &Path, dir: &Path, v: &Variant) -> (usize, usize) {
-    let truth_check = serde_json::from_str::<Value>(&stdout_or_warn(root, &["check", "--all-pairs", "--format", "json"])).unwrap();
+    let truth_check = serde_json::from_str::<Value>(&stdout_or_warn(
+        root,
+        &["check", "--all-pairs", "--format", "json"],
+    ))
+    .unwrap();
     let truth_topo = topo_json(root);
     let file = dir.join(format!("{}.txt", v.name.replace([' ', '-'], "_")));
     std::fs::write(&file, &v.text).unwrap();
@@ -130,11 +171,18 @@ fn compare(name: &str, root: &Path, dir: &Path, v: &Variant) -> (usize, usize) {
             panic!("{what}: {bdf} is missing")
         };
         assert_eq!(o["parent"], t["parent"], "{what} {bdf}: parent");
-        assert_eq!(o["host_bridge"], t["host_bridge"], "{what} {bdf}: host bridge");
+        assert_eq!(
+            o["host_bridge"], t["host_bridge"],
+            "{what} {bdf}: host bridge"
+        );
         match v.carries {
             Carries::Shape => {
                 assert_eq!(o["acs"], Value::Null, "{what} {bdf}: ACS must be unknown");
-                assert_eq!(o["port_type"], Value::Null, "{what} {bdf}: port type must be unknown");
+                assert_eq!(
+                    o["port_type"],
+                    Value::Null,
+                    "{what} {bdf}: port type must be unknown"
+                );
                 assert_eq!(o["link"], Value::Null, "{what} {bdf}: link must be unknown");
             }
             Carries::Text | Carries::Bytes => {
@@ -157,7 +205,10 @@ fn compare(name: &str, root: &Path, dir: &Path, v: &Variant) -> (usize, usize) {
                     assert_eq!(o["acs"], Value::Null, "{what} {bdf}: ACS must be unknown");
                 }
                 if v.carries == Carries::Bytes {
-                    assert_eq!(o["config_bytes"], t["config_bytes"], "{what} {bdf}: config bytes");
+                    assert_eq!(
+                        o["config_bytes"], t["config_bytes"],
+                        "{what} {bdf}: config bytes"
+                    );
                     // A VF's ID registers read all ones; only -nn text
                     // carries its IDs (sysfs has them from the PF).
                     if t["physfn"].is_null() || !o["vendor_id"].is_null() {
@@ -188,6 +239,19 @@ fn compare(name: &str, root: &Path, dir: &Path, v: &Variant) -> (usize, usize) {
                 "{what} {key:?}: uncertain without saying why"
             );
         }
+        // A paste with uname -r, /proc/cmdline and /proc/cpuinfo carries
+        // every fact the decision reads: as certain as the tree itself.
+        if v.name == "paste with host" && theirs_all_read(&truth_topo) {
+            for k in [
+                "map_type",
+                "distance",
+                "acs_redirect",
+                "path_class",
+                "certain",
+            ] {
+                assert_eq!(o[k], t[k], "{what} {key:?}: {k} (full paste)");
+            }
+        }
         // Hardware alone decides a switch path without ACS redirect: a
         // full reading must keep that certain.
         if v.carries != Carries::Shape
@@ -195,7 +259,10 @@ fn compare(name: &str, root: &Path, dir: &Path, v: &Variant) -> (usize, usize) {
             && t["certain"] == true
             && theirs_all_read(&truth_topo)
         {
-            assert_eq!(o["certain"], true, "{what} {key:?}: bus_addr decided by hardware");
+            assert_eq!(
+                o["certain"], true,
+                "{what} {key:?}: bus_addr decided by hardware"
+            );
             assert_eq!(o["map_type"], "bus_addr", "{what} {key:?}");
         }
     }
@@ -226,10 +293,17 @@ fn lab_roots(dir: &Path) -> Vec<(String, PathBuf)> {
     v.into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
         .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().trim_end_matches(".tar.gz").to_string();
+            let name = p
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .trim_end_matches(".tar.gz")
+                .to_string();
             let to = dir.join(&name);
             let file = std::fs::File::open(&p).unwrap();
-            tar::Archive::new(flate2::read::GzDecoder::new(file)).unpack(&to).unwrap();
+            tar::Archive::new(flate2::read::GzDecoder::new(file))
+                .unpack(&to)
+                .unwrap();
             (name, to)
         })
         .collect()
