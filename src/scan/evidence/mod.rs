@@ -669,3 +669,6 @@ fn cpu_vendor_from_host_bridge(devices: &[DeviceFacts]) -> Option<(&'static str,
         format!("{} (vendor {:04x})", first.bdf, first.vendor?),
     ))
 }
+
+#[cfg(test)]
+mod tests;
