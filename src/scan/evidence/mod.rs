@@ -46,9 +46,13 @@ pub enum EvidenceError {
     )]
     NotRecognised { first: String },
     #[error(
-        "the file is empty: paste the output of `sudo lspci -vvv -xxxx` and `lspci -tvnn` into it"
+        "the input is empty: paste the output of `sudo lspci -vvv -xxxx` and `lspci -tvnn` into it"
     )]
     Empty,
+    #[error(
+        "expected lspci output or an hwloc export (text), but found binary data ({bytes} bytes); a p2pdoctor snapshot must be the .tar.gz `p2pdoctor snapshot` wrote"
+    )]
+    Binary { bytes: usize },
 }
 
 /// Whether the text holds anything the parsers read; stops at the first
@@ -64,6 +68,15 @@ pub fn recognise(text: &str) -> Result<(), EvidenceError> {
         {
             return Ok(());
         }
+    }
+    // Random or compressed bytes: say so rather than quote them.
+    let head: String = text.chars().take(4096).collect();
+    let odd = head
+        .chars()
+        .filter(|&c| c == char::REPLACEMENT_CHARACTER || (c.is_control() && !c.is_whitespace()))
+        .count();
+    if odd * 10 > head.chars().count() {
+        return Err(EvidenceError::Binary { bytes: text.len() });
     }
     let first: Vec<String> = text
         .lines()
