@@ -14,6 +14,13 @@ pub enum HexLine {
     Cut(u16, Vec<u8>),
 }
 
+/// A cheap first look: two or three hex digits and a colon at the start.
+pub fn looks_like_hex(line: &str) -> bool {
+    let b = line.as_bytes();
+    let hexd = |i: usize| b.get(i).is_some_and(|c| c.is_ascii_hexdigit());
+    hexd(0) && hexd(1) && (b.get(2) == Some(&b':') || (hexd(2) && b.get(3) == Some(&b':')))
+}
+
 /// Parses `00: 86 80 20 20 ...`. None for a line that is not a dump line.
 pub fn parse(line: &str) -> Option<HexLine> {
     let (off, rest) = line.split_once(':')?;
@@ -95,6 +102,13 @@ impl Dump {
     pub fn put(&mut self, offset: u16, data: &[u8]) {
         let at = usize::from(offset);
         let end = (at + data.len()).min(0x1000);
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve_exact(if at == 0 && data.len() == 16 {
+                256
+            } else {
+                4096
+            });
+        }
         if self.bytes.len() < end {
             self.bytes.resize(end, 0);
         }

@@ -148,6 +148,23 @@ fn parse(text: &str) -> Parsed {
         }
     };
     for (no, line) in sections::lines(text) {
+        // The hot path first: inside a function's block, its hex lines
+        // (a million of them in a large server's `-xxxx`) and its
+        // tab-indented detail lines can be nothing else.
+        if let Some(b) = block.as_mut() {
+            if lspci_hex::looks_like_hex(line)
+                && let Some(h) = lspci_hex::parse(line)
+            {
+                add_hex(&mut p, b, h, no);
+                continue;
+            }
+            if line.starts_with('\t') {
+                if !b.verbose.feed(line) {
+                    p.line_note(no, &format!("cannot read this line of {}; skipped", b.bdf));
+                }
+                continue;
+            }
+        }
         if xml.active() || hwloc::is_hwloc_line(line) {
             finish(&mut p, &mut block);
             xml.feed(line, no);
@@ -181,21 +198,7 @@ fn parse(text: &str) -> Parsed {
         }
         if let Some(b) = block.as_mut() {
             if let Some(h) = lspci_hex::parse(line) {
-                let dump = b.dump.get_or_insert_with(|| Dump::new(no));
-                match h {
-                    HexLine::Full(off, bytes) => dump.put(off, &bytes),
-                    HexLine::Cut(off, bytes) => {
-                        dump.put(off, &bytes);
-                        p.line_note(
-                            no,
-                            &format!(
-                                "hex dump line for {} cut short ({} of 16 bytes); config space is taken up to offset {off:#x}",
-                                b.bdf,
-                                bytes.len()
-                            ),
-                        );
-                    }
-                }
+                add_hex(&mut p, b, h, no);
                 continue;
             }
             if line.starts_with([' ', '\t']) {
@@ -257,6 +260,24 @@ fn parse(text: &str) -> Parsed {
         p.functions.entry(bdf).or_default().hwloc = Some(o);
     }
     p
+}
+
+fn add_hex(p: &mut Parsed, b: &mut Block, h: HexLine, no: usize) {
+    let dump = b.dump.get_or_insert_with(|| Dump::new(no));
+    match h {
+        HexLine::Full(off, bytes) => dump.put(off, &bytes),
+        HexLine::Cut(off, bytes) => {
+            dump.put(off, &bytes);
+            p.line_note(
+                no,
+                &format!(
+                    "hex dump line for {} cut short ({} of 16 bytes); config space is taken up to offset {off:#x}",
+                    b.bdf,
+                    bytes.len()
+                ),
+            );
+        }
+    }
 }
 
 /// A finished block joins what earlier sections said about the function.
@@ -349,6 +370,7 @@ pub fn scan(text: &str, options: &ScanOptions) -> Facts {
         nested_by_tree &= !d.host_bridge.is_empty();
         devices.push(d);
     }
+    link_virtual_functions(&mut devices);
     if !nested_by_tree {
         super::nesting::nest_by_bus_ranges(&mut devices, &mut limitations);
     }
@@ -373,6 +395,63 @@ pub fn scan(text: &str, options: &ScanOptions) -> Facts {
         kernel_log,
         limitations,
     }
+}
+
+/// A virtual function's physical function, as the kernel finds it
+/// (drivers/pci/iov.c `pci_iov_virtfn_bus()`/`_devfn()`): the PF's routing
+/// ID plus First VF Offset plus VF Stride per VF, from the PF's SR-IOV
+/// capability. lspci does not print `physfn`; this is where sysfs gets it.
+fn link_virtual_functions(devices: &mut [DeviceFacts]) {
+    let mut vfs: Vec<(Bdf, Bdf)> = Vec::new();
+    for d in devices.iter() {
+        // Only functions with an extended space can carry SR-IOV; a walk
+        // of the extended headers spares decoding the rest.
+        if d.config.len() <= 0x100 || !has_ext_cap(&d.config, 0x10) {
+            continue;
+        }
+        let Some(s) = crate::pci::decode(&d.config).sriov else {
+            continue;
+        };
+        let rid = u32::from(d.bdf.bus) << 8 | u32::from(d.bdf.devfn());
+        for i in 0..u32::from(s.num_vfs) {
+            let vf = rid + u32::from(s.vf_offset) + i * u32::from(s.vf_stride);
+            if vf > 0xffff {
+                break;
+            }
+            let (bus, devfn) = ((vf >> 8) as u8, vf as u8);
+            vfs.push((Bdf::new(d.bdf.domain, bus, devfn >> 3, devfn & 7), d.bdf));
+        }
+    }
+    for (vf, pf) in vfs {
+        if let Ok(i) = devices.binary_search_by(|d| d.bdf.cmp(&vf))
+            && devices[i].physfn.is_none()
+            && vf != pf
+        {
+            devices[i].physfn = Some(pf);
+        }
+    }
+}
+
+/// Whether the extended capability list holds `id` (a bounded walk).
+fn has_ext_cap(config: &[u8], id: u16) -> bool {
+    let mut at = 0x100usize;
+    for _ in 0..(4096 - 256) / 8 {
+        let Some(h) = config.get(at..at + 4) else {
+            return false;
+        };
+        let h = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        if h == 0 || h == u32::MAX {
+            return false;
+        }
+        if h as u16 == id {
+            return true;
+        }
+        at = (h >> 20) as usize & 0xffc;
+        if at < 0x100 {
+            return false;
+        }
+    }
+    false
 }
 
 /// One function's facts from all the sections that show it.
