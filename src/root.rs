@@ -194,7 +194,11 @@ impl SystemRoot {
             path: path.to_path_buf(),
             source,
         })?;
-        if !is_archive_file(&file) {
+        let archive_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .is_some_and(|n| n.ends_with(".tar.gz") || n.ends_with(".tgz") || n.ends_with(".tar"));
+        if !is_archive_file(&file) && !archive_name {
             // Not a snapshot: lspci output, a ticket paste, an hwloc export.
             let bytes = read_bounded(file).map_err(|source| RootError::Open {
                 path: path.to_path_buf(),

@@ -37,6 +37,8 @@ pub struct HostSources {
     pub kernel_config: Option<super::Source>,
     pub iommu_units: Option<super::Source>,
     pub kernel_log: Option<super::Source>,
+    /// The p2pmem/ directories (whether a device exposes one is known).
+    pub p2pmem: Option<super::Source>,
 }
 
 /// The kernel command line and the parameters that change P2P behaviour.
@@ -136,6 +138,7 @@ pub(super) fn read_host(root: &SystemRoot, limitations: &mut Vec<Limitation>) ->
         kernel_config: sysfs(kernel_config_source.is_some()),
         iommu_units: Some(super::Source::Sysfs),
         kernel_log: Some(super::Source::Sysfs),
+        p2pmem: Some(super::Source::Sysfs),
     };
     HostFacts {
         sources,
