@@ -162,6 +162,8 @@ fn compare(name: &str, root: &Path, dir: &Path, v: &Variant) -> (usize, usize) {
     let topo = json_on(&file, &["topo", "--format", "json"]);
     let what = format!("{name} [{}]", v.name);
     assert_eq!(check["all_pairs_implied"], true, "{what}");
+    common::schema::assert_valid("topo", &topo);
+    common::schema::assert_valid("check", &check);
 
     // Topology: every device is there, below the same parent and host
     // bridge; what the input carries equals the tree's, the rest is null.
