@@ -56,6 +56,7 @@ pub struct GlobalArgs {
     ///     `lscpu`, `numactl --hardware` and dmesg output around them;
     ///   - an hwloc export (`lstopo --of xml`);
     ///   - `-`: any of the files above on standard input.
+    ///
     /// Facts a text does not carry are reported unknown, never assumed.
     #[arg(
         long,

@@ -35,7 +35,6 @@ pub fn is_hwloc_line(line: &str) -> bool {
 
 #[derive(Debug)]
 struct Open {
-    kind: String,
     bdf: Option<Bdf>,
     host_bridge: Option<String>,
     numa: Option<i32>,
@@ -154,8 +153,7 @@ impl XmlParser {
         }
         if !closed {
             self.stack.push(Open {
-                kind,
-                bdf: bdf.filter(|_| true),
+                bdf,
                 host_bridge,
                 numa: None,
             });
@@ -163,7 +161,6 @@ impl XmlParser {
     }
 
     pub fn finish(self) -> (Vec<PciObject>, Vec<(usize, String)>) {
-        let _ = self.stack.iter().map(|o| &o.kind).count();
         (self.objects, self.notes)
     }
 }

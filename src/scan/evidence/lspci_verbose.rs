@@ -203,16 +203,15 @@ impl Verbose {
             name = &name[..at];
         }
         // -nn: `... [10de:20b5]` after the name, `[0302]` after the class.
-        if let Some(ids) = name.strip_suffix(']').and_then(|n| n.rsplit_once('[')) {
-            if let Some((vd, dd)) = ids.1.split_once(':')
-                && vd.len() == 4
-                && dd.len() == 4
-                && let (Ok(vendor), Ok(device)) =
-                    (u16::from_str_radix(vd, 16), u16::from_str_radix(dd, 16))
-            {
-                v.ids = Some((vendor, device));
-                name = ids.0.trim_end();
-            }
+        if let Some(ids) = name.strip_suffix(']').and_then(|n| n.rsplit_once('['))
+            && let Some((vd, dd)) = ids.1.split_once(':')
+            && vd.len() == 4
+            && dd.len() == 4
+            && let (Ok(vendor), Ok(device)) =
+                (u16::from_str_radix(vd, 16), u16::from_str_radix(dd, 16))
+        {
+            v.ids = Some((vendor, device));
+            name = ids.0.trim_end();
         }
         let (class_name, class_code) =
             match class.strip_suffix(']').and_then(|c| c.rsplit_once(" [")) {

@@ -25,7 +25,10 @@ fn analyse(text: &str) {
     let _ = crate::diagnose::diagnose(&tree, &opts);
 }
 
-fn summary(f: &Facts) -> Vec<(String, Option<crate::pci::Bdf>, String, usize, Option<u16>)> {
+/// Per device: address, parent, host bridge, config length, vendor.
+type Summary = Vec<(String, Option<crate::pci::Bdf>, String, usize, Option<u16>)>;
+
+fn summary(f: &Facts) -> Summary {
     f.devices
         .iter()
         .map(|d| {
