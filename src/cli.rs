@@ -387,7 +387,7 @@ Exit status:
   3  p2pdoctor itself failed: bad arguments, an unreadable root or snapshot,
      an output that could not be written";
 
-/// Output formats of `check` and `rules`.
+/// Output formats of `rules` (and the text/JSON pair elsewhere).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CheckFormat {
     /// Header, verdict, findings with fixes, pair matrix.
@@ -396,11 +396,34 @@ pub enum CheckFormat {
     Json,
 }
 
+/// Output formats of `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Header, verdict, findings with fixes, pair matrix.
+    Text,
+    /// Machine-readable, with `schema_version` (schema/check.schema.json).
+    Json,
+    /// JUnit XML for CI servers: one test case per rule and subject; a
+    /// case fails where its finding alone fails `--fail-on`.
+    Junit,
+    /// Prometheus text exposition for node_exporter's textfile collector
+    /// (write it with -o DIR/p2pdoctor.prom): verdict, findings by rule and
+    /// severity, every pair's map type and path class, ACS-redirect
+    /// bridges, degraded links, AER, the version and the run time.
+    Prometheus,
+}
+
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Output format.
-    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
-    pub format: CheckFormat,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+
+    /// Print one line (the verdict and its counts) instead of the report:
+    /// for scripts, MOTD banners and monitoring checks. The exit status is
+    /// the same.
+    #[arg(long, conflicts_with = "format")]
+    pub summary: bool,
 
     /// Take every DMA-capable endpoint as a hypothetical provider, not only
     /// the devices that expose p2pmem/.
@@ -509,6 +532,7 @@ pub fn main() -> i32 {
 pub fn run(cli: Cli) -> Result<i32> {
     let scan_options = ScanOptions {
         no_names: cli.global.no_names,
+        vendor_tools: false,
     };
     match cli.command {
         Command::Topo(args) => {
@@ -532,7 +556,15 @@ pub fn run(cli: Cli) -> Result<i32> {
             std::mem::forget(root);
             Ok(0)
         }
-        Command::Check(args) => run_check(&cli.global, &scan_options, args),
+        // Only check compares its classes with the vendor's tool.
+        Command::Check(args) => run_check(
+            &cli.global,
+            &ScanOptions {
+                vendor_tools: true,
+                ..scan_options
+            },
+            args,
+        ),
         Command::Explain(args) => run_explain(&cli.global, args),
         Command::Rules(args) => run_rules(&cli.global, args),
         Command::Copy(args) => crate::confirm::command::copy(&cli.global, args),
@@ -685,8 +717,10 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
         catalog: load_catalog(args.rules_dir.as_deref())?,
         kernel_data: load_kernel_data(args.rules_dir.as_deref())?,
     };
+    let started = std::time::Instant::now();
     let tree = Tree::build(scan::scan(&root, scan_options));
     let mut diagnosis = crate::diagnose::diagnose(&tree, &opts);
+    let duration_seconds = started.elapsed().as_secs_f64();
     if args.confirm {
         let journal_dir = args
             .journal_dir
@@ -717,13 +751,42 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
         crate::confirm::pairs::confirm(&mut diagnosis, &copts);
     }
     let render_opts = RenderOptions {
-        color: args.output.is_none() && args.format == CheckFormat::Text && global.color.resolve(),
+        color: args.output.is_none() && args.format == ReportFormat::Text && global.color.resolve(),
         source: root.describe(),
     };
     let mut buf = Vec::with_capacity(64 * 1024);
     match args.format {
-        CheckFormat::Text => crate::render::check_text::render(&diagnosis, &render_opts, &mut buf)?,
-        CheckFormat::Json => crate::render::check_json::render(&diagnosis, &render_opts, &mut buf)?,
+        _ if args.summary => {
+            writeln!(
+                buf,
+                "p2pdoctor: {}: {}",
+                diagnosis.summary.verdict, diagnosis.summary.headline
+            )?;
+        }
+        ReportFormat::Text => {
+            crate::render::check_text::render(&diagnosis, &render_opts, &mut buf)?
+        }
+        ReportFormat::Json => {
+            crate::render::check_json::render(&diagnosis, &render_opts, &mut buf)?
+        }
+        ReportFormat::Junit => crate::render::check_junit::render(
+            &diagnosis,
+            &opts.catalog,
+            args.fail_on,
+            &render_opts.source,
+            &mut buf,
+        )?,
+        ReportFormat::Prometheus => {
+            let unix_seconds = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            let stamp = crate::render::check_prometheus::RunStamp {
+                unix_seconds,
+                duration_seconds,
+            };
+            crate::render::check_prometheus::render(&diagnosis, stamp, &mut buf)?
+        }
     }
     write_output(args.output.as_deref(), &buf, true)?;
     if crate::confirm::signal::interrupted() {

@@ -319,6 +319,14 @@ impl SystemRoot {
         }
     }
 
+    /// Keeps `bytes` at `path` in the snapshot being recorded (no effect
+    /// otherwise): output of a read-only tool run during the scan, which
+    /// no file on the machine holds. Analysing the snapshot later reads
+    /// it back at the same path.
+    pub fn note_generated(&self, path: &str, bytes: &[u8]) {
+        self.note(path, Entry::File(bytes.to_vec()));
+    }
+
     fn note_placeholder(&self, path: &str) {
         if let Some(rec) = &self.recorder
             && let Ok(mut map) = rec.lock()

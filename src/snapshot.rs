@@ -45,7 +45,11 @@ pub struct Snapshot {
 pub fn capture(root: SystemRoot) -> Result<Snapshot> {
     let root = root.record();
     // Names come from the analysing machine's pci.ids, not the snapshot.
-    let options = ScanOptions { no_names: true };
+    // Vendor tools' views are kept for whoever reads the snapshot.
+    let options = ScanOptions {
+        no_names: true,
+        vendor_tools: true,
+    };
     let facts = scan::scan(&root, &options);
     let mut entries = root.recorded();
     trim(&mut entries, &facts);

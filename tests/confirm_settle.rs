@@ -19,7 +19,13 @@ fn lab(name: &str) -> Diagnosis {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/lab/{name}.tar.gz"));
     let root = SystemRoot::open(&path).unwrap();
-    let tree = Tree::build(scan::scan(&root, &ScanOptions { no_names: true }));
+    let tree = Tree::build(scan::scan(
+        &root,
+        &ScanOptions {
+            no_names: true,
+            ..Default::default()
+        },
+    ));
     diagnose::diagnose(&tree, &diagnose::Options::default())
 }
 
@@ -314,7 +320,13 @@ fn an_enomem_mapping_confirms_the_exhausted_pool_and_a_mapped_buffer_refutes_it(
     let built = common::build("rule_cmb_unpublished");
     let diagnose_built = || {
         let root = SystemRoot::open(&built.root()).unwrap();
-        let tree = Tree::build(scan::scan(&root, &ScanOptions { no_names: true }));
+        let tree = Tree::build(scan::scan(
+            &root,
+            &ScanOptions {
+                no_names: true,
+                ..Default::default()
+            },
+        ));
         diagnose::diagnose(&tree, &diagnose::Options::default())
     };
     let mut d = diagnose_built();

@@ -31,7 +31,13 @@ fn lab_snapshots() -> Vec<PathBuf> {
 
 fn analyse(path: &std::path::Path) -> (Diagnosis, Vec<String>) {
     let root = SystemRoot::open(path).unwrap();
-    let tree = Tree::build(scan::scan(&root, &ScanOptions { no_names: true }));
+    let tree = Tree::build(scan::scan(
+        &root,
+        &ScanOptions {
+            no_names: true,
+            ..Default::default()
+        },
+    ));
     // `[   13.449686] nvme 0000:01:00.1: ...` -> the message without the time.
     let log = tree
         .kernel_log

@@ -188,6 +188,16 @@ const CASES: &[Case] = &[
         silent: &["rule_clean"],
     },
     Case {
+        rule: "P2P803",
+        fires: &[("rule_vendor_topology", Warning, Inconclusive)],
+        silent: &["rule_vendor_topology_agrees", "rule_clean"],
+    },
+    Case {
+        rule: "P2P804",
+        fires: &[("rule_small_bar", Warning, Predicted)],
+        silent: &["rule_clean", "two_socket_server"],
+    },
+    Case {
         rule: "P2P901",
         fires: &[("rule_nonroot", Warning, Inconclusive)],
         silent: &["rule_clean"],
@@ -197,7 +207,13 @@ const CASES: &[Case] = &[
 fn diagnose_spec(name: &str) -> Diagnosis {
     let built = build(name);
     let root = SystemRoot::open(&built.root()).unwrap();
-    let tree = Tree::build(scan::scan(&root, &ScanOptions { no_names: true }));
+    let tree = Tree::build(scan::scan(
+        &root,
+        &ScanOptions {
+            no_names: true,
+            ..Default::default()
+        },
+    ));
     diagnose::diagnose(&tree, &Options::default())
 }
 
@@ -349,7 +365,13 @@ fn warnings_exit_one_unless_fail_on_error() {
 fn all_pairs_takes_every_endpoint_as_a_provider() {
     let built = build("rule_acs_ordering");
     let root = SystemRoot::open(&built.root()).unwrap();
-    let tree = Tree::build(scan::scan(&root, &ScanOptions { no_names: true }));
+    let tree = Tree::build(scan::scan(
+        &root,
+        &ScanOptions {
+            no_names: true,
+            ..Default::default()
+        },
+    ));
     let default = diagnose::diagnose(&tree, &Options::default());
     let all = diagnose::diagnose(
         &tree,
@@ -361,4 +383,68 @@ fn all_pairs_takes_every_endpoint_as_a_provider() {
     assert_eq!(default.pairs.len(), 2); // one provider, two clients
     assert_eq!(all.pairs.len(), 6); // three endpoints, each to the other two
     assert!(all.all_pairs && !default.all_pairs);
+}
+
+/// `nvidia-smi topo -m` kept in a capture: each column tied to its PCI
+/// function (by the saved --query-gpu, /sys/class/infiniband, or order)
+/// and every PCIe pair compared with p2pdoctor's class.
+#[test]
+fn the_vendor_matrix_is_compared_pair_by_pair() {
+    use diagnose::Mapping;
+    let d = diagnose_spec("rule_vendor_topology_agrees");
+    let v = d
+        .vendor_topology
+        .as_ref()
+        .expect("the saved matrix is read");
+    let mapping: Vec<(&str, String, Mapping)> = v
+        .devices
+        .iter()
+        .map(|x| (x.name.as_str(), x.bdf.unwrap().to_string(), x.mapping))
+        .collect();
+    assert_eq!(
+        mapping,
+        [
+            ("GPU0", "0000:03:00.0".to_string(), Mapping::QueryGpu),
+            ("GPU1", "0000:04:00.0".to_string(), Mapping::QueryGpu),
+            ("GPU2", "0000:06:00.0".to_string(), Mapping::QueryGpu),
+            ("NIC0", "0000:05:00.0".to_string(), Mapping::RdmaSysfs),
+        ]
+    );
+    assert_eq!(v.pairs.len(), 6);
+    assert_eq!(v.pairs.iter().filter(|p| p.agree == Some(true)).count(), 5);
+    let nvlink = v.pairs.iter().find(|p| p.vendor == "NV18").unwrap();
+    assert_eq!(nvlink.agree, None);
+
+    let d = diagnose_spec("rule_vendor_topology");
+    let f = d.findings.iter().find(|f| f.rule == "P2P803").unwrap();
+    assert_eq!(
+        f.evidence,
+        ["GPU0 = 0000:03:00.0 ↔ NIC0 (mlx5_0) = 0000:05:00.0: nvidia-smi PXB, p2pdoctor PIX"]
+    );
+    assert!(
+        f.message
+            .contains("NIC0 (0000:05:00.0) was tied to its PCI address by address order"),
+        "{}",
+        f.message
+    );
+    // No saved matrix, no comparison.
+    assert!(diagnose_spec("rule_clean").vendor_topology.is_none());
+}
+
+/// The GPU whose BAR1 is below what its Resizable BAR capability offers is
+/// named with both sizes; its twin at the largest size is not.
+#[test]
+fn a_small_bar_names_the_gpu_the_bar_and_both_sizes() {
+    let d = diagnose_spec("rule_small_bar");
+    let found: Vec<_> = d.findings.iter().filter(|f| f.rule == "P2P804").collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let f = found[0];
+    assert_eq!(f.subjects, ["0000:01:00.0".parse().unwrap()]);
+    assert!(f.message.contains("BAR1 at 256 MiB"), "{}", f.message);
+    assert!(f.message.contains("up to 32 GiB"), "{}", f.message);
+    let fix = f.fix.as_deref().unwrap();
+    assert!(
+        fix.contains("echo 15 > /sys/bus/pci/devices/0000:01:00.0/resource1_resize"),
+        "{fix}"
+    );
 }

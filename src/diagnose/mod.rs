@@ -18,6 +18,8 @@
 pub mod acs_params;
 pub mod catalog;
 mod checks;
+
+pub use checks::vendor::{Mapping, VendorComparison, VendorDevice, VendorPair};
 pub mod kernel;
 pub mod p2pdma;
 
@@ -77,6 +79,22 @@ pub struct Finding {
     pub fix: Option<String>,
     /// Kernel log lines it predicts, register values, pairs: supporting lines.
     pub evidence: Vec<String>,
+}
+
+impl Finding {
+    /// Whether this finding alone makes `check` exit non-zero at
+    /// `fail_on`, by the same rules as [`Diagnosis::exit_code`]: predicted
+    /// or confirmed errors always, warnings at `--fail-on warning`, and an
+    /// inconclusive warning or error counts as a warning (an unreadable
+    /// fact is never "all clear"). Refuted findings never fail.
+    pub fn fails(&self, fail_on: FailOn) -> bool {
+        let counted = matches!(self.status, Status::Predicted | Status::Confirmed);
+        match (self.severity, self.status) {
+            (Severity::Error, _) if counted => true,
+            (Severity::Info, _) | (_, Status::Refuted) => false,
+            _ => fail_on == FailOn::Warning,
+        }
+    }
 }
 
 /// The threshold for a non-zero exit status.
@@ -213,6 +231,9 @@ pub struct Diagnosis {
     /// ... because the input cannot show p2pmem (an evidence file), not
     /// because --all-pairs was given.
     pub all_pairs_implied: bool,
+    /// The vendor's tool (`nvidia-smi topo -m`) beside p2pdoctor's path
+    /// classes, when it ran or a capture holds its output.
+    pub vendor_topology: Option<VendorComparison>,
 }
 
 /// What to diagnose.
@@ -325,6 +346,12 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         pairs: &pairs,
     };
     let mut findings = checks::run_all(&ctx);
+    let vendor_topology = tree
+        .host
+        .nvidia_topology
+        .as_ref()
+        .map(|t| checks::vendor::compare(tree, t));
+    findings.extend(checks::vendor::check(vendor_topology.as_ref()));
     sort_findings(&mut findings);
 
     let mut in_pairs: BTreeSet<NodeId> = providers.iter().copied().collect();
@@ -366,6 +393,7 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
             .collect(),
         all_pairs: opts.all_pairs,
         all_pairs_implied: opts.all_pairs_implied,
+        vendor_topology,
     }
 }
 

@@ -125,6 +125,7 @@ pub fn check_value_of(d: &Diagnosis, source: &str) -> Value {
             "evidence": f.evidence,
         })).collect::<Vec<_>>(),
         "limitations": d.limitations,
+        "vendor_topology": d.vendor_topology,
     })
 }
 

@@ -237,6 +237,7 @@ pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::R
         }
     }
     write_matrix(d, &p, out)?;
+    write_vendor(d, &p, out)?;
     write_confirm(d, &p, out)?;
     if !d.limitations.is_empty() {
         writeln!(out)?;
@@ -249,6 +250,50 @@ pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::R
         "\n{}",
         p.dim("p2pdoctor explain <ID> tells more about a rule; --format json for scripts")
     )
+}
+
+/// `nvidia-smi topo -m` beside p2pdoctor: how each column was tied to a
+/// PCI function, and a count line (the disagreements are a finding).
+fn write_vendor(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<()> {
+    use crate::diagnose::Mapping;
+    let Some(v) = &d.vendor_topology else {
+        return Ok(());
+    };
+    writeln!(out, "\n{}", p.bold(&format!("{} beside p2pdoctor", v.tool)))?;
+    writeln!(out, "  {}", p.dim(&format!("source: {}", v.source)))?;
+    for dev in &v.devices {
+        let how = match dev.mapping {
+            Mapping::QueryGpu => "by nvidia-smi --query-gpu",
+            Mapping::RdmaSysfs => "by /sys/class/infiniband",
+            Mapping::Order => "guessed by PCI address order",
+            Mapping::NotFound => "not among the PCI functions read",
+        };
+        let name = match &dev.rdma {
+            Some(r) if *r != dev.name => format!("{} ({r})", dev.name),
+            _ => dev.name.clone(),
+        };
+        let bdf = dev.bdf.map(|b| b.to_string()).unwrap_or_else(|| "?".into());
+        writeln!(out, "  {name:<16} {bdf:<14} {}", p.dim(how))?;
+    }
+    let compared = v.pairs.iter().filter(|x| x.agree.is_some()).count();
+    let differ = v.pairs.iter().filter(|x| x.agree == Some(false)).count();
+    let nvlink = v
+        .pairs
+        .iter()
+        .filter(|x| x.vendor.starts_with("NV"))
+        .count();
+    let line = format!(
+        "{} pairs: {compared} compared, {} agree, {differ} differ{}{}",
+        v.pairs.len(),
+        compared - differ,
+        if differ > 0 { " (P2P803)" } else { "" },
+        if nvlink > 0 {
+            format!("; {nvlink} over NVLink (not PCIe, not compared)")
+        } else {
+            String::new()
+        },
+    );
+    writeln!(out, "  {}", if differ > 0 { p.warn(&line) } else { line })
 }
 
 /// `check --confirm`: what each pair's experiment did.

@@ -550,7 +550,13 @@ mod tests {
     /// for byte what serde_json makes of the whole document.
     fn assert_renders_as_serde_json(root: &std::path::Path, what: &str) {
         let root = SystemRoot::open(root).unwrap();
-        let tree = Tree::build(scan(&root, &ScanOptions { no_names: true }));
+        let tree = Tree::build(scan(
+            &root,
+            &ScanOptions {
+                no_names: true,
+                ..Default::default()
+            },
+        ));
         let opts = RenderOptions {
             color: false,
             source: "test".to_string(),

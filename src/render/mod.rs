@@ -4,6 +4,8 @@
 //! one by [`Format`]. Renderers know formats and nothing about sysfs.
 
 pub mod check_json;
+pub mod check_junit;
+pub mod check_prometheus;
 pub mod check_text;
 pub mod copy_text;
 pub mod dot;

@@ -24,6 +24,11 @@ pub struct HostFacts {
     pub iommu_units: Vec<IommuUnit>,
     /// Where each host fact came from; None where the input had none.
     pub sources: HostSources,
+    /// `nvidia-smi topo -m`, when the tool ran or a capture holds it
+    /// (`check` shows it beside its own classes; absent from topo's JSON
+    /// when there is none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nvidia_topology: Option<super::nvidia::NvidiaTopology>,
 }
 
 /// The provenance of each host fact (see [`super::Source`]): all `sysfs`
@@ -150,6 +155,7 @@ pub(super) fn read_host(root: &SystemRoot, limitations: &mut Vec<Limitation>) ->
         kernel_config,
         kernel_config_source,
         iommu_units,
+        nvidia_topology: None,
     }
 }
 

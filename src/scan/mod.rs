@@ -9,6 +9,7 @@ pub mod evidence;
 mod host;
 pub mod kmsg;
 mod nesting;
+pub mod nvidia;
 mod nvme;
 pub mod pciids;
 
@@ -102,6 +103,9 @@ pub enum LimitationKind {
 pub struct ScanOptions {
     /// Skip the pci.ids lookup (names stay hex).
     pub no_names: bool,
+    /// On the live machine, run vendor tools that are on the PATH
+    /// (read-only, time-limited): `nvidia-smi topo -m`.
+    pub vendor_tools: bool,
 }
 
 /// Reads everything p2pdoctor needs from `root`.
@@ -115,12 +119,16 @@ pub fn scan(root: &SystemRoot, options: &ScanOptions) -> Facts {
         // NVMe controllers and block devices do not depend on the PCI
         // functions: read them beside them rather than after.
         let others = s.spawn(|| (nvme::read_nvme(root), nvme::read_block_devices(root)));
+        // A vendor tool can take a second or more: beside the rest too.
+        let vendor = s.spawn(|| nvidia::read(root, options.vendor_tools));
         // Names come from a file outside the root: index it meanwhile too.
         let ids = (!options.no_names)
             .then(|| s.spawn(|| pciids::locate().map(|p| pciids::Index::load(&p))));
         let mut devices = device::read_devices(root, &mut limitations);
         let kernel_log = kmsg::read_kernel_log(root, &mut limitations);
         let (nvme, blocks) = join(others);
+        let mut host = host;
+        host.nvidia_topology = join(vendor);
         nvme::attach_block_devices(&mut devices, &blocks);
         if let Some(index) = ids.and_then(join) {
             let names = index.names(&wanted_ids(&devices));

@@ -3,6 +3,7 @@
 //! the catalog) and a `check(&Ctx) -> Vec<Finding>`.
 
 mod acs;
+mod bar;
 mod device;
 pub(crate) mod facts;
 mod host_bridge;
@@ -11,6 +12,7 @@ mod kernel;
 mod link;
 mod ordering;
 mod provider;
+pub mod vendor;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -95,6 +97,8 @@ pub const ALL_RULES: &[RuleRef] = &[
     link::AER,
     device::NO_DRIVER,
     device::BUS_MASTER,
+    vendor::DISAGREES,
+    bar::SMALL_BAR,
     facts::UNREADABLE,
     facts::CONTRADICTED,
     facts::MISMATCH,
@@ -264,6 +268,7 @@ pub(crate) fn run_all(ctx: &Ctx) -> Vec<Finding> {
     out.extend(ordering::check(ctx));
     out.extend(link::check(ctx));
     out.extend(device::check(ctx));
+    out.extend(bar::check(ctx));
     out.extend(facts::check(ctx));
     out
 }

@@ -1,0 +1,270 @@
+//! The vendor's view beside ours: `nvidia-smi topo -m` against the path
+//! classes p2pdoctor reads from the PCI tree (NVML's meanings, see
+//! `topology::PathClass`). A disagreement is worth a look either way: a
+//! wrong GPU-to-address mapping, a platform one of the two misreads, or a
+//! virtual topology.
+
+use serde::Serialize;
+
+use super::{RuleRef, plural};
+use crate::diagnose::{Finding, Severity, Status};
+use crate::pci::Bdf;
+use crate::scan::nvidia::NvidiaTopology;
+use crate::topology::{NodeId, PathClass, Tree};
+
+pub const DISAGREES: RuleRef = RuleRef {
+    id: "P2P803",
+    name: "vendor-topology-disagrees",
+};
+
+/// How a matrix column was tied to a PCI function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mapping {
+    /// `nvidia-smi --query-gpu=index,pci.bus_id`.
+    QueryGpu,
+    /// `/sys/class/infiniband/<name>/device`.
+    RdmaSysfs,
+    /// By NVML's order (GPUs by PCI address), or NICs by address: a guess.
+    Order,
+    /// Not found among the PCI functions.
+    NotFound,
+}
+
+/// One column of the vendor's matrix and the function it is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VendorDevice {
+    /// `GPU0`, `NIC1`, `mlx4_0`.
+    pub name: String,
+    /// The RDMA device a NIC column stands for (`mlx5_0`).
+    pub rdma: Option<String>,
+    pub bdf: Option<Bdf>,
+    pub mapping: Mapping,
+}
+
+/// One pair of the matrix with both views.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VendorPair {
+    pub a: String,
+    pub b: String,
+    /// What the vendor's tool printed (`PIX`, `SYS`, `NV18`).
+    pub vendor: String,
+    /// p2pdoctor's class of the wiring, when both ends were found.
+    pub p2pdoctor: Option<PathClass>,
+    /// None where they cannot be compared (NVLink, an end not found).
+    pub agree: Option<bool>,
+}
+
+/// `nvidia-smi topo -m` beside p2pdoctor's classes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VendorComparison {
+    pub tool: &'static str,
+    pub source: String,
+    pub devices: Vec<VendorDevice>,
+    pub pairs: Vec<VendorPair>,
+}
+
+/// NVIDIA display and 3D controllers in address order: NVML's GPU order.
+fn gpus_by_address(tree: &Tree) -> Vec<NodeId> {
+    let mut v: Vec<NodeId> = (0..tree.nodes.len())
+        .filter(|&i| {
+            let f = &tree.node(i).facts;
+            f.vendor == Some(0x10de) && f.class.is_some_and(|c| c >> 16 == 0x03)
+        })
+        .collect();
+    v.sort_by_key(|&i| tree.node(i).bdf());
+    v
+}
+
+/// Physical functions of network and InfiniBand controllers that are not
+/// SR-IOV virtual functions, in address order.
+fn nics_by_address(tree: &Tree) -> Vec<NodeId> {
+    let mut v: Vec<NodeId> = (0..tree.nodes.len())
+        .filter(|&i| {
+            let f = &tree.node(i).facts;
+            f.physfn.is_none() && f.class.is_some_and(|c| c >> 16 == 0x02)
+        })
+        .collect();
+    v.sort_by_key(|&i| tree.node(i).bdf());
+    v
+}
+
+fn index_of(name: &str, prefix: &str) -> Option<usize> {
+    name.strip_prefix(prefix)?.parse().ok()
+}
+
+/// Ties each column to a function and compares every pair below the
+/// diagonal.
+pub fn compare(tree: &Tree, topo: &NvidiaTopology) -> VendorComparison {
+    let gpus = gpus_by_address(tree);
+    let nics = nics_by_address(tree);
+    let mut rdma_seen = 0usize;
+    let devices: Vec<VendorDevice> = topo
+        .devices
+        .iter()
+        .map(|name| {
+            if let Some(k) = index_of(name, "GPU") {
+                let listed = topo
+                    .gpu_addresses
+                    .get(&(k as u32))
+                    .filter(|b| tree.find(**b).is_some());
+                let (bdf, mapping) = match listed {
+                    Some(b) => (Some(*b), Mapping::QueryGpu),
+                    None => match gpus.get(k) {
+                        Some(&id) => (Some(tree.node(id).bdf()), Mapping::Order),
+                        None => (None, Mapping::NotFound),
+                    },
+                };
+                return VendorDevice {
+                    name: name.clone(),
+                    rdma: None,
+                    bdf,
+                    mapping,
+                };
+            }
+            let rdma = topo.rdma_name(name).to_string();
+            let nth = rdma_seen;
+            rdma_seen += 1;
+            let (bdf, mapping) = match topo.rdma_addresses.get(&rdma) {
+                Some(b) if tree.find(*b).is_some() => (Some(*b), Mapping::RdmaSysfs),
+                _ => match nics.get(nth) {
+                    Some(&id) => (Some(tree.node(id).bdf()), Mapping::Order),
+                    None => (None, Mapping::NotFound),
+                },
+            };
+            VendorDevice {
+                name: name.clone(),
+                rdma: Some(rdma),
+                bdf,
+                mapping,
+            }
+        })
+        .collect();
+    let mut pairs = Vec::new();
+    for i in 0..devices.len() {
+        for j in 0..i {
+            let Some(cell) = topo.cells.get(i).and_then(|r| r.get(j)) else {
+                continue;
+            };
+            let ends = devices[i]
+                .bdf
+                .and_then(|a| tree.find(a))
+                .zip(devices[j].bdf.and_then(|b| tree.find(b)));
+            let ours = ends.map(|(a, b)| tree.path(a, b).class);
+            // SOC is what older drivers called SYS; NV# is NVLink, which
+            // the PCI tree does not show.
+            let vendor = if cell == "SOC" { "SYS" } else { cell.as_str() };
+            let agree = match ours {
+                Some(c) if !vendor.starts_with("NV") => Some(c.as_str() == vendor),
+                _ => None,
+            };
+            pairs.push(VendorPair {
+                a: devices[j].name.clone(),
+                b: devices[i].name.clone(),
+                vendor: cell.clone(),
+                p2pdoctor: ours,
+                agree,
+            });
+        }
+    }
+    VendorComparison {
+        tool: "nvidia-smi topo -m",
+        source: topo.source.clone(),
+        devices,
+        pairs,
+    }
+}
+
+fn describe(d: &VendorDevice) -> String {
+    let name = match &d.rdma {
+        Some(r) if *r != d.name => format!("{} ({r})", d.name),
+        _ => d.name.clone(),
+    };
+    match d.bdf {
+        Some(b) => format!("{name} = {b}"),
+        None => format!("{name} = not found"),
+    }
+}
+
+pub(crate) fn check(cmp: Option<&VendorComparison>) -> Vec<Finding> {
+    let Some(cmp) = cmp else {
+        return Vec::new();
+    };
+    let device = |n: &str| cmp.devices.iter().find(|d| d.name == n);
+    let differ: Vec<&VendorPair> = cmp
+        .pairs
+        .iter()
+        .filter(|p| p.agree == Some(false))
+        .collect();
+    if differ.is_empty() {
+        return Vec::new();
+    }
+    let guessed: Vec<&VendorDevice> = cmp
+        .devices
+        .iter()
+        .filter(|d| d.mapping == Mapping::Order)
+        .collect();
+    let mut subjects = Vec::new();
+    let mut evidence = Vec::new();
+    for p in &differ {
+        let (a, b) = (device(&p.a), device(&p.b));
+        subjects.extend(a.and_then(|d| d.bdf));
+        subjects.extend(b.and_then(|d| d.bdf));
+        evidence.push(format!(
+            "{} ↔ {}: nvidia-smi {}, p2pdoctor {}",
+            a.map(describe).unwrap_or_else(|| p.a.clone()),
+            b.map(describe).unwrap_or_else(|| p.b.clone()),
+            p.vendor,
+            p.p2pdoctor.map(|c| c.as_str()).unwrap_or("?")
+        ));
+    }
+    let compared = cmp.pairs.iter().filter(|p| p.agree.is_some()).count();
+    let mut message = format!(
+        "{} and p2pdoctor read {} of the {compared} compared {} differently ({}). p2pdoctor's class comes from the PCI tree it read (bridges, switches, host bridges, NUMA nodes); nvidia-smi's from NVML.",
+        cmp.tool,
+        differ.len(),
+        plural(compared, "pair", "pairs"),
+        cmp.source,
+    );
+    let status = if guessed.is_empty() {
+        Status::Predicted
+    } else {
+        let names: Vec<String> = guessed
+            .iter()
+            .map(|d| match d.bdf {
+                Some(b) => format!("{} ({b})", d.name),
+                None => d.name.clone(),
+            })
+            .collect();
+        message.push_str(&format!(
+            " {} {} tied to {} PCI {} by address order, not by the tool: run nvidia-smi --query-gpu=index,pci.bus_id --format=csv,noheader beside it (and keep /sys/class/infiniband) to tie them for certain.",
+            names.join(", "),
+            if names.len() == 1 { "was" } else { "were" },
+            if names.len() == 1 { "its" } else { "their" },
+            if names.len() == 1 { "address" } else { "addresses" },
+        ));
+        Status::Inconclusive
+    };
+    vec![
+        DISAGREES
+            .finding(Severity::Warning, status, subjects, message)
+            .fix(
+                "Check the mapping first (the evidence lines name each device's PCI address). If it is right, the two tools read the platform differently: p2pdoctor topo shows the bridges on each path; a virtual machine's emulated topology, a switch that hides its ports, or an NVML that does not know the CPU's root complex are the usual causes. For P2P what counts is the effective path (effective_path_class in check --format json).",
+            )
+            .evidence(evidence),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::nvidia::parse_topo_matrix;
+
+    #[test]
+    fn index_from_names() {
+        assert_eq!(index_of("GPU12", "GPU"), Some(12));
+        assert_eq!(index_of("NIC0", "GPU"), None);
+        let t = parse_topo_matrix("\tGPU0\tGPU1\nGPU0\t X \tSOC\nGPU1\tSOC\t X \n").unwrap();
+        assert_eq!(t.cells[1][0], "SOC");
+    }
+}

@@ -1,0 +1,106 @@
+//! Vendor tools on the live machine: `nvidia-smi` is run read-only, with a
+//! time limit, only when it is on the PATH, and its output travels in a
+//! snapshot. A stand-in script plays the tool here.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+const MATRIX: &str =
+    "\tGPU0\tGPU1\tCPU Affinity\tNUMA Affinity\nGPU0\t X \tPHB\t0-3\t0\nGPU1\tPHB\t X \t0-3\t0\n";
+
+/// A directory holding an executable `nvidia-smi` with `body` as script.
+fn fake_tool(body: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nvidia-smi");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn path_with(dir: &Path) -> String {
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+fn live_check(tool: &Path) -> Value {
+    let out = p2pdoctor()
+        .env("PATH", path_with(tool))
+        .args(["--root", "/", "check", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0..=2)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_tool_is_run_on_the_live_machine_and_kept_in_a_snapshot() {
+    let tool = fake_tool(&format!(
+        "case \"$1\" in topo) printf '{}' ;; *) echo '0, 00000000:00:00.0' ;; esac",
+        MATRIX.replace('\t', "\\t").replace('\n', "\\n")
+    ));
+    let doc = live_check(tool.path());
+    let v = &doc["vendor_topology"];
+    assert_eq!(v["source"], "nvidia-smi topo -m (run now)", "{v}");
+    assert_eq!(v["devices"][0]["name"], "GPU0");
+    assert_eq!(v["pairs"][0]["vendor"], "PHB");
+    common::schema::assert_valid("check", &doc);
+
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("s.tar.gz");
+    let out = p2pdoctor()
+        .env("PATH", path_with(tool.path()))
+        .args(["--root", "/", "snapshot", "-o"])
+        .arg(&snap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Read elsewhere, without the tool: the kept output is compared.
+    let out = p2pdoctor()
+        .env("PATH", "/nonexistent")
+        .arg("--root")
+        .arg(&snap)
+        .args(["check", "--format", "json"])
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["vendor_topology"]["source"],
+        "p2pdoctor/nvidia-smi-topo-m.txt in the capture"
+    );
+    assert_eq!(doc["vendor_topology"]["pairs"][0]["vendor"], "PHB");
+}
+
+#[test]
+fn a_failing_tool_or_no_tool_leaves_no_comparison() {
+    let tool = fake_tool("echo 'NVIDIA-SMI has failed' >&2; exit 9");
+    assert_eq!(live_check(tool.path())["vendor_topology"], Value::Null);
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(live_check(empty.path())["vendor_topology"], Value::Null);
+    // topo never runs it.
+    let marker = tempfile::tempdir().unwrap();
+    let ran = marker.path().join("ran");
+    let tool = fake_tool(&format!("touch {}", ran.display()));
+    let out = p2pdoctor()
+        .env("PATH", path_with(tool.path()))
+        .args(["--root", "/", "topo"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!ran.exists(), "topo ran nvidia-smi");
+}
