@@ -165,6 +165,14 @@ fn gpu_server_paste_is_analysed() {
             .contains("GenuineIntel")
     );
     assert_eq!(doc["host"]["iommu"]["mode"], "passthrough");
+    // The pasted `nvidia-smi topo -m` is compared with p2pdoctor's
+    // classes, as on the machine: PIX for the four GPUs below the switch.
+    let vt = &doc["vendor_topology"];
+    assert!(
+        !vt.is_null(),
+        "the nvidia-smi matrix in the paste was not read"
+    );
+    assert!(vt.to_string().contains("0000:46:00.0"), "{vt}");
     // Every pair keeps its path class.
     assert!(pairs.iter().all(|p| p.get("path_class").is_some()));
 }

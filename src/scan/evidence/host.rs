@@ -25,7 +25,15 @@ pub struct HostText {
     cmd: Option<String>,
     taken: bool,
     cpus: std::collections::BTreeSet<String>,
+    /// Lines no parser took, bounded: an `nvidia-smi topo -m` matrix is
+    /// looked for in them at the end (scan::nvidia parses it).
+    pub leftover: String,
+    /// `nvidia-smi --query-gpu=index,pci.bus_id` lines.
+    pub gpu_lines: String,
 }
+
+/// Leftover text kept at most (a matrix of 64 devices is ~40 KiB).
+const LEFTOVER_LIMIT: usize = 1 << 20;
 
 impl HostText {
     /// A prompt: what follows is this command's output.
@@ -40,7 +48,7 @@ impl HostText {
         if t.is_empty() {
             return false;
         }
-        let cmd = self.cmd.as_deref().unwrap_or("");
+        let cmd = self.cmd.clone().unwrap_or_default();
         if !self.taken && cmd.contains("uname") && cmd.contains("-r") && is_release(t) {
             self.kernel_release = Some(t.to_string());
             self.taken = true;
@@ -88,6 +96,15 @@ impl HostText {
         {
             self.kernel_log.push(msg.to_string());
             return true;
+        }
+        if cmd.contains("query-gpu") && t.contains(',') {
+            self.gpu_lines.push_str(t);
+            self.gpu_lines.push('\n');
+            return true;
+        }
+        if self.leftover.len() + line.len() < LEFTOVER_LIMIT {
+            self.leftover.push_str(line);
+            self.leftover.push('\n');
         }
         false
     }

@@ -33,9 +33,6 @@ use lspci_hex::{Dump, HexLine};
 use lspci_tree::{TreeNode, TreeParser};
 use lspci_verbose::Verbose;
 
-/// The commands that give a full reading, for the report's last line.
-pub const FULL_READING: &str = "uname -r; cat /proc/cmdline; lscpu; sudo lspci -vvv -xxxx; sudo lspci -tvnn; (zcat /proc/config.gz || cat /boot/config-$(uname -r)) | grep P2PDMA; ls /sys/class/iommu; sudo dmesg | grep -iE 'p2p|acs|dmar|amd-vi|aer'";
-
 /// Notes about single lines kept at most (then one line says how many more).
 const MAX_LINE_NOTES: usize = 50;
 
@@ -659,6 +656,7 @@ fn compare(
 /// The host as far as the paste shows it; the rest is unknown, with a
 /// limitation each and the commands that would add it.
 fn host_facts(p: &mut Parsed, devices: &[DeviceFacts], notes: &mut Vec<Limitation>) -> HostFacts {
+    let kinds = p.kinds.clone();
     let h = &mut p.host;
     let mut sources = HostSources::default();
     let mut host = HostFacts {
@@ -722,23 +720,67 @@ fn host_facts(p: &mut Parsed, devices: &[DeviceFacts], notes: &mut Vec<Limitatio
         missing.push("whether an IOMMU is on is unknown (no `IOMMU group:` lines: `sudo lspci -vvv` shows them)");
     }
     sources.kernel_log = (!h.kernel_log.is_empty()).then_some(Source::Paste);
+    // `nvidia-smi topo -m` pasted beside lspci: check compares it with
+    // its own path classes, as on the machine.
+    if let Some(mut t) = super::nvidia::parse_topo_matrix(&h.leftover) {
+        t.source = "nvidia-smi topo -m (in the paste)".into();
+        t.gpu_addresses = super::nvidia::parse_gpu_addresses(&h.gpu_lines);
+        host.nvidia_topology = Some(t);
+    }
+    h.leftover = String::new();
     if let Some(n) = h.numa_nodes {
         notes.push(Limitation {
             kind: LimitationKind::EvidenceIncomplete,
             message: format!("numactl shows {n} NUMA node(s)"),
         });
     }
-    host.sources = sources;
     for m in &missing {
         notes.push(Limitation {
             kind: LimitationKind::EvidenceIncomplete,
             message: format!("not in the input: {m}"),
         });
     }
+    // The commands that would fill the gaps, in the order of the recipe.
+    let short = devices
+        .iter()
+        .any(|d| d.config.len() <= synth::HEADER || !d.unknown_registers.is_empty());
+    let no_ids = devices.iter().any(|d| d.vendor.is_none());
+    let wanted: Vec<&str> = [
+        (host.kernel_release.is_none(), "uname -r"),
+        (sources.cmdline.is_none(), "cat /proc/cmdline"),
+        (sources.cpu != Some(Source::Paste), "lscpu"),
+        (!kinds.contains(&Source::LspciTree), "sudo lspci -tvnn"),
+        // The hex dump carries the IDs the -v text and the tree's
+        // bridges do not print.
+        (
+            short || no_ids || !kinds.contains(&Source::LspciText),
+            "sudo lspci -vvv -xxxx",
+        ),
+        (
+            true,
+            "(zcat /proc/config.gz || cat /boot/config-$(uname -r)) | grep P2PDMA",
+        ),
+        (true, "ls -d /sys/bus/pci/devices/*/p2pmem"),
+        (
+            true,
+            "ls /sys/class/iommu; grep . /sys/kernel/iommu_groups/*/type",
+        ),
+        (
+            sources.kernel_log.is_none(),
+            "sudo dmesg | grep -iE 'p2p|acs|dmar|amd-vi|aer'",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(want, cmd)| want.then_some(cmd))
+    .collect();
     notes.push(Limitation {
         kind: LimitationKind::EvidenceIncomplete,
-        message: format!("for a full reading, add to the paste the output of: {FULL_READING}"),
+        message: format!(
+            "for a full reading, add to the paste the output of: {}",
+            wanted.join("; ")
+        ),
     });
+    host.sources = sources;
     host
 }
 
