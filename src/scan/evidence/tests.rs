@@ -11,7 +11,13 @@ use crate::topology::Tree;
 const SAMPLE: &str = include_str!("../../../tests/fixtures/evidence/acs_switch_paste.txt");
 
 fn facts(text: &str) -> Facts {
-    scan(text, &ScanOptions { no_names: true })
+    scan(
+        text,
+        &ScanOptions {
+            no_names: true,
+            ..Default::default()
+        },
+    )
 }
 
 /// The whole way: facts, tree, diagnosis.
