@@ -106,6 +106,7 @@ struct Parsed {
     notes: Vec<Limitation>,
     line_notes: usize,
     kinds: BTreeSet<Source>,
+    hwloc_host: hwloc::HwlocHost,
 }
 
 impl Parsed {
@@ -245,7 +246,8 @@ fn parse(text: &str) -> Parsed {
             p.conflict(m);
         }
     }
-    let (objects, xml_notes) = xml.finish();
+    let (objects, xml_notes, hwloc_host) = xml.finish();
+    p.hwloc_host = hwloc_host;
     for (no, why) in xml_notes {
         p.line_note(no, &why);
     }
@@ -580,10 +582,6 @@ fn device(bdf: Bdf, f: Function, multifunction: bool, notes: &mut Vec<Limitation
         if d.numa_node.is_none() {
             d.numa_node = h.numa_node;
         }
-        if let Some((speed, width)) = h.link {
-            d.link_attributes.current_speed_gts = Some(speed);
-            d.link_attributes.current_width = width;
-        }
         if d.vendor_name.is_none() {
             d.vendor_name = h.name.clone();
         }
@@ -657,15 +655,20 @@ fn compare(
 /// limitation each and the commands that would add it.
 fn host_facts(p: &mut Parsed, devices: &[DeviceFacts], notes: &mut Vec<Limitation>) -> HostFacts {
     let kinds = p.kinds.clone();
+    let x = std::mem::take(&mut p.hwloc_host);
     let h = &mut p.host;
     let mut sources = HostSources::default();
     let mut host = HostFacts {
-        hostname: h.hostname.take(),
+        hostname: h.hostname.take().or(x.hostname),
         kernel_release: h.kernel_release.take(),
         ..Default::default()
     };
     let mut missing: Vec<&str> = Vec::new();
-    if host.kernel_release.is_some() {
+    if host.kernel_release.is_none() && x.os_release.is_some() {
+        // `OSRelease` of an hwloc export: uname's release there.
+        host.kernel_release = x.os_release;
+        sources.kernel_release = Some(Source::Hwloc);
+    } else if host.kernel_release.is_some() {
         sources.kernel_release = Some(Source::Paste);
     } else {
         missing.push("the kernel release (`uname -r`): the newest kernel's P2PDMA rules and whitelist are assumed, and pairs through a host bridge are not certain");
@@ -686,6 +689,12 @@ fn host_facts(p: &mut Parsed, devices: &[DeviceFacts], notes: &mut Vec<Limitatio
     host.cpu = std::mem::take(&mut h.cpu);
     if h.cpu_source.is_some() {
         sources.cpu = Some(Source::Paste);
+    } else if x.cpu_vendor.is_some() {
+        host.cpu.vendor = x.cpu_vendor;
+        host.cpu.family = x.cpu_family;
+        host.cpu.model = x.cpu_model;
+        host.cpu.model_name = x.cpu_model_name;
+        sources.cpu = Some(Source::Hwloc);
     } else if let Some((vendor, from)) = cpu_vendor_from_host_bridge(devices) {
         host.cpu.vendor = Some(vendor.to_string());
         sources.cpu = Some(Source::Inferred);
