@@ -571,6 +571,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Restore(args) => crate::confirm::command::restore(&cli.global, args),
         Command::Snapshot(args) => {
             let root = open_root(cli.global.root.as_deref())?;
+            if root.evidence().is_some() {
+                anyhow::bail!(
+                    "{} is lspci output, not a machine: there is nothing to capture; give the file itself to --root (e.g. `p2pdoctor --root FILE check`)",
+                    root.describe()
+                );
+            }
             let to_stdout = args.output == Path::new("-");
             if !to_stdout && args.output.exists() && !args.force {
                 anyhow::bail!(

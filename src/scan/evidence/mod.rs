@@ -107,6 +107,8 @@ struct Parsed {
     line_notes: usize,
     kinds: BTreeSet<Source>,
     hwloc_host: hwloc::HwlocHost,
+    /// Lines of `lspci ... -s ...` prompts: the listing is partial.
+    filtered: Vec<usize>,
 }
 
 impl Parsed {
@@ -177,6 +179,13 @@ fn parse(text: &str) -> Parsed {
             finish(&mut p, &mut block);
             tree.end();
             p.host.start(cmd);
+            if cmd.contains("lspci")
+                && cmd
+                    .split_whitespace()
+                    .any(|w| w == "-s" || w.starts_with("-s"))
+            {
+                p.filtered.push(no);
+            }
             continue;
         }
         if line.trim().is_empty() {
@@ -370,6 +379,15 @@ pub fn scan(text: &str, options: &ScanOptions) -> Facts {
         devices.push(d);
     }
     link_virtual_functions(&mut devices);
+    if !p.filtered.is_empty() && !p.kinds.contains(&Source::LspciTree) {
+        limitations.push(Limitation {
+            kind: LimitationKind::EvidenceIncomplete,
+            message: format!(
+                "the lspci output is filtered with -s (line {}): bridges above the functions shown may be missing, and a function whose bridge is not shown is drawn on a root bus of its own; add `sudo lspci -tvnn` for the nesting",
+                p.filtered[0]
+            ),
+        });
+    }
     if !nested_by_tree {
         super::nesting::nest_by_bus_ranges(&mut devices, &mut limitations);
     }

@@ -30,10 +30,11 @@ pub(crate) fn decode_text(bytes: Vec<u8>) -> String {
     if head.len() >= 8 && head.iter().skip(1).step_by(2).all(|&b| b == 0) {
         return utf16(true, &bytes);
     }
-    let bytes = match bytes.strip_prefix(b"\xef\xbb\xbf") {
-        Some(rest) => rest.to_vec(),
-        None => bytes,
-    };
+    let mut bytes = bytes;
+    if bytes.starts_with(b"\xef\xbb\xbf") {
+        // In place: a 50 MB paste is not copied for three bytes.
+        bytes.drain(..3);
+    }
     match String::from_utf8(bytes) {
         Ok(s) => s,
         Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
