@@ -186,8 +186,14 @@ fn compare(name: &str, root: &Path, dir: &Path, v: &Variant) -> (usize, usize) {
                     "{what} {bdf}: port type must be unknown"
                 );
                 assert_eq!(o["link"], Value::Null, "{what} {bdf}: link must be unknown");
+                assert_eq!(
+                    o["bus_master"],
+                    Value::Null,
+                    "{what} {bdf}: bus master must be unknown"
+                );
             }
             Carries::Text | Carries::Bytes => {
+                assert_eq!(o["bus_master"], t["bus_master"], "{what} {bdf}: bus master");
                 // lspci prints capabilities only from config it could read:
                 // a tree captured without root shows `<access denied>`.
                 if t["config_bytes"].as_u64() > Some(64) {

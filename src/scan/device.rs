@@ -71,16 +71,20 @@ pub enum Register {
     AerStatus,
     /// ATS Control (Enable).
     AtsCtrl,
+    /// The Command register (Bus Master Enable): plain `lspci` and
+    /// `lspci -t` do not show it.
+    Command,
 }
 
 impl Register {
-    const ALL: [Register; 6] = [
+    const ALL: [Register; 7] = [
         Register::DevCtl,
         Register::Link,
         Register::DevCtl2,
         Register::AcsCtrl,
         Register::AerStatus,
         Register::AtsCtrl,
+        Register::Command,
     ];
 
     fn bit(self) -> u8 {
@@ -96,6 +100,7 @@ impl Register {
             Register::AcsCtrl => "acs_ctrl",
             Register::AerStatus => "aer_status",
             Register::AtsCtrl => "ats_ctrl",
+            Register::Command => "command",
         }
     }
 }

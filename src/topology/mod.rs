@@ -521,6 +521,9 @@ fn forget_unknown(caps: &mut Decoded, unknown: UnknownRegisters) {
     if unknown.contains(Register::AtsCtrl) {
         caps.ats = None;
     }
+    if unknown.contains(Register::Command) {
+        caps.command = None;
+    }
 }
 
 fn min_known(a: Option<f64>, b: Option<f64>) -> Option<f64> {

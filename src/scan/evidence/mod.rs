@@ -551,7 +551,7 @@ fn device(bdf: Bdf, f: Function, multifunction: bool, notes: &mut Vec<Limitation
                     ),
                 });
             }
-            d.config = synth::header_only(&header);
+            d.config = synth::header_only(&header, None);
             d.source = if t.is_some() {
                 Source::LspciTree
             } else if f.hwloc.is_some() {
@@ -560,6 +560,10 @@ fn device(bdf: Bdf, f: Function, multifunction: bool, notes: &mut Vec<Limitation
                 Source::LspciText
             };
         }
+    }
+    // Bus Master Enable is in `Control:` (-vv) or `Flags:` (-v) only.
+    if d.source != Source::LspciHex && v.and_then(|v| v.bus_master).is_none() {
+        d.unknown_registers.insert(crate::scan::Register::Command);
     }
     for n in line_notes {
         notes.push(Limitation {

@@ -39,9 +39,9 @@ fn put32(c: &mut [u8], at: usize, v: u32) {
 /// The first 64 bytes. The capability list is marked present with a
 /// pointer past the buffer (Status bit 4, pointer 0x40), so the decoder
 /// calls the capabilities unreadable, as for a non-root read.
-pub fn header_only(h: &Header) -> Vec<u8> {
+pub fn header_only(h: &Header, bus_master: Option<bool>) -> Vec<u8> {
     let mut c = vec![0u8; HEADER];
-    write_header(&mut c, h, None);
+    write_header(&mut c, h, bus_master);
     put16(&mut c, 0x06, 0x0010);
     c[0x34] = 0x40;
     c
@@ -87,8 +87,10 @@ pub fn from_text(
     notes: &mut Vec<String>,
 ) -> Vec<u8> {
     let caps = match &v.caps {
-        Caps::AccessDenied => return header_only(h),
-        Caps::NotShown if v.level == 0 || v.cap_list == Some(true) => return header_only(h),
+        Caps::AccessDenied => return header_only(h, v.bus_master),
+        Caps::NotShown if v.level == 0 || v.cap_list == Some(true) => {
+            return header_only(h, v.bus_master);
+        }
         Caps::NotShown => {
             // `-v` as root, no capability lines, Status: Cap- (or `Flags:`
             // only): a function without capabilities, 256 bytes like sysfs.
