@@ -194,6 +194,17 @@ fn compare(name: &str, root: &Path, dir: &Path, v: &Variant) -> (usize, usize) {
             }
             Carries::Text | Carries::Bytes => {
                 assert_eq!(o["bus_master"], t["bus_master"], "{what} {bdf}: bus master");
+                // Subsystem IDs: in the bytes, or in the text with -nn;
+                // unknown (null) in the text without -nn.
+                if v.carries == Carries::Bytes || v.name.contains("nn") {
+                    assert_eq!(o["subsystem_id"], t["subsystem_id"], "{what} {bdf}: subsystem");
+                } else {
+                    assert_eq!(o["subsystem_id"], Value::Null, "{what} {bdf}: subsystem unknown");
+                }
+                // Without root lspci reads 64 bytes, and so do we.
+                if t["config_bytes"] == 64 {
+                    assert_eq!(o["config_bytes"], 64, "{what} {bdf}: config bytes");
+                }
                 // lspci prints capabilities only from config it could read:
                 // a tree captured without root shows `<access denied>`.
                 if t["config_bytes"].as_u64() > Some(64) {

@@ -74,10 +74,12 @@ pub enum Register {
     /// The Command register (Bus Master Enable): plain `lspci` and
     /// `lspci -t` do not show it.
     Command,
+    /// Subsystem Vendor and Device ID (`-nn` shows them).
+    Subsystem,
 }
 
 impl Register {
-    const ALL: [Register; 7] = [
+    const ALL: [Register; 8] = [
         Register::DevCtl,
         Register::Link,
         Register::DevCtl2,
@@ -85,6 +87,7 @@ impl Register {
         Register::AerStatus,
         Register::AtsCtrl,
         Register::Command,
+        Register::Subsystem,
     ];
 
     fn bit(self) -> u8 {
@@ -101,6 +104,7 @@ impl Register {
             Register::AerStatus => "aer_status",
             Register::AtsCtrl => "ats_ctrl",
             Register::Command => "command",
+            Register::Subsystem => "subsystem",
         }
     }
 }

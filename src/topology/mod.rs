@@ -524,6 +524,9 @@ fn forget_unknown(caps: &mut Decoded, unknown: UnknownRegisters) {
     if unknown.contains(Register::Command) {
         caps.command = None;
     }
+    if unknown.contains(Register::Subsystem) {
+        caps.subsystem = None;
+    }
 }
 
 fn min_known(a: Option<f64>, b: Option<f64>) -> Option<f64> {

@@ -112,6 +112,9 @@ pub struct Verbose {
     pub cap_list: Option<bool>,
     pub numa_node: Option<i32>,
     pub iommu_group: Option<u32>,
+    /// `Subsystem: ... [vvvv:dddd]` (with -nn), from the device line or,
+    /// for a bridge, the Subsystem capability line.
+    pub subsystem: Option<(u16, u16)>,
     pub driver: Option<String>,
     /// `Bus: primary=, secondary=, subordinate=`.
     pub buses: Option<(u8, u8, u8)>,
@@ -276,7 +279,11 @@ impl Verbose {
                 self.driver = Some(value.to_string()).filter(|d| !d.is_empty());
                 return true;
             }
-            "Kernel modules" | "Physical Slot" | "Subsystem" | "Latency" | "Interrupt" => {
+            "Subsystem" => {
+                self.subsystem = self.subsystem.or(trailing_ids(value));
+                return true;
+            }
+            "Kernel modules" | "Physical Slot" | "Latency" | "Interrupt" => {
                 return true;
             }
             _ => {}
@@ -378,6 +385,11 @@ impl Verbose {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
         }
+        if cap.kind == CapKind::Std(0x0d) {
+            // `Subsystem: Intel Corporation ... [8086:2031]` (ls-caps.c
+            // `cap_ssvid()`): a bridge's subsystem IDs.
+            self.subsystem = trailing_ids(name).or(self.subsystem);
+        }
         if cap.kind == CapKind::Ext(0x03) {
             // `Device Serial Number 00-11-22-33-44-55-66-77` (ls-ecaps.c
             // `cap_dsn()`, high byte first), on the capability's own line.
@@ -394,6 +406,19 @@ impl Verbose {
         }
         true
     }
+}
+
+/// `... [8086:2031]` at the end of a name (-nn).
+fn trailing_ids(s: &str) -> Option<(u16, u16)> {
+    let (_, ids) = s.trim().strip_suffix(']')?.rsplit_once('[')?;
+    let (v, d) = ids.split_once(':')?;
+    if v.len() != 4 || d.len() != 4 {
+        return None;
+    }
+    Some((
+        u16::from_str_radix(v, 16).ok()?,
+        u16::from_str_radix(d, 16).ok()?,
+    ))
 }
 
 /// `Foo+` → Some(true), `Foo-` → Some(false), absent → None.

@@ -366,12 +366,18 @@ pub fn scan(text: &str, options: &ScanOptions) -> Facts {
         .filter(|b| b.function > 0)
         .map(|b| (b.domain, b.bus, b.device))
         .collect();
+    // One `<access denied>` means lspci ran without root for them all.
+    let non_root = p.functions.values().any(|f| {
+        f.verbose
+            .as_ref()
+            .is_some_and(|v| v.caps == lspci_verbose::Caps::AccessDenied)
+    });
     let mut devices = Vec::with_capacity(p.functions.len());
     let mut short = 0;
     let mut nested_by_tree = true;
     for (bdf, f) in std::mem::take(&mut p.functions) {
         let is_multi = multi.contains(&(bdf.domain, bdf.bus, bdf.device));
-        let d = device(bdf, f, is_multi, &mut limitations);
+        let d = device(bdf, f, is_multi, non_root, &mut limitations);
         if d.config.len() <= synth::HEADER {
             short += 1;
         }
@@ -472,7 +478,13 @@ fn has_ext_cap(config: &[u8], id: u16) -> bool {
 }
 
 /// One function's facts from all the sections that show it.
-fn device(bdf: Bdf, f: Function, multifunction: bool, notes: &mut Vec<Limitation>) -> DeviceFacts {
+fn device(
+    bdf: Bdf,
+    f: Function,
+    multifunction: bool,
+    non_root: bool,
+    notes: &mut Vec<Limitation>,
+) -> DeviceFacts {
     let v = f.verbose.as_ref();
     let t = f.tree.as_ref();
     let ids = v
@@ -513,8 +525,15 @@ fn device(bdf: Bdf, f: Function, multifunction: bool, notes: &mut Vec<Limitation
         ..Default::default()
     };
     let mut line_notes = Vec::new();
-    let text_config =
-        v.map(|v| synth::from_text(v, &header, &mut d.unknown_registers, &mut line_notes));
+    let text_config = v.map(|v| {
+        synth::from_text(
+            v,
+            &header,
+            non_root,
+            &mut d.unknown_registers,
+            &mut line_notes,
+        )
+    });
     let dump = f.dump.map(|dump| {
         let line = dump.first_line;
         (dump.config(), line)
@@ -552,6 +571,7 @@ fn device(bdf: Bdf, f: Function, multifunction: bool, notes: &mut Vec<Limitation
                 });
             }
             d.config = synth::header_only(&header, None);
+            d.unknown_registers.insert(crate::scan::Register::Subsystem);
             d.source = if t.is_some() {
                 Source::LspciTree
             } else if f.hwloc.is_some() {
@@ -583,7 +603,10 @@ fn device(bdf: Bdf, f: Function, multifunction: bool, notes: &mut Vec<Limitation
         .map(|i| i.1)
         .or_else(|| from_bytes.then(|| u16::from_le_bytes([c[2], c[3]])))
         .filter(|_| d.vendor.is_some());
-    d.class = class.or_else(|| from_bytes.then(|| u32::from_le_bytes([c[9], c[10], c[11], 0])));
+    // The bytes' class holds the prog-if, which terse text (no -v) omits.
+    d.class = from_bytes
+        .then(|| u32::from_le_bytes([c[9], c[10], c[11], 0]))
+        .or(class);
     d.revision = v
         .and_then(|v| v.revision)
         .or_else(|| from_bytes.then(|| c[8]))

@@ -73,6 +73,20 @@ fn write_header(c: &mut [u8], h: &Header, bus_master: Option<bool>) {
     }
 }
 
+/// The Subsystem IDs of a type 0 header (0x2c), from `Subsystem: ...
+/// [vvvv:dddd]` (-nn); unknown without -nn. A bridge's come from its
+/// Subsystem capability (see `from_text`).
+fn subsystem(c: &mut [u8], v: &Verbose, unknown: &mut UnknownRegisters) {
+    match v.subsystem {
+        Some((sv, sd)) if c[0x0e] & 0x7f == 0 => {
+            put16(c, 0x2c, sv);
+            put16(c, 0x2e, sd);
+        }
+        Some(_) => {}
+        None => unknown.insert(Register::Subsystem),
+    }
+}
+
 /// `MaxPayload 256 bytes` → the 3-bit code (128 << code).
 fn size_code(bytes: u16) -> u16 {
     (bytes.max(128) / 128).trailing_zeros() as u16 & 7
@@ -83,19 +97,38 @@ fn size_code(bytes: u16) -> u16 {
 pub fn from_text(
     v: &Verbose,
     h: &Header,
+    non_root: bool,
     unknown: &mut UnknownRegisters,
     notes: &mut Vec<String>,
 ) -> Vec<u8> {
     let caps = match &v.caps {
-        Caps::AccessDenied => return header_only(h, v.bus_master),
+        // Another function of the same listing shows `<access denied>`:
+        // lspci ran without root and read 64 bytes of this one too.
+        Caps::NotShown if non_root => {
+            let mut c = header_only(h, v.bus_master);
+            subsystem(&mut c, v, unknown);
+            if v.cap_list == Some(false) {
+                put16(&mut c, 0x06, 0);
+                c[0x34] = 0;
+            }
+            return c;
+        }
+        Caps::AccessDenied => {
+            let mut c = header_only(h, v.bus_master);
+            subsystem(&mut c, v, unknown);
+            return c;
+        }
         Caps::NotShown if v.level == 0 || v.cap_list == Some(true) => {
-            return header_only(h, v.bus_master);
+            let mut c = header_only(h, v.bus_master);
+            subsystem(&mut c, v, unknown);
+            return c;
         }
         Caps::NotShown => {
             // `-v` as root, no capability lines, Status: Cap- (or `Flags:`
             // only): a function without capabilities, 256 bytes like sysfs.
             let mut c = vec![0u8; 256];
             write_header(&mut c, h, v.bus_master);
+            subsystem(&mut c, v, unknown);
             return c;
         }
         Caps::Listed(caps) => caps,
@@ -103,6 +136,7 @@ pub fn from_text(
     let express = caps.iter().any(|c| c.kind == CapKind::Std(0x10));
     let mut c = vec![0u8; if express { 4096 } else { 256 }];
     write_header(&mut c, h, v.bus_master);
+    subsystem(&mut c, v, unknown);
     put16(&mut c, 0x06, 0x0010);
 
     // Standard list, in the order lspci walked it.
@@ -128,6 +162,12 @@ pub fn from_text(
         c[off + 1] = std.get(i + 1).map(|n| n.offset as u8).unwrap_or(0);
         if id == 0x10 {
             express_regs(&mut c, off, k, unknown);
+        }
+        if id == 0x0d
+            && let Some((sv, sd)) = v.subsystem
+        {
+            put16(&mut c, off + 4, sv);
+            put16(&mut c, off + 6, sd);
         }
     }
 
