@@ -197,9 +197,16 @@ fn compare(name: &str, root: &Path, dir: &Path, v: &Variant) -> (usize, usize) {
                 // Subsystem IDs: in the bytes, or in the text with -nn;
                 // unknown (null) in the text without -nn.
                 if v.carries == Carries::Bytes || v.name.contains("nn") {
-                    assert_eq!(o["subsystem_id"], t["subsystem_id"], "{what} {bdf}: subsystem");
+                    assert_eq!(
+                        o["subsystem_id"], t["subsystem_id"],
+                        "{what} {bdf}: subsystem"
+                    );
                 } else {
-                    assert_eq!(o["subsystem_id"], Value::Null, "{what} {bdf}: subsystem unknown");
+                    assert_eq!(
+                        o["subsystem_id"],
+                        Value::Null,
+                        "{what} {bdf}: subsystem unknown"
+                    );
                 }
                 // Without root lspci reads 64 bytes, and so do we.
                 if t["config_bytes"] == 64 {

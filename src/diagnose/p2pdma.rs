@@ -640,6 +640,17 @@ fn acs_state(node: &crate::topology::Node, effect: &CmdlineEffect) -> AcsState {
                 cmdline_clears: effect.redirect_without_register() == Some(false),
             },
         },
+        // An evidence file that did not carry the extended space (a
+        // 256-byte `lspci -xxx` dump of a PCIe function).
+        None if node
+            .facts
+            .unknown_registers
+            .contains(crate::scan::Register::AcsCtrl) =>
+        {
+            AcsState::Unknown {
+                cmdline_clears: effect.redirect_without_register() == Some(false),
+            }
+        }
         // The whole extended space was read and has no ACS capability.
         None if node.caps.extended_readable => AcsState::Absent,
         // 65..4095 bytes: the kernel itself has cfg_size 256 (no ECAM

@@ -25,8 +25,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub(crate) use sections::decode_text;
 
 use super::{
-    DeviceFacts, Facts, HostFacts, HostSources, IommuUnit, Limitation, LimitationKind, ScanOptions,
-    Source, parse_cmdline,
+    DeviceFacts, Facts, HostFacts, HostSources, IommuUnit, Limitation, LimitationKind, Register,
+    ScanOptions, Source, parse_cmdline,
 };
 use crate::pci::Bdf;
 use lspci_hex::{Dump, HexLine};
@@ -543,9 +543,31 @@ fn device(
             if let Some(text) = &text {
                 compare(bdf, &hex, text, &d.unknown_registers, line, notes);
             }
-            d.config = hex;
             d.source = Source::LspciHex;
-            d.unknown_registers = Default::default();
+            let text_unknown = std::mem::take(&mut d.unknown_registers);
+            d.config = hex;
+            if d.config.len() == 256 {
+                // `-xxx` dumps 256 bytes, whatever the device has: the
+                // extended space (ACS, AER, ATS) was not dumped. The -v
+                // text of the same function may show it: take it from
+                // there; otherwise a PCIe function's is unknown.
+                match text {
+                    Some(t) if t.len() == 4096 => {
+                        d.config.extend_from_slice(&t[256..]);
+                        for r in [Register::AcsCtrl, Register::AerStatus, Register::AtsCtrl] {
+                            if text_unknown.contains(r) {
+                                d.unknown_registers.insert(r);
+                            }
+                        }
+                    }
+                    _ if crate::pci::decode(&d.config).express.is_some() => {
+                        for r in [Register::AcsCtrl, Register::AerStatus, Register::AtsCtrl] {
+                            d.unknown_registers.insert(r);
+                        }
+                    }
+                    _ => {}
+                }
+            }
         }
         (dump, Some(text)) => {
             if let Some((hex, line)) = dump {

@@ -54,7 +54,9 @@ fn sample_reads_whole() {
     let f = facts(SAMPLE);
     assert_eq!(f.devices.len(), 13);
     assert!(f.devices.iter().all(|d| d.source == Source::LspciHex));
-    assert!(f.devices.iter().all(|d| d.config.len() == 256));
+    // 256 bytes of hex, and the extended space from the -vvv text for the
+    // PCIe functions.
+    assert!(f.devices.iter().all(|d| matches!(d.config.len(), 256 | 4096)));
     assert!(
         !f.limitations
             .iter()
@@ -215,4 +217,28 @@ proptest! {
         x.feed("<topology>", 1);
         x.feed(&l, 2);
     }
+}
+
+#[test]
+fn a_256_byte_dump_leaves_the_extended_space_unknown() {
+    // The hex lines alone (no -v text): 256 bytes of PCIe functions.
+    let hex_only: String = SAMPLE
+        .lines()
+        .filter(|l| lspci_hex::looks_like_hex(l) || lspci_verbose::header(l).is_some())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let tree = Tree::build(facts(&hex_only));
+    let port = tree
+        .find("0000:06:08.0".parse().unwrap())
+        .map(|i| tree.node(i))
+        .unwrap();
+    assert!(port.facts.unknown_registers.contains(Register::AcsCtrl));
+    // With the -vvv text beside it (the sample), ACSCtl comes from the text.
+    let tree = Tree::build(facts(SAMPLE));
+    let port = tree
+        .find("0000:06:08.0".parse().unwrap())
+        .map(|i| tree.node(i))
+        .unwrap();
+    assert_eq!(port.facts.config.len(), 4096);
+    assert_eq!(port.caps.acs.and_then(|a| a.ctrl).map(|c| c.0), Some(0x0c));
 }
