@@ -76,6 +76,8 @@ enum Carries {
     Shape,
     /// Decoded registers (`-vvv`).
     Text,
+    /// Capability names without their registers (`-v`).
+    Names,
     /// The config bytes themselves (`-xxxx`).
     Bytes,
 }
@@ -114,6 +116,16 @@ fn variants(root: &Path) -> Vec<Variant> {
             name: "-tv",
             text: tv,
             carries: Carries::Shape,
+        },
+        Variant {
+            name: "-v",
+            text: lspci(root, &["-v"]),
+            carries: Carries::Names,
+        },
+        Variant {
+            name: "-vv",
+            text: lspci(root, &["-vv"]),
+            carries: Carries::Text,
         },
         Variant {
             name: "-vvv",
@@ -191,6 +203,30 @@ fn compare(name: &str, root: &Path, dir: &Path, v: &Variant) -> (usize, usize) {
                     Value::Null,
                     "{what} {bdf}: bus master must be unknown"
                 );
+            }
+            Carries::Names => {
+                // The capability list is there (port types, roles), its
+                // registers are not: unknown, never zero.
+                if t["config_bytes"].as_u64() > Some(64) {
+                    assert_eq!(o["port_type"], t["port_type"], "{what} {bdf}: port type");
+                    assert_eq!(o["role"], t["role"], "{what} {bdf}: role");
+                    if !t["acs"].is_null() {
+                        assert_eq!(o["acs"], Value::Null, "{what} {bdf}: ACSCtl is not in -v");
+                    }
+                    if t["link"]["source"] == "config" {
+                        assert!(
+                            o["link"].is_null() || o["link"]["source"] != "config",
+                            "{what} {bdf}: LnkSta is not in -v"
+                        );
+                    }
+                    if !t["max_payload"].is_null() {
+                        assert_eq!(
+                            o["max_payload"],
+                            Value::Null,
+                            "{what} {bdf}: DevCtl is not in -v"
+                        );
+                    }
+                }
             }
             Carries::Text | Carries::Bytes => {
                 assert_eq!(o["bus_master"], t["bus_master"], "{what} {bdf}: bus master");
@@ -280,7 +316,7 @@ fn compare(name: &str, root: &Path, dir: &Path, v: &Variant) -> (usize, usize) {
         }
         // Hardware alone decides a switch path without ACS redirect: a
         // full reading must keep that certain.
-        if v.carries != Carries::Shape
+        if matches!(v.carries, Carries::Text | Carries::Bytes)
             && t["map_type"] == "bus_addr"
             && t["certain"] == true
             && theirs_all_read(&truth_topo)

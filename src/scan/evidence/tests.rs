@@ -56,7 +56,11 @@ fn sample_reads_whole() {
     assert!(f.devices.iter().all(|d| d.source == Source::LspciHex));
     // 256 bytes of hex, and the extended space from the -vvv text for the
     // PCIe functions.
-    assert!(f.devices.iter().all(|d| matches!(d.config.len(), 256 | 4096)));
+    assert!(
+        f.devices
+            .iter()
+            .all(|d| matches!(d.config.len(), 256 | 4096))
+    );
     assert!(
         !f.limitations
             .iter()
