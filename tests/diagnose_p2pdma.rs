@@ -67,6 +67,7 @@ impl Machine {
             host_bridge: hb,
             acs,
             driver: driver.map(str::to_string),
+            placed: true,
         });
     }
 

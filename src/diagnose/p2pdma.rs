@@ -123,6 +123,10 @@ pub struct FunctionView {
     /// The bound driver: the kernel prefixes its messages with it (`pci`
     /// when none is bound).
     pub driver: Option<String>,
+    /// False when where the function sits is not known: an evidence file
+    /// (plain `lspci`) shows bridges without their bus numbers, so the
+    /// upstream chain above is a guess.
+    pub placed: bool,
 }
 
 /// The first device on a host bridge's root bus (`pci_host_bridge_dev()`).
@@ -227,6 +231,9 @@ pub enum Unknown {
     /// The kernel release: the newest kernel's whitelist and rules were
     /// assumed for a path through the host bridge.
     KernelRelease,
+    /// Where the function sits (an evidence file showing bridges without
+    /// their bus numbers).
+    Placement { bdf: Bdf },
 }
 
 impl fmt::Display for Unknown {
@@ -244,6 +251,10 @@ impl fmt::Display for Unknown {
             ),
             Unknown::KernelRelease => f.write_str(
                 "the kernel release is not known (the newest kernel's whitelist was assumed)",
+            ),
+            Unknown::Placement { bdf } => write!(
+                f,
+                "where {bdf} sits is not known: the input shows bridges without their bus numbers"
             ),
         }
     }
@@ -411,6 +422,11 @@ impl P2pView {
         let mut unknown = Vec::new();
         let mut messages = Vec::new();
         let mut acs_list = Vec::new();
+        for f in [pf, cf] {
+            if !f.placed {
+                unknown.push(Unknown::Placement { bdf: f.bdf });
+            }
+        }
         let check_acs = |f: usize, list: &mut Vec<Bdf>, unknown: &mut Vec<Unknown>| {
             let func = &self.functions[f];
             match func.acs.redirects() {
@@ -450,7 +466,7 @@ impl P2pView {
                 // the client's whole chain from the last inner walk.
                 verdict.distance = (provider_chain.len() + client_chain.len()) as u32;
                 // The bits seen on the way are not used: no common device.
-                unknown.clear();
+                unknown.retain(|u| matches!(u, Unknown::Placement { .. }));
                 acs_redirects = false;
             }
             Some((a, dist_a, dist_b)) => {
@@ -562,6 +578,18 @@ impl P2pView {
     ) -> (P2pView, Vec<CmdlineEffect>) {
         let mut functions = Vec::with_capacity(tree.nodes.len());
         let mut effects = Vec::with_capacity(tree.nodes.len());
+        // Domains with a bridge whose bus numbers are unknown: nobody's
+        // place in them is certain.
+        let unplaced: std::collections::BTreeSet<u32> = tree
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.facts
+                    .unknown_registers
+                    .contains(crate::scan::Register::BusNumbers)
+            })
+            .map(|n| n.bdf().domain)
+            .collect();
         for (id, node) in tree.nodes.iter().enumerate() {
             let ident = DeviceIdent {
                 chain: std::iter::once(id)
@@ -584,6 +612,7 @@ impl P2pView {
                 host_bridge: node.host_bridge,
                 acs,
                 driver: node.facts.driver.clone(),
+                placed: !unplaced.contains(&node.bdf().domain),
             });
             effects.push(effect);
         }

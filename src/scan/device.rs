@@ -76,10 +76,14 @@ pub enum Register {
     Command,
     /// Subsystem Vendor and Device ID (`-nn` shows them).
     Subsystem,
+    /// A bridge's primary, secondary and subordinate bus numbers (plain
+    /// `lspci` shows a bridge without them): the nesting below it is a
+    /// guess.
+    BusNumbers,
 }
 
 impl Register {
-    const ALL: [Register; 8] = [
+    const ALL: [Register; 9] = [
         Register::DevCtl,
         Register::Link,
         Register::DevCtl2,
@@ -88,10 +92,11 @@ impl Register {
         Register::AtsCtrl,
         Register::Command,
         Register::Subsystem,
+        Register::BusNumbers,
     ];
 
-    fn bit(self) -> u8 {
-        1 << (self as u8)
+    fn bit(self) -> u16 {
+        1 << (self as u16)
     }
 
     /// The snake_case name JSON uses.
@@ -105,13 +110,14 @@ impl Register {
             Register::AtsCtrl => "ats_ctrl",
             Register::Command => "command",
             Register::Subsystem => "subsystem",
+            Register::BusNumbers => "bus_numbers",
         }
     }
 }
 
 /// A small set of [`Register`]s; serialised as the list of their names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UnknownRegisters(u8);
+pub struct UnknownRegisters(u16);
 
 impl UnknownRegisters {
     pub fn insert(&mut self, r: Register) {

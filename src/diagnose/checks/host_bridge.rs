@@ -91,6 +91,7 @@ fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
                     | Unknown::FirstDeviceId { .. }
                     | Unknown::Cpu
                     | Unknown::KernelRelease
+                    | Unknown::Placement { .. }
             )
         });
         Some((!pair_matters(ctx.tree, p), uncertain, host_bridge_reason(p)))

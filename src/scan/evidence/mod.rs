@@ -385,6 +385,18 @@ pub fn scan(text: &str, options: &ScanOptions) -> Facts {
         devices.push(d);
     }
     link_virtual_functions(&mut devices);
+    let blind = devices
+        .iter()
+        .filter(|d| d.unknown_registers.contains(Register::BusNumbers))
+        .count();
+    if blind > 0 {
+        limitations.push(Limitation {
+            kind: LimitationKind::EvidenceIncomplete,
+            message: format!(
+                "{blind} bridges are shown without their bus numbers (plain lspci): which functions sit below them is unknown, so every pair in their domain is uncertain; add `sudo lspci -tvnn` or `lspci -vvv`"
+            ),
+        });
+    }
     if !p.filtered.is_empty() && !p.kinds.contains(&Source::LspciTree) {
         limitations.push(Limitation {
             kind: LimitationKind::EvidenceIncomplete,
@@ -602,6 +614,11 @@ fn device(
                 Source::LspciText
             };
         }
+    }
+    // A bridge shown without its bus numbers (plain `lspci`, `-nn`, `-k`):
+    // the nesting below it cannot be told.
+    if header.bridge && header.buses.is_none() && d.source != Source::LspciHex {
+        d.unknown_registers.insert(Register::BusNumbers);
     }
     // Bus Master Enable is in `Control:` (-vv) or `Flags:` (-v) only.
     if d.source != Source::LspciHex && v.and_then(|v| v.bus_master).is_none() {
