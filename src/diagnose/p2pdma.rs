@@ -254,7 +254,7 @@ impl fmt::Display for Unknown {
             ),
             Unknown::Placement { bdf } => write!(
                 f,
-                "where {bdf} sits is not known: the input shows bridges without their bus numbers"
+                "where {bdf} sits is not known: the input shows neither the bus numbers of the bridges above it nor an lspci -t tree"
             ),
         }
     }

@@ -77,8 +77,9 @@ pub enum Register {
     /// Subsystem Vendor and Device ID (`-nn` shows them).
     Subsystem,
     /// A bridge's primary, secondary and subordinate bus numbers (plain
-    /// `lspci` shows a bridge without them): the nesting below it is a
-    /// guess.
+    /// `lspci` shows a bridge without them), or, on a function of an
+    /// `lspci -s` listing drawn on a root bus, those of the bridge the
+    /// listing may have left out above it: the nesting is a guess.
     BusNumbers,
 }
 

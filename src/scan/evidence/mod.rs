@@ -409,6 +409,16 @@ pub fn scan(text: &str, options: &ScanOptions) -> Facts {
     if !nested_by_tree {
         super::nesting::nest_by_bus_ranges(&mut devices, &mut limitations);
     }
+    if !p.filtered.is_empty() && !p.kinds.contains(&Source::LspciTree) {
+        // `lspci -s`: a function drawn on a root bus other than 00 may as
+        // well sit below a bridge the listing left out.
+        for d in devices
+            .iter_mut()
+            .filter(|d| d.parent.is_none() && d.bdf.bus != 0)
+        {
+            d.unknown_registers.insert(Register::BusNumbers);
+        }
+    }
     if short > 0 {
         limitations.push(Limitation {
             kind: LimitationKind::ConfigTruncated,
