@@ -246,3 +246,43 @@ fn a_256_byte_dump_leaves_the_extended_space_unknown() {
     assert_eq!(port.facts.config.len(), 4096);
     assert_eq!(port.caps.acs.and_then(|a| a.ctrl).map(|c| c.0), Some(0x0c));
 }
+
+#[test]
+fn sections_that_disagree_are_named() {
+    // The same port twice, ACSCtl changed in the second paste.
+    let block: String = SAMPLE
+        .split("\n\n")
+        .find(|b| b.starts_with("06:08.0"))
+        .unwrap()
+        .lines()
+        .filter(|l| lspci_hex::parse(l).is_none())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let changed = block.replace(
+        "ACSCtl:\tSrcValid- TransBlk- ReqRedir+ CmpltRedir+",
+        "ACSCtl:\tSrcValid- TransBlk- ReqRedir- CmpltRedir-",
+    );
+    assert_ne!(block, changed, "the sample's ACSCtl line moved");
+    let f = facts(&format!("{block}\n{changed}"));
+    let c: Vec<_> = f
+        .limitations
+        .iter()
+        .filter(|l| l.kind == LimitationKind::EvidenceConflict)
+        .collect();
+    assert_eq!(c.len(), 1, "{:?}", f.limitations);
+    assert!(c[0].message.contains("ACSCtl"), "{}", c[0].message);
+    // A hex dump against an edited -v text: the hex is used, and said.
+    let full = SAMPLE
+        .split("\n\n")
+        .find(|b| b.starts_with("06:08.0"))
+        .unwrap();
+    let edited = full.replace("Width x4", "Width x1");
+    let f = facts(&edited);
+    assert!(
+        f.limitations
+            .iter()
+            .any(|l| l.kind == LimitationKind::EvidenceConflict && l.message.contains("LnkSta")),
+        "{:?}",
+        f.limitations
+    );
+}
