@@ -74,6 +74,64 @@ fn is_archive_file(file: &fs::File) -> bool {
     head[..n].starts_with(&[0x1f, 0x8b]) || (n >= 262 && &head[257..262] == b"ustar")
 }
 
+/// A directory without sysfs that holds command output instead: files
+/// named after the command, as people save them (`lspci.txt`,
+/// `lspci-vvv.txt`) and as sosreport does (`sos_commands/pci/lspci_-nnvv`,
+/// `sos_commands/kernel/uname_-a`, `proc/cmdline`, `proc/cpuinfo`). Their
+/// contents, each below a prompt naming the command, are one paste.
+fn evidence_in_dir(dir: &Path) -> Option<Vec<u8>> {
+    let listed = |sub: &str, prefix: &str| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(dir.join(sub))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file())
+                    .filter(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let mut lspci = listed("", "lspci");
+    lspci.extend(listed("sos_commands/pci", "lspci"));
+    if lspci.is_empty() {
+        return None;
+    }
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    for (cmd, rel) in [
+        ("uname -a", "sos_commands/kernel/uname_-a"),
+        ("cat /proc/cmdline", "proc/cmdline"),
+        ("cat /proc/cpuinfo", "proc/cpuinfo"),
+    ] {
+        if dir.join(rel).is_file() {
+            files.push((cmd.to_string(), dir.join(rel)));
+        }
+    }
+    for p in listed("", "uname") {
+        files.push(("uname -a".to_string(), p));
+    }
+    for p in lspci {
+        // `lspci_-nnvv` → `lspci -nnvv`
+        let name = p.file_name()?.to_string_lossy().replace('_', " ");
+        files.push((name.trim_end_matches(".txt").to_string(), p));
+    }
+    let mut out = Vec::new();
+    for (cmd, p) in files {
+        let bytes = read_bounded(fs::File::open(&p).ok()?).ok()?;
+        if out.len() + bytes.len() > MAX_EVIDENCE_BYTES as usize {
+            break;
+        }
+        out.extend_from_slice(format!("$ {cmd}\n").as_bytes());
+        out.extend_from_slice(&bytes);
+        out.extend_from_slice(b"\n");
+    }
+    Some(out)
+}
+
 /// Reads a whole evidence file, refusing one beyond [`MAX_EVIDENCE_BYTES`].
 fn read_bounded(r: impl Read) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
@@ -185,6 +243,12 @@ impl SystemRoot {
             let live = fs::canonicalize(path)
                 .map(|p| p == Path::new("/"))
                 .unwrap_or(false);
+            if !live
+                && !path.join("sys/bus/pci/devices").is_dir()
+                && let Some(bytes) = evidence_in_dir(path)
+            {
+                return Self::from_evidence(&path.display().to_string(), bytes);
+            }
             return Ok(Self::with_backing(Backing::Dir {
                 base: path.to_path_buf(),
                 live,

@@ -221,3 +221,35 @@ fn not_evidence_exits_3_with_one_line() {
         assert!(err.contains("lspci"), "{err}");
     }
 }
+
+#[test]
+fn a_directory_of_command_output_reads_like_the_file() {
+    let file = fixtures_dir().join("evidence/acs_switch_paste.txt");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let filed = topo(&file);
+    // As people save it: lspci.txt beside other files.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lspci.txt"), &text).unwrap();
+    std::fs::write(dir.path().join("notes.md"), "the GPUs are slow\n").unwrap();
+    let saved = topo(dir.path());
+    assert_eq!(saved["devices"], filed["devices"]);
+    // As sosreport lays it out.
+    let sos = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(sos.path().join("sos_commands/pci")).unwrap();
+    std::fs::create_dir_all(sos.path().join("sos_commands/kernel")).unwrap();
+    std::fs::write(sos.path().join("sos_commands/pci/lspci_-nnvv"), &text).unwrap();
+    std::fs::write(
+        sos.path().join("sos_commands/kernel/uname_-a"),
+        "Linux gpu-node-07 6.8.0-45-generic #45-Ubuntu SMP PREEMPT_DYNAMIC x86_64 GNU/Linux\n",
+    )
+    .unwrap();
+    let sosed = topo(sos.path());
+    assert_eq!(sosed["devices"], filed["devices"]);
+    assert_eq!(sosed["host"]["kernel_release"], "6.8.0-45-generic");
+    assert_eq!(sosed["host"]["hostname"], "gpu-node-07");
+    // A directory with neither sysfs nor lspci output is still a (bad)
+    // captured tree, as before.
+    let empty = tempfile::tempdir().unwrap();
+    let out = run(empty.path(), &["topo", "--format", "json"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"devices\": []"));
+}
