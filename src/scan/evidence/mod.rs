@@ -372,12 +372,47 @@ pub fn scan(text: &str, options: &ScanOptions) -> Facts {
             .as_ref()
             .is_some_and(|v| v.caps == lspci_verbose::Caps::AccessDenied)
     });
-    let mut devices = Vec::with_capacity(p.functions.len());
+    // Each function is built on its own (the text rebuilt into bytes, the
+    // hex compared with it): on several threads for a large server.
+    let functions: Vec<(Bdf, Function)> = std::mem::take(&mut p.functions).into_iter().collect();
+    let build = |part: Vec<(Bdf, Function)>| -> Vec<(DeviceFacts, Vec<Limitation>)> {
+        part.into_iter()
+            .map(|(bdf, f)| {
+                let mut notes = Vec::new();
+                let is_multi = multi.contains(&(bdf.domain, bdf.bus, bdf.device));
+                (device(bdf, f, is_multi, non_root, &mut notes), notes)
+            })
+            .collect()
+    };
+    let threads = crate::threads_for(functions.len());
+    let built: Vec<(DeviceFacts, Vec<Limitation>)> = if threads == 1 {
+        build(functions)
+    } else {
+        let chunk = functions.len().div_ceil(threads);
+        let mut parts = Vec::new();
+        let mut rest = functions;
+        while rest.len() > chunk {
+            let tail = rest.split_off(chunk);
+            parts.push(rest);
+            rest = tail;
+        }
+        parts.push(rest);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|part| s.spawn(|| build(part)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    };
+    let mut devices = Vec::with_capacity(built.len());
     let mut short = 0;
     let mut nested_by_tree = true;
-    for (bdf, f) in std::mem::take(&mut p.functions) {
-        let is_multi = multi.contains(&(bdf.domain, bdf.bus, bdf.device));
-        let d = device(bdf, f, is_multi, non_root, &mut limitations);
+    for (d, notes) in built {
+        limitations.extend(notes);
         if d.config.len() <= synth::HEADER {
             short += 1;
         }
