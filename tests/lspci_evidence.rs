@@ -254,6 +254,11 @@ fn compare(name: &str, root: &Path, dir: &Path, v: &Variant) -> (usize, usize) {
             }
             Carries::Text | Carries::Bytes => {
                 assert_eq!(o["bus_master"], t["bus_master"], "{what} {bdf}: bus master");
+                // A VF's PF, from the PF's SR-IOV capability as the kernel
+                // finds it.
+                if t["config_bytes"].as_u64() > Some(256) {
+                    assert_eq!(o["physfn"], t["physfn"], "{what} {bdf}: physfn");
+                }
                 // Subsystem IDs: in the bytes, or in the text with -nn;
                 // unknown (null) in the text without -nn.
                 if v.carries == Carries::Bytes || v.name.contains("nn") {

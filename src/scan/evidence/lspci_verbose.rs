@@ -728,7 +728,7 @@ fn continuation(cap: &mut Cap, key: &str, value: &str) {
     let line = if value.is_empty() {
         key.to_string()
     } else {
-        format!("{key}:{value}")
+        format!("{key}: {value}")
     };
     let e = &mut cap.express;
     if line.contains("MaxReadReq") {
