@@ -300,11 +300,10 @@ fn compare(name: &str, root: &Path, dir: &Path, v: &Variant) -> (usize, usize) {
                         o["config_bytes"], t["config_bytes"],
                         "{what} {bdf}: config bytes"
                     );
-                    // A VF's ID registers read all ones; only -nn text
-                    // carries its IDs (sysfs has them from the PF).
-                    if t["physfn"].is_null() || !o["vendor_id"].is_null() {
-                        assert_eq!(o["vendor_id"], t["vendor_id"], "{what} {bdf}: vendor");
-                    }
+                    // A VF's ID registers read all ones: its IDs come
+                    // from its PF's SR-IOV capability, as in the kernel.
+                    assert_eq!(o["vendor_id"], t["vendor_id"], "{what} {bdf}: vendor");
+                    assert_eq!(o["device_id"], t["device_id"], "{what} {bdf}: device");
                 }
             }
         }

@@ -482,7 +482,8 @@ pub fn scan(text: &str, options: &ScanOptions) -> Facts {
 /// ID plus First VF Offset plus VF Stride per VF, from the PF's SR-IOV
 /// capability. lspci does not print `physfn`; this is where sysfs gets it.
 fn link_virtual_functions(devices: &mut [DeviceFacts]) {
-    let mut vfs: Vec<(Bdf, Bdf)> = Vec::new();
+    // (VF, PF, the PF's vendor, the VF Device ID)
+    let mut vfs: Vec<(Bdf, Bdf, Option<u16>, u16)> = Vec::new();
     for d in devices.iter() {
         // Only functions with an extended space can carry SR-IOV; a walk
         // of the extended headers spares decoding the rest.
@@ -499,15 +500,27 @@ fn link_virtual_functions(devices: &mut [DeviceFacts]) {
                 break;
             }
             let (bus, devfn) = ((vf >> 8) as u8, vf as u8);
-            vfs.push((Bdf::new(d.bdf.domain, bus, devfn >> 3, devfn & 7), d.bdf));
+            vfs.push((
+                Bdf::new(d.bdf.domain, bus, devfn >> 3, devfn & 7),
+                d.bdf,
+                d.vendor,
+                s.vf_device_id,
+            ));
         }
     }
-    for (vf, pf) in vfs {
+    for (vf, pf, vendor, vf_device) in vfs {
         if let Ok(i) = devices.binary_search_by(|d| d.bdf.cmp(&vf))
             && devices[i].physfn.is_none()
             && vf != pf
         {
-            devices[i].physfn = Some(pf);
+            let d = &mut devices[i];
+            d.physfn = Some(pf);
+            // A VF's ID registers read all ones; the kernel takes the PF's
+            // vendor and the VF Device ID (iov.c `pci_iov_add_virtfn()`).
+            if d.vendor.is_none() && vendor.is_some() {
+                d.vendor = vendor;
+                d.device = Some(vf_device);
+            }
         }
     }
 }
