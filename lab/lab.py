@@ -869,6 +869,11 @@ def check_scenario(s: Scenario, rdir: Path, has_snapshot: bool, with_copies: boo
         label = f"pair {p['provider']} -> {p['client']} ({p['expect']})"
         for sub in p.get("dmesg", []):
             add(f"{label}: dmesg has {sub!r}", sub in klog)
+        # lines that must not appear while the lab's own copy runs (a
+        # verdict the kernel cached earlier is not logged again)
+        copy_log = read(rdir / "copies" / f"{pair_name(p)}.dmesg")
+        for sub in p.get("copy_dmesg_absent", []):
+            add(f"{label}: copy logs no {sub!r}", (rdir / "copies").exists() and sub not in copy_log)
         if p.get("acs_fix"):
             add(f"{label}: fix {p['acs_fix']!r} in dmesg", p["acs_fix"] in klog)
         if not with_copies:
@@ -881,6 +886,10 @@ def check_scenario(s: Scenario, rdir: Path, has_snapshot: bool, with_copies: boo
             f"write={res.get('write', '?')}/{res.get('write_data', '?')})")
     return checks
 
+
+# Rules about timing-dependent hazards (src/confirm/pairs.rs Settles::Hazard):
+# only a data mismatch settles them.
+HAZARD_RULES = {"P2P302", "P2P303", "P2P601", "P2P603"}
 
 # What p2pdoctor check --confirm must see for each kind of kernel verdict.
 CONFIRM_OUTCOME = {"bus_addr": "ok", "thru_host_bridge": "ok", "refused": "refused", "corrupt": "mismatch"}
@@ -909,6 +918,22 @@ def check_confirm(s: Scenario, rdir: Path, nvme: list[list[str]], klog: str) -> 
     for p in tried:
         c = p["confirm"]
         label = f"confirm {p['client']} -> {p['provider']}"
+        carried = c.get("carried_by")
+        if carried is not None:
+            # every record names the controller, namespace and path that
+            # carried the I/O (per-path block statistics in the guest)
+            add(f"{label}: names the path that carried the I/O", bool(carried) and bool(c.get("namespace")),
+                f"namespace {c.get('namespace')}; carried_by {carried}")
+            other = [x for x in carried if x.get("pci") != p["client"]]
+            if other:
+                # another controller of the subsystem carried it: the
+                # experiment must not claim to test the pair
+                add(f"{label}: carried by {', '.join(x['controller'] for x in other)}, not the client: does not settle the pair",
+                    c.get("settles_pair") is False and c.get("agrees") is None, (c.get("unsettled") or "")[:300])
+                continue
+        if c.get("settles_pair") is False:
+            add(f"{label}: does not settle the pair", bool(c.get("unsettled")), (c.get("unsettled") or "")[:300])
+            continue
         add(f"{label}: predicted {p['map_type']}, kernel {c['outcome']}"
             + (f" ({c['errno_name']})" if c.get("errno_name") else ""),
             c["agrees"] is True, c["reason"][:300])
@@ -916,10 +941,15 @@ def check_confirm(s: Scenario, rdir: Path, nvme: list[list[str]], klog: str) -> 
             if d["direction"] == "write":
                 add(f"{label}: write direction restored", d["restored"] is True, d["message"][:200])
     by_serial = {n[2]: n[0] for n in nvme}
+    self_pairs = any(p["provider"] == p["client"] for p in doc["pairs"])
     for x in s.pairs():
         pb, cb = by_serial.get(x["provider"]), by_serial.get(x["client"])
-        if not pb or not cb or pb == cb:
-            continue  # a drive with itself is not a pair check lists
+        if not pb or not cb:
+            continue
+        if pb == cb and not self_pairs:
+            continue  # an older p2pdoctor did not predict a drive with itself
+        if x.get("after_commands"):
+            continue  # the guest commands changed the machine after check --confirm
         want = CONFIRM_OUTCOME[x["expect"]]
         p = pairs.get((pb, cb))
         got = (p or {}).get("confirm") or {}
@@ -930,12 +960,23 @@ def check_confirm(s: Scenario, rdir: Path, nvme: list[list[str]], klog: str) -> 
     fixes = " ".join(f.get("fix") or "" for f in doc["findings"] if f["rule"] == "P2P301")
     for k in kernel_fixes:
         add(f"ACS fix {k!r} as the kernel printed it", k in fixes, fixes[:300])
-    # no warning about a tried pair is left a mere prediction
-    ends = {(p["provider"], p["client"]) for p in tried}
+    # no warning about a tried pair is left a mere prediction (the provider
+    # with itself is about every finding that names the provider, and an
+    # experiment that did not test its pair settles nothing)
+    ends = {(p["provider"], p["client"]) for p in tried
+            if p["provider"] != p["client"] and p["confirm"].get("settles_pair", True)}
     for f in doc["findings"]:
         if f["severity"] == "info":
             continue
         if any(a in f["subjects"] and b in f["subjects"] for a, b in ends):
+            if f["rule"] in HAZARD_RULES:
+                # timing-dependent hazards: a failure confirms, but neither a
+                # pass nor a refusal rules them out; the experiment must be
+                # recorded against them all the same
+                add(f"{f['rule']} {f['name']} tried", f["status"] != "predicted"
+                    and any(e.startswith("confirm ") for e in f["evidence"]),
+                    f"status {f['status']}; {' | '.join(f['evidence'])[-300:]}")
+                continue
             add(f"{f['rule']} {f['name']} settled", f["status"] in ("confirmed", "refuted"),
                 f"status {f['status']}; {' | '.join(f['evidence'])[-300:]}")
     return checks

@@ -22,7 +22,8 @@ Exit status:
   1  warnings found (`check`)
   2  errors found (`check`)
   3  p2pdoctor itself failed: bad arguments, an unreadable root or snapshot,
-     an output that could not be written";
+     an output that could not be written
+  141 (killed by SIGPIPE) standard output was a pipe whose reader went away";
 
 /// p2pdoctor: a doctor for PCIe peer-to-peer DMA on Linux.
 ///
@@ -187,6 +188,27 @@ pub enum Command {
     ///   p2pdoctor rules --format json | jq -r '.rules[].id'
     #[command(verbatim_doc_comment)]
     Rules(RulesArgs),
+
+    /// What changed between two machines, or one machine at two times,
+    /// that matters for P2P.
+    ///
+    /// A and B are each a snapshot archive, a captured tree, or `/` for
+    /// this machine. Devices are matched by Device Serial Number, then by
+    /// address, then by IDs and position when bus numbers moved; then
+    /// every difference is listed, most consequential first: pairs whose
+    /// map type, distance, path class or ACS-redirect bridges changed,
+    /// findings that appeared or went away, ACS Control bits, IOMMU mode,
+    /// group types and group sharing, kernel release and command line,
+    /// devices added, removed or moved, links, P2P memory, CPU.
+    ///
+    /// Exit status: 0 no difference, 1 differences, 3 failure.
+    ///
+    /// Examples:
+    ///   p2pdoctor diff node3.tar.gz node17.tar.gz
+    ///   p2pdoctor diff good.tar.gz / --ignore cpu,link
+    ///   p2pdoctor diff a.tar.gz b.tar.gz --format json | jq '.changes[]'
+    #[command(verbatim_doc_comment)]
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -310,6 +332,12 @@ pub struct CopyArgs {
     /// ~/.local/state/p2pdoctor/journal otherwise].
     #[arg(long, value_name = "DIR")]
     pub journal_dir: Option<PathBuf>,
+
+    /// When another run is writing DST, wait for it to finish instead of
+    /// giving up (without it, the second run is refused and names the
+    /// first one's pid).
+    #[arg(long)]
+    pub wait: bool,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
@@ -476,6 +504,40 @@ pub struct CheckArgs {
     /// With --confirm --write: the journal directory (see `copy`).
     #[arg(long, value_name = "DIR", requires = "confirm")]
     pub journal_dir: Option<PathBuf>,
+
+    /// With --confirm --write: wait for another run writing the same device
+    /// to finish instead of giving up on that experiment.
+    #[arg(long, requires = "confirm")]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The first machine: a snapshot, a captured tree, or `/`.
+    #[arg(value_name = "A")]
+    pub a: PathBuf,
+
+    /// The second machine.
+    #[arg(value_name = "B")]
+    pub b: PathBuf,
+
+    /// Output format: `text`, or `json` (schema/diff.schema.json).
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
+
+    /// Leave out whole classes of difference (comma-separated): pair,
+    /// finding, acs, iommu, kernel, cmdline, device, link, p2pmem, cpu.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "CLASS")]
+    pub ignore: Vec<crate::compare::ChangeClass>,
+
+    /// Compare every endpoint pair, not only pairs with a P2P memory
+    /// provider (see `check --all-pairs`).
+    #[arg(long)]
+    pub all_pairs: bool,
+
+    /// Write to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -515,17 +577,36 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            // A closed pipe (`p2pdoctor topo | head`) is not a failure.
+            // A closed pipe (`p2pdoctor check | head`): end quietly, by
+            // SIGPIPE like other tools (the shell sees 141), not as a
+            // success the pipeline did not have.
             if e.chain().any(|c| {
                 c.downcast_ref::<std::io::Error>()
                     .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             }) {
-                return 0;
+                die_of_sigpipe();
+                return 128 + libc::SIGPIPE;
             }
             let mut err = anstream::stderr();
-            let _ = writeln!(err, "p2pdoctor: error: {e:#}");
+            // Paths and strings from a hostile tree reach messages too.
+            let msg = format!("{e:#}");
+            let _ = writeln!(
+                err,
+                "p2pdoctor: error: {}",
+                crate::render::style::escape_controls(&msg)
+            );
             EXIT_TOOL_FAILURE
         }
+    }
+}
+
+/// Ends the process by SIGPIPE (Rust ignores it, so writes saw EPIPE).
+fn die_of_sigpipe() {
+    // SAFETY: restoring the default disposition of SIGPIPE and raising it
+    // in this thread; the default action ends the process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
     }
 }
 
@@ -567,6 +648,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         ),
         Command::Explain(args) => run_explain(&cli.global, args),
         Command::Rules(args) => run_rules(&cli.global, args),
+        Command::Diff(args) => run_diff(&cli.global, &scan_options, args),
         Command::Copy(args) => crate::confirm::command::copy(&cli.global, args),
         Command::Restore(args) => crate::confirm::command::restore(&cli.global, args),
         Command::Snapshot(args) => {
@@ -578,11 +660,13 @@ pub fn run(cli: Cli) -> Result<i32> {
                 );
             }
             let to_stdout = args.output == Path::new("-");
-            if !to_stdout && args.output.exists() && !args.force {
+            if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                 anyhow::bail!(
-                    "{} already exists; choose another name or pass --force to replace it",
-                    args.output.display()
+                    "`-o -` writes the archive (binary) to standard output, which is a terminal; redirect it: `p2pdoctor snapshot -o - > host.tar.gz`"
                 );
+            }
+            if !to_stdout {
+                check_snapshot_output(&args.output, args.force)?;
             }
             let snap = crate::snapshot::capture(root)?;
             write_output(
@@ -602,12 +686,55 @@ pub fn run(cli: Cli) -> Result<i32> {
                     snap.source
                 );
                 for l in &snap.limitations {
-                    let _ = writeln!(err, "note: {l}");
+                    let _ = writeln!(err, "note: {}", crate::render::style::escape_controls(l));
                 }
             }
             Ok(0)
         }
     }
+}
+
+/// What may be at the path `snapshot -o` writes: nothing, or a regular
+/// file (replaced only with --force). Anything else (a device, a FIFO, a
+/// symbolic link such as /dev/stdout, a directory) is refused: replacing
+/// it would turn /dev/null into a file, and --force never does.
+fn check_snapshot_output(path: &Path, force: bool) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot look at {}", path.display())),
+    };
+    let ft = meta.file_type();
+    if ft.is_file() {
+        if force {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "{} already exists; choose another name or pass --force to replace it",
+            path.display()
+        );
+    }
+    let what = if ft.is_symlink() {
+        match std::fs::read_link(path) {
+            Ok(t) => format!("a symbolic link (to {})", t.display()),
+            Err(_) => "a symbolic link".to_string(),
+        }
+    } else if ft.is_dir() {
+        "a directory".to_string()
+    } else if ft.is_char_device() {
+        "a character device".to_string()
+    } else if ft.is_block_device() {
+        "a block device".to_string()
+    } else if ft.is_fifo() {
+        "a FIFO".to_string()
+    } else {
+        "not a regular file".to_string()
+    };
+    anyhow::bail!(
+        "{} exists and is {what}: the snapshot is written only as a new file or over a regular file (--force replaces only those); to write the archive to standard output, use `-o -`",
+        path.display()
+    )
 }
 
 fn open_root(path: Option<&Path>) -> Result<SystemRoot> {
@@ -632,6 +759,12 @@ pub(crate) fn write_output(path: Option<&Path>, bytes: &[u8], replace: bool) -> 
             if !replace && p.exists() {
                 anyhow::bail!("{} already exists", p.display());
             }
+            if let Some(mut f) = open_special(p)? {
+                f.write_all(bytes)
+                    .and_then(|()| f.flush())
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+                return Ok(());
+            }
             let tmp = temporary_beside(p);
             std::fs::write(&tmp, bytes)
                 .with_context(|| format!("cannot write {}", tmp.display()))?;
@@ -654,6 +787,13 @@ fn stream_output(
             Ok(())
         }
         Some(p) => {
+            if let Some(f) = open_special(p)? {
+                let mut out = std::io::BufWriter::with_capacity(64 * 1024, f);
+                render(&mut out)
+                    .and_then(|()| out.flush())
+                    .with_context(|| format!("cannot write {}", p.display()))?;
+                return Ok(());
+            }
             let tmp = temporary_beside(p);
             let written = std::fs::File::create(&tmp).and_then(|f| {
                 let mut out = std::io::BufWriter::with_capacity(64 * 1024, f);
@@ -667,6 +807,37 @@ fn stream_output(
             rename_into_place(&tmp, p)
         }
     }
+}
+
+/// An output path that is there and not a regular file (after following
+/// links: /dev/stdout, /dev/null, a FIFO) is written into as it is, never
+/// replaced by a file; a block device or a directory is refused. None: a
+/// regular file or nothing, written atomically beside and renamed.
+fn open_special(p: &Path) -> Result<Option<std::fs::File>> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::metadata(p) else {
+        return Ok(None);
+    };
+    let ft = meta.file_type();
+    if ft.is_file() {
+        return Ok(None);
+    }
+    if ft.is_dir() || ft.is_block_device() {
+        anyhow::bail!(
+            "{} is a {}: not an output file; choose a file name",
+            p.display(),
+            if ft.is_dir() {
+                "directory"
+            } else {
+                "block device"
+            }
+        );
+    }
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(p)
+        .with_context(|| format!("cannot open {} for writing", p.display()))?;
+    Ok(Some(f))
 }
 
 /// A temporary name beside `p` for an atomic write.
@@ -728,10 +899,11 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
     let mut diagnosis = crate::diagnose::diagnose(&tree, &opts);
     let duration_seconds = started.elapsed().as_secs_f64();
     if args.confirm {
-        let journal_dir = args
-            .journal_dir
-            .clone()
-            .unwrap_or_else(crate::confirm::journal::default_dir);
+        let journal_dir = match args.journal_dir.clone() {
+            Some(d) => d,
+            None => crate::confirm::journal::default_dir()?,
+        };
+        crate::confirm::journal::set_wait(args.wait);
         if !crate::confirm::command::recover_journals(&journal_dir, false, true) {
             anyhow::bail!(
                 "a journal in {} could not be restored (above); fix that first (`p2pdoctor restore`)",
@@ -764,9 +936,10 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
     match args.format {
         _ if args.summary => {
             writeln!(
-                buf,
+                crate::render::style::TerminalSafe::new(&mut buf),
                 "p2pdoctor: {}: {}",
-                diagnosis.summary.verdict, diagnosis.summary.headline
+                diagnosis.summary.verdict,
+                diagnosis.summary.headline
             )?;
         }
         ReportFormat::Text => {
@@ -799,6 +972,39 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
         return Ok(crate::confirm::signal::EXIT_INTERRUPTED);
     }
     Ok(diagnosis.exit_code(args.fail_on))
+}
+
+/// `p2pdoctor diff A B`: 0 the same, 1 differences.
+fn run_diff(global: &GlobalArgs, scan_options: &ScanOptions, args: DiffArgs) -> Result<i32> {
+    let opts = crate::diagnose::Options {
+        all_pairs: args.all_pairs,
+        ..Default::default()
+    };
+    let read = |path: &Path| -> Result<(Tree, crate::diagnose::Diagnosis, String)> {
+        let root = open_root(Some(path)).with_context(|| format!("reading {}", path.display()))?;
+        let tree = Tree::build(scan::scan(&root, scan_options));
+        let diagnosis = crate::diagnose::diagnose(&tree, &opts);
+        Ok((tree, diagnosis, root.describe()))
+    };
+    let (ta, da, na) = read(&args.a)?;
+    let (tb, db, nb) = read(&args.b)?;
+    let side = |tree, diagnosis, name| crate::compare::Side {
+        name,
+        tree,
+        diagnosis,
+    };
+    let diff = crate::compare::diff(&side(&ta, &da, na), &side(&tb, &db, nb), &args.ignore);
+    let mut buf = Vec::new();
+    match args.format {
+        CheckFormat::Text => crate::render::diff_text::render(
+            &diff,
+            args.output.is_none() && global.color.resolve(),
+            &mut buf,
+        )?,
+        CheckFormat::Json => crate::render::diff_json::render(&diff, &mut buf)?,
+    }
+    write_output(args.output.as_deref(), &buf, true)?;
+    Ok(if diff.same() { 0 } else { 1 })
 }
 
 /// `p2pdoctor explain <ID>`.

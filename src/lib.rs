@@ -5,6 +5,7 @@
 //! `topology` builds the tree and paths, `render` turns values into bytes.
 
 pub mod cli;
+pub mod compare;
 pub mod confirm;
 pub mod diagnose;
 pub mod fixture;

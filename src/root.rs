@@ -31,9 +31,56 @@ use std::sync::{Arc, Mutex, RwLock};
 const MAX_SYMLINKS: usize = 40;
 
 /// Upper bounds on what an archive may expand to, so a hostile snapshot
-/// cannot exhaust memory.
+/// cannot exhaust memory: the tar stream after decompression, the file
+/// contents kept, and the members.
 const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
+const MAX_ARCHIVE_KEPT: u64 = 256 << 20;
 const MAX_ARCHIVE_ENTRIES: usize = 1_000_000;
+
+/// PCI config space: 256 bytes, 4096 with PCIe extended config space; the
+/// kernel's `config` file never holds more.
+pub const MAX_CONFIG: u64 = 4096;
+/// A sysfs attribute: its show() fills at most one page, and the largest
+/// page Linux runs with is 64 KiB (arm64, ppc64). (Binary attributes that
+/// are larger, the BARs' `resourceN`, are never read.)
+pub const MAX_SYSFS_ATTRIBUTE: u64 = 64 << 10;
+/// /proc/sys/kernel/{hostname,osrelease}: a line each.
+const MAX_PROC_SYS: u64 = 4096;
+/// /proc/cmdline: COMMAND_LINE_SIZE is 2048 on x86 and at most a few KiB
+/// elsewhere; 64 KiB is far above any.
+const MAX_CMDLINE: u64 = 64 << 10;
+/// /proc/cpuinfo: about 1.5 KiB per CPU on x86, so 8192 CPUs fit.
+const MAX_CPUINFO: u64 = 16 << 20;
+/// A kernel config (/boot/config-*: ~300 KiB; /proc/config.gz compressed
+/// ~60 KiB) and the kernel log of a capture (the largest log buffer the
+/// kernel allows is 32 MiB).
+const MAX_KERNEL_CONFIG: u64 = 4 << 20;
+const MAX_KERNEL_LOG: u64 = 32 << 20;
+/// Anything else read through a root.
+const MAX_OTHER: u64 = 16 << 20;
+
+/// The most bytes the file at the root-relative `path` may hold, by what
+/// it is (see the constants above). A file larger than that is not what
+/// the kernel makes, and is refused rather than read.
+pub fn read_limit(path: &str) -> u64 {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if path.starts_with("sys/") {
+        return if name == "config" {
+            MAX_CONFIG
+        } else {
+            MAX_SYSFS_ATTRIBUTE
+        };
+    }
+    match path {
+        "proc/cmdline" => MAX_CMDLINE,
+        "proc/cpuinfo" => MAX_CPUINFO,
+        "proc/config.gz" => MAX_KERNEL_CONFIG,
+        KERNEL_LOG_FILE => MAX_KERNEL_LOG,
+        p if p.starts_with("proc/sys/") => MAX_PROC_SYS,
+        p if p.starts_with("boot/config-") => MAX_KERNEL_CONFIG,
+        _ => MAX_OTHER,
+    }
+}
 
 /// The name of the kernel-log file inside a captured tree or snapshot.
 pub const KERNEL_LOG_FILE: &str = "p2pdoctor-kernel.log";
@@ -48,6 +95,12 @@ pub enum RootError {
         "`{path}` is neither a directory nor a p2pdoctor snapshot (a .tar.gz made by `p2pdoctor snapshot`): {reason}"
     )]
     NotASnapshot { path: PathBuf, reason: String },
+    #[error("`{path}` cannot be loaded as a snapshot: {reason}")]
+    TooLarge { path: PathBuf, reason: String },
+    #[error(
+        "`{path}` has no sys/ directory, so it is not a captured tree: a root is laid out like / (PATH/sys/bus/pci/devices, PATH/proc/cmdline, ...); point --root at its top, at a snapshot archive, or at lspci output (a file, or a directory holding lspci*.txt)"
+    )]
+    NoSys { path: PathBuf },
     #[error("`{path}`: {reason}")]
     NotEvidence { path: PathBuf, reason: String },
 }
@@ -85,7 +138,9 @@ fn evidence_in_dir(dir: &Path) -> Option<Vec<u8>> {
             .map(|rd| {
                 rd.filter_map(|e| e.ok())
                     .map(|e| e.path())
-                    .filter(|p| p.is_file())
+                    // Regular files only, links not followed: a hostile
+                    // directory cannot make us read outside it.
+                    .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file()))
                     .filter(|p| {
                         p.file_name()
                             .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
@@ -107,7 +162,7 @@ fn evidence_in_dir(dir: &Path) -> Option<Vec<u8>> {
         ("cat /proc/cmdline", "proc/cmdline"),
         ("cat /proc/cpuinfo", "proc/cpuinfo"),
     ] {
-        if dir.join(rel).is_file() {
+        if fs::symlink_metadata(dir.join(rel)).is_ok_and(|m| m.file_type().is_file()) {
             files.push((cmd.to_string(), dir.join(rel)));
         }
     }
@@ -166,10 +221,139 @@ enum Backing {
     /// A directory on this machine: `/` for the live system, or a capture.
     Dir { base: PathBuf, live: bool },
     /// A snapshot archive loaded into memory.
-    Memory {
-        source: PathBuf,
-        entries: BTreeMap<String, Entry>,
-    },
+    Memory { source: PathBuf, tree: MemTree },
+}
+
+/// An in-memory tree, as nodes linked by name, so that a lookup costs a
+/// step per component however long the path: a hostile snapshot nests
+/// thousands of bridges, and keying by whole paths made every step hash
+/// (or compare) the whole path so far, cubic in the depth.
+#[derive(Debug)]
+struct MemTree {
+    nodes: Vec<MemNode>,
+}
+
+#[derive(Debug)]
+struct MemNode {
+    entry: Entry,
+    /// Children by name, in the order they came; searched in turn while
+    /// few (a sysfs directory along a chain of bridges has a handful).
+    children: Vec<(Box<str>, u32)>,
+    /// The same, hashed, once there are more than [`SCAN_CHILDREN`].
+    index: Option<HashMap<Box<str>, u32>>,
+}
+
+const SCAN_CHILDREN: usize = 16;
+
+impl MemTree {
+    const ROOT: u32 = 0;
+
+    /// Builds the tree. Paths come sorted, so each shares its leading
+    /// components with the one before: only the rest is looked up. Parent
+    /// directories need not be listed (archives often omit them).
+    fn new(entries: BTreeMap<String, Entry>) -> MemTree {
+        let mut tree = MemTree {
+            nodes: vec![MemNode::new(Entry::Dir)],
+        };
+        // The previous path, its components' byte ranges and their nodes.
+        let mut prev = String::new();
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        let mut stack: Vec<u32> = Vec::new();
+        for (key, entry) in entries {
+            // The components wholly inside the bytes shared with the
+            // previous path are its components too: keep their nodes.
+            let kb = key.as_bytes();
+            let lcp = common_prefix(prev.as_bytes(), kb);
+            let mut keep = ranges.partition_point(|&(_, end)| end < lcp);
+            if keep < ranges.len() && ranges[keep].1 == lcp && (lcp == kb.len() || kb[lcp] == b'/')
+            {
+                keep += 1;
+            }
+            ranges.truncate(keep);
+            stack.truncate(keep);
+            let mut at = ranges.last().map_or(0, |r| r.1);
+            for part in key[at..].split('/') {
+                if !part.is_empty() {
+                    let parent = stack.last().copied().unwrap_or(Self::ROOT);
+                    stack.push(tree.child_or_insert(parent, part));
+                    ranges.push((at, at + part.len()));
+                }
+                at += part.len() + 1;
+            }
+            if let Some(&id) = stack.last() {
+                tree.nodes[id as usize].entry = entry;
+            }
+            prev = key;
+        }
+        tree
+    }
+
+    fn node(&self, id: u32) -> &MemNode {
+        &self.nodes[id as usize]
+    }
+
+    fn child(&self, id: u32, name: &str) -> Option<u32> {
+        let n = self.node(id);
+        match &n.index {
+            Some(index) => index.get(name).copied(),
+            None => n
+                .children
+                .iter()
+                .find(|(c, _)| &**c == name)
+                .map(|&(_, id)| id),
+        }
+    }
+
+    fn child_or_insert(&mut self, id: u32, name: &str) -> u32 {
+        if let Some(c) = self.child(id, name) {
+            return c;
+        }
+        let new = self.nodes.len() as u32;
+        self.nodes.push(MemNode::new(Entry::Dir));
+        let n = &mut self.nodes[id as usize];
+        n.children.push((name.into(), new));
+        match &mut n.index {
+            Some(index) => {
+                index.insert(name.into(), new);
+            }
+            None if n.children.len() > SCAN_CHILDREN => {
+                n.index = Some(n.children.iter().cloned().collect());
+            }
+            None => {}
+        }
+        new
+    }
+
+    /// The node at a canonical path (no symlink followed).
+    fn lookup(&self, canonical: &str) -> Option<u32> {
+        split(canonical).try_fold(Self::ROOT, |id, c| self.child(id, c))
+    }
+
+    fn kind(&self, id: u32) -> Kind {
+        match &self.node(id).entry {
+            Entry::Dir => Kind::Dir,
+            Entry::File(_) => Kind::File,
+            Entry::Symlink(t) => Kind::Symlink(t.clone()),
+        }
+    }
+
+    fn names(&self, id: u32) -> Vec<String> {
+        self.node(id)
+            .children
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect()
+    }
+}
+
+impl MemNode {
+    fn new(entry: Entry) -> MemNode {
+        MemNode {
+            entry,
+            children: Vec::new(),
+            index: None,
+        }
+    }
 }
 
 /// A directory resolved once to read several entries of (a device's sysfs
@@ -180,6 +364,8 @@ enum Backing {
 pub struct DirHandle {
     path: String,
     fd: Option<OwnedFd>,
+    /// The directory's node in an in-memory tree (not recording).
+    node: Option<u32>,
 }
 
 impl DirHandle {
@@ -218,9 +404,124 @@ pub struct SystemRoot {
     /// (Held while fewer than [`MAX_HELD`] are; past that, by path.)
     dirs: RwLock<HashMap<String, Arc<DirHandle>>>,
     recorder: Option<Mutex<BTreeMap<String, Entry>>>,
+    /// Files refused (not regular, too large) and archive members skipped,
+    /// each said once: the scan turns them into notes.
+    notes: Mutex<Vec<String>>,
+    /// Tells this root's cursor (see `cursor_skip`) from another's.
+    id: u64,
     /// lspci output, a paste or an hwloc export given as the root (the
     /// backing is then an empty in-memory tree).
     evidence: Option<String>,
+}
+
+thread_local! {
+    /// The last deep path this thread resolved in memory, and the root's
+    /// id (see `cursor_skip`). Per thread: a scan's threads each take a
+    /// batch of neighbouring devices.
+    static CURSOR: std::cell::RefCell<Option<(u64, Cursor)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A canonical path resolved in an in-memory tree, with where each
+/// component starts and its node: the devices of a deep tree are resolved
+/// one after another, each path the one before plus a component, so the
+/// next resolution takes the shared part from here.
+#[derive(Debug)]
+struct Cursor {
+    here: String,
+    ends: Vec<usize>,
+    nodes: Vec<u32>,
+}
+
+/// Paths at least this deep are kept as the cursor.
+const CURSOR_DEPTH: usize = 16;
+
+/// What `cursor_skip` took: the state after the shared components, and the
+/// bytes of the text they span.
+struct Skip {
+    here: String,
+    ends: Vec<usize>,
+    nodes: Vec<u32>,
+    used: usize,
+}
+
+/// How many components of the cursor `cur` the walk from `here` (with
+/// `depth` components) through `rest` shares: (components, their end in
+/// the cursor's path, bytes of `rest` they span); None if not beyond
+/// `here`. Only whole components that are directories are taken.
+fn cursor_match(
+    cur: &Cursor,
+    tree: &MemTree,
+    here: &str,
+    depth: usize,
+    rest: &str,
+) -> Option<(usize, usize, usize)> {
+    if cur.ends.len() <= depth + 1 {
+        return None;
+    }
+    // `here` must be the cursor's first `depth` components.
+    let here_end = cur.ends[depth];
+    if here_end != here.len() || cur.here.as_bytes()[..here_end] != *here.as_bytes() {
+        return None;
+    }
+    // Compare the rest with the cursor beyond `here` at memcmp speed, then
+    // back off to a component boundary in both.
+    let sep = usize::from(depth > 0);
+    let theirs = cur.here.get(here_end + sep..)?.as_bytes();
+    let ours = rest.as_bytes();
+    let mut same = common_prefix(theirs, ours);
+    let boundary =
+        |n: usize| (n == ours.len() || ours[n] == b'/') && (n == theirs.len() || theirs[n] == b'/');
+    while same > 0 && !boundary(same) {
+        same -= 1;
+    }
+    if same == 0 {
+        return None;
+    }
+    // What is taken equals the cursor's canonical path: no `.`, `..` or
+    // empty components in it. The components covered are those that start
+    // before its end; each must be a directory (the next is looked up
+    // below it), so the last is left to the walk unless it is one.
+    let end_abs = here_end + sep + same;
+    let mut m = cur.ends.partition_point(|&e| e < end_abs);
+    while m > depth && tree.kind(cur.nodes[m - 1]) != Kind::Dir {
+        m -= 1;
+    }
+    if m <= depth {
+        return None;
+    }
+    let new_end = cur.ends.get(m).copied().unwrap_or(cur.here.len());
+    Some((m, new_end, new_end - (here_end + sep)))
+}
+
+/// The length of the common prefix of two byte strings, a block at a time.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    const BLOCK: usize = 64;
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + BLOCK <= n && a[i..i + BLOCK] == b[i..i + BLOCK] {
+        i += BLOCK;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
+}
+
+/// Why a file was not read though it is there: not a regular file, or
+/// larger than such a file can be. (The path is added by the root.)
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+fn refused(why: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, Refused(why))
 }
 
 impl SystemRoot {
@@ -232,8 +533,9 @@ impl SystemRoot {
         })
     }
 
-    /// Opens `path`: a directory is a captured tree (or `/`, which is live);
-    /// a file must be a snapshot archive.
+    /// Opens `path`: a directory is a captured tree (or `/`, which is
+    /// live), or, without sysfs but with saved `lspci*` output, evidence; a
+    /// file is a snapshot archive (by its magic or its name) or evidence.
     pub fn open(path: &Path) -> Result<Self, RootError> {
         let meta = fs::metadata(path).map_err(|source| RootError::Open {
             path: path.to_path_buf(),
@@ -248,6 +550,13 @@ impl SystemRoot {
                 && let Some(bytes) = evidence_in_dir(path)
             {
                 return Self::from_evidence(&path.display().to_string(), bytes);
+            }
+            // Everything the analysis reads is below sys/: without it the
+            // root is the wrong directory, not an empty machine.
+            if !path.join("sys").is_dir() {
+                return Err(RootError::NoSys {
+                    path: path.to_path_buf(),
+                });
             }
             return Ok(Self::with_backing(Backing::Dir {
                 base: path.to_path_buf(),
@@ -270,11 +579,19 @@ impl SystemRoot {
             })?;
             return Self::from_evidence(&path.display().to_string(), bytes);
         }
-        let entries = read_archive(file).map_err(|reason| RootError::NotASnapshot {
-            path: path.to_path_buf(),
-            reason,
+        let loaded = read_archive(io::BufReader::new(file)).map_err(|reason| {
+            let path = path.to_path_buf();
+            if reason.starts_with("too large") {
+                RootError::TooLarge { path, reason }
+            } else {
+                RootError::NotASnapshot { path, reason }
+            }
         })?;
-        Ok(Self::from_entries(path, entries))
+        let root = Self::from_entries(path, loaded.entries);
+        for n in loaded.notes {
+            root.add_note(n);
+        }
+        Ok(root)
     }
 
     /// Reads standard input whole (`--root -`): a snapshot archive or an
@@ -288,9 +605,24 @@ impl SystemRoot {
         let gzip = bytes.starts_with(&[0x1f, 0x8b]);
         let tar = bytes.get(257..262) == Some(b"ustar");
         if gzip || tar {
-            let entries = read_archive_from(io::Cursor::new(bytes), gzip)
-                .map_err(|reason| RootError::NotASnapshot { path, reason })?;
-            return Ok(Self::from_entries(Path::new("standard input"), entries));
+            let loaded = read_archive(io::Cursor::new(bytes)).map_err(|reason| {
+                if reason.starts_with("too large") {
+                    RootError::TooLarge {
+                        path: path.clone(),
+                        reason,
+                    }
+                } else {
+                    RootError::NotASnapshot {
+                        path: path.clone(),
+                        reason,
+                    }
+                }
+            })?;
+            let root = Self::from_entries(Path::new("standard input"), loaded.entries);
+            for n in loaded.notes {
+                root.add_note(n);
+            }
+            return Ok(root);
         }
         Self::from_evidence("standard input", bytes)
     }
@@ -318,7 +650,7 @@ impl SystemRoot {
     pub fn from_entries(source: &Path, entries: BTreeMap<String, Entry>) -> Self {
         Self::with_backing(Backing::Memory {
             source: source.to_path_buf(),
-            entries,
+            tree: MemTree::new(entries),
         })
     }
 
@@ -328,7 +660,40 @@ impl SystemRoot {
             kinds: RwLock::new(HashMap::new()),
             dirs: RwLock::new(HashMap::new()),
             recorder: None,
+            notes: Mutex::new(Vec::new()),
             evidence: None,
+            id: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
+        }
+    }
+
+    /// What was refused or skipped while reading (a FIFO where a file
+    /// belongs, a file larger than the kernel makes, an archive member that
+    /// is not a file), one line each, naming the file and the reason.
+    pub fn notes(&self) -> Vec<String> {
+        self.notes.lock().map(|n| n.clone()).unwrap_or_default()
+    }
+
+    fn add_note(&self, note: String) {
+        if let Ok(mut n) = self.notes.lock()
+            && !n.contains(&note)
+        {
+            n.push(note);
+        }
+    }
+
+    /// Turns a refusal from [`read_file`] into an error naming `path`, and
+    /// notes it; other errors pass as they are.
+    fn named(&self, path: &str, e: io::Error) -> io::Error {
+        match e.get_ref().and_then(|i| i.downcast_ref::<Refused>()) {
+            Some(Refused(why)) => {
+                let msg = format!("{path}: {why}; not read");
+                self.add_note(msg.clone());
+                io::Error::new(io::ErrorKind::InvalidData, msg)
+            }
+            None => e,
         }
     }
 
@@ -402,6 +767,9 @@ impl SystemRoot {
 
     /// Looks at one canonical path without following it.
     fn kind(&self, canonical: &str) -> io::Result<Option<Kind>> {
+        if let Backing::Memory { tree, .. } = &self.backing {
+            return Ok(tree.lookup(canonical).map(|id| tree.kind(id)));
+        }
         if let Ok(cache) = self.kinds.read()
             && let Some(k) = cache.get(canonical)
         {
@@ -419,14 +787,7 @@ impl SystemRoot {
                 Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => None,
                 Err(e) => return Err(e),
             },
-            Backing::Memory { entries, .. } => match entries.get(canonical) {
-                Some(Entry::Dir) => Some(Kind::Dir),
-                Some(Entry::File(_)) => Some(Kind::File),
-                Some(Entry::Symlink(t)) => Some(Kind::Symlink(t.clone())),
-                // Archives need not list parent directories explicitly.
-                None if canonical.is_empty() || has_children(entries, canonical) => Some(Kind::Dir),
-                None => None,
-            },
+            Backing::Memory { tree, .. } => tree.lookup(canonical).map(|id| tree.kind(id)),
         };
         // Only directories and links are worth remembering: they are the
         // shared prefixes of many paths. Files are looked at once.
@@ -441,30 +802,88 @@ impl SystemRoot {
     /// Resolves `path` to a canonical root-relative path with no symlinks.
     /// With `follow_last` false, a final symlink is left as it is.
     pub fn resolve(&self, path: &str, follow_last: bool) -> io::Result<String> {
+        self.resolve_in(path, follow_last).map(|(here, _)| here)
+    }
+
+    /// [`resolve`](Self::resolve), and in an in-memory tree the node it
+    /// leads to (None for a last component not followed).
+    fn resolve_in(&self, path: &str, follow_last: bool) -> io::Result<(String, Option<u32>)> {
+        let tree = match &self.backing {
+            Backing::Memory { tree, .. } => Some(tree),
+            Backing::Dir { .. } => None,
+        };
         // `here` is the canonical path so far; `ends` remembers where each
-        // component started, so `..` and a replaced symlink pop cheaply.
+        // component started, so `..` and a replaced symlink pop cheaply;
+        // `nodes` (in memory) the node of each component, beside `ends`.
         let mut here = String::with_capacity(path.len() + 64);
         let mut ends: Vec<usize> = Vec::new();
-        // Components still to walk, next last, as (text, start, end): text
-        // 0 is `path`, text i the (i-1)th symlink target followed. Ranges
-        // rather than Strings: a sysfs path has a dozen components.
-        let mut targets: Vec<String> = Vec::new();
-        let mut todo: Vec<(usize, usize, usize)> = Vec::new();
-        push_components(&mut todo, 0, path);
-        let pop = |here: &mut String, ends: &mut Vec<usize>| {
+        let mut nodes: Vec<u32> = Vec::new();
+        // Texts still to walk, the next on top, each as (text, offset of
+        // what is left): text 0 is `path`, text i the (i-1)th symlink
+        // target followed. Components are taken from a text as they come,
+        // so a long target the cursor lets us skip is never split whole.
+        let mut targets: Vec<std::borrow::Cow<'_, str>> = Vec::new();
+        let mut todo: Vec<(usize, usize)> = vec![(0, 0)];
+        // The texts the cursor was tried on (once each).
+        let mut tried: Vec<bool> = vec![false];
+        let pop = |here: &mut String, ends: &mut Vec<usize>, nodes: &mut Vec<u32>| {
             if let Some(start) = ends.pop() {
                 here.truncate(start);
+                nodes.truncate(ends.len());
             }
         };
-        while let Some((text, start, end)) = todo.pop() {
-            let component = match text {
-                0 => &path[start..end],
-                i => &targets[i - 1][start..end],
+        while let Some(&(t, pos)) = todo.last() {
+            let text: &str = match t {
+                0 => path,
+                i => &targets[i - 1],
+            };
+            let rest = text[pos..].trim_start_matches('/');
+            if rest.is_empty() {
+                todo.pop();
+                continue;
+            }
+            let start = text.len() - rest.len();
+            // In memory, a long plain run of components (a link into a deep
+            // tree) is matched against the last deep path resolved, so that
+            // the shared part costs a comparison, not a step per component.
+            if let Some(tree) = tree
+                && !tried[t]
+                && self.recorder.is_none()
+                && !rest.starts_with("./")
+                && !rest.starts_with("../")
+                && !matches!(rest, "." | "..")
+            {
+                tried[t] = true;
+                if let Some(skip) = self.cursor_skip(tree, &here, ends.len(), rest) {
+                    here = skip.here;
+                    ends = skip.ends;
+                    nodes = skip.nodes;
+                    todo.last_mut().expect("on the stack").1 = start + skip.used;
+                    continue;
+                }
+            }
+            let len = rest.find('/').unwrap_or(rest.len());
+            let component_range = start..start + len;
+            todo.last_mut().expect("on the stack").1 = start + len;
+            // Is anything left after this component, in any text?
+            let last = {
+                let left = |(t, pos): (usize, usize)| {
+                    let s: &str = match t {
+                        0 => path,
+                        i => &targets[i - 1],
+                    };
+                    s[pos..].bytes().any(|b| b != b'/')
+                };
+                !todo.iter().rev().any(|&e| left(e))
+            };
+            let component = match t {
+                0 => &path[component_range],
+                i => &targets[i - 1][component_range],
             };
             match component {
                 "." => continue,
                 ".." => {
-                    pop(&mut here, &mut ends);
+                    pop(&mut here, &mut ends, &mut nodes);
                     continue;
                 }
                 _ => {}
@@ -474,10 +893,31 @@ impl SystemRoot {
                 here.push('/');
             }
             here.push_str(component);
-            if todo.is_empty() && !follow_last {
+            if last && !follow_last {
                 break;
             }
-            match self.kind(&here)? {
+            // In memory, a link's target is borrowed from the tree (it may
+            // be tens of KiB long in a hostile one), not copied.
+            let mut borrowed: Option<&str> = None;
+            let kind = match tree {
+                // One step from the parent's node, not a lookup of `here`.
+                Some(tree) => {
+                    let parent = nodes.last().copied().unwrap_or(MemTree::ROOT);
+                    tree.child(parent, component).map(|id| {
+                        nodes.push(id);
+                        match &tree.node(id).entry {
+                            Entry::Dir => Kind::Dir,
+                            Entry::File(_) => Kind::File,
+                            Entry::Symlink(t) => {
+                                borrowed = Some(t.as_str());
+                                Kind::Symlink(String::new())
+                            }
+                        }
+                    })
+                }
+                None => self.kind(&here)?,
+            };
+            match kind {
                 None => {
                     return Err(io::Error::new(
                         io::ErrorKind::NotFound,
@@ -488,22 +928,30 @@ impl SystemRoot {
                     if targets.len() >= MAX_SYMLINKS {
                         return Err(io::Error::other(format!("{path}: too many symbolic links")));
                     }
-                    self.note(&here, Entry::Symlink(target.clone()));
-                    pop(&mut here, &mut ends);
+                    let target: std::borrow::Cow<'_, str> = match borrowed {
+                        Some(t) => t.into(),
+                        None => target.into(),
+                    };
+                    if self.recorder.is_some() {
+                        self.note(&here, Entry::Symlink(target.to_string()));
+                    }
+                    pop(&mut here, &mut ends, &mut nodes);
                     if target.starts_with('/') {
                         here.clear();
                         ends.clear();
+                        nodes.clear();
                     }
                     targets.push(target);
-                    push_components(&mut todo, targets.len(), &targets[targets.len() - 1]);
+                    tried.push(false);
+                    todo.push((targets.len(), 0));
                 }
-                Some(Kind::File) if !todo.is_empty() => {
+                Some(Kind::File) if !last => {
                     return Err(io::Error::new(
                         io::ErrorKind::NotFound,
                         format!("{here}: not a directory"),
                     ));
                 }
-                Some(Kind::Dir) if todo.is_empty() && self.recorder.is_some() => {
+                Some(Kind::Dir) if last && self.recorder.is_some() => {
                     // A directory reached but perhaps never read from: keep
                     // it, so the path still resolves in a snapshot.
                     self.note(&here, Entry::Dir);
@@ -511,7 +959,53 @@ impl SystemRoot {
                 Some(_) => {}
             }
         }
-        Ok(here)
+        let node = tree.and_then(|_| {
+            if ends.is_empty() {
+                Some(MemTree::ROOT)
+            } else {
+                (nodes.len() == ends.len())
+                    .then(|| nodes.last().copied())
+                    .flatten()
+            }
+        });
+        if tree.is_some() && node.is_some() && ends.len() >= CURSOR_DEPTH && self.recorder.is_none()
+        {
+            let cursor = Cursor {
+                here: here.clone(),
+                ends,
+                nodes,
+            };
+            CURSOR.with_borrow_mut(|c| *c = Some((self.id, cursor)));
+        }
+        Ok((here, node))
+    }
+
+    /// How much of `rest` (components still to walk from `here`, which
+    /// has `depth` of them) the last deep path resolved already walked:
+    /// the state after those components, and the bytes of `rest` used.
+    /// Only plain components (no `.`, `..`) are taken, each one a
+    /// directory there (so never a symlink: the cursor's path is
+    /// canonical).
+    fn cursor_skip(&self, tree: &MemTree, here: &str, depth: usize, rest: &str) -> Option<Skip> {
+        let (id, mut cur) = CURSOR.with_borrow_mut(|c| c.take())?;
+        let found = (id == self.id)
+            .then(|| cursor_match(&cur, tree, here, depth, rest))
+            .flatten();
+        let Some((m, new_end, used)) = found else {
+            // Not this time: leave it for the next resolution.
+            CURSOR.with_borrow_mut(|c| *c = Some((id, cur)));
+            return None;
+        };
+        // Taken, not copied: the resolution puts its result back.
+        cur.here.truncate(new_end);
+        cur.ends.truncate(m);
+        cur.nodes.truncate(m);
+        Some(Skip {
+            here: cur.here,
+            ends: cur.ends,
+            nodes: cur.nodes,
+            used,
+        })
     }
 
     /// Reads a whole file, following symlinks inside the root.
@@ -525,7 +1019,7 @@ impl SystemRoot {
             if !matches!(name, "" | "." | "..") {
                 let dir = self.resolve(dir, true)?;
                 let canonical = join(&dir, name);
-                match read_nofollow(&base.join(&canonical)) {
+                match read_nofollow(&base.join(&canonical), read_limit(&canonical)) {
                     Ok(bytes) => {
                         if self.recorder.is_some() {
                             self.note(&canonical, Entry::File(bytes.clone()));
@@ -533,14 +1027,17 @@ impl SystemRoot {
                         return Ok(bytes);
                     }
                     Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {}
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(self.named(&canonical, e)),
                 }
             }
         }
-        let canonical = self.resolve(path, true)?;
+        let (canonical, node) = self.resolve_in(path, true)?;
         let bytes = match &self.backing {
-            Backing::Dir { base, .. } => read_nofollow(&base.join(&canonical))?,
-            Backing::Memory { entries, .. } => match entries.get(&canonical) {
+            Backing::Dir { base, .. } => {
+                read_nofollow(&base.join(&canonical), read_limit(&canonical))
+                    .map_err(|e| self.named(&canonical, e))?
+            }
+            Backing::Memory { tree, .. } => match node.map(|id| &tree.node(id).entry) {
                 Some(Entry::File(b)) => b.clone(),
                 Some(_) => return Err(io::Error::other(format!("{canonical}: is a directory"))),
                 None => {
@@ -562,9 +1059,13 @@ impl SystemRoot {
     /// friends.
     pub fn open_dir(&self, path: &str) -> io::Result<DirHandle> {
         if !self.holds_dirs() {
+            let (path, node) = self.resolve_in(path, true)?;
             return Ok(DirHandle {
-                path: self.resolve(path, true)?,
+                path,
                 fd: None,
+                // Reads in it go straight to its node (when not recording,
+                // which needs every step seen by `resolve`).
+                node: node.filter(|_| self.recorder.is_none()),
             });
         }
         // Everything but the last component resolves through the caches
@@ -575,6 +1076,7 @@ impl SystemRoot {
             None => Ok(DirHandle {
                 path: String::new(),
                 fd: None,
+                node: None,
             }),
         }
     }
@@ -621,12 +1123,14 @@ impl SystemRoot {
                     return Ok(DirHandle {
                         path: here(),
                         fd: Some(fd),
+                        node: None,
                     });
                 }
                 Some(Last::Other) => {
                     return Ok(DirHandle {
                         path: here(),
                         fd: None,
+                        node: None,
                     });
                 }
                 Some(Last::Link(target)) => {
@@ -639,6 +1143,7 @@ impl SystemRoot {
                         return Ok(DirHandle {
                             path: String::new(),
                             fd: None,
+                            node: None,
                         });
                     };
                     next = Some(found);
@@ -673,8 +1178,9 @@ impl SystemRoot {
         };
         // One call where the kernel has openat2: it refuses a link on the
         // way (then, and on any failure, the steps below decide).
+        let limit = read_limit(&path());
         if let Ok(f) = at::open_without_links(fd.as_fd(), &join(sub, name)) {
-            return read_file(f.into());
+            return read_file(f.into(), limit).map_err(|e| self.named(&path(), e));
         }
         match at::readlink(fd.as_fd(), sub) {
             // There, and not a link.
@@ -688,8 +1194,8 @@ impl SystemRoot {
             // A link (followed inside the root), or an odd error.
             _ => return self.read(&path()),
         }
-        match at::open(fd.as_fd(), &join(sub, name), libc::O_RDONLY) {
-            Ok(f) => read_file(f.into()),
+        match at::open(fd.as_fd(), &join(sub, name), READ_FLAGS) {
+            Ok(f) => read_file(f.into(), limit).map_err(|e| self.named(&path(), e)),
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => self.read(&path()),
             Err(e) => Err(e),
         }
@@ -713,7 +1219,11 @@ impl SystemRoot {
             Backing::Dir { base, .. } if room => open_path_dir(&base.join(&path)).ok(),
             _ => None,
         };
-        let parent = Arc::new(DirHandle { path, fd });
+        let parent = Arc::new(DirHandle {
+            path,
+            fd,
+            node: None,
+        });
         Ok(match self.dirs.write() {
             Ok(mut m) => m.entry(dir.to_string()).or_insert(parent).clone(),
             Err(_) => parent,
@@ -791,19 +1301,47 @@ impl SystemRoot {
         }
     }
 
+    /// What `name` is in a directory of an in-memory tree held by its
+    /// node: one step, rather than the directory's whole path again.
+    fn mem_child(&self, dir: &DirHandle, name: &str) -> Option<Option<&Entry>> {
+        match (&self.backing, dir.node) {
+            (Backing::Memory { tree, .. }, Some(id)) if is_name(name) => {
+                Some(tree.child(id, name).map(|c| &tree.node(c).entry))
+            }
+            _ => None,
+        }
+    }
+
     /// Reads `name` in a directory from [`open_dir`](Self::open_dir): the
     /// hot path of a scan, which reads a dozen attributes per device.
     pub fn read_at(&self, dir: &DirHandle, name: &str) -> io::Result<Vec<u8>> {
+        match self.mem_child(dir, name) {
+            Some(Some(Entry::File(b))) => return Ok(b.clone()),
+            Some(None) => {
+                // Named by the directory's last component: its whole path
+                // may be tens of KiB in a hostile tree, and a scan asks for
+                // many attributes that are not there.
+                let last = dir.path.rsplit('/').next().unwrap_or("");
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(".../{last}/{name}: no such file"),
+                ));
+            }
+            _ => {}
+        }
         match &dir.fd {
             Some(fd) if is_name(name) => {
-                match at::open(fd.as_fd(), name, libc::O_RDONLY).and_then(|f| read_file(f.into())) {
+                let limit = limit_in(&dir.path, name);
+                match at::open(fd.as_fd(), name, READ_FLAGS)
+                    .and_then(|f| read_file(f.into(), limit))
+                {
                     // A held directory means no recorder: nothing to note.
                     Ok(bytes) => Ok(bytes),
                     // A symlink: follow it inside the root.
                     Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
                         self.read(&join(&dir.path, name))
                     }
-                    Err(e) => Err(e),
+                    Err(e) => Err(self.named(&join(&dir.path, name), e)),
                 }
             }
             _ => self.read(&join(&dir.path, name)),
@@ -813,6 +1351,11 @@ impl SystemRoot {
     /// Whether `name` exists in a directory from
     /// [`open_dir`](Self::open_dir) (following a symlink there).
     pub fn exists_at(&self, dir: &DirHandle, name: &str) -> bool {
+        match self.mem_child(dir, name) {
+            Some(Some(Entry::File(_) | Entry::Dir)) => return true,
+            Some(None) => return false,
+            _ => {}
+        }
         match &dir.fd {
             // readlink answers "absent", "there and not a link" or "a link"
             // in one call, without filling in a stat buffer.
@@ -833,6 +1376,11 @@ impl SystemRoot {
     /// The last component of the target of the symlink `name` in a
     /// directory from [`open_dir`](Self::open_dir) (`driver` → `nvme`).
     pub fn link_name_at(&self, dir: &DirHandle, name: &str) -> Option<String> {
+        match self.mem_child(dir, name) {
+            Some(Some(Entry::Symlink(t))) => return split(t).next_back().map(str::to_string),
+            Some(_) => return None,
+            None => {}
+        }
         let target = match &dir.fd {
             Some(fd) if is_name(name) => at::readlink(fd.as_fd(), name).ok()?,
             _ => self.read_link(&join(&dir.path, name)).ok()?,
@@ -894,7 +1442,7 @@ impl SystemRoot {
 
     /// The names in a directory, sorted.
     pub fn read_dir(&self, path: &str) -> io::Result<Vec<String>> {
-        let canonical = self.resolve(path, true)?;
+        let (canonical, node) = self.resolve_in(path, true)?;
         let mut names: Vec<String> = match &self.backing {
             Backing::Dir { base, .. } => fs::read_dir(base.join(&canonical))?
                 .filter_map(|e| e.ok())
@@ -904,15 +1452,15 @@ impl SystemRoot {
                         .unwrap_or_else(|n| n.to_string_lossy().into_owned())
                 })
                 .collect(),
-            Backing::Memory { entries, .. } => {
-                if !matches!(self.kind(&canonical)?, Some(Kind::Dir)) {
+            Backing::Memory { tree, .. } => match node {
+                Some(id) if tree.kind(id) == Kind::Dir => tree.names(id),
+                _ => {
                     return Err(io::Error::new(
                         io::ErrorKind::NotFound,
                         format!("{canonical}: not a directory"),
                     ));
                 }
-                children(entries, &canonical)
-            }
+            },
         };
         names.sort_unstable();
         if self.recorder.is_some() {
@@ -959,18 +1507,80 @@ fn trimmed_text(bytes: &[u8]) -> String {
     }
 }
 
+/// Flags every file of a root is opened with, besides O_RDONLY, O_CLOEXEC
+/// and O_NOFOLLOW: O_NONBLOCK, so that a FIFO planted where a file belongs
+/// does not block the open (it is then refused by [`read_file`]).
+const READ_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_NONBLOCK;
+
 /// Reads a whole file, refusing to follow a symlink in its last component
 /// (the path is already resolved; this keeps it so should the tree change).
-fn read_nofollow(path: &Path) -> io::Result<Vec<u8>> {
+fn read_nofollow(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     let f = fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)?;
-    read_file(f)
+    read_file(f, limit)
 }
 
-/// Reads an open file to its end.
-fn read_file(mut f: fs::File) -> io::Result<Vec<u8>> {
+/// [`read_limit`] of `name` in `dir`, without joining them for the usual
+/// case (a sysfs directory).
+fn limit_in(dir: &str, name: &str) -> u64 {
+    if dir.starts_with("sys/") {
+        if name == "config" {
+            MAX_CONFIG
+        } else {
+            MAX_SYSFS_ATTRIBUTE
+        }
+    } else {
+        read_limit(&join(dir, name))
+    }
+}
+
+/// What a file is, for a refusal.
+fn file_kind(ft: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
+}
+
+/// Reads an open file to its end: only a regular file (what sysfs, procfs
+/// and a capture hold; a FIFO or a device could block or never end), and
+/// at most `limit` bytes (more is refused, not cut: a longer file is not
+/// the kernel's).
+fn read_file(f: fs::File, limit: u64) -> io::Result<Vec<u8>> {
+    let meta = f.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(refused(format!(
+            "not a regular file ({})",
+            file_kind(meta.file_type())
+        )));
+    }
+    // sysfs reports 4096 (or the page size) whatever an attribute holds and
+    // procfs 0, so the size is a bound to check, not the length to read.
+    let too_large = || refused(format!("larger than {limit} bytes"));
+    if meta.len() > limit.max(MAX_SYSFS_ATTRIBUTE) {
+        return Err(too_large());
+    }
+    let bytes = read_to_end(f, limit)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// Reads an open file to its end, or to `limit` + 1 bytes.
+fn read_to_end(mut f: fs::File, limit: u64) -> io::Result<Vec<u8>> {
     // sysfs files report a size of 4096 whatever they hold, so no size
     // hint (which would cost a statx and an lseek per file). A read from a
     // regular file or a sysfs attribute comes back short only at the end,
@@ -991,7 +1601,8 @@ fn read_file(mut f: fs::File) -> io::Result<Vec<u8>> {
         }
     })?;
     if buf.len() == FIRST {
-        f.take(u64::MAX).read_to_end(&mut buf)?;
+        let left = (limit + 1).saturating_sub(buf.len() as u64);
+        f.take(left).read_to_end(&mut buf)?;
     }
     Ok(buf)
 }
@@ -1145,47 +1756,8 @@ pub fn join(dir: &str, name: &str) -> String {
     path
 }
 
-/// Queues the components of `path` (read from text `text`) on `todo` as
-/// byte ranges, the first component last (it is popped first).
-fn push_components(todo: &mut Vec<(usize, usize, usize)>, text: usize, path: &str) {
-    let first = todo.len();
-    let mut start = 0;
-    for part in path.split('/') {
-        if !part.is_empty() {
-            todo.push((text, start, start + part.len()));
-        }
-        start += part.len() + 1;
-    }
-    todo[first..].reverse();
-}
-
 fn split(path: &str) -> impl DoubleEndedIterator<Item = &str> {
     path.split('/').filter(|c| !c.is_empty())
-}
-
-fn has_children(entries: &BTreeMap<String, Entry>, dir: &str) -> bool {
-    let prefix = format!("{dir}/");
-    entries
-        .range(prefix.clone()..)
-        .next()
-        .is_some_and(|(k, _)| k.starts_with(&prefix))
-}
-
-fn children(entries: &BTreeMap<String, Entry>, dir: &str) -> Vec<String> {
-    let prefix = if dir.is_empty() {
-        String::new()
-    } else {
-        format!("{dir}/")
-    };
-    let mut names: Vec<String> = entries
-        .range(prefix.clone()..)
-        .take_while(|(k, _)| k.starts_with(&prefix))
-        .filter_map(|(k, _)| k[prefix.len()..].split('/').next())
-        .filter(|n| !n.is_empty())
-        .map(str::to_string)
-        .collect();
-    names.dedup();
-    names
 }
 
 /// Normalises an archive member name: no leading `/` or `./`, and no `..`.
@@ -1200,48 +1772,95 @@ fn archive_name(raw: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
-/// Loads a gzip (or plain) tar archive into memory.
-fn read_archive(mut file: fs::File) -> Result<BTreeMap<String, Entry>, String> {
+/// Counts what passes, and fails once more than `limit` bytes have: an
+/// archive that expands past it is too large (a bomb), not damaged.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    /// Set when the bound was passed (shared: the tar reader owns this).
+    tripped: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            // Only an error if there is more to come.
+            let mut one = [0u8; 1];
+            return match self.inner.read(&mut one)? {
+                0 => Ok(0),
+                _ => {
+                    self.tripped.set(true);
+                    Err(io::Error::other("too large"))
+                }
+            };
+        }
+        let n = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let got = self.inner.read(&mut buf[..n])?;
+        self.left -= got as u64;
+        Ok(got)
+    }
+}
+
+/// What an archive held: its tree, and what was skipped (named, with why).
+pub(crate) struct Loaded {
+    pub entries: BTreeMap<String, Entry>,
+    pub notes: Vec<String>,
+}
+
+/// Loads a gzip (or plain) tar archive into memory, within bounds: the
+/// stream expands to at most [`MAX_ARCHIVE_BYTES`], each member holds no
+/// more than [`read_limit`] allows for its path, and all kept contents at
+/// most [`MAX_ARCHIVE_KEPT`]; past any of them the archive is "too large".
+/// The gzip checksum is checked (the stream is read to its end). Hard
+/// links are followed inside the archive; members that are not files,
+/// directories or links are skipped with a note.
+pub(crate) fn read_archive(file: impl Read) -> Result<Loaded, String> {
+    read_archive_within(file, MAX_ARCHIVE_BYTES)
+}
+
+/// [`read_archive`] with the expansion bound given (tests use a small one).
+fn read_archive_within(mut file: impl Read, bound: u64) -> Result<Loaded, String> {
     let mut magic = [0u8; 2];
     file.read_exact(&mut magic)
         .map_err(|e| format!("cannot read it: {e}"))?;
-    let file = {
-        use std::io::Seek;
-        let mut f = file;
-        f.seek(io::SeekFrom::Start(0))
-            .map_err(|e| format!("cannot read it: {e}"))?;
-        f
-    };
     let gzip = magic == [0x1f, 0x8b];
-    if !gzip {
-        // A plain tar carries "ustar" at offset 257.
-        let mut head = [0u8; 263];
-        let n = (&file).read(&mut head).unwrap_or(0);
-        use std::io::Seek;
-        let _ = (&file).seek(io::SeekFrom::Start(0));
-        if n < 262 || &head[257..262] != b"ustar" {
-            return Err("it is not a gzip or tar file".to_string());
-        }
-    }
-    read_archive_from(file, gzip)
-}
-
-/// The entries of a (gzipped) tar stream, bounded.
-fn read_archive_from(file: impl Read, gzip: bool) -> Result<BTreeMap<String, Entry>, String> {
+    let file = io::Cursor::new(magic).chain(file);
     let reader: Box<dyn Read> = if gzip {
         Box::new(flate2::read::GzDecoder::new(file))
     } else {
         Box::new(file)
     };
-    let mut archive = tar::Archive::new(reader.take(MAX_ARCHIVE_BYTES));
+    let tripped = std::rc::Rc::new(std::cell::Cell::new(false));
+    let mut archive = tar::Archive::new(Bounded {
+        inner: reader,
+        left: bound,
+        tripped: tripped.clone(),
+    });
+    let too_large = || {
+        format!(
+            "too large: it expands to more than {} (a p2pdoctor snapshot is a few MiB)",
+            human(bound)
+        )
+    };
     let mut entries = BTreeMap::new();
+    let mut notes = Vec::new();
+    let mut kept: u64 = 0;
+    let mut plain_checked = gzip;
     let iter = archive
         .entries()
         .map_err(|e| format!("not a tar archive: {e}"))?;
     for item in iter {
-        let mut item = item.map_err(|e| format!("damaged archive: {e}"))?;
+        let mut item = match item {
+            Ok(i) => i,
+            Err(_) if tripped.get() => return Err(too_large()),
+            Err(e) if !plain_checked => return Err(format!("it is not a gzip or tar file ({e})")),
+            Err(e) => return Err(format!("damaged archive: {e}")),
+        };
+        plain_checked = true;
         if entries.len() >= MAX_ARCHIVE_ENTRIES {
-            return Err(format!("more than {MAX_ARCHIVE_ENTRIES} entries"));
+            return Err(format!(
+                "too large: more than {MAX_ARCHIVE_ENTRIES} members"
+            ));
         }
         let raw = item
             .path()
@@ -1263,22 +1882,86 @@ fn read_archive_from(file: impl Read, gzip: bool) -> Result<BTreeMap<String, Ent
                 .map(|t| t.to_string_lossy().into_owned())
                 .unwrap_or_default();
             Entry::Symlink(target)
+        } else if kind.is_hard_link() {
+            let target = item
+                .link_name()
+                .map_err(|e| format!("bad link in `{raw}`: {e}"))?
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match archive_name(&target).and_then(|t| entries.get(&t)) {
+                Some(Entry::File(bytes)) => {
+                    kept += bytes.len() as u64;
+                    if kept > MAX_ARCHIVE_KEPT {
+                        return Err(format!(
+                            "too large: its files hold more than {}",
+                            human(MAX_ARCHIVE_KEPT)
+                        ));
+                    }
+                    Entry::File(bytes.clone())
+                }
+                _ => {
+                    notes.push(format!(
+                        "archive member `{raw}` is a hard link to `{target}`, which is not a file earlier in the archive; skipped"
+                    ));
+                    continue;
+                }
+            }
         } else if kind.is_file() {
-            let mut buf = Vec::new();
-            item.read_to_end(&mut buf)
-                .map_err(|e| format!("damaged member `{raw}`: {e}"))?;
+            let size = item.header().size().unwrap_or(u64::MAX);
+            let limit = read_limit(&name);
+            if size > limit {
+                return Err(format!(
+                    "too large: member `{raw}` holds {size} bytes, more than the {limit} such a file can"
+                ));
+            }
+            kept += size;
+            if kept > MAX_ARCHIVE_KEPT {
+                return Err(format!(
+                    "too large: its files hold more than {}",
+                    human(MAX_ARCHIVE_KEPT)
+                ));
+            }
+            let mut buf = Vec::with_capacity(size as usize);
+            match (&mut item).take(limit + 1).read_to_end(&mut buf) {
+                Ok(_) => {}
+                Err(_) if tripped.get() => return Err(too_large()),
+                Err(e) => return Err(format!("damaged member `{raw}`: {e}")),
+            }
             Entry::File(buf)
         } else {
+            let what = match kind {
+                tar::EntryType::Char => "a character device",
+                tar::EntryType::Block => "a block device",
+                tar::EntryType::Fifo => "a FIFO",
+                _ => "not a file, directory or link",
+            };
+            notes.push(format!("archive member `{raw}` is {what}; skipped"));
             continue;
         };
         if !name.is_empty() {
             entries.insert(name, entry);
         }
     }
-    if entries.is_empty() {
-        return Err("it holds no files".to_string());
+    // Read to the end, so the gzip trailer's CRC-32 and length are checked.
+    let mut rest = archive.into_inner();
+    match io::copy(&mut rest, &mut io::sink()) {
+        Ok(_) => {}
+        Err(_) if tripped.get() => return Err(too_large()),
+        Err(e) => return Err(format!("damaged archive: {e}")),
     }
-    Ok(entries)
+    if entries.is_empty() {
+        return Err(if plain_checked {
+            "it holds no files".to_string()
+        } else {
+            "it is not a gzip or tar file".to_string()
+        });
+    }
+    Ok(Loaded { entries, notes })
+}
+
+/// `1 GiB`, for the archive bounds.
+fn human(n: u64) -> String {
+    crate::render::human_bytes(n)
 }
 
 #[cfg(test)]
@@ -1497,6 +2180,143 @@ mod tests {
         );
         assert_eq!(rec.get("sys/devices/x/config"), Some(&file("abc")));
         assert!(!rec.contains_key("sys/devices/x/other"));
+    }
+
+    /// A gzip tar of `files`, then `tail` zero bytes after the tar's end.
+    fn tar_gz(files: &[(&str, &[u8])], links: &[(&str, &str)], tail: usize) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o444);
+            h.set_cksum();
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        for (name, target) in links {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Link);
+            h.set_size(0);
+            b.append_link(&mut h, name, target).unwrap();
+        }
+        let mut raw = b.into_inner().unwrap();
+        raw.resize(raw.len() + tail, 0);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &raw).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn archive_bounds_say_too_large_and_the_crc_is_checked() {
+        // A member larger than its kind can be: refused by its header.
+        let big = vec![0u8; 5000];
+        let e = read_archive(&tar_gz(&[("sys/devices/x/config", &big)], &[], 0)[..])
+            .err()
+            .unwrap();
+        assert!(e.starts_with("too large: member"), "{e}");
+        assert!(e.contains("more than the 4096"), "{e}");
+        // A bomb: expands past the bound (here 1 MiB, 4 MiB of zeros).
+        let bomb = tar_gz(&[("sys/a", b"x")], &[], 4 << 20);
+        let e = read_archive_within(&bomb[..], 1 << 20).err().unwrap();
+        assert!(e.starts_with("too large: it expands"), "{e}");
+        assert!(read_archive_within(&bomb[..], 8 << 20).is_ok());
+        // The gzip trailer's CRC-32 is checked.
+        let mut bad = tar_gz(&[("sys/a", b"x")], &[], 0);
+        let n = bad.len();
+        bad[n - 8] ^= 0xff;
+        let e = read_archive(&bad[..]).err().unwrap();
+        assert!(e.contains("checksum"), "{e}");
+        // Hard links are followed inside the archive, or noted.
+        let ok = tar_gz(
+            &[("sys/a", b"same")],
+            &[("sys/b", "sys/a"), ("sys/c", "nowhere")],
+            0,
+        );
+        let loaded = read_archive(&ok[..]).unwrap();
+        assert_eq!(loaded.entries.get("sys/b"), Some(&file("same")));
+        assert!(!loaded.entries.contains_key("sys/c"));
+        assert!(
+            loaded.notes[0].contains("`sys/c` is a hard link"),
+            "{:?}",
+            loaded.notes
+        );
+    }
+
+    #[test]
+    fn only_regular_files_within_their_bound_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let dev = d.join("sys/devices/pci0000:00/0000:00:01.0");
+        fs::create_dir_all(&dev).unwrap();
+        fs::create_dir_all(d.join("proc")).unwrap();
+        let fifo = std::ffi::CString::new(dev.join("config").to_str().unwrap()).unwrap();
+        // SAFETY: a NUL-terminated path; mkfifo creates a file or fails.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        fs::File::create(dev.join("vendor"))
+            .unwrap()
+            .set_len(1 << 30)
+            .unwrap();
+        fs::write(dev.join("device"), "0x1234\n").unwrap();
+        let r = SystemRoot::open(d).unwrap();
+        let p = "sys/devices/pci0000:00/0000:00:01.0";
+        let e = r.read(&format!("{p}/config")).unwrap_err();
+        assert!(e.to_string().contains("not a regular file (a FIFO)"), "{e}");
+        let e = r.read(&format!("{p}/vendor")).unwrap_err();
+        assert!(e.to_string().contains("larger than 65536 bytes"), "{e}");
+        let h = r.open_dir(p).unwrap();
+        assert!(r.read_at(&h, "config").is_err());
+        assert_eq!(r.read_string_at(&h, "device").unwrap(), "0x1234");
+        let notes = r.notes();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].starts_with(&format!("{p}/config: not a regular file")));
+        // No sys/: not a root.
+        let empty = tempfile::tempdir().unwrap();
+        let e = SystemRoot::open(empty.path()).err().unwrap();
+        assert!(e.to_string().contains("has no sys/ directory"), "{e}");
+    }
+
+    #[test]
+    fn memory_tree_keeps_the_semantics_of_a_path_map() {
+        let r = mem(&[
+            ("a/b", file("file")),
+            ("a/b/c", file("below a file")),
+            ("x/y/z", file("deep")),
+            ("x/l", link("y")),
+            ("x/abs", link("/x/y")),
+        ]);
+        assert_eq!(r.read_string("x/y/z").unwrap(), "deep");
+        assert_eq!(r.read_string("x/l/z").unwrap(), "deep");
+        assert_eq!(r.read_string("x/abs/z").unwrap(), "deep");
+        assert!(r.read("a/b/c").is_err(), "a file is not a directory");
+        assert_eq!(r.read_dir("x").unwrap(), ["abs", "l", "y"]);
+        assert!(r.read_dir("a/b").is_err());
+        let h = r.open_dir("x/l").unwrap();
+        assert_eq!(h.path(), "x/y");
+        assert_eq!(r.read_string_at(&h, "z").unwrap(), "deep");
+        assert!(r.read_at(&h, "none").is_err());
+        assert!(r.exists_at(&h, "z") && !r.exists_at(&h, "none"));
+        // Deep paths one after another take the cursor; same answers.
+        let mut entries = BTreeMap::new();
+        let mut path = String::from("sys/devices/pci0000:00");
+        for i in 0..40 {
+            path.push_str(&format!("/0000:{i:02x}:00.0"));
+            entries.insert(format!("{path}/config"), file(&i.to_string()));
+            entries.insert(
+                format!("sys/bus/pci/devices/{i}"),
+                link(&format!("../../../{}", &path[4..])),
+            );
+        }
+        let r = SystemRoot::from_entries(Path::new("t"), entries);
+        for i in 0..40 {
+            let h = r.open_dir(&format!("sys/bus/pci/devices/{i}")).unwrap();
+            assert_eq!(h.path().matches('/').count(), 3 + i, "{i}");
+            assert_eq!(r.read_string_at(&h, "config").unwrap(), i.to_string());
+        }
+        for i in (0..40).rev() {
+            let h = r
+                .open_dir(&format!("sys/bus/pci/../pci/devices/{i}/."))
+                .unwrap();
+            assert_eq!(r.read_string_at(&h, "config").unwrap(), i.to_string());
+        }
     }
 
     #[test]

@@ -123,12 +123,16 @@ fn trim(entries: &mut BTreeMap<String, Entry>, facts: &scan::Facts) {
         ];
         let text: String = String::from_utf8_lossy(b)
             .lines()
-            .filter(|l| {
-                l.trim().is_empty()
-                    || l.split_once(':')
-                        .is_some_and(|(k, _)| keep.contains(&k.trim()))
+            .filter_map(|l| {
+                let key = l.split_once(':').map(|(k, _)| k.trim());
+                if l.trim().is_empty() || key.is_some_and(|k| keep.contains(&k)) {
+                    return Some(format!("{l}\n"));
+                }
+                // Of the flags only the hypervisor bit is read (a virtual
+                // machine, scan::virt); the rest stays out.
+                (key == Some("flags") && l.split_whitespace().any(|f| f == "hypervisor"))
+                    .then(|| "flags\t\t: hypervisor\n".to_string())
             })
-            .map(|l| format!("{l}\n"))
             .collect();
         *b = text.into_bytes();
     }

@@ -24,7 +24,7 @@ fn copy_tree(from: &Path, to: &Path) {
 
 /// What a copy that followed links leaves of one device directory: its
 /// regular files, its `p2pmem/` directory, and its `iommu_group` link as
-/// a directory holding the group's `type`. Child devices, `driver`,
+/// a directory holding the group's `type` and its members' directories. Child devices, `driver`,
 /// `subsystem` and the other links are left out (a real `cp -rL` of sysfs
 /// loops through them; collection tools skip them).
 fn followed_copy_of_device(src: &Path, dst: &Path) {
@@ -43,6 +43,11 @@ fn followed_copy_of_device(src: &Path, dst: &Path) {
             fs::create_dir_all(&to).unwrap();
             if let Ok(t) = fs::read(from.join("type")) {
                 fs::write(to.join("type"), t).unwrap();
+            }
+            // devices/<member>: links there, directories in the copy.
+            for m in fs::read_dir(from.join("devices")).into_iter().flatten() {
+                let m = m.unwrap();
+                fs::create_dir_all(to.join("devices").join(m.file_name())).unwrap();
             }
         }
     }

@@ -111,6 +111,12 @@ fn the_pipeline_runs_every_pair_with_a_namespace_and_skips_the_rest() {
                 assert_eq!(c.directions[1].restored, Some(true));
                 assert!(c.throughput.unwrap() > 0.0 && c.host_throughput.unwrap() > 0.0);
             }
+            // the provider with itself (issue 11 item 1): the NVMe reads
+            // its own namespace into its own CMB.
+            "0000:03:00.0" => {
+                assert_eq!(c.outcome, PairOutcome::Ok, "{c:#?}");
+                assert_eq!(c.agrees, Some(true));
+            }
             // the SATA controller has no namespace
             _ => {
                 assert_eq!(c.outcome, PairOutcome::Skipped);
@@ -124,7 +130,7 @@ fn the_pipeline_runs_every_pair_with_a_namespace_and_skips_the_rest() {
         "restored"
     );
     assert!(
-        d.summary.headline.contains("experiments: 1 ok, 1 skipped"),
+        d.summary.headline.contains("experiments: 2 ok, 1 skipped"),
         "{}",
         d.summary.headline
     );
@@ -191,6 +197,10 @@ fn result(outcome: PairOutcome, errno: Option<i32>, log: &[&str]) -> PairConfirm
             restored: None,
         }],
         log: log.iter().map(|s| s.to_string()).collect(),
+        namespace: Some("nvme1n1".into()),
+        carried_by: Vec::new(),
+        settles_pair: true,
+        unsettled: None,
     }
 }
 
@@ -200,14 +210,15 @@ fn inject(d: &mut Diagnosis, client: &str, mut r: PairConfirm) {
     let p = d
         .pairs
         .iter_mut()
-        .find(|p| p.client.to_string() == client)
+        .find(|p| p.client.to_string() == client && p.client != p.provider)
         .unwrap();
-    let allowed = p.verdict.map_type != diagnose::MapType::NotSupported;
-    r.agrees = match r.outcome {
-        PairOutcome::Ok | PairOutcome::Mismatch => Some(allowed),
-        PairOutcome::Refused => Some(!allowed),
-        _ => None,
-    };
+    pairs::judge(
+        &mut r,
+        p.provider,
+        p.client,
+        p.verdict.map_type,
+        Path::new("/nonexistent"),
+    );
     p.confirm = Some(r);
 }
 
@@ -339,7 +350,7 @@ fn an_enomem_mapping_confirms_the_exhausted_pool_and_a_mapped_buffer_refutes_it(
     let client = d
         .pairs
         .iter()
-        .find(|p| p.provider == provider)
+        .find(|p| p.provider == provider && p.client != provider)
         .expect("a pair with the exhausted provider")
         .client
         .to_string();
@@ -427,5 +438,139 @@ fn only_fault_lines_naming_the_pair_count() {
         m.message.contains("no IOMMU fault was logged"),
         "{}",
         m.message
+    );
+}
+
+/// Issue 11 item 9: native NVMe multipath carried the I/O through another
+/// controller of the subsystem (the provider's own): the experiment does
+/// not test the named client, so a "verified" transfer neither refutes the
+/// prediction nor raises P2P902.
+#[test]
+fn an_experiment_carried_by_another_controller_settles_nothing() {
+    let mut d = lab("02-root-ports");
+    assert_eq!(status_of(&d, "P2P401"), Some(Status::Predicted));
+    let pair = d
+        .pairs
+        .iter()
+        .find(|p| p.client.to_string() == "0000:02:00.0" && p.client != p.provider)
+        .unwrap();
+    let provider = pair.provider;
+    let mut r = result(PairOutcome::Ok, None, &[]);
+    r.carried_by = vec![pairs::IoPath {
+        controller: "nvme0".into(),
+        pci: Some(provider),
+        path: "nvme0c0n1".into(),
+        ios: 512,
+    }];
+    inject(&mut d, "0000:02:00.0", r);
+    let c = d
+        .pairs
+        .iter()
+        .find(|p| p.client.to_string() == "0000:02:00.0" && p.client != p.provider)
+        .unwrap()
+        .confirm
+        .clone()
+        .unwrap();
+    assert!(!c.settles_pair);
+    assert_eq!(c.agrees, None);
+    assert!(
+        c.unsettled
+            .as_deref()
+            .unwrap()
+            .contains("nvme0 (nvme0c0n1)")
+    );
+    assert!(c.path().iter().any(|l| l.contains("via controller nvme0")));
+    pairs::settle(&mut d);
+    assert_eq!(
+        status_of(&d, "P2P401"),
+        Some(Status::Predicted),
+        "not refuted"
+    );
+    assert!(!d.findings.iter().any(|f| f.rule == "P2P902"));
+    // The same transfer carried by the client's own controller settles it.
+    let mut d = lab("02-root-ports");
+    let client: p2pdoctor::pci::Bdf = "0000:02:00.0".parse().unwrap();
+    let mut r = result(PairOutcome::Refused, Some(libc::EINVAL), &[]);
+    r.carried_by = vec![pairs::IoPath {
+        controller: "nvme1".into(),
+        pci: Some(client),
+        path: "nvme1n1".into(),
+        ios: 3,
+    }];
+    inject(&mut d, "0000:02:00.0", r);
+    pairs::settle(&mut d);
+    assert_eq!(status_of(&d, "P2P401"), Some(Status::Confirmed));
+    let v = p2pdoctor::render::check_json::check_value_of(&d, "test");
+    common::schema::assert_valid("check", &v);
+}
+
+/// Issue 11 item 9: an outcome that disagrees with the prediction and with
+/// the kernel's own log lines for that pair is suspect, not the prediction.
+#[test]
+fn an_outcome_the_kernel_log_contradicts_is_suspect() {
+    let mut d = lab("02-root-ports");
+    let pair = d
+        .pairs
+        .iter()
+        .find(|p| p.client.to_string() == "0000:02:00.0" && p.client != p.provider)
+        .unwrap();
+    let line = format!(
+        "nvme 0000:02:00.0: cannot be used for peer-to-peer DMA as the client and provider ({}) do not share an upstream bridge or whitelisted host bridge",
+        pair.provider
+    );
+    inject(
+        &mut d,
+        "0000:02:00.0",
+        result(PairOutcome::Ok, None, &[&line]),
+    );
+    pairs::settle(&mut d);
+    assert_eq!(status_of(&d, "P2P401"), Some(Status::Predicted));
+    assert!(!d.findings.iter().any(|f| f.rule == "P2P902"));
+}
+
+/// Issue 11 item 10: the controller, namespace and path that carried the
+/// I/O, read from per-path statistics (a fake sysfs with a two-controller
+/// subsystem: head nvme0n1, paths nvme0c0n1 and nvme0c1n1).
+#[test]
+fn the_path_that_carried_the_io_is_read_from_per_path_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let sys = dir.path();
+    let mk = |ctrl: &str, bdf: &str, path: &str, reads: u64| {
+        let c = sys.join("class/nvme").join(ctrl);
+        std::fs::create_dir_all(c.join(path)).unwrap();
+        let dev = sys.join("devices/pci0000:00").join(bdf);
+        std::fs::create_dir_all(&dev).unwrap();
+        let _ = std::os::unix::fs::symlink(&dev, c.join("device"));
+        std::fs::write(
+            c.join(path).join("stat"),
+            format!("{reads} 0 {} 0 7 0 0 0 0 0 0 0 0 0 0 0 0\n", reads * 8),
+        )
+        .unwrap();
+    };
+    mk("nvme0", "0000:03:00.0", "nvme0c0n1", 100);
+    mk("nvme1", "0000:04:00.0", "nvme0c1n1", 40);
+    std::fs::create_dir_all(sys.join("class/nvme/nvme1/ng0n2")).unwrap();
+    let before = pairs::namespace_paths(sys, "nvme0n1");
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert_eq!(before[0].ios, 107, "reads + writes completed");
+    mk("nvme1", "0000:04:00.0", "nvme0c1n1", 140);
+    let used = pairs::paths_used(&before, &pairs::namespace_paths(sys, "nvme0n1"));
+    assert_eq!(used.len(), 1);
+    assert_eq!(used[0].controller, "nvme1");
+    assert_eq!(used[0].pci, Some("0000:04:00.0".parse().unwrap()));
+    assert_eq!(used[0].ios, 100);
+    assert_eq!(
+        pairs::carried_by_client(&used, "0000:04:00.0".parse().unwrap()),
+        Some(true)
+    );
+    assert_eq!(
+        pairs::carried_by_client(&used, "0000:03:00.0".parse().unwrap()),
+        Some(false)
+    );
+    // Without multipath the namespace sits under its only controller.
+    mk("nvme2", "0000:05:00.0", "nvme2n1", 1);
+    assert_eq!(
+        pairs::namespace_paths(sys, "nvme2n1")[0].controller,
+        "nvme2"
     );
 }

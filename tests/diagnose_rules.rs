@@ -39,6 +39,26 @@ const CASES: &[Case] = &[
         silent: &["rule_clean", "rule_kernel_no_p2pdma"],
     },
     Case {
+        rule: "P2P103",
+        fires: &[("rule_xen_dom0", Error, Predicted)],
+        silent: &["rule_clean", "rule_kernel_old"],
+    },
+    Case {
+        rule: "P2P110",
+        fires: &[("cloud_vm_gpus", Warning, Predicted)],
+        silent: &["rule_clean", "two_socket_server"],
+    },
+    Case {
+        rule: "P2P111",
+        fires: &[("intel_client_gpus", Warning, Predicted)],
+        silent: &["rule_clean", "two_socket_server"],
+    },
+    Case {
+        rule: "P2P503",
+        fires: &[("two_socket_server", Warning, Predicted)],
+        silent: &["rule_clean", "intel_client_gpus", "amd_host"],
+    },
+    Case {
         rule: "P2P201",
         fires: &[
             ("rule_no_provider", Error, Predicted),
@@ -96,6 +116,11 @@ const CASES: &[Case] = &[
     Case {
         rule: "P2P305",
         fires: &[("rule_acs_param", Warning, Predicted)],
+        silent: &["rule_clean", "rule_acs_redirect"],
+    },
+    Case {
+        rule: "P2P306",
+        fires: &[("rule_acs_drift", Warning, Predicted)],
         silent: &["rule_clean", "rule_acs_redirect"],
     },
     Case {
@@ -293,8 +318,13 @@ fn the_clean_machine_has_no_finding_and_exits_zero() {
     assert!(d.findings.is_empty(), "{:#?}", d.findings);
     assert_eq!(d.summary.verdict, "clear");
     assert_eq!(d.exit_code(diagnose::FailOn::Warning), 0);
-    assert_eq!(d.pairs.len(), 1);
-    let p = &d.pairs[0];
+    assert_eq!(d.pairs.len(), 2, "the pair and the provider with itself");
+    let own = d.pairs.iter().find(|p| p.provider == p.client).unwrap();
+    assert_eq!(
+        (own.verdict.map_type, own.verdict.distance),
+        (diagnose::MapType::BusAddr, 0)
+    );
+    let p = d.pairs.iter().find(|p| p.provider != p.client).unwrap();
     assert_eq!(p.verdict.map_type, diagnose::MapType::BusAddr);
     assert_eq!(p.verdict.distance, 4);
     let b = p.bottleneck.as_ref().unwrap();
@@ -380,8 +410,9 @@ fn all_pairs_takes_every_endpoint_as_a_provider() {
             ..Options::default()
         },
     );
-    assert_eq!(default.pairs.len(), 2); // one provider, two clients
-    assert_eq!(all.pairs.len(), 6); // three endpoints, each to the other two
+    // one provider, three clients: itself (distance 0) and the other two
+    assert_eq!(default.pairs.len(), 3);
+    assert_eq!(all.pairs.len(), 9); // three endpoints, each to all three
     assert!(all.all_pairs && !default.all_pairs);
 }
 
@@ -447,4 +478,217 @@ fn a_small_bar_names_the_gpu_the_bar_and_both_sizes() {
         fix.contains("echo 15 > /sys/bus/pci/devices/0000:01:00.0/resource1_resize"),
         "{fix}"
     );
+}
+#[test]
+fn acs_drift_names_what_linux_set_and_what_undoes_a_setpci() {
+    let d = diagnose_spec("rule_acs_drift");
+    let drift: Vec<_> = d.findings.iter().filter(|f| f.rule == "P2P306").collect();
+    assert_eq!(drift.len(), 2, "{drift:#?}");
+    let cleared = drift
+        .iter()
+        .find(|f| f.subjects == ["0000:00:03.0".parse().unwrap()])
+        .unwrap();
+    assert!(
+        cleared.message.contains("RR CR clear"),
+        "{}",
+        cleared.message
+    );
+    assert!(cleared.message.contains("pci_restore_state()"));
+    assert!(
+        cleared
+            .evidence
+            .iter()
+            .any(|e| e.contains("ACS Control 0x001d")),
+        "{:?}",
+        cleared.evidence
+    );
+    let set_again = drift
+        .iter()
+        .find(|f| f.subjects == ["0000:00:04.0".parse().unwrap()])
+        .unwrap();
+    assert!(
+        set_again.message.contains("RR CR set"),
+        "{}",
+        set_again.message
+    );
+    // The prediction follows the live registers: 00:03.0 no longer
+    // redirects, so the provider with itself and its port are bus_addr.
+    let own = d.pairs.iter().find(|p| p.provider == p.client).unwrap();
+    assert_eq!(own.verdict.map_type, diagnose::MapType::BusAddr);
+    assert!(own.verdict.certain());
+}
+
+/// Issue 11 item 3, end to end: a GPU server read without root, intel-iommu
+/// on. The switch's downstream ports have SV RR CR UF (0x1d), which the
+/// reader cannot see; their devices sit in IOMMU groups of their own, so
+/// the model takes RR/CR as set (pci_std_enable_acs()) and predicts the
+/// detour the kernel takes, marked uncertain.
+#[test]
+fn unreadable_acs_follows_the_iommu_groups() {
+    let d = diagnose_spec("nonroot");
+    let cross: Vec<_> = d
+        .pairs
+        .iter()
+        .filter(|p| p.provider != p.client && p.verdict.common_upstream.is_some())
+        .collect();
+    assert!(!cross.is_empty());
+    for p in &cross {
+        assert!(!p.verdict.certain(), "{p:#?}");
+        assert!(
+            p.verdict.unknown.iter().any(|u| matches!(
+                u,
+                p2pdoctor::diagnose::p2pdma::Unknown::Acs {
+                    assumed: true,
+                    basis: p2pdoctor::diagnose::p2pdma::AcsBasis::GroupsIsolated,
+                    ..
+                }
+            )),
+            "{:#?}",
+            p.verdict.unknown
+        );
+        // Ice Lake's 8086:09a2 is whitelisted: the detour is allowed.
+        assert_eq!(
+            p.verdict.map_type,
+            diagnose::MapType::ThruHostBridge,
+            "{p:#?}"
+        );
+    }
+    assert!(
+        d.pairs
+            .iter()
+            .all(|p| !p.verdict.certain() || p.verdict.map_type != diagnose::MapType::BusAddr)
+    );
+}
+
+/// Issue 11 item 5, end to end: a Xen PV dom0 fails every mapping.
+#[test]
+fn a_xen_pv_dom0_fails_every_mapping() {
+    let d = diagnose_spec("rule_xen_dom0");
+    assert!(!d.pairs.is_empty());
+    for p in &d.pairs {
+        assert_eq!(p.verdict.map_type, diagnose::MapType::NotSupported);
+        assert!(
+            p.verdict
+                .blocked_by
+                .as_deref()
+                .unwrap()
+                .contains("xen-swiotlb")
+        );
+        assert!(p.verdict.kernel_messages.is_empty());
+    }
+    assert!(
+        !d.findings
+            .iter()
+            .any(|f| f.rule == "P2P401" || f.rule == "P2P301")
+    );
+    // An HVM guest uses the normal DMA ops.
+    let hvm = p2pdoctor::scan::Hypervisor {
+        kind: "xen".into(),
+        guest_type: Some("HVM".into()),
+        control_domain: Some(false),
+        proc_xen: true,
+    };
+    assert_eq!(hvm.p2p_dma_blocker(), None);
+}
+
+/// Issue 11 item 6: providers without a p2pmem pool (6.19+ vfio-pci).
+#[test]
+fn a_vfio_pci_device_is_a_provider_without_a_pool_from_6_19() {
+    let built = build("rule_vfio_provider");
+    let root = SystemRoot::open(&built.root()).unwrap();
+    let tree = Tree::build(scan::scan(
+        &root,
+        &ScanOptions {
+            no_names: true,
+            ..Default::default()
+        },
+    ));
+    let at = |rel: &str| {
+        let mut t = tree.clone();
+        t.host.kernel_release = Some(rel.to_string());
+        diagnose::diagnose(&t, &Options::default())
+    };
+    let d = at("7.2.0-1-amd64");
+    let f = d.findings.iter().find(|f| f.rule == "P2P201").unwrap();
+    assert_eq!(f.severity, Info, "{}", f.message);
+    assert!(f.message.contains("pcim_p2pdma_init()"));
+    let gpu = f.subjects[0];
+    assert!(d.pairs.iter().any(|p| p.provider == gpu && p.client != gpu));
+    assert!(d.devices.iter().any(|x| x.bdf == gpu && x.provider));
+    // Before 6.19 vfio-pci registered nothing: no provider at all.
+    let d = at("6.18.5");
+    let f = d.findings.iter().find(|f| f.rule == "P2P201").unwrap();
+    assert_eq!(f.severity, Error);
+    assert!(d.pairs.is_empty());
+}
+
+/// A guest says so in the header and in a finding with its evidence.
+#[test]
+fn a_virtual_machine_is_named_with_its_evidence() {
+    let d = diagnose_spec("cloud_vm_gpus");
+    let v = d.header.virtualization.as_ref().expect("a guest");
+    assert_eq!(v.hypervisor, "KVM/QEMU");
+    for want in [
+        "hypervisor bit",
+        "sys/class/dmi/id/sys_vendor: QEMU",
+        "subsystem ID 1af4:1100",
+        "1 virtio (Red Hat/QEMU) PCI function",
+    ] {
+        assert!(
+            v.evidence.iter().any(|e| e.contains(want)),
+            "{want}: {:?}",
+            v.evidence
+        );
+    }
+    let f = d.findings.iter().find(|f| f.rule == "P2P110").unwrap();
+    assert!(f.subjects.is_empty());
+    assert_eq!(f.evidence, v.evidence);
+    assert!(
+        diagnose_spec("two_socket_server")
+            .header
+            .virtualization
+            .is_none()
+    );
+}
+
+/// The GPU/NIC/NVMe matrix: labels by kind and address, the OS's names,
+/// NUMA and CPU affinity, and the wiring against where the kernel sends it.
+#[test]
+fn the_class_matrix_reads_like_nvidia_smi_topo() {
+    use p2pdoctor::topology::PathClass::*;
+    let d = diagnose_spec("rule_vendor_topology_agrees");
+    let m = d.class_matrix.as_ref().expect("four devices");
+    let labels: Vec<(&str, String)> = m
+        .devices
+        .iter()
+        .map(|x| (x.label.as_str(), x.bdf.to_string()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("GPU0", "0000:03:00.0".to_string()),
+            ("GPU1", "0000:04:00.0".to_string()),
+            ("GPU2", "0000:06:00.0".to_string()),
+            ("NIC0", "0000:05:00.0".to_string()),
+        ]
+    );
+    // mlx5_0 from /sys/class/infiniband, NUMA and CPUs from sysfs.
+    assert_eq!(m.devices[3].names, ["mlx5_0"]);
+    assert_eq!(m.devices[0].numa_node, Some(0));
+    assert!(m.devices[0].cpu_affinity.is_some());
+    // The same classes nvidia-smi printed in the saved matrix.
+    let class = |i: usize, j: usize| (m.cells[i][j].path_class, m.cells[i][j].effective_path_class);
+    assert_eq!(class(0, 1), (Pix, Pix));
+    assert_eq!(class(0, 3), (Pix, Pix));
+    assert_eq!(class(0, 2), (Phb, Phb));
+    assert!(m.cells.iter().flatten().all(|c| c.certain));
+    // ACS redirect below one root port: wired PIX, behaves as PHB.
+    let d = diagnose_spec("rule_acs_redirect");
+    let m = d.class_matrix.as_ref().unwrap();
+    assert_eq!(
+        (m.cells[0][1].path_class, m.cells[0][1].effective_path_class),
+        (Pix, Phb)
+    );
+    assert!(diagnose_spec("rule_clean").class_matrix.is_some());
+    assert!(diagnose_spec("rule_small_bar").class_matrix.is_some());
 }

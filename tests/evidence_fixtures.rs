@@ -247,9 +247,11 @@ fn a_directory_of_command_output_reads_like_the_file() {
     assert_eq!(sosed["devices"], filed["devices"]);
     assert_eq!(sosed["host"]["kernel_release"], "6.8.0-45-generic");
     assert_eq!(sosed["host"]["hostname"], "gpu-node-07");
-    // A directory with neither sysfs nor lspci output is still a (bad)
-    // captured tree, as before.
+    // A directory with neither sysfs nor lspci output is refused, naming
+    // both.
     let empty = tempfile::tempdir().unwrap();
     let out = run(empty.path(), &["topo", "--format", "json"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("\"devices\": []"));
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sys/") && err.contains("lspci"), "{err}");
 }

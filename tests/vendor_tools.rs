@@ -104,3 +104,33 @@ fn a_failing_tool_or_no_tool_leaves_no_comparison() {
     assert!(out.status.success());
     assert!(!ran.exists(), "topo ran nvidia-smi");
 }
+
+/// What tells a virtual machine (the CPU's hypervisor bit, DMI strings)
+/// travels in a snapshot: the capture says what the live run says.
+#[test]
+fn a_snapshot_keeps_what_tells_a_virtual_machine() {
+    let live = live_check(Path::new("/nonexistent"));
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("s.tar.gz");
+    let out = p2pdoctor()
+        .args(["--root", "/", "snapshot", "-o"])
+        .arg(&snap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = p2pdoctor()
+        .arg("--root")
+        .arg(&snap)
+        .args(["check", "--format", "json"])
+        .output()
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["host"]["virtualization"]["hypervisor"],
+        live["host"]["virtualization"]["hypervisor"]
+    );
+}

@@ -95,11 +95,21 @@ pub fn recover_journals(dir: &Path, force: bool, quiet_if_none: bool) -> bool {
     let mut err = anstream::stderr();
     let mut ok = true;
     for r in &recs {
-        let _ = writeln!(err, "p2pdoctor: journal: {}", r.message);
-        ok &= r.outcome == "restored" || r.outcome == "in-use";
+        let _ = writeln!(
+            err,
+            "p2pdoctor: journal: {}",
+            crate::render::style::escape_controls(&r.message)
+        );
+        // A journal refused as not ours is not applied and does not stop
+        // the run; a directory that cannot be trusted does.
+        ok &= matches!(r.outcome.as_str(), "restored" | "in-use" | "refused");
     }
     if recs.is_empty() && !quiet_if_none {
-        let _ = writeln!(err, "p2pdoctor: no journal to restore in {}", dir.display());
+        let _ = writeln!(
+            err,
+            "p2pdoctor: no journal to restore in {}",
+            crate::render::style::escape_controls(&dir.display().to_string())
+        );
     }
     ok
 }
@@ -131,7 +141,11 @@ pub fn copy(global: &GlobalArgs, a: CopyArgs) -> Result<i32> {
         bail!("--chunk {chunk}: must be a multiple of 4096 bytes, at most 64M");
     }
     let dst_offset = a.dst_offset.unwrap_or(a.offset);
-    let journal_dir = a.journal_dir.clone().unwrap_or_else(journal::default_dir);
+    let journal_dir = match a.journal_dir.clone() {
+        Some(d) => d,
+        None => journal::default_dir()?,
+    };
+    journal::set_wait(a.wait);
     // a run killed earlier may have left a range changed
     if !recover_journals(&journal_dir, false, true) {
         bail!(
@@ -261,7 +275,10 @@ pub fn exit_code(r: &CopyReport) -> i32 {
 /// `p2pdoctor restore`.
 pub fn restore(global: &GlobalArgs, a: RestoreArgs) -> Result<i32> {
     require_live(global, "restore")?;
-    let dir = a.journal_dir.unwrap_or_else(journal::default_dir);
+    let dir = match a.journal_dir {
+        Some(d) => d,
+        None => journal::default_dir()?,
+    };
     Ok(if recover_journals(&dir, a.force, false) {
         0
     } else {

@@ -6,9 +6,18 @@
 //! journal is removed. A journal left behind by a crash, a kill or a power
 //! cut is found by the next `copy`, `check --confirm` or `restore` and put
 //! back, after checking that the device is the same one.
+//!
+//! Two guards make that safe on a shared machine:
+//! - a claim: before the range is even looked at, the target itself is
+//!   flocked (exclusively, by this run), so two runs writing one target
+//!   cannot both pass the overlap check; the second is refused with the
+//!   holder's pid (from /proc/locks), or waits with `--wait`;
+//! - trust: a journal decides what is written where, so only journals that
+//!   the effective user owns, in a directory nobody else can write into
+//!   (or a sticky one of ours), are read; others are refused, and said so.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -18,22 +27,278 @@ use super::buffer::DmaBuffer;
 use super::target::{Identity, Target};
 
 const MAGIC: &[u8] = b"P2PDOCTOR-JOURNAL 1\n";
+/// The longest header line read (ours are ~300 bytes).
+const MAX_HEADER: usize = 4096;
 
 /// The journal directory: P2PDOCTOR_JOURNAL_DIR, else /var/lib/p2pdoctor/journal
-/// for root, else $XDG_STATE_HOME (or ~/.local/state)/p2pdoctor/journal.
-pub fn default_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("P2PDOCTOR_JOURNAL_DIR") {
-        return PathBuf::from(d);
+/// for root, else $XDG_STATE_HOME (or ~/.local/state, from $HOME or the
+/// password database)/p2pdoctor/journal. Never a shared directory such as
+/// /tmp: where none of those is known, it is an error.
+pub fn default_dir() -> Result<PathBuf, JournalError> {
+    if let Some(d) = std::env::var_os("P2PDOCTOR_JOURNAL_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d));
     }
-    // SAFETY: geteuid has no failure mode.
-    if unsafe { libc::geteuid() } == 0 {
-        return PathBuf::from("/var/lib/p2pdoctor/journal");
+    let euid = euid();
+    if euid == 0 {
+        return Ok(PathBuf::from("/var/lib/p2pdoctor/journal"));
     }
     let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| Path::new(d).is_absolute())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    state.join("p2pdoctor/journal")
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|d| Path::new(d).is_absolute())
+                .map(PathBuf::from)
+                .or_else(|| home_of(euid))
+                .map(|h| h.join(".local/state"))
+        })
+        .ok_or(JournalError::NoDir)?;
+    Ok(state.join("p2pdoctor/journal"))
+}
+
+/// The effective user.
+fn euid() -> u32 {
+    // SAFETY: geteuid has no failure mode.
+    unsafe { libc::geteuid() }
+}
+
+/// The home directory of `uid` from the password database.
+fn home_of(uid: u32) -> Option<PathBuf> {
+    use std::ffi::CStr;
+    use std::os::unix::ffi::OsStrExt;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: all-zero is a valid `struct passwd` (pointers null).
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: `pw`, `buf` (of the length passed) and `found` are valid for
+    // writing and outlive the call; getpwuid_r fills `pw` with pointers
+    // into `buf` and sets `found` to `&pw` or null.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || pw.pw_dir.is_null() {
+        return None;
+    }
+    // SAFETY: pw_dir points at a NUL-terminated string inside `buf`.
+    let dir = unsafe { CStr::from_ptr(pw.pw_dir) };
+    let dir = Path::new(std::ffi::OsStr::from_bytes(dir.to_bytes()));
+    dir.is_absolute().then(|| dir.to_path_buf())
+}
+
+/// Whether a run waits for another run's claim on its target (`--wait`)
+/// instead of being refused.
+static WAIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes later saves wait for a target another run is writing (`--wait`).
+pub fn set_wait(wait: bool) {
+    WAIT.store(wait, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `--wait` was given.
+pub fn waiting() -> bool {
+    WAIT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Who holds the claim on the file or device node at `path`, described
+/// (pid and command), if /proc/locks names anyone.
+pub fn holder_of(path: &Path) -> Option<String> {
+    let f = File::open(path).ok()?;
+    lock_holder(&f).map(|h| describe_holder(&Some(h)))
+}
+
+/// Checks that a journal directory can be trusted: a directory owned by
+/// the effective user that no one else can write into (group- or
+/// world-writable only with the sticky bit), below parents owned by root or
+/// us that no one else can write into either (sticky ones like /tmp pass).
+/// Anyone who could write there could plant a journal (bytes to be written
+/// onto a device) or swap the directory.
+pub fn check_dir(dir: &Path) -> Result<(), JournalError> {
+    use std::os::unix::fs::MetadataExt;
+    let untrusted = |why: String| JournalError::Untrusted {
+        dir: dir.to_path_buf(),
+        why,
+    };
+    let me = euid();
+    let meta = std::fs::metadata(dir).map_err(|source| JournalError::Dir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(untrusted("it is not a directory".into()));
+    }
+    let mode = meta.mode();
+    if meta.uid() != me {
+        return Err(untrusted(format!(
+            "it belongs to uid {}, not to uid {me} that runs p2pdoctor",
+            meta.uid()
+        )));
+    }
+    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        return Err(untrusted(format!(
+            "others can write into it (mode {:o}, not sticky)",
+            mode & 0o7777
+        )));
+    }
+    let full = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    for parent in full.ancestors().skip(1) {
+        let Ok(m) = std::fs::metadata(parent) else {
+            continue;
+        };
+        let mode = m.mode();
+        if m.uid() != 0 && m.uid() != me {
+            return Err(untrusted(format!(
+                "its parent {} belongs to uid {}, who could replace it",
+                parent.display(),
+                m.uid()
+            )));
+        }
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            return Err(untrusted(format!(
+                "others can write into its parent {} (mode {:o}, not sticky) and replace it",
+                parent.display(),
+                mode & 0o7777
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Creates the journal directory (0700) if needed, then checks it.
+fn prepare_dir(dir: &Path) -> Result<(), JournalError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| JournalError::Dir {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+    check_dir(dir)
+}
+
+/// Opens a journal file to read it, refusing what this user did not write:
+/// a symlink (O_NOFOLLOW), anything but a regular file (a FIFO would block:
+/// O_NONBLOCK), a file owned by another user or that others may write.
+/// Returns the file and its size.
+fn open_trusted(path: &Path) -> io::Result<(File, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                untrusted_file("it is a symbolic link")
+            } else {
+                e
+            }
+        })?;
+    let meta = f.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(untrusted_file("it is not a regular file"));
+    }
+    let me = euid();
+    if meta.uid() != me {
+        return Err(untrusted_file(&format!(
+            "it belongs to uid {}, not to uid {me} that runs p2pdoctor",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(untrusted_file(&format!(
+            "others may write to it (mode {:o})",
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok((f, meta.len()))
+}
+
+/// The error kind of a journal refused by [`open_trusted`] (its message
+/// says why).
+fn untrusted_file(why: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, Untrusted(why.to_string()))
+}
+
+#[derive(Debug)]
+struct Untrusted(String);
+
+impl std::fmt::Display for Untrusted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Untrusted {}
+
+fn is_untrusted(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|i| i.is::<Untrusted>())
+}
+
+/// Takes the claim on a target: an exclusive flock on the target itself
+/// (the open file description `t.file` holds; a duplicate is returned to
+/// keep it alive as long as the journal). Taken before the overlap check,
+/// so two runs cannot both pass it. Within one run the claim is shared
+/// (flock on the same open file description again is a no-op).
+fn claim(t: &Target, wait: bool) -> Result<File, JournalError> {
+    use std::os::fd::AsRawFd;
+    let held = t.file.try_clone().map_err(|source| JournalError::Claim {
+        device: t.path.clone(),
+        source,
+    })?;
+    loop {
+        let op = libc::LOCK_EX | if wait { 0 } else { libc::LOCK_NB };
+        // SAFETY: flock on an open descriptor.
+        if unsafe { libc::flock(held.as_raw_fd(), op) } == 0 {
+            return Ok(held);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) if !super::signal::interrupted() => continue,
+            Some(libc::EWOULDBLOCK) => {
+                return Err(JournalError::Busy {
+                    device: t.path.clone(),
+                    holder: lock_holder(&held),
+                });
+            }
+            _ => {
+                return Err(JournalError::Claim {
+                    device: t.path.clone(),
+                    source: e,
+                });
+            }
+        }
+    }
+}
+
+/// Who holds a flock on the file `f` is open on: the pid and command from
+/// /proc/locks (`1: FLOCK  ADVISORY  WRITE 1234 08:02:131 0 EOF`).
+fn lock_holder(f: &File) -> Option<(u32, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = f.metadata().ok()?;
+    let want = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(meta.dev()),
+        libc::minor(meta.dev()),
+        meta.ino()
+    );
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let pid = locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() >= 6 && f[1] == "FLOCK" && f[5] == want)
+            .then(|| f[4].parse::<u32>().ok())
+            .flatten()
+    })?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim().to_string())
+        .unwrap_or_default();
+    Some((pid, comm))
+}
+
+fn describe_holder(holder: &Option<(u32, String)>) -> String {
+    match holder {
+        Some((pid, comm)) if !comm.is_empty() => format!("pid {pid}, {comm}"),
+        Some((pid, _)) => format!("pid {pid}"),
+        None => "a process that /proc/locks does not name".to_string(),
+    }
 }
 
 /// The header of a journal file (one JSON line after the magic).
@@ -59,6 +324,8 @@ pub struct Journal {
     pub header: Header,
     saved: DmaBuffer,
     _lock: Option<File>,
+    /// The claim on the target (see [`claim`]), while the range is ours.
+    _claim: Option<File>,
 }
 
 fn lock(f: &File, wait: bool) -> bool {
@@ -71,6 +338,24 @@ fn lock(f: &File, wait: bool) -> bool {
 /// Why saving or restoring failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
+    #[error(
+        "no journal directory: neither HOME nor XDG_STATE_HOME is set and the password database has no home for this user; set P2PDOCTOR_JOURNAL_DIR or pass --journal-dir (a directory only you can write into)"
+    )]
+    NoDir,
+    #[error(
+        "refusing the journal directory {dir}: {why}; a journal there decides what is written onto a device, so it must be a directory only you can write into (choose one with --journal-dir or P2PDOCTOR_JOURNAL_DIR)"
+    )]
+    Untrusted { dir: PathBuf, why: String },
+    #[error(
+        "{device} is being written by another run ({holder}, holding a lock on it): wait for it to finish, or pass --wait to start when it does",
+        holder = describe_holder(holder)
+    )]
+    Busy {
+        device: PathBuf,
+        holder: Option<(u32, String)>,
+    },
+    #[error("cannot lock {device} for writing: {source}")]
+    Claim { device: PathBuf, source: io::Error },
     #[error(
         "cannot create the journal directory {dir}: {source} (choose another with --journal-dir)"
     )]
@@ -182,12 +467,13 @@ impl Journal {
     /// Reads `[offset, offset+len)` of `t` and writes it to a journal in
     /// `dir` before anything else touches the range.
     pub fn save(t: &Target, offset: u64, len: u64, dir: &Path) -> Result<Journal, JournalError> {
-        std::fs::create_dir_all(dir).map_err(|source| JournalError::Dir {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
+        prepare_dir(dir)?;
+        // The target is ours before anything is looked at: another run's
+        // check and save cannot interleave with ours.
+        let claim = claim(t, WAIT.load(std::sync::atomic::Ordering::Relaxed))?;
         // Never save over a range another journal still holds: its saved
         // bytes are the original, ours would be whatever is there now.
+        // (Journals this user did not write are not ours to honour.)
         if let Ok(rd) = std::fs::read_dir(dir) {
             for e in rd.filter_map(|e| e.ok()) {
                 let p = e.path();
@@ -267,6 +553,7 @@ impl Journal {
             header,
             saved,
             _lock: Some(held),
+            _claim: Some(claim),
         })
     }
 
@@ -311,9 +598,9 @@ impl Journal {
 
     /// Only the header of a journal file.
     fn load_header(path: &Path) -> io::Result<Header> {
-        let mut f = File::open(path)?;
-        let mut head = vec![0u8; 4096];
-        let n = f.read(&mut head)?;
+        let (f, _) = open_trusted(path)?;
+        let mut head = Vec::with_capacity(MAX_HEADER);
+        let n = f.take(MAX_HEADER as u64).read_to_end(&mut head)?;
         let rest = head[..n]
             .strip_prefix(MAGIC)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not a journal"))?;
@@ -325,33 +612,52 @@ impl Journal {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
-    /// Reads a journal file back.
+    /// Reads a journal file back (only one this user wrote: see
+    /// [`open_trusted`]).
     pub fn load(path: &Path) -> io::Result<Journal> {
-        let mut f = File::open(path)?;
-        let mut all = Vec::new();
-        f.read_to_end(&mut all)?;
+        let (f, size) = open_trusted(path)?;
+        Self::parse(f, size, path)
+    }
+
+    /// Reads a journal from `f`, which holds `size` bytes: the magic, a
+    /// header line of at most [`MAX_HEADER`] bytes, then exactly the
+    /// header's `length` bytes. Nothing more is read, whatever it claims.
+    fn parse(f: impl Read, size: u64, path: &Path) -> io::Result<Journal> {
         let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
-        let rest = all
-            .strip_prefix(MAGIC)
-            .ok_or_else(|| bad("not a p2pdoctor journal"))?;
-        let nl = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or_else(|| bad("no header"))?;
-        let header: Header =
-            serde_json::from_slice(&rest[..nl]).map_err(|e| bad(&e.to_string()))?;
-        let data = &rest[nl + 1..];
-        if data.len() as u64 != header.length || fnv1a(data) != header.fnv1a {
+        let mut f = io::BufReader::new(f.take(size));
+        let mut head = Vec::new();
+        (&mut f)
+            .take((MAGIC.len() + MAX_HEADER) as u64)
+            .read_until(b'\n', &mut head)?;
+        if head != MAGIC {
+            return Err(bad("not a p2pdoctor journal"));
+        }
+        head.clear();
+        (&mut f)
+            .take(MAX_HEADER as u64)
+            .read_until(b'\n', &mut head)?;
+        if head.pop() != Some(b'\n') {
+            return Err(bad("no header"));
+        }
+        let header: Header = serde_json::from_slice(&head).map_err(|e| bad(&e.to_string()))?;
+        let at = (MAGIC.len() + head.len() + 1) as u64;
+        if size.checked_sub(at) != Some(header.length) || header.length > usize::MAX as u64 {
+            return Err(bad("the saved data is torn (length or checksum differs)"));
+        }
+        let mut data = Vec::with_capacity(header.length as usize);
+        f.read_to_end(&mut data)?;
+        if data.len() as u64 != header.length || fnv1a(&data) != header.fnv1a {
             return Err(bad("the saved data is torn (length or checksum differs)"));
         }
         let saved = DmaBuffer::host(data.len()).map_err(io::Error::other)?;
         // SAFETY: a buffer made just now; nothing else refers to it.
-        unsafe { saved.slice_mut(0, data.len()) }.copy_from_slice(data);
+        unsafe { saved.slice_mut(0, data.len()) }.copy_from_slice(&data);
         Ok(Journal {
             path: path.to_path_buf(),
             header,
             saved,
             _lock: None,
+            _claim: None,
         })
     }
 }
@@ -363,7 +669,10 @@ pub struct Recovery {
     pub device: Option<PathBuf>,
     pub offset: Option<u64>,
     pub length: Option<u64>,
-    /// `restored`, `in-use` (its writer still runs), `skipped`, `failed`.
+    /// `restored`, `in-use` (its writer still runs, or another run writes
+    /// the device), `skipped`, `failed`, `refused` (a journal this user did
+    /// not write, or a symlink or special file: never applied),
+    /// `untrusted` (the directory itself: others can write into it).
     pub outcome: String,
     pub message: String,
 }
@@ -372,6 +681,20 @@ pub struct Recovery {
 /// (its flock is gone with it).
 pub fn recover(dir: &Path, force: bool) -> Vec<Recovery> {
     let mut out = Vec::new();
+    if !dir.exists() {
+        return out;
+    }
+    if let Err(e) = check_dir(dir) {
+        out.push(Recovery {
+            journal: dir.to_path_buf(),
+            device: None,
+            offset: None,
+            length: None,
+            outcome: "untrusted".into(),
+            message: format!("{e}; no journal in it was read"),
+        });
+        return out;
+    }
     let Ok(rd) = std::fs::read_dir(dir) else {
         return out;
     };
@@ -384,6 +707,20 @@ pub fn recover(dir: &Path, force: bool) -> Vec<Recovery> {
     for path in paths {
         let j = match Journal::load(&path) {
             Ok(j) => j,
+            Err(e) if is_untrusted(&e) => {
+                out.push(Recovery {
+                    journal: path.clone(),
+                    device: None,
+                    offset: None,
+                    length: None,
+                    outcome: "refused".into(),
+                    message: format!(
+                        "refusing the journal {}: {e}; only journals this user wrote are applied (a journal decides what is written onto a device); it is left in place: remove it if you did not make it",
+                        path.display()
+                    ),
+                });
+                continue;
+            }
             Err(e) => {
                 out.push(Recovery {
                     journal: path.clone(),
@@ -408,7 +745,9 @@ pub fn recover(dir: &Path, force: bool) -> Vec<Recovery> {
             outcome: String::new(),
             message: String::new(),
         };
-        let busy = File::open(&path).map(|f| !lock(&f, false)).unwrap_or(false);
+        let busy = open_trusted(&path)
+            .map(|(f, _)| !lock(&f, false))
+            .unwrap_or(false);
         if busy {
             rec.outcome = "in-use".into();
             rec.message = format!(
@@ -426,6 +765,17 @@ pub fn recover(dir: &Path, force: bool) -> Vec<Recovery> {
                     "cannot open {} to restore it: {e}; the journal is kept",
                     h.device.display()
                 );
+                out.push(rec);
+                continue;
+            }
+        };
+        // Another run writing this target (perhaps another range of it)
+        // goes first; what it left, if it dies, is for the next restore.
+        let _claim = match claim(&t, false) {
+            Ok(c) => c,
+            Err(e) => {
+                rec.outcome = "in-use".into();
+                rec.message = format!("{e}; this journal is left for later");
                 out.push(rec);
                 continue;
             }
@@ -513,7 +863,9 @@ mod tests {
         new.extend(serde_json::to_vec(&h).unwrap());
         new.extend(&text[hdr_end..]);
         std::fs::write(&jpath, &new).unwrap();
-        drop(j); // the run "dies": its lock goes with it
+        // the run "dies": its locks (on the journal and the target) go with it
+        drop(j);
+        drop(t);
         std::fs::write(dir.path().join("disk.img"), vec![0u8; 1 << 16]).unwrap();
         let recs = recover(&jdir, false);
         assert_eq!(recs.len(), 1);

@@ -97,6 +97,46 @@ pub struct PairConfirm {
     pub directions: Vec<Direction>,
     /// Kernel-log lines that appeared during the transfers.
     pub log: Vec<String>,
+    /// The namespace block device the I/O was issued to (`nvme0n1`).
+    pub namespace: Option<String>,
+    /// The controllers and paths that carried the I/O, from the per-path
+    /// block statistics before and after (empty when they could not be
+    /// read).
+    pub carried_by: Vec<IoPath>,
+    /// False when the experiment did not test the pair it names (another
+    /// controller of the subsystem carried the I/O, or the kernel's own
+    /// log contradicts the outcome); `unsettled` says why. Such an
+    /// experiment confirms and refutes nothing.
+    pub settles_pair: bool,
+    pub unsettled: Option<String>,
+}
+
+/// One path of an NVMe namespace and the I/O it carried during an
+/// experiment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IoPath {
+    /// `nvme1`
+    pub controller: String,
+    /// The controller's PCI function.
+    pub pci: Option<Bdf>,
+    /// `nvme0c1n1` (a native-multipath path) or `nvme1n1` (no multipath).
+    pub path: String,
+    /// I/Os completed on it during the experiment (reads + writes).
+    pub ios: u64,
+}
+
+impl IoPath {
+    pub fn describe(&self) -> String {
+        format!(
+            "controller {} ({}), path {}: {} I/Os",
+            self.controller,
+            self.pci
+                .map(|b| b.to_string())
+                .unwrap_or_else(|| "not PCI".into()),
+            self.path,
+            self.ios
+        )
+    }
 }
 
 impl PairConfirm {
@@ -111,8 +151,141 @@ impl PairConfirm {
             agrees: None,
             directions: Vec::new(),
             log: Vec::new(),
+            namespace: None,
+            carried_by: Vec::new(),
+            settles_pair: true,
+            unsettled: None,
         }
     }
+
+    /// Lines naming the controller, namespace and path that carried the
+    /// I/O (issue 11 item 10).
+    pub fn path(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(ns) = &self.namespace {
+            if self.carried_by.is_empty() {
+                out.push(format!(
+                    "namespace {ns}; the path that carried the I/O could not be read"
+                ));
+            } else {
+                for p in &self.carried_by {
+                    out.push(format!("namespace {ns} via {}", p.describe()));
+                }
+            }
+        }
+        if let Some(u) = &self.unsettled {
+            out.push(format!("does not settle the pair: {u}"));
+        }
+        out
+    }
+}
+
+/// `nvme0n1` -> (subsystem instance 0, nsid 1); None for `nvme0c1n1`.
+fn head_parts(name: &str) -> Option<(u32, u32)> {
+    let rest = name.strip_prefix("nvme")?;
+    let (s, n) = rest.split_once('n')?;
+    Some((s.parse().ok()?, n.parse().ok()?))
+}
+
+/// `nvme0c1n1` -> (0, 1, 1).
+fn path_parts(name: &str) -> Option<(u32, u32, u32)> {
+    let rest = name.strip_prefix("nvme")?;
+    let (s, rest) = rest.split_once('c')?;
+    let (c, n) = rest.split_once('n')?;
+    Some((s.parse().ok()?, c.parse().ok()?, n.parse().ok()?))
+}
+
+/// Every path of a namespace block device, with its completed I/O count
+/// now. With native multipath (drivers/nvme/host/multipath.c) the
+/// openable `nvmeXnY` is the subsystem's head and each controller has a
+/// hidden per-path disk `nvmeXcCnY` under /sys/class/nvme/nvmeC/ (no /dev
+/// node, and no per-path /dev/ng char device either: nvme_alloc_ns()
+/// creates one only when the head is not multipath); without it `nvmeXnY`
+/// sits under its only controller. Reads `<dir>/stat` fields 1 and 5.
+pub fn namespace_paths(sysfs: &Path, name: &str) -> Vec<IoPath> {
+    let Some((subsys, nsid)) = head_parts(name) else {
+        return Vec::new();
+    };
+    let class = sysfs.join("class/nvme");
+    let Ok(ctrls) = std::fs::read_dir(&class) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for c in ctrls.flatten() {
+        let ctrl = c.file_name().to_string_lossy().to_string();
+        let dir = class.join(&ctrl);
+        let pci = std::fs::read_link(dir.join("device"))
+            .ok()
+            .and_then(|l| l.file_name().map(|f| f.to_string_lossy().to_string()))
+            .and_then(|f| f.parse::<Bdf>().ok());
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let entry = e.file_name().to_string_lossy().to_string();
+            let ours = entry == name
+                || path_parts(&entry).is_some_and(|(s, _, n)| s == subsys && n == nsid);
+            if !ours {
+                continue;
+            }
+            let ios = std::fs::read_to_string(dir.join(&entry).join("stat"))
+                .ok()
+                .map(|t| {
+                    let f: Vec<u64> = t
+                        .split_whitespace()
+                        .map(|x| x.parse().unwrap_or(0))
+                        .collect();
+                    f.first().copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0)
+                })
+                .unwrap_or(0);
+            out.push(IoPath {
+                controller: ctrl.clone(),
+                pci,
+                path: entry,
+                ios,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// The paths whose count moved between two readings.
+pub fn paths_used(before: &[IoPath], after: &[IoPath]) -> Vec<IoPath> {
+    after
+        .iter()
+        .filter_map(|a| {
+            let was = before
+                .iter()
+                .find(|b| b.path == a.path)
+                .map(|b| b.ios)
+                .unwrap_or(0);
+            (a.ios > was).then(|| IoPath {
+                ios: a.ios - was,
+                ..a.clone()
+            })
+        })
+        .collect()
+}
+
+/// Whether the experiment tested the pair it names: every path that
+/// carried I/O belongs to the client's controller. None when unknown.
+pub fn carried_by_client(carried: &[IoPath], client: Bdf) -> Option<bool> {
+    if carried.is_empty() {
+        return None;
+    }
+    Some(carried.iter().all(|p| p.pci == Some(client)))
+}
+
+/// The kernel's own log refuses this (client, provider) pair: the lines
+/// of calc_map_type_and_dist() / upstream_bridge_distance_warn() name the
+/// client as prefix and the provider in parentheses.
+pub fn log_refuses_pair(log: &[String], provider: Bdf, client: Bdf) -> bool {
+    let c = client.to_string();
+    let p = format!("({provider})");
+    log.iter().any(|l| {
+        l.contains(&c) && l.contains(&p) && l.contains("cannot be used for peer-to-peer DMA")
+    })
 }
 
 fn writable(path: &Path) -> bool {
@@ -184,6 +357,7 @@ fn run_pair(provider: Bdf, client_devs: &[String], opts: &ConfirmOptions) -> Pai
     };
     let mut dirs = Vec::new();
     let mut log = Vec::new();
+    let paths_before = namespace_paths(&opts.sysfs, name);
     let read = copy::run(&Shape::Read { src: &src }, &via, &params, &opts.journal_dir);
     log.extend(read.kernel_log.iter().cloned());
     dirs.push(direction("read", &dev, &read));
@@ -236,6 +410,9 @@ fn run_pair(provider: Bdf, client_devs: &[String], opts: &ConfirmOptions) -> Pai
         .map(|d| format!("{}: {}", d.direction, d.message))
         .collect::<Vec<_>>()
         .join("; ");
+    // The host-bounce baseline goes through the same namespace, so the
+    // counts include it; which controller moved them is what matters.
+    let carried_by = paths_used(&paths_before, &namespace_paths(&opts.sysfs, name));
     PairConfirm {
         outcome,
         errno: worst.errno,
@@ -246,6 +423,10 @@ fn run_pair(provider: Bdf, client_devs: &[String], opts: &ConfirmOptions) -> Pai
         agrees: None,
         directions: dirs,
         log,
+        namespace: Some(name.clone()),
+        carried_by,
+        settles_pair: true,
+        unsettled: None,
     }
 }
 
@@ -341,16 +522,13 @@ pub fn confirm(d: &mut Diagnosis, opts: &ConfirmOptions) {
         }
         let devs = blocks.get(&pair.client).cloned().unwrap_or_default();
         let mut c = run_pair(pair.provider, &devs, opts);
-        if c.outcome != PairOutcome::Skipped {
-            let allowed = pair.verdict.map_type != MapType::NotSupported;
-            let kernel_allowed = matches!(c.outcome, PairOutcome::Ok | PairOutcome::Mismatch);
-            let kernel_refused = c.outcome == PairOutcome::Refused;
-            c.agrees = if kernel_allowed || kernel_refused {
-                Some(allowed == kernel_allowed)
-            } else {
-                None
-            };
-        }
+        judge(
+            &mut c,
+            pair.provider,
+            pair.client,
+            pair.verdict.map_type,
+            &opts.sysfs,
+        );
         pair.confirm = Some(c);
     }
     if opts.progress && total > 1 {
@@ -360,6 +538,68 @@ pub fn confirm(d: &mut Diagnosis, opts: &ConfirmOptions) {
         }
     }
     settle(d);
+}
+
+/// Whether an experiment's outcome agrees with the prediction, and
+/// whether it tested the pair at all (issue 11 item 9).
+///
+/// - Native NVMe multipath sends I/O on the namespace head down any live
+///   path of the subsystem (nvme_find_path(): iopolicy numa, round-robin
+///   or queue-depth, ANA state), including the provider's own controller;
+///   the per-path disks and char devices cannot be opened, so the path
+///   cannot be pinned from user space. When the per-path statistics show
+///   another controller carried the I/O, the experiment does not test the
+///   named client.
+/// - When the outcome contradicts the prediction and the kernel's own log
+///   lines for this pair agree with the prediction, the outcome is
+///   suspect, not the prediction.
+pub fn judge(c: &mut PairConfirm, provider: Bdf, client: Bdf, predicted: MapType, sysfs: &Path) {
+    if c.outcome == PairOutcome::Skipped {
+        return;
+    }
+    if carried_by_client(&c.carried_by, client) == Some(false) {
+        let others: Vec<String> = c
+            .carried_by
+            .iter()
+            .filter(|p| p.pci != Some(client))
+            .map(|p| format!("{} ({})", p.controller, p.path))
+            .collect();
+        let policy = c
+            .namespace
+            .as_deref()
+            .and_then(head_parts)
+            .and_then(|(s, _)| {
+                std::fs::read_to_string(
+                    sysfs.join(format!("class/nvme-subsystem/nvme-subsys{s}/iopolicy")),
+                )
+                .ok()
+            })
+            .map(|p| format!(" (iopolicy {})", p.trim()))
+            .unwrap_or_default();
+        c.settles_pair = false;
+        c.unsettled = Some(format!(
+            "native NVMe multipath sent the I/O on {} through {}{policy}, not only through the client {client}'s controller; the experiment does not test {client} → {provider} (boot with nvme_core.multipath=N to get one block device per controller)",
+            c.namespace.as_deref().unwrap_or("the namespace"),
+            others.join(", ")
+        ));
+        c.agrees = None;
+        return;
+    }
+    let allowed = predicted != MapType::NotSupported;
+    let kernel_allowed = matches!(c.outcome, PairOutcome::Ok | PairOutcome::Mismatch);
+    let kernel_refused = c.outcome == PairOutcome::Refused;
+    c.agrees = if kernel_allowed || kernel_refused {
+        Some(allowed == kernel_allowed)
+    } else {
+        None
+    };
+    if c.agrees == Some(false) && kernel_allowed && log_refuses_pair(&c.log, provider, client) {
+        c.settles_pair = false;
+        c.unsettled = Some(format!(
+            "the transfer went through, but the kernel logged that it refuses {client} with {provider}, as predicted: the I/O did not take the named path, so the outcome is suspect, not the prediction"
+        ));
+        c.agrees = None;
+    }
 }
 
 /// Sets finding statuses from the pairs' experiments, and adds findings
@@ -372,7 +612,11 @@ pub fn settle(d: &mut Diagnosis) {
         .filter_map(|p| {
             p.confirm
                 .as_ref()
-                .filter(|c| c.outcome != PairOutcome::Skipped && c.outcome != PairOutcome::Error)
+                .filter(|c| {
+                    c.outcome != PairOutcome::Skipped
+                        && c.outcome != PairOutcome::Error
+                        && c.settles_pair
+                })
                 .map(|c| (p.provider, p.client, c, p.verdict.map_type))
         })
         .collect();

@@ -55,6 +55,10 @@ pub struct Target {
 pub enum TargetError {
     #[error("cannot open {path}: {source}{hint}", hint = open_hint(source))]
     Open { path: PathBuf, source: io::Error },
+    #[error(
+        "{path} is being written by another run ({holder}): wait for it to finish, or pass --wait to start when it does"
+    )]
+    Busy { path: PathBuf, holder: String },
     #[error("{path} is neither a block device nor a regular file")]
     Kind { path: PathBuf },
     #[error("refusing to write to {path}: {why}; pass --force if you are sure nothing uses it")]
@@ -67,7 +71,7 @@ fn open_hint(e: &io::Error) -> &'static str {
     match e.raw_os_error() {
         Some(libc::EACCES) | Some(libc::EPERM) => " (run as root)",
         Some(libc::EBUSY) => {
-            " (the kernel holds it: mounted, in a RAID/LVM set, or opened exclusively)"
+            " (the kernel holds it: mounted, in a RAID/LVM set, or opened exclusively, perhaps by another run writing it, which --wait waits for)"
         }
         Some(libc::EINVAL) => " (the file system does not support O_DIRECT)",
         _ => "",
@@ -108,19 +112,56 @@ impl Target {
                 });
             }
         }
+        if write && !force && kind == TargetKind::File {
+            // A file system mounted from this file through a loop device
+            // is as mounted as a disk: its mount shows the loop device.
+            if let Some(why) = loop_in_use(&meta) {
+                return Err(TargetError::InUse {
+                    path: path.to_path_buf(),
+                    why,
+                });
+            }
+        }
         let mut flags = libc::O_DIRECT;
         if write && kind == TargetKind::BlockDevice && !force {
             flags |= libc::O_EXCL;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(write)
-            .custom_flags(flags)
-            .open(path)
-            .map_err(|source| TargetError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(write)
+                .custom_flags(flags)
+                .open(path)
+        };
+        let file = loop {
+            match open() {
+                Ok(f) => break f,
+                // Opened exclusively by someone: the checks above found no
+                // mount or holder, so most likely another run writing it.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && flags & libc::O_EXCL != 0 => {
+                    if super::journal::waiting() {
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                        continue;
+                    }
+                    if let Some(holder) = super::journal::holder_of(path) {
+                        return Err(TargetError::Busy {
+                            path: path.to_path_buf(),
+                            holder,
+                        });
+                    }
+                    return Err(TargetError::Open {
+                        path: path.to_path_buf(),
+                        source: e,
+                    });
+                }
+                Err(source) => {
+                    return Err(TargetError::Open {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
+            }
+        };
         let (size, block_size) = match kind {
             TargetKind::File => (meta.len(), 512),
             TargetKind::BlockDevice => {
@@ -284,6 +325,41 @@ pub fn in_use(rdev: u64, name: Option<&str>) -> Option<String> {
             {
                 return Some(format!("{p} is in use as swap"));
             }
+        }
+    }
+    None
+}
+
+/// Whether a loop device whose backing file is the file `meta` describes
+/// is in use (mounted, held, swap): from /sys/block/loop*/loop/backing_file.
+pub fn loop_in_use(meta: &std::fs::Metadata) -> Option<String> {
+    for name in list("/sys/block") {
+        if !name.starts_with("loop") {
+            continue;
+        }
+        let Ok(backing) = std::fs::read_to_string(format!("/sys/block/{name}/loop/backing_file"))
+        else {
+            continue;
+        };
+        let backing = backing.trim_end_matches('\n');
+        let backing = backing.strip_suffix(" (deleted)").unwrap_or(backing);
+        let Ok(b) = std::fs::metadata(backing) else {
+            continue;
+        };
+        if b.dev() != meta.dev() || b.ino() != meta.ino() {
+            continue;
+        }
+        let Ok(dev) = std::fs::read_to_string(format!("/sys/block/{name}/dev")) else {
+            continue;
+        };
+        let Some((ma, mi)) = dev.trim().split_once(':') else {
+            continue;
+        };
+        let (Ok(ma), Ok(mi)) = (ma.parse::<u32>(), mi.parse::<u32>()) else {
+            continue;
+        };
+        if let Some(why) = in_use(libc::makedev(ma, mi), Some(&name)) {
+            return Some(format!("it backs /dev/{name}, and {why}"));
         }
     }
     None

@@ -21,6 +21,7 @@ mod checks;
 
 pub use checks::vendor::{Mapping, VendorComparison, VendorDevice, VendorPair};
 pub mod kernel;
+pub mod matrix;
 pub mod p2pdma;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -143,10 +144,16 @@ pub struct Header {
     pub kernel_model: KernelVersion,
     /// The release was unknown: the newest kernel was assumed.
     pub kernel_assumed: bool,
+    /// What the kernel model was chosen from: the release string (with its
+    /// stable number, if any) and live evidence that overrode a gate.
+    pub kernel_basis: Vec<String>,
     pub cpu: Option<String>,
     pub iommu: IommuState,
     pub p2pdma: P2pdmaSupport,
     pub acs_parameters: acs_params::AcsParams,
+    /// A virtual machine: every verdict is about the hypervisor's
+    /// topology, not the physical machine's.
+    pub virtualization: Option<crate::scan::Virtualization>,
 }
 
 /// A device that takes part in the pairs.
@@ -234,6 +241,9 @@ pub struct Diagnosis {
     /// The vendor's tool (`nvidia-smi topo -m`) beside p2pdoctor's path
     /// classes, when it ran or a capture holds its output.
     pub vendor_topology: Option<VendorComparison>,
+    /// GPUs, NICs, NVMe and accelerators and the path class between each
+    /// two (`nvidia-smi topo -m` style), when there are two or more.
+    pub class_matrix: Option<matrix::ClassMatrix>,
 }
 
 /// What to diagnose.
@@ -304,11 +314,34 @@ pub fn dma_capable(tree: &Tree, id: NodeId) -> bool {
     !matches!((base, sub), (0x05 | 0x06 | 0x08 | 0xff, _) | (0x0c, 0x05))
 }
 
+/// A P2P provider without a p2pmem pool: from 6.19 vfio-pci (and its
+/// variant drivers, all named `*vfio-pci`/`*vfio_pci`) calls
+/// pcim_p2pdma_init() for every device it binds, so its BARs can be
+/// exported as dma-buf for P2P ("vfio/pci: Enable peer-to-peer DMA
+/// transactions by default"). No p2pmem/ directory appears (the sysfs
+/// group is created only with a pool, pci_p2pdma_setup_pool()), and
+/// pci_p2pmem_find_many() does not offer them.
+pub fn pool_less_provider(tree: &Tree, id: NodeId) -> bool {
+    let n = tree.node(id);
+    n.facts.p2pmem.is_none()
+        && n.role.is_endpoint()
+        && n.facts.driver.as_deref().is_some_and(|d| {
+            let d = d.replace('_', "-");
+            d == "vfio-pci" || d.ends_with("-vfio-pci")
+        })
+}
+
 /// Runs every check over the tree.
 pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
+    let allocate_seen = tree
+        .nodes
+        .iter()
+        .any(|n| n.facts.p2pmem.as_ref().and_then(|m| m.allocate) == Some(true))
+        .then_some(true);
     let kernel = opts
         .kernel_data
-        .for_release(tree.host.kernel_release.as_deref());
+        .for_release(tree.host.kernel_release.as_deref())
+        .with_live_evidence(allocate_seen);
     let params = acs_params::AcsParams::from_cmdline(&tree.host.cmdline.raw);
     let (view, effects) = P2pView::from_tree(tree, &params, &kernel);
 
@@ -316,7 +349,10 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         .filter(|&i| dma_capable(tree, i))
         .collect();
     let mut providers: Vec<NodeId> = (0..tree.nodes.len())
-        .filter(|&i| tree.node(i).facts.p2pmem.is_some())
+        .filter(|&i| {
+            tree.node(i).facts.p2pmem.is_some()
+                || (kernel.pool_less_providers && pool_less_provider(tree, i))
+        })
         .collect();
     let mut notes = Vec::new();
     if opts.all_pairs_implied {
@@ -327,12 +363,14 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         providers.sort_unstable();
         providers.dedup();
     }
+    // Every client, the provider itself included: calc_map_type_and_dist()
+    // computes (provider, provider) too (distance 0, and the first step of
+    // its walk checks ACS redirect on the provider function itself): an
+    // NVMe reading into its own CMB is that pair.
     let mut pairs = Vec::new();
     for &p in &providers {
         for &c in &candidates {
-            if c != p {
-                pairs.push(checks::pair_report(tree, &view, &kernel, p, c));
-            }
+            pairs.push(checks::pair_report(tree, &view, &kernel, p, c));
         }
     }
 
@@ -366,7 +404,8 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
                 bdf: n.bdf(),
                 name: n.name(),
                 role: n.role,
-                provider: n.facts.p2pmem.is_some(),
+                provider: n.facts.p2pmem.is_some()
+                    || (kernel.pool_less_providers && pool_less_provider(tree, id)),
                 driver: n.facts.driver.clone(),
                 block_devices: n.facts.block_devices.clone(),
                 numa_node: n.facts.numa_node,
@@ -379,6 +418,7 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         })
         .collect();
 
+    let class_matrix = matrix::build(tree, &view, &kernel, &[]);
     let header = checks::header(tree, &kernel, &params);
     let summary = summarize(&findings, &pairs);
     Diagnosis {
@@ -394,6 +434,7 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         all_pairs: opts.all_pairs,
         all_pairs_implied: opts.all_pairs_implied,
         vendor_topology,
+        class_matrix,
     }
 }
 

@@ -85,21 +85,43 @@ pub enum AcsState {
     Control { ctrl: AcsFlags },
     /// The register could not be read (not root). `cmdline_clears` is true
     /// when `pci=disable_acs_redir=`/`config_acs=` name the device in a way
-    /// that leaves RR, CR and EC clear whatever the firmware set.
-    Unknown { cmdline_clears: bool },
+    /// that leaves RR, CR and EC clear whatever the firmware set (at boot:
+    /// a later `setpci` is not seen). `groups` is what the IOMMU groups
+    /// (world-readable) say of the port: Some(true) when its devices sit in
+    /// groups of their own, so pci_acs_path_enabled() held and Linux's
+    /// pci_std_enable_acs() had set RR and CR (where offered); Some(false)
+    /// when a device below it shares the port's group (no ACS isolation).
+    /// Either way the verdict stays uncertain.
+    Unknown {
+        cmdline_clears: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        groups: Option<bool>,
+    },
 }
 
 impl AcsState {
     /// `pci_bridge_has_acs_redir()`: Some(true) with RR, CR or EC set,
-    /// None when it cannot be known.
+    /// None when it cannot be known (never from the command line or the
+    /// IOMMU groups alone: those are inferences, see [`Self::assumed`]).
     pub fn redirects(&self) -> Option<bool> {
         match self {
             AcsState::Absent => Some(false),
             AcsState::Control { ctrl } => Some(ctrl.redirects()),
+            AcsState::Unknown { .. } => None,
+        }
+    }
+
+    /// The best guess where the register could not be read: the command
+    /// line's clearing wins (applied after pci_std_enable_acs() at boot),
+    /// then the IOMMU groups, then "no redirect".
+    pub fn assumed(&self) -> bool {
+        match self {
             AcsState::Unknown {
                 cmdline_clears: true,
-            } => Some(false),
-            AcsState::Unknown { .. } => None,
+                ..
+            } => false,
+            AcsState::Unknown { groups, .. } => groups.unwrap_or(false),
+            _ => self.redirects().unwrap_or(false),
         }
     }
 
@@ -176,6 +198,14 @@ pub struct P2pView {
     pub functions: Vec<FunctionView>,
     pub host_bridges: Vec<HostBridgeView>,
     pub cpu: CpuView,
+    /// Some(reason) when no client can map P2P memory at all:
+    /// dma_pci_p2pdma_supported() (kernel/dma/mapping.c) is false for DMA
+    /// ops other than dma-direct and the default IOMMU ops (Xen's swiotlb
+    /// ops in a PV dom0 or PV guest), so the NVMe driver never sets the
+    /// queue's P2PDMA flag and O_DIRECT into p2pmem fails with EREMOTEIO in
+    /// get_user_pages before any map type is computed.
+    #[serde(default)]
+    pub client_dma_unsupported: Option<String>,
 }
 
 /// How one host bridge fared in `__host_bridge_whitelist()`.
@@ -219,8 +249,15 @@ pub struct WhitelistOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Unknown {
-    /// The ACS Control of a device on the walk could not be read.
-    Acs { bdf: Bdf },
+    /// The ACS Control of a device on the walk could not be read; `assumed`
+    /// is the redirect the verdict took for it, `basis` why.
+    Acs {
+        bdf: Bdf,
+        #[serde(default)]
+        assumed: bool,
+        #[serde(default)]
+        basis: AcsBasis,
+    },
     /// Whether the first device of a root bus is a Root Port.
     FirstDeviceType { host_bridge: String, bdf: Bdf },
     /// The CPU vendor and family (cpu_supports_p2pdma()).
@@ -239,7 +276,16 @@ pub enum Unknown {
 impl fmt::Display for Unknown {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Unknown::Acs { bdf } => write!(f, "the ACS Control of {bdf} could not be read"),
+            Unknown::Acs {
+                bdf,
+                assumed,
+                basis,
+            } => write!(
+                f,
+                "the ACS Control of {bdf} could not be read (taken as {}: {})",
+                if *assumed { "redirect" } else { "no redirect" },
+                basis.describe()
+            ),
             Unknown::FirstDeviceType { host_bridge, bdf } => write!(
                 f,
                 "whether {bdf}, the first device of {host_bridge}, is a Root Port could not be read"
@@ -256,6 +302,39 @@ impl fmt::Display for Unknown {
                 f,
                 "where {bdf} sits is not known: the input shows neither the bus numbers of the bridges above it nor an lspci -t tree"
             ),
+        }
+    }
+}
+
+/// Where the assumption about an unreadable ACS Control came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AcsBasis {
+    /// Nothing known: "no redirect" assumed.
+    #[default]
+    Nothing,
+    /// pci=disable_acs_redir=/config_acs= clear RR, CR and EC at boot.
+    CommandLine,
+    /// The IOMMU groups show ACS isolation below the port.
+    GroupsIsolated,
+    /// The IOMMU groups show a device below the port, or a sibling
+    /// function, sharing its group.
+    GroupsShared,
+}
+
+impl AcsBasis {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            AcsBasis::Nothing => "nothing is known, no redirect assumed",
+            AcsBasis::CommandLine => {
+                "the kernel command line clears RR, CR and EC at boot (a later setpci is not seen)"
+            }
+            AcsBasis::GroupsIsolated => {
+                "its devices sit in IOMMU groups of their own: ACS isolation is in force, so Linux set RR and CR (pci_std_enable_acs())"
+            }
+            AcsBasis::GroupsShared => {
+                "it shares an IOMMU group with a device below it or a sibling function: no ACS isolation, so no redirect assumed"
+            }
         }
     }
 }
@@ -285,10 +364,18 @@ pub struct Verdict {
     /// The lines the kernel logs on the first mapping (`pci_p2pdma_map_type()`
     /// calls with verbose set), without the timestamp.
     pub kernel_messages: Vec<String>,
-    /// What could not be read; the verdict assumes "no redirect" and "not a
-    /// Root Port" for these.
+    /// What could not be read; the verdict assumes what each entry says
+    /// ("not a Root Port" for the first device).
     pub unknown: Vec<Unknown>,
+    /// Why every mapping to this client fails before the map type matters
+    /// (dma_pci_p2pdma_supported() false: Xen's swiotlb DMA ops); the map
+    /// type is then not_supported and the kernel logs none of its lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<String>,
 }
+
+/// Said wherever predicted kernel lines are shown.
+pub const KERNEL_MESSAGES_NOTE: &str = "logged once, on the first mapping of this pair with verbose set (pci_p2pdma_map_type()); the verdict is then cached on the provider until its driver releases it, and a pair first computed by pci_p2pmem_find_many() (verbose off) is cached without any line";
 
 impl Verdict {
     /// No fact was missing.
@@ -432,7 +519,31 @@ impl P2pView {
             match func.acs.redirects() {
                 Some(true) => list.push(func.bdf),
                 Some(false) => {}
-                None => unknown.push(Unknown::Acs { bdf: func.bdf }),
+                None => {
+                    let assumed = func.acs.assumed();
+                    let basis = match func.acs {
+                        AcsState::Unknown {
+                            cmdline_clears: true,
+                            ..
+                        } => AcsBasis::CommandLine,
+                        AcsState::Unknown {
+                            groups: Some(true), ..
+                        } => AcsBasis::GroupsIsolated,
+                        AcsState::Unknown {
+                            groups: Some(false),
+                            ..
+                        } => AcsBasis::GroupsShared,
+                        _ => AcsBasis::Nothing,
+                    };
+                    if assumed {
+                        list.push(func.bdf);
+                    }
+                    unknown.push(Unknown::Acs {
+                        bdf: func.bdf,
+                        assumed,
+                        basis,
+                    });
+                }
             }
         };
 
@@ -458,6 +569,7 @@ impl P2pView {
             cpu_rule: false,
             kernel_messages: Vec::new(),
             unknown: Vec::new(),
+            blocked_by: None,
         };
         let acs_redirects;
         match common {
@@ -479,20 +591,66 @@ impl P2pView {
                 if acs_list.is_empty() {
                     verdict.map_type = MapType::BusAddr;
                     verdict.unknown = unknown;
-                    return verdict;
+                    return self.finish(verdict, cf);
                 }
                 let client_prefix = prefix(cf.driver.as_deref(), cf.bdf);
+                let list = if kernel.acs_list_128 {
+                    acs_list_text(&acs_list)
+                } else {
+                    // Before 5.14 (e4ece59abd70) a PAGE_SIZE buffer: never cut.
+                    let joined: Vec<String> = acs_list.iter().map(|b| b.to_string()).collect();
+                    joined.join(";")
+                };
+                if !kernel.host_bridge_fallback {
+                    // Before 5.4: upstream_bridge_distance() returned -2 and
+                    // upstream_bridge_distance_warn() refused the pair.
+                    messages.push(format!(
+                        "{client_prefix}cannot be used for peer-to-peer DMA as ACS redirect is set between the client and provider ({})",
+                        pf.bdf
+                    ));
+                    messages.push(format!(
+                        "{client_prefix}to disable ACS redirect for this path, add the kernel parameter: pci=disable_acs_redir={list}"
+                    ));
+                    verdict.acs_redirect = acs_list;
+                    verdict.map_type = MapType::NotSupported;
+                    verdict.kernel_messages = messages;
+                    verdict.unknown = unknown;
+                    return self.finish(verdict, cf);
+                }
                 messages.push(format!(
                     "{client_prefix}ACS redirect is set between the client and provider ({})",
                     pf.bdf
                 ));
                 messages.push(format!(
-                    "{client_prefix}to disable ACS redirect for this path, add the kernel parameter: pci=disable_acs_redir={}",
-                    acs_list_text(&acs_list)
+                    "{client_prefix}to disable ACS redirect for this path, add the kernel parameter: pci=disable_acs_redir={list}"
                 ));
                 verdict.acs_redirect = acs_list;
                 acs_redirects = true;
             }
+        }
+
+        if !kernel.host_bridge_fallback {
+            // Before 5.4 no common upstream bridge: root_complex_whitelist()
+            // (5.2, AMD 0x1450 at devfn 00.0 of both root buses) or refused.
+            // An admitted pair got 0x1000 + the distance and was mapped with
+            // bus addresses like any other (no map types yet).
+            let admitted = kernel.root_complex_whitelist
+                && self.root_complex_whitelisted(pf.host_bridge)
+                && self.root_complex_whitelisted(cf.host_bridge);
+            if admitted {
+                verdict.map_type = MapType::BusAddr;
+                verdict.distance += 0x1000;
+            } else {
+                messages.push(format!(
+                    "{}cannot be used for peer-to-peer DMA as the client and provider ({}) do not share an upstream bridge",
+                    prefix(cf.driver.as_deref(), cf.bdf),
+                    pf.bdf
+                ));
+                verdict.map_type = MapType::NotSupported;
+            }
+            verdict.kernel_messages = messages;
+            verdict.unknown = unknown;
+            return self.finish(verdict, cf);
         }
 
         // map_through_host_bridge:
@@ -516,7 +674,7 @@ impl P2pView {
                     kernel,
                     ha,
                     true,
-                    acs_redirects,
+                    acs_redirects && kernel.whitelist_warning,
                     &mut messages,
                     &mut unknown,
                 );
@@ -528,7 +686,7 @@ impl P2pView {
                     kernel,
                     ha,
                     false,
-                    acs_redirects,
+                    acs_redirects && kernel.whitelist_warning,
                     &mut messages,
                     &mut unknown,
                 );
@@ -539,7 +697,7 @@ impl P2pView {
                         kernel,
                         hb,
                         false,
-                        acs_redirects,
+                        acs_redirects && kernel.whitelist_warning,
                         &mut messages,
                         &mut unknown,
                     );
@@ -564,7 +722,27 @@ impl P2pView {
         }
         verdict.kernel_messages = messages;
         verdict.unknown = unknown;
+        self.finish(verdict, cf)
+    }
+
+    /// A client whose DMA ops cannot map P2P memory fails every mapping
+    /// whatever the map type (dma_pci_p2pdma_supported()).
+    fn finish(&self, mut verdict: Verdict, client: &FunctionView) -> Verdict {
+        if let Some(why) = &self.client_dma_unsupported {
+            verdict.blocked_by = Some(format!("{} cannot map P2P memory: {why}", client.bdf));
+            verdict.map_type = MapType::NotSupported;
+            verdict.kernel_messages.clear();
+        }
         verdict
+    }
+
+    /// 5.2-5.3 root_complex_whitelist(): pci_get_slot(root bus, devfn 00.0)
+    /// is AMD 0x1450.
+    fn root_complex_whitelisted(&self, hb: usize) -> bool {
+        self.host_bridges[hb]
+            .first_device
+            .as_ref()
+            .is_some_and(|d| d.bdf.devfn() == 0 && d.vendor == 0x1022 && d.device == 0x1450)
     }
 
     /// Builds the view from a scanned tree. ACS Control is what config
@@ -605,7 +783,7 @@ impl P2pView {
             } else {
                 effect_on(params, &ident, kernel.config_acs)
             };
-            let acs = acs_state(node, &effect);
+            let acs = acs_state(tree, id, &effect);
             functions.push(FunctionView {
                 bdf: node.bdf(),
                 upstream: node.parent,
@@ -647,7 +825,13 @@ impl P2pView {
             Some(_) => true,
             None => cpu.logical_cpus > 0,
         };
+        let client_dma_unsupported = tree
+            .host
+            .hypervisor
+            .as_ref()
+            .and_then(|h| h.p2p_dma_blocker());
         let view = P2pView {
+            client_dma_unsupported,
             functions,
             host_bridges,
             cpu: CpuView {
@@ -660,14 +844,113 @@ impl P2pView {
     }
 }
 
+/// Intel PCH root ports whose ACS lives outside the standard capability
+/// (drivers/pci/quirks.c). None of them changes what P2PDMA reads:
+/// - pci_quirk_intel_pch_acs_match() (Ibex Peak .. Wellsburg): no ACS
+///   capability at all, isolation through a vendor register set by
+///   pci_quirk_enable_intel_pch_acs(); `dev->acs_cap` is 0, so
+///   pci_bridge_has_acs_redir() sees nothing.
+/// - pci_quirk_intel_spt_pch_acs_match() (Sunrise Point 0xa110-0xa11f,
+///   0xa167-0xa16a; Union Point 0xa290-0xa29f, 0xa2e7-0xa2ee; root ports
+///   only; Cannon Lake is not in the list): the capability exists but its
+///   Capability and Control registers are dwords, Control at +8
+///   (INTEL_SPT_ACS_CTRL). pci_quirk_enable_intel_spt_pch_acs() and
+///   pci_quirk_disable_intel_spt_pch_acs_redir() write +8;
+///   pci_bridge_has_acs_redir() reads the word at acs_cap + 6, the upper
+///   half of the capability dword. The config-space decoder reads that same
+///   word, so the verdict mirrors the kernel; the IOMMU groups, fed by
+///   pci_quirk_intel_spt_pch_acs() (pci_dev_specific_acs_enabled()), say
+///   nothing about it.
+///
+/// The other pci_dev_acs_enabled[] quirks only answer pci_acs_enabled()
+/// for IOMMU grouping and leave the register alone: not modelled (they
+/// change the groups, which `groups_say()` therefore distrusts for the
+/// PCH ports, not what P2PDMA reads). pci_disable_broken_acs_cap() (IDT
+/// switches) only masks SV out of the cached capability Linux enables:
+/// no P2P bit changes.
+pub fn intel_pch_acs_quirk(vendor: u16, device: u16, root_port: bool) -> Option<&'static str> {
+    if vendor != 0x8086 {
+        return None;
+    }
+    let spt =
+        matches!(device, 0xa110..=0xa11f | 0xa167..=0xa16a | 0xa290..=0xa29f | 0xa2e7..=0xa2ee);
+    if spt && root_port {
+        return Some("spt");
+    }
+    let pch = matches!(
+        device,
+        0x3b42..=0x3b51
+            | 0x1c10..=0x1c1f
+            | 0x1e10..=0x1e1f
+            | 0x8c10..=0x8c1f
+            | 0x9c10..=0x9c1b
+            | 0x9c90..=0x9c9b
+            | 0x1d10..=0x1d1e
+            | 0x8d10..=0x8d1e
+            | 0x8c90..=0x8c9e
+    );
+    pch.then_some("pch")
+}
+
+/// What the IOMMU groups say of an unreadable function's ACS (see
+/// [`AcsState::Unknown`]): pci_device_group() puts a device in its
+/// upstream port's group unless pci_acs_path_enabled() holds from that
+/// port up, and functions of one multi-function device together unless
+/// each has ACS. Ports with a quirk (isolation without the register
+/// P2PDMA reads) are left unknown.
+fn groups_say(tree: &Tree, id: usize) -> Option<bool> {
+    let node = tree.node(id);
+    let quirk = intel_pch_acs_quirk(
+        node.facts.vendor.unwrap_or(0),
+        node.facts.device.unwrap_or(0),
+        node.role == crate::topology::Role::RootPort,
+    );
+    if quirk.is_some() {
+        return None;
+    }
+    let own = node.facts.iommu_group?;
+    if !node.children.is_empty() {
+        let groups: Vec<Option<u32>> = node
+            .children
+            .iter()
+            .map(|&c| tree.node(c).facts.iommu_group)
+            .collect();
+        if groups.contains(&Some(own)) {
+            return Some(false);
+        }
+        return groups.iter().all(|g| g.is_some()).then_some(true);
+    }
+    // A function of a multi-function device: its siblings in the same slot.
+    let bdf = node.bdf();
+    let siblings: Vec<Option<u32>> = tree
+        .nodes
+        .iter()
+        .filter(|n| {
+            let b = n.bdf();
+            b != bdf && n.parent == node.parent && b.bus == bdf.bus && b.device == bdf.device
+        })
+        .map(|n| n.facts.iommu_group)
+        .collect();
+    if siblings.is_empty() {
+        return None;
+    }
+    if siblings.contains(&Some(own)) {
+        return Some(false);
+    }
+    siblings.iter().all(|g| g.is_some()).then_some(true)
+}
+
 /// What the kernel's `dev->acs_cap` and ACS Control are for a node.
-fn acs_state(node: &crate::topology::Node, effect: &CmdlineEffect) -> AcsState {
+fn acs_state(tree: &Tree, id: usize, effect: &CmdlineEffect) -> AcsState {
+    let node = tree.node(id);
+    let unknown = || AcsState::Unknown {
+        cmdline_clears: effect.redirect_without_register() == Some(false),
+        groups: groups_say(tree, id),
+    };
     match &node.caps.acs {
         Some(acs) => match acs.ctrl {
             Some(ctrl) => AcsState::Control { ctrl },
-            None => AcsState::Unknown {
-                cmdline_clears: effect.redirect_without_register() == Some(false),
-            },
+            None => unknown(),
         },
         // An evidence file that did not carry the extended space (a
         // 256-byte `lspci -xxx` dump of a PCIe function).
@@ -676,9 +959,7 @@ fn acs_state(node: &crate::topology::Node, effect: &CmdlineEffect) -> AcsState {
             .unknown_registers
             .contains(crate::scan::Register::AcsCtrl) =>
         {
-            AcsState::Unknown {
-                cmdline_clears: effect.redirect_without_register() == Some(false),
-            }
+            unknown()
         }
         // The whole extended space was read and has no ACS capability.
         None if node.caps.extended_readable => AcsState::Absent,
@@ -687,9 +968,7 @@ fn acs_state(node: &crate::topology::Node, effect: &CmdlineEffect) -> AcsState {
         None if node.facts.config.len() > 64 => AcsState::Absent,
         // A conventional PCI function has no extended space at all.
         None if node.caps.capabilities_readable && node.caps.express.is_none() => AcsState::Absent,
-        None => AcsState::Unknown {
-            cmdline_clears: effect.redirect_without_register() == Some(false),
-        },
+        None => unknown(),
     }
 }
 

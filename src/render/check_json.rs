@@ -17,7 +17,7 @@ fn check_value(c: &HostBridgeCheck) -> Value {
         "entry": c.entry.as_ref().map(|e| json!({
             "id": e.id(),
             "name": e.name,
-            "since": e.since.to_string(),
+            "since": e.since.map(|v| v.to_string()).unwrap_or_else(|| "unreleased".into()),
             "same_host_bridge": e.same_host_bridge,
         })),
         "result": c.result,
@@ -45,6 +45,8 @@ fn pair_value(p: &PairReport) -> Value {
         "whitelist": v.whitelist.as_ref().map(whitelist_value),
         "cpu_rule": v.cpu_rule,
         "kernel_messages": v.kernel_messages,
+        "kernel_messages_note": crate::diagnose::p2pdma::KERNEL_MESSAGES_NOTE,
+        "blocked_by": v.blocked_by,
         "certain": v.certain(),
         "unknown": v.unknown.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
         "path_class": p.path_class.as_str(),
@@ -72,6 +74,7 @@ pub fn check_value_of(d: &Diagnosis, source: &str) -> Value {
             "kernel_release": h.kernel_release,
             "kernel_model": h.kernel_model.to_string(),
             "kernel_assumed": h.kernel_assumed,
+            "kernel_basis": h.kernel_basis,
             "cpu": h.cpu,
             "iommu": {
                 "kind": h.iommu.kind,
@@ -88,6 +91,7 @@ pub fn check_value_of(d: &Diagnosis, source: &str) -> Value {
                 "disable_acs_redir": h.acs_parameters.disable_acs_redir,
                 "config_acs": h.acs_parameters.config_acs,
             },
+            "virtualization": h.virtualization,
         },
         "summary": {
             "verdict": s.verdict,
@@ -126,6 +130,7 @@ pub fn check_value_of(d: &Diagnosis, source: &str) -> Value {
         })).collect::<Vec<_>>(),
         "limitations": d.limitations,
         "vendor_topology": d.vendor_topology,
+        "class_matrix": d.class_matrix,
     })
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use super::RenderOptions;
-use super::style::Painter;
+use super::style::{Painter, TerminalSafe};
 use crate::diagnose::{
     Catalog, Diagnosis, Finding, MapType, PairReport, RuleInfo, Severity, Status,
 };
@@ -81,6 +81,11 @@ fn write_header(d: &Diagnosis, p: &Painter, source: &str, out: &mut dyn Write) -
             h.hostname.as_deref().unwrap_or("(unknown)")
         ))
     )?;
+    // Only when live evidence overrode the release's gates (the JSON
+    // always carries the basis).
+    for b in h.kernel_basis.iter().skip(1) {
+        writeln!(out, "  kernel: {b}")?;
+    }
     if let Some(cpu) = &h.cpu {
         writeln!(out, "  cpu:    {cpu}")?;
     }
@@ -91,6 +96,16 @@ fn write_header(d: &Diagnosis, p: &Painter, source: &str, out: &mut dyn Write) -
         _ => p.warn(&h.p2pdma.describe),
     };
     writeln!(out, "  p2pdma: {p2p}")?;
+    if let Some(v) = &h.virtualization {
+        writeln!(
+            out,
+            "  vm:     {}",
+            p.warn(&format!(
+                "guest of {}: every verdict below is about the hypervisor's virtual topology (P2P110)",
+                v.hypervisor
+            ))
+        )?;
+    }
     let a = &h.acs_parameters;
     if let Some(v) = &a.disable_acs_redir {
         writeln!(out, "  acs:    pci=disable_acs_redir={v}")?;
@@ -158,13 +173,12 @@ fn write_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<(
     for r in &rows {
         let mut line = format!("  {:row_label_width$}", label(r));
         for dev in &d.devices {
-            let c = if dev.bdf == *r {
-                "X".to_string()
-            } else {
-                cells
-                    .get(&(*r, dev.bdf))
-                    .cloned()
-                    .unwrap_or_else(|| "-".into())
+            // The provider with itself is a pair the kernel computes too
+            // (distance 0); X only where no such pair was predicted.
+            let c = match cells.get(&(*r, dev.bdf)) {
+                Some(c) => c.clone(),
+                None if dev.bdf == *r => "X".to_string(),
+                None => "-".to_string(),
             };
             let padded = format!("{c:>width$}");
             let painted = match c.chars().next() {
@@ -195,7 +209,7 @@ fn write_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<(
     }
     writeln!(out, "\n{}", p.bold("legend"))?;
     for line in [
-        "X    the same device",
+        "X    the same device (no pair predicted; a provider with itself shows its verdict, distance 0)",
         "B<n> bus address: the traffic turns around below a common bridge or switch",
         "H<n> through the host bridge: allowed, mapped like ordinary DMA (IOMMU)",
         "N<n> not supported: the kernel refuses, the I/O fails",
@@ -211,6 +225,7 @@ fn write_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<(
 
 /// The whole report.
 pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+    let out = &mut TerminalSafe::new(out);
     let p = Painter {
         enabled: opts.color,
     };
@@ -237,6 +252,7 @@ pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::R
         }
     }
     write_matrix(d, &p, out)?;
+    write_class_matrix(d, &p, out)?;
     write_vendor(d, &p, out)?;
     write_confirm(d, &p, out)?;
     if !d.limitations.is_empty() {
@@ -250,6 +266,120 @@ pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::R
         "\n{}",
         p.dim("p2pdoctor explain <ID> tells more about a rule; --format json for scripts")
     )
+}
+
+/// GPUs, NICs, NVMe and accelerators with the path class between each
+/// two, laid out like `nvidia-smi topo -m`.
+fn write_class_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<()> {
+    let Some(m) = &d.class_matrix else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "\n{}",
+        p.bold(
+            "topology (like nvidia-smi topo -m: the wiring, and where the kernel sends it instead)"
+        )
+    )?;
+    let cell = |c: &crate::diagnose::matrix::MatrixCell| {
+        let mut s = if c.path_class == c.effective_path_class {
+            c.path_class.as_str().to_string()
+        } else {
+            format!(
+                "{}>{}",
+                c.path_class.as_str(),
+                c.effective_path_class.as_str()
+            )
+        };
+        if !c.certain {
+            s.push('?');
+        }
+        s
+    };
+    let width = m
+        .cells
+        .iter()
+        .flatten()
+        .map(|c| cell(c).len())
+        .chain(m.devices.iter().map(|d| d.label.len()))
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let label_width = m.devices.iter().map(|d| d.label.len()).max().unwrap_or(4);
+    let mut head = format!("  {:label_width$}", "");
+    for dev in &m.devices {
+        head.push_str(&format!("  {:>width$}", dev.label));
+    }
+    head.push_str("  NUMA  CPU affinity");
+    writeln!(out, "{head}")?;
+    let detoured = m
+        .cells
+        .iter()
+        .flatten()
+        .any(|c| c.path_class != c.effective_path_class);
+    let uncertain = m.cells.iter().flatten().any(|c| !c.certain);
+    for (i, dev) in m.devices.iter().enumerate() {
+        let mut line = format!("  {:label_width$}", dev.label);
+        for (j, c) in m.cells[i].iter().enumerate() {
+            let text = if i == j { "X".to_string() } else { cell(c) };
+            let padded = format!("{text:>width$}");
+            line.push_str("  ");
+            line.push_str(&if text.contains('>') {
+                p.warn(&padded)
+            } else {
+                padded
+            });
+        }
+        let numa = dev
+            .numa_node
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "-".into());
+        line.push_str(&format!(
+            "  {numa:>4}  {}",
+            dev.cpu_affinity.as_deref().unwrap_or("-")
+        ));
+        writeln!(out, "{line}")?;
+    }
+    writeln!(out)?;
+    for dev in &m.devices {
+        let names = if dev.names.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", dev.names.join(", "))
+        };
+        writeln!(out, "  {:label_width$}  {}{names}", dev.label, dev.bdf)?;
+    }
+    if m.left_out > 0 {
+        writeln!(
+            out,
+            "  {}",
+            p.dim(&format!(
+                "{} more devices left out (the matrix shows {}; --format json has them all in pairs)",
+                m.left_out,
+                crate::diagnose::matrix::MAX_DEVICES
+            ))
+        )?;
+    }
+    writeln!(
+        out,
+        "  {}",
+        p.dim("X self · PIX at most one PCIe switch (or bridge) between · PXB several, without the host bridge · PHB through a host bridge · NODE across host bridges of one NUMA node · SYS across NUMA nodes")
+    )?;
+    if detoured {
+        writeln!(
+            out,
+            "  {}",
+            p.dim("A>B: wired as A, but the kernel's decision (ACS redirect, or no common bridge) sends the traffic through the root complex: it behaves as B")
+        )?;
+    }
+    if uncertain {
+        writeln!(
+            out,
+            "  {}",
+            p.dim("?: where the traffic goes depends on registers that could not be read (ACS Control without root)")
+        )?;
+    }
+    Ok(())
 }
 
 /// `nvidia-smi topo -m` beside p2pdoctor: how each column was tied to a
@@ -323,6 +453,7 @@ fn write_confirm(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<
             }
             (Some(true), _) => p.dim(" (as predicted)"),
             (Some(false), _) => p.warn(" (NOT as predicted: see P2P902)"),
+            (None, _) if !c.settles_pair => p.warn(" (does not test this pair)"),
             (None, _) => String::new(),
         };
         writeln!(
@@ -332,6 +463,9 @@ fn write_confirm(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<
             pair.provider,
             describe(c)
         )?;
+        for l in c.path() {
+            writeln!(out, "           {}", p.dim(&format!("via: {l}")))?;
+        }
         for l in c.log.iter().take(4) {
             writeln!(out, "           {}", p.dim(&format!("kernel: {l}")))?;
         }
@@ -362,6 +496,7 @@ fn indented(text: &str, out: &mut dyn Write) -> io::Result<()> {
 
 /// `p2pdoctor explain <ID>`.
 pub fn render_explain(r: &RuleInfo, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let out = &mut TerminalSafe::new(out);
     let p = Painter { enabled: color };
     writeln!(out, "{} {}: {}", p.bold(&r.id), p.bold(&r.name), r.title)?;
     writeln!(
@@ -390,6 +525,7 @@ pub fn render_explain(r: &RuleInfo, color: bool, out: &mut dyn Write) -> io::Res
 
 /// `p2pdoctor rules`.
 pub fn render_rules(catalog: &Catalog, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let out = &mut TerminalSafe::new(out);
     let p = Painter { enabled: color };
     let name_w = catalog
         .rules

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 
 use super::human_bytes;
-use super::style::Painter;
+use super::style::{Painter, TerminalSafe};
 use crate::confirm::buffer::BufferKind;
 use crate::confirm::copy::{CopyReport, Outcome, PassReport};
 
@@ -44,6 +44,7 @@ fn us(v: f64) -> String {
 
 /// Writes the report.
 pub fn render(r: &CopyReport, color: bool, out: &mut dyn Write) -> io::Result<()> {
+    let out = &mut TerminalSafe::new(out);
     let p = Painter { enabled: color };
     let via = match r.via.kind {
         BufferKind::P2pmem => format!(

@@ -8,6 +8,8 @@ pub mod check_junit;
 pub mod check_prometheus;
 pub mod check_text;
 pub mod copy_text;
+pub mod diff_json;
+pub mod diff_text;
 pub mod dot;
 pub mod json;
 mod pretty;

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::style::Painter;
+use super::style::{Painter, TerminalSafe};
 use super::{Render, RenderOptions, human_bytes};
 use crate::topology::{Node, NodeId, Role, Tree};
 
@@ -10,6 +10,7 @@ pub struct TextTree;
 
 impl Render for TextTree {
     fn render(&self, tree: &Tree, opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
+        let out = &mut TerminalSafe::new(out);
         let p = Painter {
             enabled: opts.color,
         };

@@ -48,6 +48,11 @@ pub struct DeviceFacts {
     /// prints no DevCtl, no ACSCtl). The tree drops these after decoding,
     /// so they read as unknown, never as zero. Empty for sysfs.
     pub unknown_registers: UnknownRegisters,
+    /// What the OS calls it: network interfaces, RDMA devices, DRM cards,
+    /// NVMe controllers (`ens1f0`, `mlx5_0`, `card1`, `nvme0`).
+    pub os_names: Vec<String>,
+    /// `local_cpulist`: the CPUs near it (read for devices that do P2P).
+    pub local_cpulist: Option<String>,
     /// Not in the input: a bridge known only because the sysfs path of a
     /// function that is there passes through it (a capture that pruned
     /// it). Nothing of it was read; it keeps its place so the path stays
@@ -170,6 +175,11 @@ pub struct P2pMem {
     pub size: Option<u64>,
     pub available: Option<u64>,
     pub published: Option<bool>,
+    /// `p2pmem/allocate` was seen (user-space P2PDMA, p2pmem_alloc_mmap()).
+    /// None when not seen: a snapshot does not carry the file, so absence
+    /// proves nothing. Not part of the topo document.
+    #[serde(skip)]
+    pub allocate: Option<bool>,
 }
 
 /// The text attributes pciutils' sysfs back end reads (lib/sysfs.c).
@@ -272,6 +282,7 @@ pub(super) fn read_devices(
     }
     let missing = missing_bridges(&devices, limitations);
     devices.extend(missing);
+    number_copied_groups(root, &mut devices, limitations);
     super::nesting::nest_by_bus_ranges(&mut devices, limitations);
     devices.sort_by_key(|d| d.bdf);
     devices
@@ -301,10 +312,8 @@ fn read_device(
     let (host_bridge, parent) = if followed_copy {
         (String::new(), None)
     } else if path.starts_with("sys/devices/") {
-        let (hb, chain) = place_in_tree(path, bdf).ok_or_else(|| {
-            format!("{link}: `{path}` names no host bridge (pciDDDD:BB); skipped")
-        })?;
-        (hb, chain.first().copied())
+        place_in_tree(path, bdf)
+            .ok_or_else(|| format!("{link}: `{path}` names no host bridge (pciDDDD:BB); skipped"))?
     } else {
         return Err(format!(
             "{link}: points at `{path}`, not at a directory under sys/devices; skipped"
@@ -391,6 +400,13 @@ fn read_device(
             max_width: text("max_link_width").and_then(|s| s.parse().ok()),
         };
     }
+    // The CPUs near a device that does P2P (storage, network, display,
+    // processors, accelerators), for the topology matrix's affinity.
+    if d.class
+        .is_some_and(|c| matches!(c >> 16, 0x01 | 0x02 | 0x03 | 0x0b | 0x12))
+    {
+        d.local_cpulist = text("local_cpulist").filter(|s| !s.is_empty());
+    }
     d.bars = text("resource")
         .map(|s| parse_resource(&s))
         .unwrap_or_default();
@@ -405,6 +421,7 @@ fn read_device(
             size: num("size"),
             available: num("available"),
             published: num("published").map(|v| v != 0),
+            allocate: root.exists(&join(&p2p, "allocate")).then_some(true),
         });
     }
     d.physfn = root
@@ -422,7 +439,33 @@ fn read_device(
 /// [0000:00:01.0]). A VMD domain nests a host bridge below an endpoint
 /// (`.../0000:00:0e.0/pci10000:e0/10000:e0:06.0`); what counts is the last
 /// host bridge on the path, as with the kernel's pci_upstream_bridge().
-pub fn place_in_tree(dir: &str, bdf: Bdf) -> Option<(String, Vec<Bdf>)> {
+pub fn place_in_tree(dir: &str, bdf: Bdf) -> Option<(String, Option<Bdf>)> {
+    // Every address has a `.`; the check spares parsing (and the error's
+    // allocation) for `sys`, `devices` and the host bridges.
+    let as_bdf = |p: &str| p.contains('.').then(|| p.parse::<Bdf>().ok()).flatten();
+    // From the end, without collecting the components: a hostile tree
+    // nests thousands of bridges. The function's own (last) component,
+    // then the nearest address above it (its parent) and the nearest host
+    // bridge above that.
+    let mut parts = dir.rsplit('/');
+    parts.by_ref().find(|p| as_bdf(p) == Some(bdf))?;
+    let mut parent = None;
+    for p in parts {
+        if is_host_bridge_name(p) {
+            return Some((p.to_string(), parent));
+        }
+        if parent.is_none() {
+            parent = as_bdf(p);
+        }
+    }
+    None
+}
+
+/// Every upstream bridge on a canonical device path, nearest first, with
+/// the host bridge id: what [`place_in_tree`] gives, and the bridges above
+/// the parent too. Only for the rare function whose parent is not in the
+/// input (a pruned capture): it walks the whole path.
+fn path_chain(dir: &str, bdf: Bdf) -> Option<(String, Vec<Bdf>)> {
     let parts: Vec<&str> = dir.split('/').collect();
     let own = parts.iter().rposition(|p| as_bdf(p) == Some(bdf))?;
     let hb = parts[..own].iter().rposition(|p| is_host_bridge_name(p))?;
@@ -441,6 +484,47 @@ fn as_bdf(p: &str) -> Option<Bdf> {
     p.contains('.').then(|| p.parse::<Bdf>().ok()).flatten()
 }
 
+/// IOMMU groups in a copy that followed links: each `iommu_group` link
+/// became a copy of the group's directory, whose number is lost but whose
+/// `devices/` still lists the members. Groups with the same members are
+/// one group; they are numbered here in the order of their members, and a
+/// note says the numbers are the copy's own.
+fn number_copied_groups(
+    root: &SystemRoot,
+    devices: &mut [DeviceFacts],
+    limitations: &mut Vec<Limitation>,
+) {
+    let mut groups: std::collections::BTreeMap<Vec<String>, Vec<usize>> = Default::default();
+    for (i, d) in devices.iter().enumerate() {
+        if !d.host_bridge.is_empty() || d.iommu_group.is_some() {
+            continue; // only plain-directory copies lack the number
+        }
+        let dir = format!("sys/bus/pci/devices/{}/iommu_group/devices", d.bdf);
+        if let Ok(mut members) = root.read_dir(&dir)
+            && !members.is_empty()
+        {
+            members.sort();
+            groups.entry(members).or_default().push(i);
+        }
+    }
+    if groups.is_empty() {
+        return;
+    }
+    for (n, ids) in groups.values().enumerate() {
+        for &i in ids {
+            devices[i].iommu_group = Some(n as u32);
+        }
+    }
+    limitations.push(Limitation {
+        kind: LimitationKind::NestingInferred,
+        message: format!(
+            "the IOMMU group numbers are not in a copy that followed links: its {} groups are numbered 0-{} here by their members (who shares a group is the copy's own)",
+            groups.len(),
+            groups.len() - 1
+        ),
+    });
+}
+
 /// Bridges on some function's sysfs path that the input does not hold
 /// (a capture that pruned them): each becomes a [`DeviceFacts::missing`]
 /// entry at its place, so the functions below keep every bridge that is
@@ -453,7 +537,10 @@ fn missing_bridges(devices: &[DeviceFacts], limitations: &mut Vec<Limitation>) -
         if d.host_bridge.is_empty() {
             continue; // placed by bus numbers: no path to read
         }
-        let Some((hb, chain)) = place_in_tree(&d.sysfs_path, d.bdf) else {
+        if d.parent.is_none_or(|p| present.contains(&p)) {
+            continue; // the common case: the parent is there
+        }
+        let Some((hb, chain)) = path_chain(&d.sysfs_path, d.bdf) else {
             continue;
         };
         for (i, &bridge) in chain.iter().enumerate() {
@@ -608,18 +695,28 @@ mod tests {
                 "sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0",
                 b("0000:01:00.0")
             ),
-            Some(("pci0000:00".to_string(), vec![b("0000:00:01.0")]))
+            Some(("pci0000:00".to_string(), Some(b("0000:00:01.0"))))
         );
         assert_eq!(
             place_in_tree("sys/devices/pci0000:00/0000:00:01.0", b("0000:00:01.0")),
-            Some(("pci0000:00".to_string(), vec![]))
+            Some(("pci0000:00".to_string(), None))
+        );
+        assert_eq!(
+            path_chain(
+                "sys/devices/pci0000:5d/0000:5d:02.0/0000:5e:00.0/0000:5f:03.0/0000:60:00.0",
+                b("0000:60:00.0")
+            ),
+            Some((
+                "pci0000:5d".to_string(),
+                vec![b("0000:5f:03.0"), b("0000:5e:00.0"), b("0000:5d:02.0")]
+            ))
         );
         assert_eq!(
             place_in_tree(
                 "sys/devices/pci0000:00/0000:00:0e.0/pci10000:e0/10000:e0:06.0/10000:e1:00.0",
                 b("10000:e1:00.0")
             ),
-            Some(("pci10000:e0".to_string(), vec![b("10000:e0:06.0")]))
+            Some(("pci10000:e0".to_string(), Some(b("10000:e0:06.0"))))
         );
         assert_eq!(
             place_in_tree("sys/devices/virtual/x/0000:01:00.0", b("0000:01:00.0")),

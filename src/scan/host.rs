@@ -29,6 +29,55 @@ pub struct HostFacts {
     /// when there is none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nvidia_topology: Option<super::nvidia::NvidiaTopology>,
+    /// The hypervisor this kernel runs under, when it says so
+    /// (`/sys/hypervisor/type`, `/proc/xen`).
+    pub hypervisor: Option<Hypervisor>,
+    /// A virtual machine, and what says so (None on bare metal or when
+    /// nothing tells).
+    pub virtualization: Option<super::virt::Virtualization>,
+}
+
+/// What `/sys/hypervisor` and `/proc/xen` tell.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Hypervisor {
+    /// `/sys/hypervisor/type`: `xen`, ...
+    pub kind: String,
+    /// `/sys/hypervisor/guest_type` (Xen, 4.15+): `PV`, `PVH` or `HVM`.
+    pub guest_type: Option<String>,
+    /// `/proc/xen/capabilities` says `control_d` (the control domain, dom0).
+    pub control_domain: Option<bool>,
+    /// `/proc/xen` exists (xenfs mounted or the directory present).
+    pub proc_xen: bool,
+}
+
+impl Hypervisor {
+    /// Why DMA through this kernel's DMA ops cannot carry P2P memory:
+    /// Xen PV domains (dom0 included) use the xen-swiotlb dma_map_ops,
+    /// which dma_pci_p2pdma_supported() rejects; a PVH dom0 does too.
+    /// None when the ops are the normal ones (HVM guests) or unknown.
+    pub fn p2p_dma_blocker(&self) -> Option<String> {
+        if self.kind != "xen" {
+            return None;
+        }
+        let dom0 = self.control_domain == Some(true);
+        match self.guest_type.as_deref() {
+            Some("PV") => Some(format!(
+                "Xen PV {} uses the xen-swiotlb DMA ops, which dma_pci_p2pdma_supported() rejects",
+                if dom0 { "dom0" } else { "domain" }
+            )),
+            Some("PVH") if dom0 => Some(
+                "a Xen PVH dom0 maps DMA through xen-swiotlb, which dma_pci_p2pdma_supported() rejects"
+                    .to_string(),
+            ),
+            Some(_) => None,
+            // No guest_type file (old kernel): a control domain is PV.
+            None if dom0 => Some(
+                "a Xen dom0 (control_d in /proc/xen/capabilities) uses the xen-swiotlb DMA ops, which dma_pci_p2pdma_supported() rejects"
+                    .to_string(),
+            ),
+            None => None,
+        }
+    }
 }
 
 /// The provenance of each host fact (see [`super::Source`]): all `sysfs`
@@ -75,6 +124,9 @@ pub struct CpuFacts {
     pub model_name: Option<String>,
     /// Distinct `physical id` values.
     pub sockets: Option<u32>,
+    /// `hypervisor` among the flags: the CPUID bit a hypervisor sets
+    /// (X86_FEATURE_HYPERVISOR).
+    pub hypervisor_flag: bool,
     pub logical_cpus: u32,
 }
 
@@ -145,9 +197,16 @@ pub(super) fn read_host(root: &SystemRoot, limitations: &mut Vec<Limitation>) ->
         kernel_log: Some(super::Source::Sysfs),
         p2pmem: Some(super::Source::Sysfs),
     };
+    let hypervisor = text("sys/hypervisor/type").map(|kind| Hypervisor {
+        kind: kind.trim().to_string(),
+        guest_type: text("sys/hypervisor/guest_type").map(|s| s.trim().to_string()),
+        control_domain: text("proc/xen/capabilities").map(|s| s.contains("control_d")),
+        proc_xen: root.exists("proc/xen"),
+    });
     HostFacts {
         sources,
         hostname: text("proc/sys/kernel/hostname"),
+        hypervisor,
         kernel_release,
         cmdline,
         cpu,
@@ -156,6 +215,7 @@ pub(super) fn read_host(root: &SystemRoot, limitations: &mut Vec<Limitation>) ->
         kernel_config_source,
         iommu_units,
         nvidia_topology: None,
+        virtualization: None,
     }
 }
 
@@ -260,6 +320,9 @@ pub fn parse_cpuinfo(text: &str) -> CpuFacts {
             "model name" if cpu.model_name.is_none() => cpu.model_name = Some(v.to_string()),
             "physical id" => {
                 sockets.insert(v.to_string());
+            }
+            "flags" if v.split_whitespace().any(|f| f == "hypervisor") => {
+                cpu.hypervisor_flag = true
             }
             _ => {}
         }

@@ -12,6 +12,7 @@ mod nesting;
 pub mod nvidia;
 mod nvme;
 pub mod pciids;
+mod virt;
 
 use std::collections::BTreeSet;
 
@@ -22,10 +23,11 @@ use crate::root::SystemRoot;
 
 pub use device::{Bar, DeviceFacts, LinkAttributes, P2pMem, Register, UnknownRegisters};
 pub use host::{
-    CpuFacts, HostFacts, HostSources, IommuUnit, KernelCmdline, parse_cmdline,
+    CpuFacts, HostFacts, HostSources, Hypervisor, IommuUnit, KernelCmdline, parse_cmdline,
     render_kernel_config, split_cmdline,
 };
 pub use nvme::{Cmb, NvmeController};
+pub use virt::Virtualization;
 
 /// Everything the scan read, as plain values.
 #[derive(Debug, Clone, Serialize)]
@@ -96,6 +98,10 @@ pub enum LimitationKind {
     /// A bridge on some function's path is not in the input: kept as a
     /// gap whose registers are unknown.
     BridgeMissing,
+    /// A file that is there was not read: not a regular file (a FIFO, a
+    /// device), larger than the kernel makes it, or an archive member
+    /// skipped. The message names it and says why.
+    FileRefused,
 }
 
 /// Options for a scan.
@@ -118,7 +124,13 @@ pub fn scan(root: &SystemRoot, options: &ScanOptions) -> Facts {
     std::thread::scope(|s| {
         // NVMe controllers and block devices do not depend on the PCI
         // functions: read them beside them rather than after.
-        let others = s.spawn(|| (nvme::read_nvme(root), nvme::read_block_devices(root)));
+        let others = s.spawn(|| {
+            (
+                nvme::read_nvme(root),
+                nvme::read_block_devices(root),
+                nvme::read_os_names(root),
+            )
+        });
         // A vendor tool can take a second or more: beside the rest too.
         let vendor = s.spawn(|| nvidia::read(root, options.vendor_tools));
         // Names come from a file outside the root: index it meanwhile too.
@@ -126,14 +138,20 @@ pub fn scan(root: &SystemRoot, options: &ScanOptions) -> Facts {
             .then(|| s.spawn(|| pciids::locate().map(|p| pciids::Index::load(&p))));
         let mut devices = device::read_devices(root, &mut limitations);
         let kernel_log = kmsg::read_kernel_log(root, &mut limitations);
-        let (nvme, blocks) = join(others);
+        let (nvme, blocks, os_names) = join(others);
         let mut host = host;
         host.nvidia_topology = join(vendor);
+        host.virtualization = virt::detect(root, &host, &devices);
         nvme::attach_block_devices(&mut devices, &blocks);
+        nvme::attach_os_names(&mut devices, &os_names);
         if let Some(index) = ids.and_then(join) {
             let names = index.names(&wanted_ids(&devices));
             name_devices(&mut devices, &names);
         }
+        limitations.extend(root.notes().into_iter().map(|message| Limitation {
+            kind: LimitationKind::FileRefused,
+            message,
+        }));
         Facts {
             host,
             devices,

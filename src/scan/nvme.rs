@@ -177,6 +177,43 @@ pub(super) fn read_block_devices(root: &SystemRoot) -> Vec<(Bdf, String)> {
     found
 }
 
+/// The names the OS gives PCI functions in the classes that matter for
+/// P2P: network interfaces, RDMA devices, DRM cards, NVMe controllers,
+/// each tied to its function by its `device` link.
+pub(super) fn read_os_names(root: &SystemRoot) -> Vec<(Bdf, String)> {
+    let mut found = Vec::new();
+    for class in ["net", "infiniband", "drm", "nvme"] {
+        let dir = format!("sys/class/{class}");
+        for name in root.read_dir(&dir).unwrap_or_default() {
+            // DRM lists connectors (card1-DP-1) and render nodes beside
+            // the cards.
+            if class == "drm" && (!name.starts_with("card") || name.contains('-')) {
+                continue;
+            }
+            let Some(owner) = root
+                .link_name(&format!("{dir}/{name}/device"))
+                .and_then(|b| b.parse::<Bdf>().ok())
+            else {
+                continue;
+            };
+            found.push((owner, name));
+        }
+    }
+    found
+}
+
+/// Ties OS names from [`read_os_names`] to their functions.
+pub(super) fn attach_os_names(devices: &mut [DeviceFacts], names: &[(Bdf, String)]) {
+    for (owner, name) in names {
+        if let Ok(i) = devices.binary_search_by(|d| d.bdf.cmp(owner)) {
+            devices[i].os_names.push(name.clone());
+        }
+    }
+    for d in devices.iter_mut() {
+        d.os_names.sort_by_key(|n| natural_key(n));
+    }
+}
+
 /// Ties block devices from [`read_block_devices`] to their functions.
 pub(super) fn attach_block_devices(devices: &mut [DeviceFacts], blocks: &[(Bdf, String)]) {
     devices.sort_by_key(|d| d.bdf);

@@ -32,6 +32,14 @@ pub const PARAM: RuleRef = RuleRef {
     id: "P2P305",
     name: "acs-param-ineffective",
 };
+pub const DRIFT: RuleRef = RuleRef {
+    id: "P2P306",
+    name: "acs-changed-since-boot",
+};
+
+/// What undoes a run-time ACS change, and what it does not reach; said
+/// wherever setpci is suggested.
+pub(crate) const SETPCI_CAVEAT: &str = "a setpci change lasts only until pci_restore_state() runs for that device (after an FLR, a secondary bus reset, AER recovery, resume from suspend), which re-applies Linux's own ACS settings (pci_enable_acs()); and a pair whose verdict the kernel already computed keeps it (cached on the provider) until the provider's driver is unbound (pci_p2pdma_release())";
 
 const REDIR: u16 = 0x2c; // RR | CR | EC
 
@@ -41,7 +49,103 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
     redirect_unknown(ctx, &mut out);
     ordering(ctx, &mut out);
     params(ctx, &mut out);
+    drift(ctx, &mut out);
     out
+}
+
+/// P2P306: ACS Control values that differ from what Linux set at boot
+/// for this IOMMU state and command line. pci_enable_acs(): with an
+/// IOMMU (pci_acs_enable, set by pci_request_acs()) pci_std_enable_acs()
+/// ORs SV, RR, CR and UF into the firmware value where the capability
+/// offers them; then pci=disable_acs_redir= clears RR, CR and EC and
+/// pci=config_acs= (6.11+) forces its masked bits. Linux never clears a
+/// bit otherwise, so without an IOMMU and without a parameter nothing can
+/// be told. Ports with a device-specific ACS quirk keep their real control
+/// elsewhere (Intel SPT/Union Point: a dword at +8) and are skipped.
+fn drift(ctx: &Ctx, out: &mut Vec<Finding>) {
+    let iommu = !ctx.tree.host.iommu_units.is_empty();
+    for (id, node) in ctx.tree.nodes.iter().enumerate() {
+        let Some(acs) = &node.caps.acs else { continue };
+        let Some(ctrl) = acs.ctrl else { continue };
+        if crate::diagnose::p2pdma::intel_pch_acs_quirk(
+            node.facts.vendor.unwrap_or(0),
+            node.facts.device.unwrap_or(0),
+            node.role == crate::topology::Role::RootPort,
+        )
+        .is_some()
+        {
+            continue;
+        }
+        let effect = ctx.effects.get(id).cloned().unwrap_or_default();
+        let std_bits = AcsFlags::SV.0 | AcsFlags::RR.0 | AcsFlags::CR.0 | AcsFlags::UF.0;
+        let mut must_set: u16 = if iommu { acs.cap.0 & std_bits } else { 0 };
+        let mut must_clear: u16 = 0;
+        if effect.disable_acs_redir.is_some() {
+            must_set &= !REDIR;
+            must_clear |= REDIR;
+        }
+        if let Some((_, mask, flags)) = effect.config_acs.filter(|_| ctx.kernel.config_acs) {
+            must_set = (must_set & !mask) | (flags & mask);
+            must_clear = (must_clear & !mask) | (!flags & mask);
+        }
+        let missing = AcsFlags(must_set & !ctrl.0);
+        let extra = AcsFlags(ctrl.0 & must_clear);
+        if missing.0 == 0 && extra.0 == 0 {
+            continue;
+        }
+        let bdf = node.bdf();
+        let mut what = Vec::new();
+        if missing.0 != 0 {
+            what.push(format!(
+                "{} clear although Linux sets {} at boot ({})",
+                missing.names().join(" "),
+                if missing.names().len() == 1 {
+                    "it"
+                } else {
+                    "them"
+                },
+                if effect.config_acs.is_some() && ctx.kernel.config_acs {
+                    "pci=config_acs= names it"
+                } else {
+                    "an IOMMU is active: pci_std_enable_acs() sets SV RR CR UF where offered"
+                }
+            ));
+        }
+        if extra.0 != 0 {
+            what.push(format!(
+                "{} set although the command line clears {} at boot",
+                extra.names().join(" "),
+                if extra.names().len() == 1 {
+                    "it"
+                } else {
+                    "them"
+                }
+            ));
+        }
+        let p2p = (missing.0 | extra.0) & REDIR != 0;
+        let boot = AcsFlags((ctrl.0 | must_set) & !must_clear);
+        out.push(
+            DRIFT
+                .finding(
+                    if p2p { Severity::Warning } else { Severity::Info },
+                    Status::Predicted,
+                    [bdf],
+                    format!(
+                        "{bdf}: {} differs from what Linux set at boot: {}. Someone changed it at run time (setpci) or a reset restored firmware values; P2PDMA reads the live register, so today's verdicts follow it, but {SETPCI_CAVEAT}",
+                        describe_ctrl(ctrl),
+                        what.join("; ")
+                    ),
+                )
+                .fix(format!(
+                    "Make the intended setting durable on the kernel command line (pci=disable_acs_redir={bdf} clears RR CR EC at every boot and every restore); after a run-time change, unbind and rebind the provider's driver so cached verdicts are recomputed"
+                ))
+                .evidence([format!(
+                    "{bdf}: ACS Capability {:#06x}; Linux's value for this IOMMU state and command line: {}",
+                    acs.cap.0,
+                    describe_ctrl(boot)
+                )]),
+        );
+    }
 }
 
 fn ctrl_of(ctx: &Ctx, bdf: Bdf) -> Option<AcsFlags> {
@@ -95,7 +199,8 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
     let iommu = !ctx.tree.host.iommu_units.is_empty();
     let groups = group_pairs(ctx.pairs, |p| {
         // One finding per outcome: the fix is one kernel parameter anyway.
-        if p.verdict.acs_redirect.is_empty() {
+        // A client that cannot map P2P memory at all is P2P103's.
+        if p.verdict.acs_redirect.is_empty() || p.verdict.blocked_by.is_some() {
             return None;
         }
         let refused = p.verdict.map_type == MapType::NotSupported;
@@ -175,6 +280,12 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
             .iter()
             .map(|m| format!("kernel: {m}"))
             .collect();
+        if !evidence.is_empty() {
+            evidence.push(format!(
+                "kernel lines above: {}",
+                crate::diagnose::p2pdma::KERNEL_MESSAGES_NOTE
+            ));
+        }
         for b in &bridges {
             if let Some(c) = ctrl_of(ctx, *b) {
                 evidence.push(format!("{b}: {}", describe_ctrl(c)));
@@ -216,7 +327,7 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
         if !setpci.is_empty() {
             let more = bridges.len().saturating_sub(setpci.len());
             fix.push_str(&format!(
-                ". Or clear RR/CR/EC until the next reboot or reset: {}{}",
+                ". Or clear RR/CR/EC at run time: {}{} ({SETPCI_CAVEAT})",
                 setpci.join("; "),
                 if more > 0 {
                     format!(" (and the same for the {more} others)")
@@ -272,12 +383,14 @@ pub(crate) fn host_bridge_reason(p: &PairReport) -> String {
 /// Pairs whose walk crosses a register that could not be read.
 fn redirect_unknown(ctx: &Ctx, out: &mut Vec<Finding>) {
     let mut unknown: BTreeSet<Bdf> = BTreeSet::new();
+    let mut inferred: BTreeMap<Bdf, String> = BTreeMap::new();
     let mut affected: Vec<&PairReport> = Vec::new();
     for p in ctx.pairs {
         let mut any = false;
         for u in &p.verdict.unknown {
-            if let Unknown::Acs { bdf } = u {
+            if let Unknown::Acs { bdf, .. } = u {
                 unknown.insert(*bdf);
+                inferred.insert(*bdf, u.to_string());
                 any = true;
             }
         }
@@ -294,7 +407,8 @@ fn redirect_unknown(ctx: &Ctx, out: &mut Vec<Finding>) {
         if matches!(
             f.acs,
             AcsState::Unknown {
-                cmdline_clears: false
+                cmdline_clears: false,
+                ..
             }
         ) {
             f.acs = AcsState::Control {
@@ -334,7 +448,8 @@ fn redirect_unknown(ctx: &Ctx, out: &mut Vec<Finding>) {
                     pair_list(&affected),
                 ),
             )
-            .fix("Run p2pdoctor as root (sudo p2pdoctor check) so config space can be read in full"),
+            .fix("Run p2pdoctor as root (sudo p2pdoctor check) so config space can be read in full")
+            .evidence(inferred.into_values()),
     );
 }
 
@@ -622,7 +737,7 @@ fn params(ctx: &Ctx, out: &mut Vec<Finding>) {
                         describe_ctrl(ctrl)
                     ),
                 )
-                .fix(format!("Clear the bits (setpci -s {bdf} ECAP_ACS+6.w=0000:{REDIR:04x}) and find what sets them")),
+                .fix(format!("Clear the bits (setpci -s {bdf} ECAP_ACS+6.w=0000:{REDIR:04x}; {SETPCI_CAVEAT}) and find what sets them")),
         );
     }
 }

@@ -68,12 +68,24 @@ fn newer_kernel_hint(ctx: &Ctx, p: &PairReport) -> Option<String> {
             .whitelist
             .iter()
             .filter(|e| e.vendor == v && e.device.matches(d))
-            .find(|e| ctx.kernel.version.series_cmp(&e.since).is_lt())
+            .find(|e| {
+                e.since
+                    .is_none_or(|s| ctx.kernel.version.series_cmp(&s).is_lt())
+            })
         {
-            hints.push(format!(
-                "kernel {} and newer whitelist {id} ({})",
-                e.since, e.name
-            ));
+            hints.push(match (e.since, e.stable.first()) {
+                (Some(since), Some(st)) => format!(
+                    "kernel {since} and newer (and {st} and later {}.{}.y) whitelist {id} ({})",
+                    st.major, st.minor, e.name
+                ),
+                (Some(since), None) => {
+                    format!("kernel {since} and newer whitelist {id} ({})", e.name)
+                }
+                (None, _) => format!(
+                    "{id} ({}) is whitelisted in linux-next only: no released kernel has it yet",
+                    e.name
+                ),
+            });
         }
     }
     (!hints.is_empty()).then(|| hints.join("; "))
@@ -81,7 +93,9 @@ fn newer_kernel_hint(ctx: &Ctx, p: &PairReport) -> Option<String> {
 
 fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
     let refused = ctx.pairs.iter().filter(|p| {
-        p.verdict.map_type == MapType::NotSupported && p.verdict.acs_redirect.is_empty()
+        p.verdict.map_type == MapType::NotSupported
+            && p.verdict.acs_redirect.is_empty()
+            && p.verdict.blocked_by.is_none()
     });
     let groups = group_pairs(refused, |p| {
         let uncertain = p.verdict.unknown.iter().any(|u| {
@@ -164,12 +178,18 @@ fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
         } else if let Some(h) = newer_kernel_hint(ctx, first) {
             fix.push_str(&format!("; or upgrade: {h}"));
         }
-        let evidence = first
+        let mut evidence = first
             .verdict
             .kernel_messages
             .iter()
             .map(|m| format!("kernel: {m}"))
             .collect::<Vec<_>>();
+        if !evidence.is_empty() {
+            evidence.push(format!(
+                "kernel lines above: {}",
+                crate::diagnose::p2pdma::KERNEL_MESSAGES_NOTE
+            ));
+        }
         out.push(
             NOT_WHITELISTED
                 .finding(

@@ -18,6 +18,91 @@ pub const GROUP_SHARED: RuleRef = RuleRef {
     id: "P2P502",
     name: "iommu-group-shared",
 };
+pub const TRANSLATES_PEERS: RuleRef = RuleRef {
+    id: "P2P503",
+    name: "iommu-translates-gpu-nic",
+};
+
+/// GPUs and other display controllers, network and InfiniBand controllers,
+/// processing accelerators and co-processors: the devices NCCL, GPUDirect
+/// RDMA and GPUDirect Storage move data between, with their own drivers'
+/// P2P rather than the kernel's P2PDMA.
+fn gpu_nic_accelerator(class: Option<u32>) -> bool {
+    class.is_some_and(|c| matches!(c >> 16, 0x02 | 0x03 | 0x12) || c >> 8 == 0x0b40)
+}
+
+/// Translating IOMMU domains on two or more GPUs, NICs or accelerators:
+/// their peer DMA goes through the IOMMU (issue threads: AMD-Vi
+/// IO_PAGE_FAULT and zeroed data, NCCL hangs; NVIDIA/nccl#304, #606).
+fn translates_peers(ctx: &Ctx) -> Vec<Finding> {
+    let mut through: Vec<(NodeId, Option<bool>)> = Vec::new();
+    for id in 0..ctx.tree.nodes.len() {
+        let n = ctx.tree.node(id);
+        if !n.role.is_endpoint() || !gpu_nic_accelerator(n.facts.class) || n.facts.physfn.is_some()
+        {
+            continue;
+        }
+        match translated(ctx, id) {
+            Some(false) => {}
+            t => through.push((id, t)),
+        }
+    }
+    let peers = (0..ctx.tree.nodes.len())
+        .filter(|&i| {
+            let n = ctx.tree.node(i);
+            n.role.is_endpoint() && gpu_nic_accelerator(n.facts.class) && n.facts.physfn.is_none()
+        })
+        .count();
+    // One device alone has no peer of these kinds to talk to.
+    if through.is_empty() || peers < 2 {
+        return Vec::new();
+    }
+    let unknown = through.iter().any(|(_, t)| t.is_none());
+    let mut by_type: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, _) in &through {
+        let f = &ctx.tree.node(*id).facts;
+        let ty = f
+            .iommu_group_type
+            .clone()
+            .unwrap_or_else(|| "unknown domain type".to_string());
+        let group = f
+            .iommu_group
+            .map(|g| format!("group {g}"))
+            .unwrap_or_else(|| "no group".into());
+        by_type
+            .entry(ty)
+            .or_default()
+            .push(format!("{} ({group})", ctx.bdf(*id)));
+    }
+    let listed: Vec<String> = by_type
+        .iter()
+        .map(|(ty, devs)| format!("{ty}: {}", devs.join(", ")))
+        .collect();
+    let (first_group, first) = through
+        .iter()
+        .find_map(|(id, _)| Some((ctx.tree.node(*id).facts.iommu_group?, ctx.bdf(*id))))
+        .unwrap_or((0, ctx.bdf(through[0].0)));
+    vec![
+        TRANSLATES_PEERS
+            .finding(
+                Severity::Warning,
+                if unknown {
+                    Status::Inconclusive
+                } else {
+                    Status::Predicted
+                },
+                through.iter().map(|(id, _)| ctx.bdf(*id)),
+                format!(
+                    "{} of the {peers} GPUs, NICs and accelerators DMA through a translating IOMMU domain ({}): their peer traffic (NCCL P2P, GPUDirect RDMA and Storage) is translated by the IOMMU, which needs the peer's BAR mapped in every group and the root complex to route translated P2P; where it does not, transfers fault (DMAR, AMD-Vi IO_PAGE_FAULT), hang or deliver zeros without an error",
+                    through.len(),
+                    listed.join("; ")
+                ),
+            )
+            .fix(format!(
+                "Boot with iommu=pt (identity for every device the host owns), or switch a group at run time (Linux 5.11+): unbind the driver of {first}, echo identity > /sys/kernel/iommu_groups/{first_group}/type, bind it again; keep translation only for devices handed to VMs (vfio)"
+            )),
+    ]
+}
 
 /// Some(true) when the client's DMA is translated, None when unknown.
 fn translated(ctx: &Ctx, client: NodeId) -> Option<bool> {
@@ -130,6 +215,8 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                 }),
         );
     }
+
+    out.extend(translates_peers(ctx));
 
     // Groups with a pair endpoint and other functions.
     let mut members: BTreeMap<u32, Vec<NodeId>> = BTreeMap::new();

@@ -11,9 +11,49 @@ pub const TOO_OLD: RuleRef = RuleRef {
     id: "P2P102",
     name: "kernel-too-old",
 };
+pub const DMA_OPS: RuleRef = RuleRef {
+    id: "P2P103",
+    name: "dma-ops-no-p2p",
+};
+
+/// P2P103: dma_pci_p2pdma_supported() (kernel/dma/mapping.c) is false for
+/// DMA ops other than dma-direct and the default IOMMU ops; the NVMe
+/// driver then leaves the queue without P2PDMA support and every mapping
+/// of P2P memory fails, whatever calc_map_type_and_dist() would say.
+fn dma_ops(ctx: &Ctx, out: &mut Vec<Finding>) {
+    let Some(why) = &ctx.view.client_dma_unsupported else {
+        return;
+    };
+    let clients: Vec<_> = ctx.pairs.iter().map(|p| p.client).collect();
+    let h = ctx.tree.host.hypervisor.as_ref();
+    out.push(
+        DMA_OPS
+            .finding(
+                Severity::Error,
+                Status::Predicted,
+                clients,
+                format!(
+                    "{why}: no device can DMA to or from P2P memory here, so every P2P mapping fails (O_DIRECT into p2pmem: EREMOTEIO from get_user_pages, before any map type is computed and without any P2PDMA line in the kernel log)"
+                ),
+            )
+            .fix("Run the P2P workload on bare metal or in an HVM guest with the devices passed through; a Xen PV dom0 cannot do P2P DMA")
+            .evidence(h.map(|h| {
+                format!(
+                    "/sys/hypervisor/type = {}; guest_type = {}; /proc/xen/capabilities control_d = {}; /proc/xen present = {}",
+                    h.kind,
+                    h.guest_type.as_deref().unwrap_or("(none)"),
+                    h.control_domain
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "(unreadable)".into()),
+                    h.proc_xen
+                )
+            })),
+    );
+}
 
 pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
+    dma_ops(ctx, &mut out);
     let h = &ctx.tree.host;
     let release = h.kernel_release.as_deref().unwrap_or("(unknown)");
     let has_p2pmem = ctx.tree.nodes.iter().any(|n| n.facts.p2pmem.is_some());

@@ -11,6 +11,7 @@ mod iommu;
 mod kernel;
 mod link;
 mod ordering;
+mod platform;
 mod provider;
 pub mod vendor;
 
@@ -72,6 +73,9 @@ impl Finding {
 pub const ALL_RULES: &[RuleRef] = &[
     kernel::NO_P2PDMA,
     kernel::TOO_OLD,
+    kernel::DMA_OPS,
+    platform::VIRTUAL_MACHINE,
+    platform::WRITES_ONLY,
     provider::NO_PROVIDER,
     provider::NOT_PUBLISHED,
     provider::MISALIGNED,
@@ -82,12 +86,14 @@ pub const ALL_RULES: &[RuleRef] = &[
     acs::DT_WITH_ATS,
     acs::EGRESS,
     acs::PARAM,
+    acs::DRIFT,
     host_bridge::NOT_WHITELISTED,
     host_bridge::ROOT_COMPLEX,
     host_bridge::NODE,
     host_bridge::SYS,
     iommu::TRANSLATES,
     iommu::GROUP_SHARED,
+    iommu::TRANSLATES_PEERS,
     ordering::DUAL_PATH,
     ordering::CASCADED,
     ordering::RELAXED,
@@ -261,6 +267,7 @@ pub(crate) fn group_pairs<'p, K: Ord + Clone>(
 pub(crate) fn run_all(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     out.extend(kernel::check(ctx));
+    out.extend(platform::check(ctx));
     out.extend(provider::check(ctx));
     out.extend(acs::check(ctx));
     out.extend(host_bridge::check(ctx));
@@ -389,6 +396,7 @@ pub(crate) fn header(tree: &Tree, kernel: &KernelModel, params: &AcsParams) -> H
         kernel_release: h.kernel_release.clone(),
         kernel_model: kernel.version,
         kernel_assumed: kernel.assumed,
+        kernel_basis: kernel.basis.clone(),
         cpu,
         iommu: iommu_state(tree),
         p2pdma: P2pdmaSupport {
@@ -397,6 +405,7 @@ pub(crate) fn header(tree: &Tree, kernel: &KernelModel, params: &AcsParams) -> H
             describe,
         },
         acs_parameters: params.clone(),
+        virtualization: h.virtualization.clone(),
     }
 }
 

@@ -52,6 +52,16 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
     };
 
     let any_p2pmem = tree.nodes.iter().any(|n| n.facts.p2pmem.is_some());
+    // 6.19+: a provider need not have a pool (vfio-pci's dma-buf export);
+    // those are providers to the kernel, only not for p2pmem/allocate.
+    let pool_less: Vec<_> = if ctx.kernel.pool_less_providers {
+        (0..tree.nodes.len())
+            .filter(|&i| crate::diagnose::pool_less_provider(tree, i))
+            .map(|i| tree.node(i).bdf())
+            .collect()
+    } else {
+        Vec::new()
+    };
     if !any_p2pmem && tree.host.sources.p2pmem.is_none() {
         // An evidence file (lspci text): p2pmem/ is not in it at all.
         out.push(
@@ -66,6 +76,23 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                     ),
                 )
                 .fix("Add `ls -d /sys/bus/pci/devices/*/p2pmem` (and `cat /sys/bus/pci/devices/*/p2pmem/size`) to the paste, or run p2pdoctor on the machine"),
+        );
+    } else if !any_p2pmem && !kernel_without && !pool_less.is_empty() {
+        out.push(
+            NO_PROVIDER
+                .finding(
+                    Severity::Info,
+                    Status::Predicted,
+                    pool_less.iter().copied(),
+                    format!(
+                        "no PCI function exposes p2pmem/, but {} bound to vfio-pci {} P2P {} without a pool (pcim_p2pdma_init(), kernel >= {}): their BARs can be exported as dma-buf to P2P importers (RDMA, iommufd); only the p2pmem/allocate path (O_DIRECT into p2pmem) has no memory",
+                        super::bdf_list(pool_less.iter().copied()),
+                        if pool_less.len() == 1 { "is a" } else { "are" },
+                        if pool_less.len() == 1 { "provider" } else { "providers" },
+                        ctx.kernel.features.pool_less_providers
+                    ),
+                )
+                .fix("For O_DIRECT through p2pmem use a device whose driver registers a pool (an NVMe CMB with WDS and RDS); dma-buf importers can use the vfio-pci devices as they are"),
         );
     } else if !any_p2pmem && !kernel_without {
         let cmbs: Vec<&NvmeController> = tree
@@ -151,6 +178,37 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
     if kernel_without {
         return out;
     }
+    // nvme_map_cmb() by release: since 56cf7ef0d490 (6.15, and 6.12.23 by
+    // stable) a CMB whose size or BAR start is not aligned to
+    // memremap_compat_align() is skipped without a word (the offset is not
+    // checked); before, pci_p2pdma_add_resource() failed on it in
+    // memremap_pages() and the driver logged "failed to register the CMB".
+    let silent = ctx.kernel.cmb_alignment_skip;
+    let fate = |name: &str, checked: bool| -> (String, Vec<String>) {
+        if silent && checked {
+            (
+                format!(
+                    "nvme_map_cmb() skips it silently (kernel {} has the alignment check of 56cf7ef0d490: no log line)",
+                    ctx.kernel.version
+                ),
+                Vec::new(),
+            )
+        } else {
+            let why = if checked {
+                format!(
+                    "kernel {} predates the silent skip (6.15, 6.12.23): pci_p2pdma_add_resource() fails on it",
+                    ctx.kernel.version
+                )
+            } else {
+                "nvme_map_cmb() does not check the offset, so pci_p2pdma_add_resource() fails on it"
+                    .to_string()
+            };
+            (
+                format!("{why} and the driver logs \"failed to register the CMB\""),
+                vec![format!("kernel: nvme {name}: failed to register the CMB")],
+            )
+        }
+    };
     for c in &tree.nvme {
         let (Some(bdf), Some(cmb)) = (c.pci, c.cmb.as_ref()) else {
             continue;
@@ -197,6 +255,7 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
         }
         let size = cmb.size.min(bar.size - cmb.offset);
         if size < CMB_ALIGN {
+            let (what, lines) = fate(&c.name, true);
             out.push(
                 TOO_SMALL
                     .finding(
@@ -204,22 +263,26 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                         Status::Predicted,
                         [bdf],
                         format!(
-                            "{label} has a {} CMB; nvme_map_cmb() needs a multiple of 2 MiB, so it skips it",
+                            "{label} has a {} CMB, less than the 2 MiB memory hotplug maps: {what}",
                             human_bytes(size)
                         ),
                     )
-                    .fix("Configure a CMB of 2 MiB or more on the controller, or use another provider"),
+                    .fix("Configure a CMB of 2 MiB or more on the controller, or use another provider")
+                    .evidence(lines),
             );
             continue;
         }
         let mut problems = Vec::new();
+        let mut checked = false;
         if size % CMB_ALIGN != 0 {
+            checked = true;
             problems.push(format!(
                 "its size {} is not a multiple of 2 MiB",
                 human_bytes(size)
             ));
         }
         if bar.start % CMB_ALIGN != 0 {
+            checked = true;
             problems.push(format!(
                 "BAR {} starts at {:#x}, not 2 MiB aligned",
                 bar.index, bar.start
@@ -231,6 +294,7 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
             ));
         }
         if !problems.is_empty() {
+            let (what, lines) = fate(&c.name, checked);
             out.push(
                 MISALIGNED
                     .finding(
@@ -238,12 +302,13 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                         Status::Predicted,
                         [bdf],
                         format!(
-                            "{label} has a {} CMB the driver skips: {} (nvme_map_cmb() checks memremap_compat_align(), 2 MiB)",
+                            "{label} has a {} CMB that cannot become P2P memory: {} (memremap_compat_align(), 2 MiB); {what}",
                             human_bytes(size),
                             problems.join(" and ")
                         ),
                     )
-                    .fix("Make the firmware place the BAR 2 MiB aligned (a BIOS \"Above 4G decoding\" setting, or pci=realloc), or configure a CMB size that is a multiple of 2 MiB"),
+                    .fix("Make the firmware place the BAR 2 MiB aligned (a BIOS \"Above 4G decoding\" setting, or pci=realloc), or configure a CMB size that is a multiple of 2 MiB")
+                    .evidence(lines),
             );
             continue;
         }

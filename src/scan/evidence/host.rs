@@ -30,6 +30,11 @@ pub struct HostText {
     pub leftover: String,
     /// `nvidia-smi --query-gpu=index,pci.bus_id` lines.
     pub gpu_lines: String,
+    /// lscpu's `Hypervisor vendor` and `Virtualization type`.
+    pub hypervisor_vendor: Option<String>,
+    pub virtualization_type: Option<String>,
+    /// lscpu output was seen (then no `Hypervisor vendor` means none).
+    pub lscpu_seen: bool,
 }
 
 /// Leftover text kept at most (a matrix of 64 devices is ~40 KiB).
@@ -116,6 +121,14 @@ impl HostText {
             return false;
         };
         let (k, v) = (k.trim(), v.trim());
+        // lscpu spells its keys capitalised; it also says when the kernel
+        // runs under a hypervisor (CPUID, /proc/xen), which cpuinfo may not.
+        if matches!(
+            k,
+            "Vendor ID" | "CPU family" | "Model name" | "Architecture"
+        ) {
+            self.lscpu_seen = true;
+        }
         let c = &mut self.cpu;
         match k {
             "Vendor ID" | "vendor_id" => {
@@ -145,6 +158,18 @@ impl HostText {
                 }
             }
             "processor" => c.logical_cpus += 1,
+            // The CPUID bit a hypervisor sets (/proc/cpuinfo, lscpu).
+            "flags" | "Flags" => {
+                if v.split_whitespace().any(|f| f == "hypervisor") {
+                    c.hypervisor_flag = true;
+                }
+            }
+            // lscpu: `Hypervisor vendor: Xen`, `Virtualization type: para`.
+            "Hypervisor vendor" => {
+                c.hypervisor_flag = true;
+                self.hypervisor_vendor = Some(v.to_string());
+            }
+            "Virtualization type" => self.virtualization_type = Some(v.to_string()),
             "physical id" => {
                 self.cpus.insert(v.to_string());
                 c.sockets = Some(self.cpus.len() as u32);

@@ -849,6 +849,24 @@ fn host_facts(p: &mut Parsed, devices: &[DeviceFacts], notes: &mut Vec<Limitatio
     } else {
         missing.push("the CPU vendor and family (`lscpu`): whether an AMD Zen host bridge admits any pair is unknown");
     }
+    // lscpu under Xen PV says `Hypervisor vendor: Xen`, `Virtualization
+    // type: para`: the xen-swiotlb DMA ops refuse every P2P mapping.
+    if h.hypervisor_vendor.as_deref() == Some("Xen") {
+        host.hypervisor = Some(crate::scan::Hypervisor {
+            kind: "xen".into(),
+            guest_type: match h.virtualization_type.as_deref() {
+                Some("para") => Some("PV".into()),
+                Some("full") => Some("HVM".into()),
+                _ => None,
+            },
+            control_domain: None,
+            proc_xen: false,
+        });
+    }
+    let lscpu_seen = h.lscpu_seen;
+    if !lscpu_seen {
+        missing.push("whether the kernel runs under a hypervisor (a Xen PV or PVH dom0 refuses every P2P mapping; `lscpu` shows it): verdicts assume bare metal");
+    }
     missing.push("CONFIG_PCI_P2PDMA (the kernel config) is unknown");
     missing.push("the p2pmem state of providers is unknown: every DMA-capable endpoint is taken as a hypothetical provider");
     missing.push("NVMe controller memory buffers (CMB) are not in lspci output");
@@ -899,7 +917,7 @@ fn host_facts(p: &mut Parsed, devices: &[DeviceFacts], notes: &mut Vec<Limitatio
     let wanted: Vec<&str> = [
         (host.kernel_release.is_none(), "uname -r"),
         (sources.cmdline.is_none(), "cat /proc/cmdline"),
-        (sources.cpu != Some(Source::Paste), "lscpu"),
+        (!lscpu_seen, "lscpu"),
         (!kinds.contains(&Source::LspciTree), "sudo lspci -tvnn"),
         // The hex dump carries the IDs the -v text and the tree's
         // bridges do not print.
