@@ -465,3 +465,34 @@ fn stdin_gives_the_same_answer_as_the_file() {
     assert_eq!(from_file["pairs"], from_stdin["pairs"]);
     assert_eq!(from_file["findings"], from_stdin["findings"]);
 }
+
+#[test]
+fn resizable_bar_from_the_text_finds_what_the_tree_finds() {
+    if !have_tool("lspci") {
+        return;
+    }
+    let b = build("rule_small_bar");
+    let p2p804 = |doc: &Value| -> Vec<String> {
+        doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "P2P804")
+            // The device's name differs (lspci's pci.ids, the test's).
+            .map(|f| {
+                let m = f["message"].as_str().unwrap();
+                format!("{} {}", &m[..12], m.split_once(" has ").map_or(m, |x| x.1))
+            })
+            .collect()
+    };
+    let truth: Value =
+        serde_json::from_str(&stdout_or_warn(&b.root(), &["check", "--format", "json"])).unwrap();
+    assert!(!p2p804(&truth).is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["-vvv"][..], &["-xxxx"][..]] {
+        let file = dir.path().join("lspci.txt");
+        std::fs::write(&file, lspci(&b.root(), args)).unwrap();
+        let ours = json_on(&file, &["check", "--format", "json"]);
+        assert_eq!(p2p804(&ours), p2p804(&truth), "lspci {args:?}");
+    }
+}

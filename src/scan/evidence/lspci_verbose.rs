@@ -31,9 +31,9 @@ pub struct Cap {
     pub ue_status: Option<u32>,
     pub ce_status: Option<u32>,
     pub dsn: Option<u64>,
-    /// Resizable BAR: (BAR, current size in bytes, supported sizes mask in
-    /// the capability's encoding).
-    pub rebar: Vec<(u8, u64, u32)>,
+    /// Resizable BAR: (BAR, current size in bytes, supported sizes in
+    /// bytes).
+    pub rebar: Vec<(u8, u64, Vec<u64>)>,
     /// SR-IOV: Initial VFs, Total VFs, Number of VFs; VF offset, stride,
     /// VF Device ID.
     pub sriov: Option<SriovText>,
@@ -751,8 +751,13 @@ fn continuation(cap: &mut Cap, key: &str, value: &str) {
             let s = s.split(',').next()?.trim();
             size_with_unit(s)
         });
+        let supported = rest
+            .split("supported: ")
+            .nth(1)
+            .map(|l| l.split_whitespace().filter_map(size_with_unit).collect())
+            .unwrap_or_default();
         if let (Some(i), Some(c)) = (index, current) {
-            cap.rebar.push((i, c, 0));
+            cap.rebar.push((i, c, supported));
         }
     } else if line.starts_with("IOVCap") || line.starts_with("Initial VFs") {
         let n = |k: &str| -> Option<u16> {

@@ -239,6 +239,7 @@ pub fn from_text(
                     unknown.insert(Register::AtsCtrl);
                 }
             }
+            0x15 => rebar(&mut c, off, &k.rebar),
             0x10 => {
                 if let Some(s) = k.sriov {
                     put16(&mut c, off + 0x0c, s.initial);
@@ -253,6 +254,34 @@ pub fn from_text(
         }
     }
     c
+}
+
+/// The Resizable BAR capability (PCIe r6.0 §7.8.6) from ls-ecaps.c
+/// `cap_rebar()`'s lines, `BAR 1: current size: 256MB, supported: 1MB ..`:
+/// per BAR a Capability dword (bits 4..31: sizes 2^(n+20)) and a Control
+/// dword (BAR index, the count in the first, current size, sizes from
+/// 2^48 in bits 16..31).
+fn rebar(c: &mut [u8], off: usize, bars: &[(u8, u64, Vec<u64>)]) {
+    let code = |bytes: u64| {
+        (bytes >= 1 << 20 && bytes.is_power_of_two()).then(|| bytes.trailing_zeros() - 20)
+    };
+    let count = bars.len().min(6) as u32;
+    for (i, (index, current, supported)) in bars.iter().take(6).enumerate() {
+        let mut cap = 0u32;
+        let mut ctrl = u32::from(*index & 7) | code(*current).unwrap_or(0).min(0x3f) << 8;
+        if i == 0 {
+            ctrl |= count << 5;
+        }
+        for n in supported.iter().filter_map(|&b| code(b)) {
+            match n {
+                0..=27 => cap |= 1 << (n + 4),
+                28..=43 => ctrl |= 1 << (n - 28 + 16),
+                _ => {}
+            }
+        }
+        put32(c, off + 4 + 8 * i, cap);
+        put32(c, off + 8 + 8 * i, ctrl);
+    }
 }
 
 fn express_regs(
