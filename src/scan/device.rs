@@ -86,10 +86,13 @@ pub enum Register {
     /// `lspci -s` listing drawn on a root bus, those of the bridge the
     /// listing may have left out above it: the nesting is a guess.
     BusNumbers,
+    /// The size of ACS's Egress Control Vector (lspci prints only the
+    /// flags).
+    AcsEgressVector,
 }
 
 impl Register {
-    const ALL: [Register; 9] = [
+    const ALL: [Register; 10] = [
         Register::DevCtl,
         Register::Link,
         Register::DevCtl2,
@@ -99,6 +102,7 @@ impl Register {
         Register::Command,
         Register::Subsystem,
         Register::BusNumbers,
+        Register::AcsEgressVector,
     ];
 
     fn bit(self) -> u16 {
@@ -117,6 +121,7 @@ impl Register {
             Register::Command => "command",
             Register::Subsystem => "subsystem",
             Register::BusNumbers => "bus_numbers",
+            Register::AcsEgressVector => "acs_egress_vector",
         }
     }
 }

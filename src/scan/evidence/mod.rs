@@ -624,7 +624,12 @@ fn device(
                 match text {
                     Some(t) if t.len() == 4096 => {
                         d.config.extend_from_slice(&t[256..]);
-                        for r in [Register::AcsCtrl, Register::AerStatus, Register::AtsCtrl] {
+                        for r in [
+                            Register::AcsCtrl,
+                            Register::AerStatus,
+                            Register::AtsCtrl,
+                            Register::AcsEgressVector,
+                        ] {
                             if text_unknown.contains(r) {
                                 d.unknown_registers.insert(r);
                             }

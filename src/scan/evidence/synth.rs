@@ -219,6 +219,7 @@ pub fn from_text(
                 put32(&mut c, off + 8, (dsn >> 32) as u32);
             }
             0x0d => {
+                unknown.insert(Register::AcsEgressVector);
                 put16(&mut c, off + 4, k.acs_cap.unwrap_or(0));
                 put16(&mut c, off + 6, k.acs_ctl.unwrap_or(0));
                 if k.acs_ctl.is_none() {
