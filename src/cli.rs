@@ -18,12 +18,21 @@ pub const EXIT_TOOL_FAILURE: i32 = 3;
 
 const EXIT_CODES: &str = "\
 Exit status:
-  0  success (for `check`: all clear)
-  1  warnings found (`check`)
+  0  success (for `check`: all clear; `diff`: the same; `fleet`: no outliers)
+  1  warnings found (`check`); differences (`diff`); outliers (`fleet`)
   2  errors found (`check`)
   3  p2pdoctor itself failed: bad arguments, an unreadable root or snapshot,
      an output that could not be written
   141 (killed by SIGPIPE) standard output was a pipe whose reader went away";
+
+/// `0.1.0 (git 1a2b3c4d5e6f)`: the release and the revision it was built
+/// from (build.rs; `unknown` outside a git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("P2PDOCTOR_GIT_REV"),
+    ")"
+);
 
 /// p2pdoctor: a doctor for PCIe peer-to-peer DMA on Linux.
 ///
@@ -32,7 +41,7 @@ Exit status:
 /// other's memory and why. Everything is read below a root: the live
 /// system by default, or a captured tree or snapshot with --root.
 #[derive(Debug, Parser)]
-#[command(name = "p2pdoctor", version, after_long_help = EXIT_CODES, after_help = EXIT_CODES)]
+#[command(name = "p2pdoctor", version = VERSION, after_long_help = EXIT_CODES, after_help = EXIT_CODES)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -132,6 +141,7 @@ pub enum Command {
     ///   p2pdoctor check --all-pairs
     ///   p2pdoctor --root server.tar.gz check --format json | jq '.pairs[]'
     ///   p2pdoctor check --fail-on error    # in a pipeline: warnings pass
+    ///   p2pdoctor check --baseline good.json --policy p2p.toml
     #[command(verbatim_doc_comment, after_long_help = CHECK_EXIT_CODES, after_help = CHECK_EXIT_CODES)]
     Check(CheckArgs),
 
@@ -209,6 +219,99 @@ pub enum Command {
     ///   p2pdoctor diff a.tar.gz b.tar.gz --format json | jq '.changes[]'
     #[command(verbatim_doc_comment)]
     Diff(DiffArgs),
+
+    /// Print a manual page (roff) for p2pdoctor or one of its commands.
+    ///
+    /// Examples:
+    ///   p2pdoctor man | man -l -
+    ///   p2pdoctor man check > p2pdoctor-check.1
+    #[command(verbatim_doc_comment)]
+    Man(ManArgs),
+
+    /// Print a shell completion script.
+    ///
+    /// Examples:
+    ///   p2pdoctor completions bash > /etc/bash_completion.d/p2pdoctor
+    ///   p2pdoctor completions zsh > "${fpath[1]}/_p2pdoctor"
+    ///   p2pdoctor completions fish > ~/.config/fish/completions/p2pdoctor.fish
+    #[command(verbatim_doc_comment)]
+    Completions(CompletionsArgs),
+    /// Record what a known-good node looks like, for `check --baseline`.
+    ///
+    /// The record holds the kernel release, CONFIG_PCI_P2PDMA, the IOMMU
+    /// mode, the kernel parameters that change P2P, the CPU model, every
+    /// function (IDs, role, driver, link, ACS Control, P2P memory) and every
+    /// predicted pair and finding, each device named by its place (host
+    /// bridge, then device.function from the root bus down), never by host
+    /// name, serial number or bus number: one node's record describes every
+    /// node built like it. Schema: schema/baseline.schema.json.
+    ///
+    /// Examples:
+    ///   sudo p2pdoctor baseline -o good.json
+    ///   p2pdoctor --root node3.tar.gz baseline -o good.json
+    ///   p2pdoctor check --baseline good.json      # on every other node
+    #[command(verbatim_doc_comment)]
+    Baseline(BaselineArgs),
+
+    /// Many nodes at once: families of nodes that look alike, the outliers
+    /// and what makes each differ, and the findings of every node.
+    ///
+    /// Reads snapshots (`p2pdoctor snapshot` archives; a directory stands
+    /// for the *.tar.gz, *.tgz and *.tar files in it) on all CPUs, keeping
+    /// only a fingerprint of each. Nodes with one fingerprint look the same
+    /// for P2P (host names, serial numbers and the rest of the command line
+    /// do not count). Fingerprints sharing at least half their facts form a
+    /// family; the one most nodes have is the norm, and every other one is
+    /// an outlier, shown with `diff`'s differences from the norm's first
+    /// node.
+    ///
+    /// Exit status: 0 no outliers, 1 outliers, 3 failure (also when a
+    /// snapshot could not be read; the report lists it).
+    ///
+    /// Examples:
+    ///   p2pdoctor fleet snapshots/
+    ///   p2pdoctor fleet node*.tar.gz --format json | jq '.families[].outliers[]'
+    #[command(verbatim_doc_comment)]
+    Fleet(FleetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// The file to write (`-` for standard output).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Record every endpoint pair (see `check --all-pairs`); `check
+    /// --baseline` must then be run with --all-pairs too.
+    #[arg(long)]
+    pub all_pairs: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// Snapshot archives, captured trees, or directories of archives.
+    #[arg(value_name = "DIR|FILE", required = true)]
+    pub inputs: Vec<PathBuf>,
+
+    /// Output format: `text`, or `json` (schema/fleet.schema.json).
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
+
+    /// Threads [default: the CPUs available].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: Option<u32>,
+
+    /// Predict every endpoint pair (see `check --all-pairs`).
+    #[arg(long)]
+    pub all_pairs: bool,
+
+    /// Write to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -458,6 +561,12 @@ pub struct CheckArgs {
     #[arg(long)]
     pub all_pairs: bool,
 
+    /// Only pairs, and topology-matrix rows, of these kinds of device
+    /// (comma-separated): gpu, nic, nvme, accelerator. With --all-pairs,
+    /// `--role gpu,nic` predicts every GPU and NIC pair.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND")]
+    pub role: Vec<crate::diagnose::matrix::DeviceKind>,
+
     /// The least severe finding that makes the exit status non-zero:
     /// `warning` (exit 1 on warnings, 2 on errors) or `error` (exit 2 on
     /// errors, warnings alone exit 0).
@@ -505,10 +614,39 @@ pub struct CheckArgs {
     #[arg(long, value_name = "DIR", requires = "confirm")]
     pub journal_dir: Option<PathBuf>,
 
+    /// Report every deviation from a known-good node recorded with
+    /// `p2pdoctor baseline -o FILE` as a finding (rules P2P1001-P2P1005):
+    /// pairs, devices, links, ACS Control, kernel, IOMMU, CPU.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// Check the site's own rules in a TOML file (rules P2P1101-P2P1105):
+    /// [kernel] min_release = "6.8", p2pdma = true; [iommu] modes =
+    /// ["off", "identity"]; [acs] no_redirect_on = ["switch_ports"];
+    /// [[link]] devices = "gpu", min_gen = 5, min_width = 16; [[pair]]
+    /// provider = "nvme", client = "gpu", map_type = "bus_addr". Selectors:
+    /// gpu, nvme, nic, accelerator, provider, any, VENDOR:DEVICE, VENDOR:*.
+    /// Each section takes severity = "warning" (default: error).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
     /// With --confirm --write: wait for another run writing the same device
     /// to finish instead of giving up on that experiment.
     #[arg(long, requires = "confirm")]
     pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command (`check`, `topo`, ...); the whole tool when left out.
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -649,6 +787,16 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Explain(args) => run_explain(&cli.global, args),
         Command::Rules(args) => run_rules(&cli.global, args),
         Command::Diff(args) => run_diff(&cli.global, &scan_options, args),
+        Command::Man(args) => run_man(args),
+        Command::Completions(args) => {
+            use clap::CommandFactory;
+            let mut buf = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "p2pdoctor", &mut buf);
+            write_output(None, &buf, true)?;
+            Ok(0)
+        }
+        Command::Baseline(args) => run_baseline(&cli.global, &scan_options, args),
+        Command::Fleet(args) => run_fleet(&cli.global, &scan_options, args),
         Command::Copy(args) => crate::confirm::command::copy(&cli.global, args),
         Command::Restore(args) => crate::confirm::command::restore(&cli.global, args),
         Command::Snapshot(args) => {
@@ -882,17 +1030,43 @@ fn load_kernel_data(dir: Option<&Path>) -> Result<crate::diagnose::KernelData> {
 
 /// `p2pdoctor check`: the diagnosis's exit status (0, 1, 2).
 fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -> Result<i32> {
+    // The rule tables first: a typo there is a failure before any scan.
+    let catalog = load_catalog(args.rules_dir.as_deref())?;
+    let kernel_data = load_kernel_data(args.rules_dir.as_deref())?;
     if args.confirm {
         crate::confirm::command::require_live(global, "check --confirm")?;
     }
+    // Read the baseline and the policy first: a typo there is a failure
+    // before any scan.
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(crate::baseline::BaselineFile::load)
+        .transpose()?;
+    if let (Some(b), Some(path)) = (&baseline, &args.baseline)
+        && b.node.all_pairs != args.all_pairs
+    {
+        anyhow::bail!(
+            "the baseline {} was recorded {} --all-pairs; run check {} --all-pairs too, or record it again",
+            path.display(),
+            if b.node.all_pairs { "with" } else { "without" },
+            if b.node.all_pairs { "with" } else { "without" }
+        );
+    }
+    let policy = args
+        .policy
+        .as_deref()
+        .map(crate::policy::Policy::load)
+        .transpose()?;
     let root = open_root(global.root.as_deref())?;
     // lspci text shows no p2pmem state: every endpoint may be a provider.
     let implied = root.evidence().is_some() && !args.all_pairs;
     let opts = crate::diagnose::Options {
         all_pairs: args.all_pairs || implied,
         all_pairs_implied: implied,
-        catalog: load_catalog(args.rules_dir.as_deref())?,
-        kernel_data: load_kernel_data(args.rules_dir.as_deref())?,
+        roles: args.role.clone(),
+        catalog,
+        kernel_data,
     };
     let started = std::time::Instant::now();
     let tree = Tree::build(scan::scan(&root, scan_options));
@@ -927,6 +1101,17 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
             anyhow::bail!("--confirm-size must be a non-zero multiple of 4096 bytes");
         }
         crate::confirm::pairs::confirm(&mut diagnosis, &copts);
+    }
+    let mut stage_findings = Vec::new();
+    if let Some(b) = &baseline {
+        stage_findings.extend(crate::baseline::deviations(&b.node, &tree, &diagnosis));
+    }
+    if let Some(p) = &policy {
+        stage_findings.extend(crate::policy::evaluate(p, &tree, &diagnosis));
+    }
+    if !stage_findings.is_empty() {
+        diagnosis.findings.extend(stage_findings);
+        diagnosis.resummarize();
     }
     let render_opts = RenderOptions {
         color: args.output.is_none() && args.format == ReportFormat::Text && global.color.resolve(),
@@ -974,6 +1159,34 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
     Ok(diagnosis.exit_code(args.fail_on))
 }
 
+/// `p2pdoctor man [COMMAND]`: the page, generated from these definitions.
+fn run_man(args: ManArgs) -> Result<i32> {
+    use clap::CommandFactory;
+    let top = Cli::command();
+    let cmd = match &args.command {
+        None => top,
+        Some(name) => {
+            let found = top
+                .get_subcommands()
+                .find(|c| c.get_name() == name)
+                .cloned();
+            let Some(sub) = found else {
+                let names: Vec<&str> = top.get_subcommands().map(|c| c.get_name()).collect();
+                anyhow::bail!(
+                    "no command `{name}`; the commands are: {}",
+                    names.join(", ")
+                );
+            };
+            // The page is named p2pdoctor-<command>, as man(1) looks it up.
+            sub.name(format!("p2pdoctor-{name}")).version(VERSION)
+        }
+    };
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd).render(&mut buf)?;
+    write_output(None, &buf, true)?;
+    Ok(0)
+}
+
 /// `p2pdoctor diff A B`: 0 the same, 1 differences.
 fn run_diff(global: &GlobalArgs, scan_options: &ScanOptions, args: DiffArgs) -> Result<i32> {
     let opts = crate::diagnose::Options {
@@ -1005,6 +1218,89 @@ fn run_diff(global: &GlobalArgs, scan_options: &ScanOptions, args: DiffArgs) -> 
     }
     write_output(args.output.as_deref(), &buf, true)?;
     Ok(if diff.same() { 0 } else { 1 })
+}
+
+/// `p2pdoctor baseline -o FILE`.
+fn run_baseline(
+    global: &GlobalArgs,
+    scan_options: &ScanOptions,
+    args: BaselineArgs,
+) -> Result<i32> {
+    let to_stdout = args.output == Path::new("-");
+    if !to_stdout && args.output.exists() && !args.force {
+        anyhow::bail!(
+            "{} already exists; choose another name or pass --force to replace it",
+            args.output.display()
+        );
+    }
+    let opts = crate::diagnose::Options {
+        all_pairs: args.all_pairs,
+        ..Default::default()
+    };
+    let root = open_root(global.root.as_deref())?;
+    let tree = Tree::build(scan::scan(&root, scan_options));
+    let diagnosis = crate::diagnose::diagnose(&tree, &opts);
+    let file = crate::baseline::BaselineFile::new(crate::baseline::record(&tree, &diagnosis));
+    let mut buf = serde_json::to_vec_pretty(&file)?;
+    buf.push(b'\n');
+    write_output((!to_stdout).then_some(args.output.as_path()), &buf, true)?;
+    if !to_stdout {
+        let mut err = anstream::stderr();
+        let _ = writeln!(
+            err,
+            "wrote {} ({} devices, {} pairs, {} findings) from {}",
+            args.output.display(),
+            file.node.devices.len(),
+            file.node.pairs.len(),
+            file.node.findings.len(),
+            root.describe()
+        );
+    }
+    Ok(0)
+}
+
+/// `p2pdoctor fleet DIR|FILES...`: 0 no outliers, 1 outliers, 3 when a
+/// snapshot could not be read.
+fn run_fleet(global: &GlobalArgs, scan_options: &ScanOptions, args: FleetArgs) -> Result<i32> {
+    let inputs = crate::fleet::inputs(&args.inputs)?;
+    let opts = crate::diagnose::Options {
+        all_pairs: args.all_pairs,
+        ..Default::default()
+    };
+    // Names are not part of a fingerprint: skip the pci.ids lookups.
+    let scan_options = ScanOptions {
+        no_names: true,
+        ..scan_options.clone()
+    };
+    let load = |path: &Path| -> Result<(Tree, crate::diagnose::Diagnosis)> {
+        let root = open_root(Some(path))?;
+        let tree = Tree::build(scan::scan(&root, &scan_options));
+        let diagnosis = crate::diagnose::diagnose(&tree, &opts);
+        Ok((tree, diagnosis))
+    };
+    let threads = args.jobs.map(|j| j as usize).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let fleet = crate::fleet::run(&inputs, threads, &load);
+    let mut buf = Vec::new();
+    match args.format {
+        CheckFormat::Text => crate::render::fleet_text::render(
+            &fleet,
+            args.output.is_none() && global.color.resolve(),
+            &mut buf,
+        )?,
+        CheckFormat::Json => crate::render::fleet_json::render(&fleet, &mut buf)?,
+    }
+    write_output(args.output.as_deref(), &buf, true)?;
+    Ok(if !fleet.unreadable.is_empty() {
+        EXIT_TOOL_FAILURE
+    } else if fleet.outlier_nodes() > 0 {
+        1
+    } else {
+        0
+    })
 }
 
 /// `p2pdoctor explain <ID>`.

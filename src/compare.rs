@@ -134,6 +134,19 @@ fn path_signature(tree: &Tree, id: NodeId) -> Vec<u16> {
     sig
 }
 
+/// Where a function sits, as text that stays the same when bus numbers
+/// move and across machines built alike: the host bridge's place, then
+/// device.function from the root bus down (`hb0/03.0/00.0/08.0/00.0`).
+/// What `baseline` and `fleet` match devices by.
+pub fn place(tree: &Tree, id: NodeId) -> String {
+    let sig = path_signature(tree, id);
+    let mut out = format!("hb{}", sig[0] & 0x7fff);
+    for devfn in &sig[1..] {
+        out.push_str(&format!("/{:02x}.{}", devfn >> 3, devfn & 7));
+    }
+    out
+}
+
 fn ids(tree: &Tree, id: NodeId) -> (Option<u16>, Option<u16>) {
     let f = &tree.node(id).facts;
     (f.vendor, f.device)

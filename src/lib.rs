@@ -4,12 +4,15 @@
 //! `scan` reads it into [`scan::Facts`], `pci` decodes config-space bytes,
 //! `topology` builds the tree and paths, `render` turns values into bytes.
 
+pub mod baseline;
 pub mod cli;
 pub mod compare;
 pub mod confirm;
 pub mod diagnose;
 pub mod fixture;
+pub mod fleet;
 pub mod pci;
+pub mod policy;
 pub mod render;
 pub mod root;
 pub mod scan;

@@ -229,17 +229,179 @@ const CASES: &[Case] = &[
     },
 ];
 
-fn diagnose_spec(name: &str) -> Diagnosis {
+/// What a stage rule is checked against: a baseline recorded from a spec,
+/// or a policy file in tests/fixtures/policies.
+#[derive(Clone, Copy)]
+enum Against {
+    Baseline(&'static str),
+    Policy(&'static str),
+}
+
+/// A rule of the stages after the diagnosis (`check --baseline`, `check
+/// --policy`): where it fires and where it stays silent, each spec checked
+/// against `against`.
+struct StageCase {
+    rule: &'static str,
+    against: Against,
+    fires: &'static [(&'static str, Severity, Status)],
+    silent: &'static [&'static str],
+}
+
+use Against::{Baseline, Policy};
+
+const STAGE_CASES: &[StageCase] = &[
+    StageCase {
+        rule: "P2P1001",
+        against: Baseline("rule_clean"),
+        // The same switch with ACS redirect on: 03:00.0 → 04:00.0 goes
+        // through the host bridge now.
+        fires: &[("rule_acs_ordering", Error, Predicted)],
+        // Faster links change no decision.
+        silent: &["rule_clean", "rule_link_problems"],
+    },
+    StageCase {
+        rule: "P2P1002",
+        against: Baseline("rule_clean"),
+        // NVMe drives directly on root ports instead of below the switch.
+        fires: &[("rule_no_provider", Error, Predicted)],
+        silent: &["rule_clean", "rule_link_problems"],
+    },
+    StageCase {
+        rule: "P2P1003",
+        against: Baseline("rule_clean"),
+        // The root port trained x4 where the good node has x8.
+        fires: &[
+            ("rule_kernel_old", Warning, Predicted),
+            ("rule_link_problems", Info, Predicted),
+        ],
+        silent: &["rule_clean", "rule_no_provider"],
+    },
+    StageCase {
+        rule: "P2P1004",
+        against: Baseline("rule_clean"),
+        fires: &[("rule_acs_ordering", Warning, Predicted)],
+        silent: &["rule_clean", "rule_link_problems"],
+    },
+    StageCase {
+        rule: "P2P1005",
+        against: Baseline("rule_clean"),
+        fires: &[("rule_kernel_old", Warning, Predicted)],
+        silent: &["rule_clean", "rule_device_problems"],
+    },
+    StageCase {
+        rule: "P2P1101",
+        against: Policy("site.toml"),
+        fires: &[("rule_acs_redirect", Error, Predicted)],
+        silent: &["rule_clean", "rule_kernel_old"],
+    },
+    StageCase {
+        rule: "P2P1102",
+        against: Policy("site.toml"),
+        fires: &[("rule_acs_redirect", Error, Predicted)],
+        silent: &["rule_clean", "rule_acs_ordering"],
+    },
+    StageCase {
+        rule: "P2P1103",
+        against: Policy("site.toml"),
+        // Redirect on the switch's downstream ports; rule_acs_redirect has
+        // it on a root port, which the policy does not name.
+        fires: &[("rule_acs_ordering", Error, Predicted)],
+        silent: &["rule_clean", "rule_acs_redirect"],
+    },
+    StageCase {
+        rule: "P2P1104",
+        against: Policy("site.toml"),
+        fires: &[("rule_acs_redirect", Error, Predicted)],
+        silent: &["rule_clean", "rule_acs_ordering"],
+    },
+    StageCase {
+        rule: "P2P1105",
+        against: Policy("site.toml"),
+        fires: &[("rule_kernel_old", Error, Predicted)],
+        silent: &["rule_clean", "rule_acs_redirect"],
+    },
+];
+
+fn tree_of(name: &str) -> Tree {
     let built = build(name);
     let root = SystemRoot::open(&built.root()).unwrap();
-    let tree = Tree::build(scan::scan(
+    Tree::build(scan::scan(
         &root,
         &ScanOptions {
             no_names: true,
             ..Default::default()
         },
-    ));
-    diagnose::diagnose(&tree, &Options::default())
+    ))
+}
+
+/// The findings the stage adds for `spec` checked against `against`.
+fn stage_findings(against: Against, spec: &str) -> Vec<p2pdoctor::diagnose::Finding> {
+    let tree = tree_of(spec);
+    let d = diagnose::diagnose(&tree, &Options::default());
+    match against {
+        Baseline(good) => {
+            let gt = tree_of(good);
+            let gd = diagnose::diagnose(&gt, &Options::default());
+            let record = p2pdoctor::baseline::record(&gt, &gd);
+            p2pdoctor::baseline::deviations(&record, &tree, &d)
+        }
+        Policy(file) => {
+            let path = common::fixtures_dir().join("policies").join(file);
+            let policy = p2pdoctor::policy::Policy::load(&path).unwrap();
+            p2pdoctor::policy::evaluate(&policy, &tree, &d)
+        }
+    }
+}
+
+#[test]
+fn every_stage_rule_fires_where_it_must_and_nowhere_else() {
+    let mut failures = Vec::new();
+    for case in STAGE_CASES {
+        for &(spec, severity, status) in case.fires {
+            let found: Vec<_> = stage_findings(case.against, spec)
+                .into_iter()
+                .filter(|f| f.rule == case.rule)
+                .collect();
+            if !found
+                .iter()
+                .any(|f| f.severity == severity && f.status == status)
+            {
+                failures.push(format!(
+                    "{} should fire in {spec} as {severity:?}/{status:?}; found {:?}",
+                    case.rule,
+                    found
+                        .iter()
+                        .map(|f| (f.severity, f.status))
+                        .collect::<Vec<_>>()
+                ));
+            }
+            if found
+                .iter()
+                .any(|f| f.message.is_empty() || f.fix.as_deref().unwrap_or("").is_empty())
+            {
+                failures.push(format!(
+                    "{} in {spec}: a finding without message or fix",
+                    case.rule
+                ));
+            }
+        }
+        for &spec in case.silent {
+            if let Some(f) = stage_findings(case.against, spec)
+                .iter()
+                .find(|f| f.rule == case.rule)
+            {
+                failures.push(format!(
+                    "{} must not fire in {spec}: {}",
+                    case.rule, f.message
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+fn diagnose_spec(name: &str) -> Diagnosis {
+    diagnose::diagnose(&tree_of(name), &Options::default())
 }
 
 struct Cache(HashMap<&'static str, Diagnosis>);
@@ -299,6 +461,14 @@ fn every_rule_has_a_firing_and_a_silent_fixture() {
         if SET_BY_CONFIRM.contains(&r.id) {
             continue;
         }
+        if let Some(case) = STAGE_CASES.iter().find(|c| c.rule == r.id) {
+            assert!(
+                !case.fires.is_empty() && !case.silent.is_empty(),
+                "{}",
+                r.id
+            );
+            continue;
+        }
         let case = CASES
             .iter()
             .find(|c| c.rule == r.id)
@@ -309,7 +479,10 @@ fn every_rule_has_a_firing_and_a_silent_fixture() {
             r.id
         );
     }
-    assert_eq!(CASES.len() + SET_BY_CONFIRM.len(), ALL_RULES.len());
+    assert_eq!(
+        CASES.len() + STAGE_CASES.len() + SET_BY_CONFIRM.len(),
+        ALL_RULES.len()
+    );
 }
 
 #[test]
@@ -393,15 +566,7 @@ fn warnings_exit_one_unless_fail_on_error() {
 
 #[test]
 fn all_pairs_takes_every_endpoint_as_a_provider() {
-    let built = build("rule_acs_ordering");
-    let root = SystemRoot::open(&built.root()).unwrap();
-    let tree = Tree::build(scan::scan(
-        &root,
-        &ScanOptions {
-            no_names: true,
-            ..Default::default()
-        },
-    ));
+    let tree = tree_of("rule_acs_ordering");
     let default = diagnose::diagnose(&tree, &Options::default());
     let all = diagnose::diagnose(
         &tree,
@@ -594,15 +759,7 @@ fn a_xen_pv_dom0_fails_every_mapping() {
 /// Issue 11 item 6: providers without a p2pmem pool (6.19+ vfio-pci).
 #[test]
 fn a_vfio_pci_device_is_a_provider_without_a_pool_from_6_19() {
-    let built = build("rule_vfio_provider");
-    let root = SystemRoot::open(&built.root()).unwrap();
-    let tree = Tree::build(scan::scan(
-        &root,
-        &ScanOptions {
-            no_names: true,
-            ..Default::default()
-        },
-    ));
+    let tree = tree_of("rule_vfio_provider");
     let at = |rel: &str| {
         let mut t = tree.clone();
         t.host.kernel_release = Some(rel.to_string());
@@ -691,4 +848,67 @@ fn the_class_matrix_reads_like_nvidia_smi_topo() {
     );
     assert!(diagnose_spec("rule_clean").class_matrix.is_some());
     assert!(diagnose_spec("rule_small_bar").class_matrix.is_some());
+}
+
+/// --role limits pairs and matrix rows to the kinds asked for.
+#[test]
+fn role_limits_pairs_to_the_kinds_asked_for() {
+    use p2pdoctor::diagnose::matrix::DeviceKind;
+    let tree = tree_of("two_socket_server");
+    let opts = Options {
+        all_pairs: true,
+        roles: vec![DeviceKind::Gpu, DeviceKind::Nic],
+        ..Options::default()
+    };
+    let d = diagnose::diagnose(&tree, &opts);
+    let kind =
+        |b: p2pdoctor::pci::Bdf| DeviceKind::of_class(tree.node(tree.find(b).unwrap()).facts.class);
+    assert!(!d.pairs.is_empty());
+    for p in &d.pairs {
+        for end in [p.provider, p.client] {
+            assert!(
+                matches!(kind(end), Some(DeviceKind::Gpu | DeviceKind::Nic)),
+                "{end} is neither a GPU nor a NIC"
+            );
+        }
+    }
+    let m = d.class_matrix.unwrap();
+    assert!(m.devices.iter().all(|x| x.kind != DeviceKind::Nvme));
+    // Without --role the NVMe drives are there.
+    let all = diagnose::diagnose(
+        &tree,
+        &Options {
+            all_pairs: true,
+            ..Options::default()
+        },
+    );
+    assert!(all.pairs.len() > d.pairs.len());
+}
+
+/// The 8-GPU box with two levels of switches per socket: PIX below one
+/// level-2 switch, PXB across the level-1 switch, SYS across sockets, and
+/// with Linux's ACS redirect on every port, effective PHB for all of them.
+#[test]
+fn an_8_gpu_box_with_two_switch_levels_classes_like_nvml() {
+    use p2pdoctor::topology::PathClass::*;
+    let d = diagnose_spec("hgx_8gpu_two_level_switches");
+    let m = d.class_matrix.as_ref().unwrap();
+    let gpus = m
+        .devices
+        .iter()
+        .filter(|x| x.label.starts_with("GPU"))
+        .count();
+    let nics = m
+        .devices
+        .iter()
+        .filter(|x| x.label.starts_with("NIC"))
+        .count();
+    assert_eq!((gpus, nics), (8, 4));
+    let class = |i: usize, j: usize| (m.cells[i][j].path_class, m.cells[i][j].effective_path_class);
+    assert_eq!(class(0, 1), (Pix, Phb));
+    assert_eq!(class(0, 2), (Pxb, Phb));
+    assert_eq!(class(0, 4), (Sys, Sys));
+    // NIC0 sits with GPU0 and GPU1.
+    assert_eq!(class(0, 8), (Pix, Phb));
+    assert!(d.findings.iter().any(|f| f.rule == "P2P503"));
 }

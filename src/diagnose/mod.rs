@@ -253,6 +253,9 @@ pub struct Options {
     pub all_pairs: bool,
     /// `all_pairs` was set because the input shows no p2pmem state.
     pub all_pairs_implied: bool,
+    /// Only pairs (and matrix rows) of these kinds of device; all when
+    /// empty.
+    pub roles: Vec<matrix::DeviceKind>,
     pub kernel_data: KernelData,
     pub catalog: Catalog,
 }
@@ -262,6 +265,7 @@ impl Default for Options {
         Options {
             all_pairs: false,
             all_pairs_implied: false,
+            roles: Vec::new(),
             kernel_data: KernelData::embedded(),
             catalog: Catalog::embedded(),
         }
@@ -367,6 +371,15 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
     // computes (provider, provider) too (distance 0, and the first step of
     // its walk checks ACS redirect on the provider function itself): an
     // NVMe reading into its own CMB is that pair.
+    if !opts.roles.is_empty() {
+        // --role: only the kinds of device asked for, on both ends.
+        let wanted = |i: &NodeId| {
+            matrix::DeviceKind::of_class(tree.node(*i).facts.class)
+                .is_some_and(|k| opts.roles.contains(&k))
+        };
+        candidates.retain(wanted);
+        providers.retain(wanted);
+    }
     let mut pairs = Vec::new();
     for &p in &providers {
         for &c in &candidates {
@@ -418,7 +431,7 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         })
         .collect();
 
-    let class_matrix = matrix::build(tree, &view, &kernel, &[]);
+    let class_matrix = matrix::build(tree, &view, &kernel, &opts.roles);
     let header = checks::header(tree, &kernel, &params);
     let summary = summarize(&findings, &pairs);
     Diagnosis {

@@ -37,7 +37,9 @@ use crate::pci::{AcsFlags, Bdf, PortType};
 use crate::topology::Tree;
 
 /// `enum pci_p2pdma_map_type` (the values a decision can take).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MapType {
     /// PCI_P2PDMA_MAP_BUS_ADDR: the devices are programmed with PCI bus

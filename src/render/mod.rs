@@ -11,6 +11,8 @@ pub mod copy_text;
 pub mod diff_json;
 pub mod diff_text;
 pub mod dot;
+pub mod fleet_json;
+pub mod fleet_text;
 pub mod json;
 mod pretty;
 pub mod style;

@@ -215,8 +215,8 @@ pub(super) fn read_devices(
             limitations.push(Limitation {
                 kind: LimitationKind::NoPciBus,
                 message: format!(
-                    "cannot list {}/sys/bus/pci/devices ({e}): no PCI devices were read",
-                    if root.is_live() { "" } else { "<root>" }
+                    "cannot list sys/bus/pci/devices in {} ({e}): no PCI devices were read",
+                    root.describe()
                 ),
             });
             return Vec::new();

@@ -172,10 +172,12 @@ pub(super) fn read_host(root: &SystemRoot, limitations: &mut Vec<Limitation>) ->
     if kernel_config_source.is_none() {
         limitations.push(Limitation {
             kind: LimitationKind::KernelConfigMissing,
-            message: format!(
-                "no kernel config found (looked for boot/config-{} and proc/config.gz): whether CONFIG_PCI_P2PDMA is set is unknown",
-                kernel_release.as_deref().unwrap_or("<release>")
-            ),
+            message: match kernel_release.as_deref() {
+                Some(r) => format!(
+                    "no kernel config found (looked for boot/config-{r} and proc/config.gz): whether CONFIG_PCI_P2PDMA is set is unknown"
+                ),
+                None => "no kernel config found (the kernel release is unknown, so only proc/config.gz could be looked for): whether CONFIG_PCI_P2PDMA is set is unknown".to_string(),
+            },
         });
     }
     let iommu_units = root

@@ -22,7 +22,9 @@ pub use path::{Path, PathClass};
 pub type NodeId = usize;
 
 /// What a function is in the tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     RootPort,

@@ -9,7 +9,9 @@ use super::{NodeId, Tree};
 /// PCIe switch (its upstream port, internal bus and downstream ports)
 /// counts as one bridge, as NVML counts it: two GPUs below one switch
 /// are PIX there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum PathClass {
     /// The same function.

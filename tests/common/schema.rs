@@ -103,6 +103,8 @@ fn check(root: &Value, s: &Value, v: &Value, at: &str, errors: &mut Vec<String>)
                 && extra.is_object()
             {
                 check(root, extra, child, &format!("{at}.{k}"), errors);
+            } else if s.get("additionalProperties") == Some(&Value::Bool(false)) {
+                errors.push(format!("{at}: field `{k}` is not in the schema"));
             }
         }
     }

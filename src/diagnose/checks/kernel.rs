@@ -72,7 +72,7 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                         "{source} says CONFIG_PCI_P2PDMA is not set, yet devices expose p2pmem/: the config file does not describe the running kernel {release}"
                     ),
                 )
-                .fix("Check that /boot/config-<release> belongs to the running kernel (uname -r), or read /proc/config.gz (CONFIG_IKCONFIG_PROC)"),
+                .fix("Check that /boot/config-$(uname -r) belongs to the running kernel, or read /proc/config.gz (CONFIG_IKCONFIG_PROC)"),
         ),
         Some(false) => out.push(
             NO_P2PDMA
@@ -96,7 +96,7 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                         "the kernel config and p2pmem/ are not in the input (lspci output): whether CONFIG_PCI_P2PDMA is set is unknown".to_string()
                     } else {
                         format!(
-                            "no kernel config found for {release} (boot/config-<release>, proc/config.gz) and no device exposes p2pmem/: whether CONFIG_PCI_P2PDMA is set is unknown"
+                            "no kernel config found for {release} (neither its boot/config file nor proc/config.gz) and no device exposes p2pmem/: whether CONFIG_PCI_P2PDMA is set is unknown"
                         )
                     },
                 )

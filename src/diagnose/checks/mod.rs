@@ -108,6 +108,17 @@ pub const ALL_RULES: &[RuleRef] = &[
     facts::UNREADABLE,
     facts::CONTRADICTED,
     facts::MISMATCH,
+    // Stages after the diagnosis: check --baseline and check --policy.
+    crate::baseline::PAIR,
+    crate::baseline::DEVICE,
+    crate::baseline::LINK,
+    crate::baseline::ACS,
+    crate::baseline::HOST,
+    crate::policy::PAIR,
+    crate::policy::LINK,
+    crate::policy::ACS,
+    crate::policy::IOMMU,
+    crate::policy::KERNEL,
 ];
 
 /// What every check sees.
@@ -498,7 +509,7 @@ mod tests {
         let catalog = crate::diagnose::Catalog::embedded();
         let mut ids: Vec<&str> = ALL_RULES.iter().map(|r| r.id).collect();
         let mut sorted = ids.clone();
-        sorted.sort_unstable();
+        sorted.sort_unstable_by_key(|id| crate::diagnose::catalog::id_order(id));
         assert_eq!(ids, sorted, "ALL_RULES is in ID order");
         ids.dedup();
         assert_eq!(ids.len(), ALL_RULES.len());
