@@ -54,11 +54,27 @@ pub struct Cli {
 pub struct GlobalArgs {
     /// Read the machine from PATH instead of `/`.
     ///
-    /// PATH is either a directory laid out like a live system
-    /// (PATH/sys/bus/pci/devices, PATH/proc/cmdline, ...) or a snapshot
-    /// archive written by `p2pdoctor snapshot`. Symbolic links inside it
-    /// are resolved against PATH and can never lead outside it.
-    #[arg(long, global = true, env = "P2PDOCTOR_ROOT", value_name = "PATH")]
+    /// PATH is one of (told apart by their contents):
+    ///   - a directory laid out like a live system (PATH/sys/bus/pci/devices,
+    ///     PATH/proc/cmdline, ...); symbolic links inside it are resolved
+    ///     against PATH and can never lead outside it;
+    ///   - a snapshot archive written by `p2pdoctor snapshot`;
+    ///   - a text file of lspci output: `lspci -tv`/`-tvnn`, `lspci -vvv`
+    ///     (with or without -nn, -D, -k, -s), `lspci -xxxx` hex or an
+    ///     `lspci -F` dump, or any mix of them pasted from a ticket, with
+    ///     shell prompts, code fences and `uname -r`, `cat /proc/cmdline`,
+    ///     `lscpu`, `numactl --hardware` and dmesg output around them;
+    ///   - an hwloc export (`lstopo --of xml`);
+    ///   - `-`: any of the files above on standard input.
+    ///
+    /// Facts a text does not carry are reported unknown, never assumed.
+    #[arg(
+        long,
+        global = true,
+        env = "P2PDOCTOR_ROOT",
+        value_name = "PATH",
+        verbatim_doc_comment
+    )]
     pub root: Option<PathBuf>,
 
     /// When to colour human output. NO_COLOR in the environment turns
@@ -785,6 +801,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Restore(args) => crate::confirm::command::restore(&cli.global, args),
         Command::Snapshot(args) => {
             let root = open_root(cli.global.root.as_deref())?;
+            if root.evidence().is_some() {
+                anyhow::bail!(
+                    "{} is lspci output, not a machine: there is nothing to capture; give the file itself to --root (e.g. `p2pdoctor --root FILE check`)",
+                    root.describe()
+                );
+            }
             let to_stdout = args.output == Path::new("-");
             if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                 anyhow::bail!(
@@ -866,6 +888,7 @@ fn check_snapshot_output(path: &Path, force: bool) -> Result<()> {
 fn open_root(path: Option<&Path>) -> Result<SystemRoot> {
     match path {
         None => Ok(SystemRoot::live()),
+        Some(p) if p == Path::new("-") => Ok(SystemRoot::stdin()?),
         Some(p) => Ok(SystemRoot::open(p)?),
     }
 }
@@ -1007,12 +1030,9 @@ fn load_kernel_data(dir: Option<&Path>) -> Result<crate::diagnose::KernelData> {
 
 /// `p2pdoctor check`: the diagnosis's exit status (0, 1, 2).
 fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -> Result<i32> {
-    let opts = crate::diagnose::Options {
-        all_pairs: args.all_pairs,
-        roles: args.role.clone(),
-        catalog: load_catalog(args.rules_dir.as_deref())?,
-        kernel_data: load_kernel_data(args.rules_dir.as_deref())?,
-    };
+    // The rule tables first: a typo there is a failure before any scan.
+    let catalog = load_catalog(args.rules_dir.as_deref())?;
+    let kernel_data = load_kernel_data(args.rules_dir.as_deref())?;
     if args.confirm {
         crate::confirm::command::require_live(global, "check --confirm")?;
     }
@@ -1039,6 +1059,15 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
         .map(crate::policy::Policy::load)
         .transpose()?;
     let root = open_root(global.root.as_deref())?;
+    // lspci text shows no p2pmem state: every endpoint may be a provider.
+    let implied = root.evidence().is_some() && !args.all_pairs;
+    let opts = crate::diagnose::Options {
+        all_pairs: args.all_pairs || implied,
+        all_pairs_implied: implied,
+        roles: args.role.clone(),
+        catalog,
+        kernel_data,
+    };
     let started = std::time::Instant::now();
     let tree = Tree::build(scan::scan(&root, scan_options));
     let mut diagnosis = crate::diagnose::diagnose(&tree, &opts);

@@ -98,9 +98,106 @@ pub enum RootError {
     #[error("`{path}` cannot be loaded as a snapshot: {reason}")]
     TooLarge { path: PathBuf, reason: String },
     #[error(
-        "`{path}` has no sys/ directory, so it is not a captured tree: a root is laid out like / (PATH/sys/bus/pci/devices, PATH/proc/cmdline, ...); point --root at its top, or at a snapshot archive"
+        "`{path}` has no sys/ directory, so it is not a captured tree: a root is laid out like / (PATH/sys/bus/pci/devices, PATH/proc/cmdline, ...); point --root at its top, at a snapshot archive, or at lspci output (a file, or a directory holding lspci*.txt)"
     )]
     NoSys { path: PathBuf },
+    #[error("`{path}`: {reason}")]
+    NotEvidence { path: PathBuf, reason: String },
+}
+
+/// The most an evidence file may hold: a paste of a large server's
+/// `lspci -vvv -xxxx` is about 20 MB.
+pub const MAX_EVIDENCE_BYTES: u64 = 256 << 20;
+
+/// A gzip or tar file (what `p2pdoctor snapshot` writes), by its magic.
+fn is_archive_file(file: &fs::File) -> bool {
+    use std::io::Seek;
+    let mut head = [0u8; 262];
+    let mut f = file;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let _ = f.seek(io::SeekFrom::Start(0));
+    head[..n].starts_with(&[0x1f, 0x8b]) || (n >= 262 && &head[257..262] == b"ustar")
+}
+
+/// A directory without sysfs that holds command output instead: files
+/// named after the command, as people save them (`lspci.txt`,
+/// `lspci-vvv.txt`) and as sosreport does (`sos_commands/pci/lspci_-nnvv`,
+/// `sos_commands/kernel/uname_-a`, `proc/cmdline`, `proc/cpuinfo`). Their
+/// contents, each below a prompt naming the command, are one paste.
+fn evidence_in_dir(dir: &Path) -> Option<Vec<u8>> {
+    let listed = |sub: &str, prefix: &str| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(dir.join(sub))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    // Regular files only, links not followed: a hostile
+                    // directory cannot make us read outside it.
+                    .filter(|p| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file()))
+                    .filter(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let mut lspci = listed("", "lspci");
+    lspci.extend(listed("sos_commands/pci", "lspci"));
+    if lspci.is_empty() {
+        return None;
+    }
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
+    for (cmd, rel) in [
+        ("uname -a", "sos_commands/kernel/uname_-a"),
+        ("cat /proc/cmdline", "proc/cmdline"),
+        ("cat /proc/cpuinfo", "proc/cpuinfo"),
+    ] {
+        if fs::symlink_metadata(dir.join(rel)).is_ok_and(|m| m.file_type().is_file()) {
+            files.push((cmd.to_string(), dir.join(rel)));
+        }
+    }
+    for p in listed("", "uname") {
+        files.push(("uname -a".to_string(), p));
+    }
+    for p in lspci {
+        // `lspci_-nnvv` → `lspci -nnvv`
+        let name = p.file_name()?.to_string_lossy().replace('_', " ");
+        files.push((name.trim_end_matches(".txt").to_string(), p));
+    }
+    let mut out = Vec::new();
+    for (cmd, p) in files {
+        let bytes = read_bounded(fs::File::open(&p).ok()?).ok()?;
+        if out.len() + bytes.len() > MAX_EVIDENCE_BYTES as usize {
+            break;
+        }
+        out.extend_from_slice(format!("$ {cmd}\n").as_bytes());
+        out.extend_from_slice(&bytes);
+        out.extend_from_slice(b"\n");
+    }
+    Some(out)
+}
+
+/// Reads a whole evidence file, refusing one beyond [`MAX_EVIDENCE_BYTES`].
+fn read_bounded(r: impl Read) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    r.take(MAX_EVIDENCE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_EVIDENCE_BYTES {
+        return Err(io::Error::other(format!(
+            "more than {} MiB: not an lspci paste",
+            MAX_EVIDENCE_BYTES >> 20
+        )));
+    }
+    Ok(bytes)
 }
 
 /// One entry of an in-memory tree.
@@ -312,6 +409,9 @@ pub struct SystemRoot {
     notes: Mutex<Vec<String>>,
     /// Tells this root's cursor (see `cursor_skip`) from another's.
     id: u64,
+    /// lspci output, a paste or an hwloc export given as the root (the
+    /// backing is then an empty in-memory tree).
+    evidence: Option<String>,
 }
 
 thread_local! {
@@ -433,8 +533,9 @@ impl SystemRoot {
         })
     }
 
-    /// Opens `path`: a directory is a captured tree (or `/`, which is live);
-    /// a file must be a snapshot archive.
+    /// Opens `path`: a directory is a captured tree (or `/`, which is
+    /// live), or, without sysfs but with saved `lspci*` output, evidence; a
+    /// file is a snapshot archive (by its magic or its name) or evidence.
     pub fn open(path: &Path) -> Result<Self, RootError> {
         let meta = fs::metadata(path).map_err(|source| RootError::Open {
             path: path.to_path_buf(),
@@ -444,6 +545,12 @@ impl SystemRoot {
             let live = fs::canonicalize(path)
                 .map(|p| p == Path::new("/"))
                 .unwrap_or(false);
+            if !live
+                && !path.join("sys/bus/pci/devices").is_dir()
+                && let Some(bytes) = evidence_in_dir(path)
+            {
+                return Self::from_evidence(&path.display().to_string(), bytes);
+            }
             // Everything the analysis reads is below sys/: without it the
             // root is the wrong directory, not an empty machine.
             if !path.join("sys").is_dir() {
@@ -460,6 +567,18 @@ impl SystemRoot {
             path: path.to_path_buf(),
             source,
         })?;
+        let archive_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .is_some_and(|n| n.ends_with(".tar.gz") || n.ends_with(".tgz") || n.ends_with(".tar"));
+        if !is_archive_file(&file) && !archive_name {
+            // Not a snapshot: lspci output, a ticket paste, an hwloc export.
+            let bytes = read_bounded(file).map_err(|source| RootError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            return Self::from_evidence(&path.display().to_string(), bytes);
+        }
         let loaded = read_archive(io::BufReader::new(file)).map_err(|reason| {
             let path = path.to_path_buf();
             if reason.starts_with("too large") {
@@ -473,6 +592,58 @@ impl SystemRoot {
             root.add_note(n);
         }
         Ok(root)
+    }
+
+    /// Reads standard input whole (`--root -`): a snapshot archive or an
+    /// evidence file, told apart as `open` tells files apart.
+    pub fn stdin() -> Result<Self, RootError> {
+        let path = PathBuf::from("-");
+        let bytes = read_bounded(io::stdin().lock()).map_err(|source| RootError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        let gzip = bytes.starts_with(&[0x1f, 0x8b]);
+        let tar = bytes.get(257..262) == Some(b"ustar");
+        if gzip || tar {
+            let loaded = read_archive(io::Cursor::new(bytes)).map_err(|reason| {
+                if reason.starts_with("too large") {
+                    RootError::TooLarge {
+                        path: path.clone(),
+                        reason,
+                    }
+                } else {
+                    RootError::NotASnapshot {
+                        path: path.clone(),
+                        reason,
+                    }
+                }
+            })?;
+            let root = Self::from_entries(Path::new("standard input"), loaded.entries);
+            for n in loaded.notes {
+                root.add_note(n);
+            }
+            return Ok(root);
+        }
+        Self::from_evidence("standard input", bytes)
+    }
+
+    /// A root over an evidence file's text: no files below it; the scan
+    /// parses the text instead (`scan::evidence`). The text is checked to
+    /// be something the parsers know before any work is done on it.
+    pub fn from_evidence(label: &str, bytes: Vec<u8>) -> Result<Self, RootError> {
+        let text = crate::scan::evidence::decode_text(bytes);
+        crate::scan::evidence::recognise(&text).map_err(|e| RootError::NotEvidence {
+            path: PathBuf::from(label),
+            reason: e.to_string(),
+        })?;
+        let mut root = Self::from_entries(Path::new(label), BTreeMap::new());
+        root.evidence = Some(text);
+        Ok(root)
+    }
+
+    /// The evidence text, for a root opened on one.
+    pub fn evidence(&self) -> Option<&str> {
+        self.evidence.as_deref()
     }
 
     /// A root over an in-memory tree (a loaded snapshot, or a test's).
@@ -490,6 +661,7 @@ impl SystemRoot {
             dirs: RwLock::new(HashMap::new()),
             recorder: None,
             notes: Mutex::new(Vec::new()),
+            evidence: None,
             id: {
                 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
                 NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -556,6 +728,11 @@ impl SystemRoot {
 
     /// How to name this root to a user.
     pub fn describe(&self) -> String {
+        if self.evidence.is_some()
+            && let Backing::Memory { source, .. } = &self.backing
+        {
+            return format!("the evidence file {}", source.display());
+        }
         match &self.backing {
             Backing::Dir { live: true, .. } => "the live system (/)".to_string(),
             Backing::Dir { base, .. } => format!("the captured tree {}", base.display()),

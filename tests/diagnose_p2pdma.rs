@@ -56,6 +56,7 @@ impl Machine {
                 vendor,
                 device,
                 root_port,
+                id_known: true,
                 driver: None,
             }),
         });
@@ -70,6 +71,7 @@ impl Machine {
             host_bridge: hb,
             acs,
             driver: driver.map(str::to_string),
+            placed: true,
         });
     }
 

@@ -235,6 +235,9 @@ pub struct Diagnosis {
     pub limitations: Vec<String>,
     /// Every endpoint was taken as a hypothetical provider.
     pub all_pairs: bool,
+    /// ... because the input cannot show p2pmem (an evidence file), not
+    /// because --all-pairs was given.
+    pub all_pairs_implied: bool,
     /// The vendor's tool (`nvidia-smi topo -m`) beside p2pdoctor's path
     /// classes, when it ran or a capture holds its output.
     pub vendor_topology: Option<VendorComparison>,
@@ -248,6 +251,8 @@ pub struct Diagnosis {
 pub struct Options {
     /// Treat every DMA-capable endpoint as a provider.
     pub all_pairs: bool,
+    /// `all_pairs` was set because the input shows no p2pmem state.
+    pub all_pairs_implied: bool,
     /// Only pairs (and matrix rows) of these kinds of device; all when
     /// empty.
     pub roles: Vec<matrix::DeviceKind>,
@@ -259,6 +264,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             all_pairs: false,
+            all_pairs_implied: false,
             roles: Vec::new(),
             kernel_data: KernelData::embedded(),
             catalog: Catalog::embedded(),
@@ -352,7 +358,11 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
                 || (kernel.pool_less_providers && pool_less_provider(tree, i))
         })
         .collect();
-    if opts.all_pairs {
+    let mut notes = Vec::new();
+    if opts.all_pairs_implied {
+        let (p, c, n) = implied_pairs(tree, candidates);
+        (providers, candidates, notes) = (p, c, n);
+    } else if opts.all_pairs {
         providers.extend(candidates.iter().copied());
         providers.sort_unstable();
         providers.dedup();
@@ -430,11 +440,67 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         devices,
         pairs,
         findings,
-        limitations: tree.limitations.iter().map(|l| l.message.clone()).collect(),
+        limitations: notes
+            .into_iter()
+            .chain(tree.limitations.iter().map(|l| l.message.clone()))
+            .collect(),
         all_pairs: opts.all_pairs,
+        all_pairs_implied: opts.all_pairs_implied,
         vendor_topology,
         class_matrix,
     }
+}
+
+/// Pairs computed at most when every endpoint is only implied to be a
+/// provider (an evidence file shows no p2pmem): a paste of a server with
+/// thousands of functions must not turn into millions of pairs.
+pub const IMPLIED_PAIR_BUDGET: usize = 1024;
+
+/// Providers and clients when `--all-pairs` is implied: every DMA-capable
+/// endpoint both ways, cut down in steps while over
+/// [`IMPLIED_PAIR_BUDGET`], each step said in a note.
+fn implied_pairs(tree: &Tree, candidates: Vec<NodeId>) -> (Vec<NodeId>, Vec<NodeId>, Vec<String>) {
+    let count = |p: &[NodeId], c: &[NodeId]| p.len() * c.len().saturating_sub(1);
+    let mut notes = Vec::new();
+    let mut clients = candidates.clone();
+    let mut providers = candidates;
+    let all = count(&providers, &clients);
+    if all <= IMPLIED_PAIR_BUDGET {
+        return (providers, clients, notes);
+    }
+    // A virtual function sits on its physical function's bus behind the
+    // same bridges: the PF's pairs stand for its VFs'.
+    let vf = |&i: &NodeId| tree.node(i).facts.physfn.is_some();
+    if providers.iter().any(vf) {
+        providers.retain(|i| !vf(i));
+        clients.retain(|i| !vf(i));
+        notes.push(format!(
+            "{all} pairs with every endpoint as a provider: SR-IOV virtual functions are left out (their physical function's pairs stand for them); --all-pairs computes them all"
+        ));
+    }
+    if count(&providers, &clients) > IMPLIED_PAIR_BUDGET {
+        // The classes whose drivers publish P2P memory: NVMe (CMB),
+        // GPUs and accelerators.
+        let provider_class = |&i: &NodeId| {
+            let class = tree.node(i).facts.class.unwrap_or(0) >> 16;
+            matches!(class, 0x01 | 0x03 | 0x0b | 0x12)
+        };
+        let before = providers.len();
+        providers.retain(provider_class);
+        notes.push(format!(
+            "hypothetical providers limited to storage, display and accelerator functions ({} of {before}); --all-pairs takes every endpoint",
+            providers.len()
+        ));
+    }
+    if count(&providers, &clients) > IMPLIED_PAIR_BUDGET {
+        let keep = (IMPLIED_PAIR_BUDGET / clients.len().saturating_sub(1).max(1)).max(1);
+        let left = providers.len().saturating_sub(keep);
+        providers.truncate(keep);
+        notes.push(format!(
+            "only the first {keep} hypothetical providers (by address) are paired, {left} left out to stay within {IMPLIED_PAIR_BUDGET} pairs; --all-pairs computes them all"
+        ));
+    }
+    (providers, clients, notes)
 }
 
 fn sort_findings(findings: &mut [Finding]) {

@@ -147,6 +147,10 @@ pub struct FunctionView {
     /// The bound driver: the kernel prefixes its messages with it (`pci`
     /// when none is bound).
     pub driver: Option<String>,
+    /// False when where the function sits is not known: an evidence file
+    /// (plain `lspci`) shows bridges without their bus numbers, so the
+    /// upstream chain above is a guess.
+    pub placed: bool,
 }
 
 /// The first device on a host bridge's root bus (`pci_host_bridge_dev()`).
@@ -158,6 +162,9 @@ pub struct FirstDevice {
     /// Some(true) for a PCIe Root Port; None when the port type could not
     /// be read.
     pub root_port: Option<bool>,
+    /// False when the vendor and device ID are unknown (an lspci text
+    /// without -nn or hex): the whitelist cannot be looked up.
+    pub id_known: bool,
     pub driver: Option<String>,
 }
 
@@ -262,6 +269,15 @@ pub enum Unknown {
     FirstDeviceType { host_bridge: String, bdf: Bdf },
     /// The CPU vendor and family (cpu_supports_p2pdma()).
     Cpu,
+    /// The vendor and device ID of the first device of a root bus (what
+    /// the whitelist is looked up by).
+    FirstDeviceId { host_bridge: String, bdf: Bdf },
+    /// The kernel release: the newest kernel's whitelist and rules were
+    /// assumed for a path through the host bridge.
+    KernelRelease,
+    /// Where the function sits (an evidence file showing bridges without
+    /// their bus numbers).
+    Placement { bdf: Bdf },
 }
 
 impl fmt::Display for Unknown {
@@ -282,6 +298,17 @@ impl fmt::Display for Unknown {
                 "whether {bdf}, the first device of {host_bridge}, is a Root Port could not be read"
             ),
             Unknown::Cpu => f.write_str("the CPU vendor and family could not be read"),
+            Unknown::FirstDeviceId { host_bridge, bdf } => write!(
+                f,
+                "the vendor and device ID of {bdf}, the first device of {host_bridge}, are not known"
+            ),
+            Unknown::KernelRelease => f.write_str(
+                "the kernel release is not known (the newest kernel's whitelist was assumed)",
+            ),
+            Unknown::Placement { bdf } => write!(
+                f,
+                "where {bdf} sits is not known: the input shows neither the bus numbers of the bridges above it nor an lspci -t tree"
+            ),
         }
     }
 }
@@ -441,6 +468,14 @@ impl P2pView {
             }
         }
         check.first_device = Some(root.bdf);
+        if !root.id_known {
+            unknown.push(Unknown::FirstDeviceId {
+                host_bridge: view.id.clone(),
+                bdf: root.bdf,
+            });
+            check.result = HostBridgeResult::NotListed;
+            return check;
+        }
         check.device_id = Some(format!("{:04x}:{:04x}", root.vendor, root.device));
         for entry in &kernel.whitelist {
             if entry.vendor != root.vendor || !entry.device.matches(root.device) {
@@ -481,6 +516,11 @@ impl P2pView {
         let mut unknown = Vec::new();
         let mut messages = Vec::new();
         let mut acs_list = Vec::new();
+        for f in [pf, cf] {
+            if !f.placed {
+                unknown.push(Unknown::Placement { bdf: f.bdf });
+            }
+        }
         let check_acs = |f: usize, list: &mut Vec<Bdf>, unknown: &mut Vec<Unknown>| {
             let func = &self.functions[f];
             match func.acs.redirects() {
@@ -545,7 +585,7 @@ impl P2pView {
                 // the client's whole chain from the last inner walk.
                 verdict.distance = (provider_chain.len() + client_chain.len()) as u32;
                 // The bits seen on the way are not used: no common device.
-                unknown.clear();
+                unknown.retain(|u| matches!(u, Unknown::Placement { .. }));
                 acs_redirects = false;
             }
             Some((a, dist_a, dist_b)) => {
@@ -625,6 +665,9 @@ impl P2pView {
         verdict.host_bridges.push(self.host_bridges[ha].id.clone());
         if hb != ha {
             verdict.host_bridges.push(self.host_bridges[hb].id.clone());
+        }
+        if kernel.assumed {
+            unknown.push(Unknown::KernelRelease);
         }
         if kernel.cpu_rule && !self.cpu.known {
             unknown.push(Unknown::Cpu);
@@ -730,6 +773,18 @@ impl P2pView {
     ) -> (P2pView, Vec<CmdlineEffect>) {
         let mut functions = Vec::with_capacity(tree.nodes.len());
         let mut effects = Vec::with_capacity(tree.nodes.len());
+        // Domains with a bridge whose bus numbers are unknown: nobody's
+        // place in them is certain.
+        let unplaced: std::collections::BTreeSet<u32> = tree
+            .nodes
+            .iter()
+            .filter(|n| {
+                n.facts
+                    .unknown_registers
+                    .contains(crate::scan::Register::BusNumbers)
+            })
+            .map(|n| n.bdf().domain)
+            .collect();
         for (id, node) in tree.nodes.iter().enumerate() {
             let ident = DeviceIdent {
                 chain: std::iter::once(id)
@@ -752,6 +807,7 @@ impl P2pView {
                 host_bridge: node.host_bridge,
                 acs,
                 driver: node.facts.driver.clone(),
+                placed: !unplaced.contains(&node.bdf().domain),
             });
             effects.push(effect);
         }
@@ -772,12 +828,20 @@ impl P2pView {
                         vendor: n.facts.vendor.unwrap_or(0xffff),
                         device: n.facts.device.unwrap_or(0xffff),
                         root_port,
+                        id_known: n.facts.vendor.is_some() && n.facts.device.is_some(),
                         driver: n.facts.driver.clone(),
                     }
                 }),
             })
             .collect();
         let cpu = &tree.host.cpu;
+        // An AMD CPU of unknown family (an evidence file: the vendor
+        // inferred from the host bridge) may or may not be Zen.
+        let known = match cpu.vendor.as_deref() {
+            Some("AuthenticAMD") => cpu.family.is_some(),
+            Some(_) => true,
+            None => cpu.logical_cpus > 0,
+        };
         let client_dma_unsupported = tree
             .host
             .hypervisor
@@ -801,7 +865,7 @@ impl P2pView {
             cpu: CpuView {
                 vendor: cpu.vendor.clone(),
                 family: cpu.family,
-                known: cpu.vendor.is_some() || cpu.logical_cpus > 0,
+                known,
             },
         };
         (view, effects)
@@ -916,6 +980,15 @@ fn acs_state(tree: &Tree, id: usize, effect: &CmdlineEffect) -> AcsState {
             Some(ctrl) => AcsState::Control { ctrl },
             None => unknown(),
         },
+        // An evidence file that did not carry the extended space (a
+        // 256-byte `lspci -xxx` dump of a PCIe function).
+        None if node
+            .facts
+            .unknown_registers
+            .contains(crate::scan::Register::AcsCtrl) =>
+        {
+            unknown()
+        }
         // The whole extended space was read and has no ACS capability.
         None if node.caps.extended_readable => AcsState::Absent,
         // 65..4095 bytes: the kernel itself has cfg_size 256 (no ECAM

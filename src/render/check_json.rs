@@ -106,6 +106,7 @@ pub fn check_value_of(d: &Diagnosis, source: &str) -> Value {
             "not_supported": s.not_supported,
         },
         "all_pairs": d.all_pairs,
+        "all_pairs_implied": d.all_pairs_implied,
         "devices": d.devices.iter().map(|dev| json!({
             "bdf": dev.bdf.to_string(),
             "name": dev.name,

@@ -113,6 +113,12 @@ fn write_header(d: &Diagnosis, p: &Painter, source: &str, out: &mut dyn Write) -
     if let Some(v) = &a.config_acs {
         writeln!(out, "  acs:    pci=config_acs={v}")?;
     }
+    if d.all_pairs_implied {
+        writeln!(
+            out,
+            "  pairs:  every DMA-capable endpoint taken as a hypothetical provider (the input shows no p2pmem state)"
+        )?;
+    }
     writeln!(out, "{}", p.dim(&format!("source: {source}")))
 }
 

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::pretty::{Pretty, WritePretty};
 use super::{Render, RenderOptions, TOPO_SCHEMA_VERSION};
 use crate::pci::Bdf;
-use crate::scan::{Bar, HostFacts, Limitation, NvmeController, P2pMem};
+use crate::scan::{Bar, HostFacts, Limitation, NvmeController, P2pMem, Source};
 use crate::topology::{Node, Role, Tree};
 
 pub struct JsonTopo;
@@ -245,6 +245,8 @@ pub struct DeviceJson<'a> {
     aer: Option<AerJson>,
     capabilities: Vec<&'static str>,
     config_problems: Vec<String>,
+    source: Source,
+    unknown_registers: Vec<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -317,6 +319,8 @@ impl WritePretty for DeviceJson<'_> {
             w.field("aer", &self.aer);
             w.field("capabilities", &self.capabilities);
             w.field("config_problems", &self.config_problems);
+            w.field("source", &self.source);
+            w.field("unknown_registers", &self.unknown_registers);
         });
     }
 }
@@ -379,6 +383,12 @@ impl WritePretty for P2pMem {
     }
 }
 
+impl WritePretty for Source {
+    fn write_pretty(&self, w: &mut Pretty<'_>) {
+        w.serde(self);
+    }
+}
+
 impl WritePretty for Role {
     fn write_pretty(&self, w: &mut Pretty<'_>) {
         w.serde(self);
@@ -434,9 +444,9 @@ fn device_json<'a>(tree: &'a Tree, n: &'a Node) -> DeviceJson<'a> {
         physfn: f.physfn,
         config_bytes: f.config.len(),
         bus_master: caps.bus_master(),
-        relaxed_ordering: express.map(|e| e.dev_ctl.relaxed_ordering),
-        max_payload: express.map(|e| e.dev_ctl.max_payload),
-        max_read_request: express.map(|e| e.dev_ctl.max_read_request),
+        relaxed_ordering: n.dev_ctl().map(|c| c.relaxed_ordering),
+        max_payload: n.dev_ctl().map(|c| c.max_payload),
+        max_read_request: n.dev_ctl().map(|c| c.max_read_request),
         ats_enabled: caps.ats.as_ref().map(|a| a.enabled),
         dsn: caps.dsn.map(|d| Hex::new(d, 16)),
         aer: caps.aer.as_ref().map(|a| AerJson {
@@ -454,6 +464,8 @@ fn device_json<'a>(tree: &'a Tree, n: &'a Node) -> DeviceJson<'a> {
             )
             .collect(),
         config_problems: caps.problems.iter().map(|p| p.to_string()).collect(),
+        source: f.source,
+        unknown_registers: f.unknown_registers.iter().map(|r| r.as_str()).collect(),
     }
 }
 

@@ -66,7 +66,9 @@ fn host_line(tree: &Tree, p: &Painter) -> String {
             .unwrap_or_default();
         parts.push(format!("cpu {v}{fam}"));
     }
-    let iommu = if h.iommu_units.is_empty() {
+    let iommu = if h.iommu_units.is_empty() && h.sources.iommu_units.is_none() {
+        "iommu unknown".to_string()
+    } else if h.iommu_units.is_empty() {
         "iommu none".to_string()
     } else {
         let names: Vec<&str> = h.iommu_units.iter().map(|u| u.name.as_str()).collect();

@@ -41,6 +41,13 @@ pub struct DeviceFacts {
     pub block_devices: Vec<String>,
     /// For an SR-IOV virtual function, its physical function.
     pub physfn: Option<Bdf>,
+    /// Where `config` came from (sysfs, or which kind of lspci output).
+    pub source: super::Source,
+    /// Registers whose bytes in `config` stand for "not known": lspci text
+    /// that lists a capability without the lines that decode it (`-v`
+    /// prints no DevCtl, no ACSCtl). The tree drops these after decoding,
+    /// so they read as unknown, never as zero. Empty for sysfs.
+    pub unknown_registers: UnknownRegisters,
     /// What the OS calls it: network interfaces, RDMA devices, DRM cards,
     /// NVMe controllers (`ens1f0`, `mlx5_0`, `card1`, `nvme0`).
     pub os_names: Vec<String>,
@@ -51,6 +58,100 @@ pub struct DeviceFacts {
     /// it). Nothing of it was read; it keeps its place so the path stays
     /// whole and its registers count as unknown.
     pub missing: bool,
+}
+
+/// A register the analysis reads, for [`UnknownRegisters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Register {
+    /// PCIe Device Control (Relaxed Ordering, MPS, MRRS) and Capabilities.
+    DevCtl,
+    /// PCIe Link Capabilities and Link Status.
+    Link,
+    /// PCIe Device Capabilities 2 and Device Control 2.
+    DevCtl2,
+    /// ACS Control.
+    AcsCtrl,
+    /// AER Uncorrectable and Correctable Error Status.
+    AerStatus,
+    /// ATS Control (Enable).
+    AtsCtrl,
+    /// The Command register (Bus Master Enable): plain `lspci` and
+    /// `lspci -t` do not show it.
+    Command,
+    /// Subsystem Vendor and Device ID (`-nn` shows them).
+    Subsystem,
+    /// A bridge's primary, secondary and subordinate bus numbers (plain
+    /// `lspci` shows a bridge without them), or, on a function of an
+    /// `lspci -s` listing drawn on a root bus, those of the bridge the
+    /// listing may have left out above it: the nesting is a guess.
+    BusNumbers,
+    /// The size of ACS's Egress Control Vector (lspci prints only the
+    /// flags).
+    AcsEgressVector,
+}
+
+impl Register {
+    const ALL: [Register; 10] = [
+        Register::DevCtl,
+        Register::Link,
+        Register::DevCtl2,
+        Register::AcsCtrl,
+        Register::AerStatus,
+        Register::AtsCtrl,
+        Register::Command,
+        Register::Subsystem,
+        Register::BusNumbers,
+        Register::AcsEgressVector,
+    ];
+
+    fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+
+    /// The snake_case name JSON uses.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Register::DevCtl => "dev_ctl",
+            Register::Link => "link",
+            Register::DevCtl2 => "dev_ctl2",
+            Register::AcsCtrl => "acs_ctrl",
+            Register::AerStatus => "aer_status",
+            Register::AtsCtrl => "ats_ctrl",
+            Register::Command => "command",
+            Register::Subsystem => "subsystem",
+            Register::BusNumbers => "bus_numbers",
+            Register::AcsEgressVector => "acs_egress_vector",
+        }
+    }
+}
+
+/// A small set of [`Register`]s; serialised as the list of their names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnknownRegisters(u16);
+
+impl UnknownRegisters {
+    pub fn insert(&mut self, r: Register) {
+        self.0 |= r.bit();
+    }
+
+    pub fn contains(&self, r: Register) -> bool {
+        self.0 & r.bit() != 0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Register> + '_ {
+        Register::ALL.into_iter().filter(|r| self.contains(*r))
+    }
+}
+
+impl Serialize for UnknownRegisters {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
 }
 
 /// `current_link_speed` and friends, parsed.

@@ -22,6 +22,8 @@ pub struct HostFacts {
     pub kernel_config_source: Option<String>,
     /// IOMMU units the kernel registered (`/sys/class/iommu`).
     pub iommu_units: Vec<IommuUnit>,
+    /// Where each host fact came from; None where the input had none.
+    pub sources: HostSources,
     /// `nvidia-smi topo -m`, when the tool ran or a capture holds it
     /// (`check` shows it beside its own classes; absent from topo's JSON
     /// when there is none).
@@ -76,6 +78,21 @@ impl Hypervisor {
             None => None,
         }
     }
+}
+
+/// The provenance of each host fact (see [`super::Source`]): all `sysfs`
+/// for a machine or captured tree; for an evidence file, what the paste
+/// carried, `inferred` for what was deduced, None for what is unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HostSources {
+    pub kernel_release: Option<super::Source>,
+    pub cmdline: Option<super::Source>,
+    pub cpu: Option<super::Source>,
+    pub kernel_config: Option<super::Source>,
+    pub iommu_units: Option<super::Source>,
+    pub kernel_log: Option<super::Source>,
+    /// The p2pmem/ directories (whether a device exposes one is known).
+    pub p2pmem: Option<super::Source>,
 }
 
 /// The kernel command line and the parameters that change P2P behaviour.
@@ -172,6 +189,16 @@ pub(super) fn read_host(root: &SystemRoot, limitations: &mut Vec<Limitation>) ->
             name,
         })
         .collect();
+    let sysfs = |known: bool| known.then_some(super::Source::Sysfs);
+    let sources = HostSources {
+        kernel_release: sysfs(kernel_release.is_some()),
+        cmdline: sysfs(root.exists("proc/cmdline")),
+        cpu: sysfs(cpu.vendor.is_some() || cpu.logical_cpus > 0),
+        kernel_config: sysfs(kernel_config_source.is_some()),
+        iommu_units: Some(super::Source::Sysfs),
+        kernel_log: Some(super::Source::Sysfs),
+        p2pmem: Some(super::Source::Sysfs),
+    };
     let hypervisor = text("sys/hypervisor/type").map(|kind| Hypervisor {
         kind: kind.trim().to_string(),
         guest_type: text("sys/hypervisor/guest_type").map(|s| s.trim().to_string()),
@@ -179,6 +206,7 @@ pub(super) fn read_host(root: &SystemRoot, limitations: &mut Vec<Limitation>) ->
         proc_xen: root.exists("proc/xen"),
     });
     HostFacts {
+        sources,
         hostname: text("proc/sys/kernel/hostname"),
         hypervisor,
         kernel_release,

@@ -5,6 +5,7 @@
 //! [`Facts`], plain values that every later stage takes as input.
 
 mod device;
+pub mod evidence;
 mod host;
 pub mod kmsg;
 mod nesting;
@@ -20,10 +21,10 @@ use serde::Serialize;
 use crate::pci::Bdf;
 use crate::root::SystemRoot;
 
-pub use device::{Bar, DeviceFacts, LinkAttributes, P2pMem};
+pub use device::{Bar, DeviceFacts, LinkAttributes, P2pMem, Register, UnknownRegisters};
 pub use host::{
-    CpuFacts, HostFacts, Hypervisor, IommuUnit, KernelCmdline, parse_cmdline, render_kernel_config,
-    split_cmdline,
+    CpuFacts, HostFacts, HostSources, Hypervisor, IommuUnit, KernelCmdline, parse_cmdline,
+    render_kernel_config, split_cmdline,
 };
 pub use nvme::{Cmb, NvmeController};
 pub use virt::Virtualization;
@@ -48,6 +49,33 @@ pub struct Limitation {
     pub message: String,
 }
 
+/// Where a fact came from. A live machine and a captured tree give
+/// `sysfs` (and procfs) for everything; evidence files (`--root FILE` with
+/// lspci output, a ticket paste or an hwloc export) say which part of the
+/// text carried it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// sysfs, procfs or the kernel config of a machine or captured tree.
+    #[default]
+    Sysfs,
+    /// `lspci -t`/`-tv`: the tree's shape and, with `-nn`, the IDs.
+    LspciTree,
+    /// `lspci -v`/`-vv`/`-vvv`: decoded text, turned back into registers.
+    LspciText,
+    /// `lspci -x`/`-xxx`/`-xxxx` or an `lspci -F` dump: the raw bytes.
+    LspciHex,
+    /// `lstopo --of xml` (hwloc).
+    Hwloc,
+    /// Other command output in a paste (`uname -r`, `/proc/cmdline`,
+    /// `lscpu`, `/proc/cpuinfo`, dmesg lines).
+    Paste,
+    /// A GRUB `GRUB_CMDLINE_LINUX*=` line: configured, maybe not booted.
+    GrubConfig,
+    /// Not in the input: inferred from other facts (the message says how).
+    Inferred,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitationKind {
@@ -58,6 +86,13 @@ pub enum LimitationKind {
     KernelConfigMissing,
     KernelLogUnreadable,
     NoPciBus,
+    /// An evidence file (lspci text, a paste) lacks a fact a live reading
+    /// has; the message names the command that would add it.
+    EvidenceIncomplete,
+    /// A line of an evidence file could not be used (the message names it).
+    EvidenceLine,
+    /// Two sections of an evidence file disagree about one fact.
+    EvidenceConflict,
     /// Functions were placed in the tree from bus numbers, not sysfs paths.
     NestingInferred,
     /// A bridge on some function's path is not in the input: kept as a
@@ -81,6 +116,9 @@ pub struct ScanOptions {
 
 /// Reads everything p2pdoctor needs from `root`.
 pub fn scan(root: &SystemRoot, options: &ScanOptions) -> Facts {
+    if let Some(text) = root.evidence() {
+        return evidence::scan(text, options);
+    }
     let mut limitations = Vec::new();
     let host = host::read_host(root, &mut limitations);
     std::thread::scope(|s| {
@@ -140,9 +178,22 @@ fn wanted_ids(devices: &[DeviceFacts]) -> BTreeSet<(u16, u16)> {
 fn name_devices(devices: &mut [DeviceFacts], names: &pciids::Names) {
     for d in devices {
         if let (Some(v), Some(dev)) = (d.vendor, d.device) {
-            d.vendor_name = names.vendor(v).map(str::to_string);
-            d.device_name = names.device(v, dev).map(str::to_string);
+            // An evidence file's own names stay where pci.ids has none.
+            if let Some(n) = names.vendor(v) {
+                d.vendor_name = Some(n.to_string());
+            }
+            if let Some(n) = names.device(v, dev) {
+                d.device_name = Some(n.to_string());
+            }
         }
+    }
+}
+
+/// Names from pci.ids, as the live scan gives them (evidence files).
+pub(crate) fn name_from_pci_ids(devices: &mut [DeviceFacts]) {
+    if let Some(index) = pciids::locate().map(|p| pciids::Index::load(&p)) {
+        let names = index.names(&wanted_ids(devices));
+        name_devices(devices, &names);
     }
 }
 

@@ -12,7 +12,10 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::pci::{self, Bdf, Decoded, PortType};
-use crate::scan::{DeviceFacts, Facts, HostFacts, Limitation, LimitationKind, NvmeController};
+use crate::scan::{
+    DeviceFacts, Facts, HostFacts, Limitation, LimitationKind, NvmeController, Register,
+    UnknownRegisters,
+};
 
 pub use path::{Path, PathClass};
 
@@ -183,6 +186,15 @@ impl Node {
         self.caps.express.as_ref().map(|e| e.port_type)
     }
 
+    /// PCIe Device Control, when it was read (an evidence file's `-v` text
+    /// lists the capability without it).
+    pub fn dev_ctl(&self) -> Option<&pci::DevCtl> {
+        if self.facts.unknown_registers.contains(Register::DevCtl) {
+            return None;
+        }
+        self.caps.express.as_ref().map(|e| &e.dev_ctl)
+    }
+
     /// A short human name: the pci.ids device name, else `vvvv:dddd`.
     pub fn name(&self) -> String {
         if self.facts.missing {
@@ -190,6 +202,13 @@ impl Node {
         }
         match (&self.facts.device_name, &self.facts.vendor_name) {
             (Some(d), Some(v)) => format!("{v} {d}"),
+            // An evidence file's name, whole, as lspci printed it.
+            (None, Some(v))
+                if self.facts.device.is_none()
+                    || self.facts.source != crate::scan::Source::Sysfs =>
+            {
+                v.clone()
+            }
             (None, Some(v)) => format!("{v} device {:04x}", self.facts.device.unwrap_or(0)),
             _ => format!(
                 "{:04x}:{:04x}",
@@ -451,7 +470,13 @@ impl Tree {
 /// are many (it is the bulk of building a large tree).
 fn decode_all(devices: &[DeviceFacts]) -> Vec<Decoded> {
     let decode = |part: &[DeviceFacts]| -> Vec<Decoded> {
-        part.iter().map(|d| pci::decode(&d.config)).collect()
+        part.iter()
+            .map(|d| {
+                let mut caps = pci::decode(&d.config);
+                forget_unknown(&mut caps, d.unknown_registers);
+                caps
+            })
+            .collect()
     };
     let threads = crate::threads_for(devices.len());
     if threads == 1 {
@@ -468,6 +493,42 @@ fn decode_all(devices: &[DeviceFacts]) -> Vec<Decoded> {
             .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     })
+}
+
+/// Registers an evidence file did not show hold placeholder bytes in the
+/// config it was rebuilt into: drop what was decoded from them, so they
+/// read as unknown (None) everywhere after, never as zero. Device Control
+/// is not optional in [`Decoded`]: [`Node::dev_ctl`] answers for it.
+fn forget_unknown(caps: &mut Decoded, unknown: UnknownRegisters) {
+    if unknown.is_empty() {
+        return;
+    }
+    if let Some(e) = caps.express.as_mut() {
+        if unknown.contains(Register::Link) {
+            e.link = None;
+        }
+        if unknown.contains(Register::DevCtl2) {
+            e.dev_cap2 = None;
+            e.dev_ctl2 = None;
+        }
+    }
+    if unknown.contains(Register::AcsCtrl)
+        && let Some(a) = caps.acs.as_mut()
+    {
+        a.ctrl = None;
+    }
+    if unknown.contains(Register::AerStatus) {
+        caps.aer = None;
+    }
+    if unknown.contains(Register::AtsCtrl) {
+        caps.ats = None;
+    }
+    if unknown.contains(Register::Command) {
+        caps.command = None;
+    }
+    if unknown.contains(Register::Subsystem) {
+        caps.subsystem = None;
+    }
 }
 
 fn min_known(a: Option<f64>, b: Option<f64>) -> Option<f64> {

@@ -525,13 +525,20 @@ fn ordering(ctx: &Ctx, out: &mut Vec<Finding>) {
             }
         }
         if ctrl.ec() {
-            let vector = ctx
-                .tree
-                .node(id)
-                .caps
-                .acs
-                .map(|a| a.egress_vector_bits)
-                .unwrap_or(0);
+            let node = ctx.tree.node(id);
+            let vector = if node
+                .facts
+                .unknown_registers
+                .contains(crate::scan::Register::AcsEgressVector)
+            {
+                // lspci's text shows the EC flag, not the vector's size.
+                "of unknown size".to_string()
+            } else {
+                format!(
+                    "of {} bits",
+                    node.caps.acs.map(|a| a.egress_vector_bits).unwrap_or(0)
+                )
+            };
             out.push(
                 EGRESS
                     .finding(
@@ -539,7 +546,7 @@ fn ordering(ctx: &Ctx, out: &mut Vec<Finding>) {
                         Status::Predicted,
                         [bdf],
                         format!(
-                            "{bdf} has ACS EC+ (egress control vector of {vector} bits): it blocks or redirects P2P requests to the ports its vector selects; the kernel counts EC as redirect whatever the vector says"
+                            "{bdf} has ACS EC+ (egress control vector {vector}): it blocks or redirects P2P requests to the ports its vector selects; the kernel counts EC as redirect whatever the vector says"
                         ),
                     )
                     .fix(format!("pci=disable_acs_redir={bdf} clears EC together with RR and CR")),

@@ -98,11 +98,16 @@ fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
             && p.verdict.blocked_by.is_none()
     });
     let groups = group_pairs(refused, |p| {
-        let uncertain = p
-            .verdict
-            .unknown
-            .iter()
-            .any(|u| matches!(u, Unknown::FirstDeviceType { .. } | Unknown::Cpu));
+        let uncertain = p.verdict.unknown.iter().any(|u| {
+            matches!(
+                u,
+                Unknown::FirstDeviceType { .. }
+                    | Unknown::FirstDeviceId { .. }
+                    | Unknown::Cpu
+                    | Unknown::KernelRelease
+                    | Unknown::Placement { .. }
+            )
+        });
         Some((!pair_matters(ctx.tree, p), uncertain, host_bridge_reason(p)))
     });
     for ((minor, uncertain, reason), pairs) in groups {

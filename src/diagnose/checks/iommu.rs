@@ -107,7 +107,8 @@ fn translates_peers(ctx: &Ctx) -> Vec<Finding> {
 /// Some(true) when the client's DMA is translated, None when unknown.
 fn translated(ctx: &Ctx, client: NodeId) -> Option<bool> {
     if ctx.tree.host.iommu_units.is_empty() {
-        return Some(false);
+        // No IOMMU registered, or (an evidence file) no way to tell.
+        return ctx.tree.host.sources.iommu_units.map(|_| false);
     }
     let f = &ctx.tree.node(client).facts;
     match f.iommu_group_type.as_deref() {
@@ -156,9 +157,17 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
         }
         let group_text: Vec<String> = clients
             .iter()
-            .map(|(g, bdfs)| format!("group {g} ({})", bdf_list(bdfs.iter().copied())))
+            .map(|(g, bdfs)| match g {
+                &u32::MAX => format!("no group known ({})", bdf_list(bdfs.iter().copied())),
+                g => format!("group {g} ({})", bdf_list(bdfs.iter().copied())),
+            })
             .collect();
-        let (status, what) = if unknown {
+        let (status, what) = if unknown && ctx.tree.host.iommu_units.is_empty() {
+            (
+                Status::Inconclusive,
+                "whether an IOMMU translates their DMA is not in the input (no IOMMU groups shown): it may".to_string(),
+            )
+        } else if unknown {
             (
                 Status::Inconclusive,
                 format!(
@@ -197,9 +206,13 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                         pairs_phrase(&pairs),
                     ),
                 )
-                .fix(format!(
-                    "Boot with iommu=pt, or switch each group to identity at run time, e.g. for group {first_group}: unbind the driver of {first_client}, echo identity > /sys/kernel/iommu_groups/{first_group}/type, bind it again"
-                )),
+                .fix(if first_group == u32::MAX {
+                    "To know, add `sudo lspci -vvv` (IOMMU groups) and `grep . /sys/kernel/iommu_groups/*/type` to the paste; if they translate, boot with iommu=pt".to_string()
+                } else {
+                    format!(
+                        "Boot with iommu=pt, or switch each group to identity at run time, e.g. for group {first_group}: unbind the driver of {first_client}, echo identity > /sys/kernel/iommu_groups/{first_group}/type, bind it again"
+                    )
+                }),
         );
     }
 

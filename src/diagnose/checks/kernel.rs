@@ -92,9 +92,13 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                     Severity::Error,
                     Status::Inconclusive,
                     [],
-                    format!(
-                        "no kernel config found for {release} (neither its boot/config file nor proc/config.gz) and no device exposes p2pmem/: whether CONFIG_PCI_P2PDMA is set is unknown"
-                    ),
+                    if h.sources.p2pmem.is_none() {
+                        "the kernel config and p2pmem/ are not in the input (lspci output): whether CONFIG_PCI_P2PDMA is set is unknown".to_string()
+                    } else {
+                        format!(
+                            "no kernel config found for {release} (neither its boot/config file nor proc/config.gz) and no device exposes p2pmem/: whether CONFIG_PCI_P2PDMA is set is unknown"
+                        )
+                    },
                 )
                 .fix("grep CONFIG_PCI_P2PDMA /boot/config-$(uname -r), or zcat /proc/config.gz | grep P2PDMA"),
         ),
@@ -127,7 +131,11 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                         ctx.kernel.version
                     ),
                 )
-                .fix("Make proc/sys/kernel/osrelease readable (or part of the snapshot)"),
+                .fix(if h.sources.p2pmem.is_none() {
+                    "Add the output of `uname -r` to the paste"
+                } else {
+                    "Make proc/sys/kernel/osrelease readable (or part of the snapshot)"
+                }),
         ),
     }
     out

@@ -128,13 +128,7 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
     }
 
     // Max Payload Size along each path.
-    let mps = |id: NodeId| {
-        tree.node(id)
-            .caps
-            .express
-            .as_ref()
-            .map(|e| e.dev_ctl.max_payload)
-    };
+    let mps = |id: NodeId| tree.node(id).dev_ctl().map(|c| c.max_payload);
     let mut by_route: BTreeMap<Vec<(Bdf, u16)>, Vec<&PairReport>> = BTreeMap::new();
     for p in ctx.pairs {
         let values: Vec<(NodeId, u16)> = p

@@ -442,6 +442,15 @@ fn iommu_state(tree: &Tree) -> IommuState {
         .first()
         .map(|u| u.kind.clone())
         .unwrap_or_else(|| "none".to_string());
+    if units.is_empty() && tree.host.sources.iommu_units.is_none() {
+        // An evidence file without `IOMMU group:` lines.
+        return IommuState {
+            kind: "unknown".into(),
+            mode: "unknown".into(),
+            units,
+            describe: "unknown: not in the input (`sudo lspci -vvv` shows IOMMU groups; `ls /sys/class/iommu`)".into(),
+        };
+    }
     if units.is_empty() {
         return IommuState {
             kind,

@@ -117,13 +117,7 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
     let relaxed: Vec<Bdf> = ctx
         .pair_endpoints()
         .into_iter()
-        .filter(|&id| {
-            tree.node(id)
-                .caps
-                .express
-                .as_ref()
-                .is_some_and(|e| e.dev_ctl.relaxed_ordering)
-        })
+        .filter(|&id| tree.node(id).dev_ctl().is_some_and(|c| c.relaxed_ordering))
         .map(|id| ctx.bdf(id))
         .collect();
     if !relaxed.is_empty() {

@@ -62,7 +62,22 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
     } else {
         Vec::new()
     };
-    if !any_p2pmem && !kernel_without && !pool_less.is_empty() {
+    if !any_p2pmem && tree.host.sources.p2pmem.is_none() {
+        // An evidence file (lspci text): p2pmem/ is not in it at all.
+        out.push(
+            NO_PROVIDER
+                .finding(
+                    Severity::Error,
+                    Status::Inconclusive,
+                    [],
+                    format!(
+                        "whether any of the {} functions exposes p2pmem/ is not in the input (lspci does not show it); every DMA-capable endpoint is taken as a hypothetical provider",
+                        tree.nodes.len()
+                    ),
+                )
+                .fix("Add `ls -d /sys/bus/pci/devices/*/p2pmem` (and `cat /sys/bus/pci/devices/*/p2pmem/size`) to the paste, or run p2pdoctor on the machine"),
+        );
+    } else if !any_p2pmem && !kernel_without && !pool_less.is_empty() {
         out.push(
             NO_PROVIDER
                 .finding(
