@@ -73,7 +73,7 @@ pub fn capture(root: SystemRoot) -> Result<Snapshot> {
     let manifest = json!({
         "format": "p2pdoctor-snapshot",
         "schema_version": SNAPSHOT_SCHEMA_VERSION,
-        "tool": { "name": "p2pdoctor", "version": env!("CARGO_PKG_VERSION") },
+        "tool": crate::render::ToolBlock::THIS,
         "created": rfc3339_now(),
         "hostname": facts.host.hostname,
         "kernel_release": facts.host.kernel_release,

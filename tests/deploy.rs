@@ -16,21 +16,6 @@ use std::process::Command;
 
 use common::*;
 
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("P2PDOCTOR_REQUIRE_ORACLES").is_none(),
-            "{tool} is required (P2PDOCTOR_REQUIRE_ORACLES) but not installed"
-        );
-        eprintln!("{tool} not installed: skipping its check");
-    }
-    found
-}
-
 /// Python with PyYAML (kubernetes-validate brings it along).
 fn have_pyyaml() -> bool {
     let ok = Command::new("python3")

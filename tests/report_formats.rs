@@ -14,21 +14,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("P2PDOCTOR_REQUIRE_ORACLES").is_none(),
-            "{tool} is required (P2PDOCTOR_REQUIRE_ORACLES) but not installed"
-        );
-        eprintln!("{tool} not installed: skipping its check");
-    }
-    found
-}
-
 fn check(root: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
     let out = run(root, &[&["check", "--all-pairs"], args].concat());
     (

@@ -67,7 +67,7 @@ pub fn check_value_of(d: &Diagnosis, source: &str) -> Value {
     let s = &d.summary;
     json!({
         "schema_version": CHECK_SCHEMA_VERSION,
-        "tool": { "name": "p2pdoctor", "version": env!("CARGO_PKG_VERSION") },
+        "tool": crate::render::ToolBlock::THIS,
         "source": source,
         "host": {
             "hostname": h.hostname,

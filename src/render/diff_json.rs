@@ -11,15 +11,9 @@ use crate::compare::Diff;
 pub const DIFF_SCHEMA_VERSION: u32 = 1;
 
 #[derive(Serialize)]
-struct Tool {
-    name: &'static str,
-    version: &'static str,
-}
-
-#[derive(Serialize)]
 struct Document<'a> {
     schema_version: u32,
-    tool: Tool,
+    tool: super::ToolBlock,
     same: bool,
     #[serde(flatten)]
     diff: &'a Diff,
@@ -28,10 +22,7 @@ struct Document<'a> {
 pub fn render(d: &Diff, out: &mut dyn Write) -> io::Result<()> {
     let doc = Document {
         schema_version: DIFF_SCHEMA_VERSION,
-        tool: Tool {
-            name: "p2pdoctor",
-            version: env!("CARGO_PKG_VERSION"),
-        },
+        tool: super::ToolBlock::THIS,
         same: d.same(),
         diff: d,
     };

@@ -11,15 +11,9 @@ use crate::fleet::Fleet;
 pub const FLEET_SCHEMA_VERSION: u32 = 1;
 
 #[derive(Serialize)]
-struct Tool {
-    name: &'static str,
-    version: &'static str,
-}
-
-#[derive(Serialize)]
 struct Document<'a> {
     schema_version: u32,
-    tool: Tool,
+    tool: super::ToolBlock,
     outlier_nodes: usize,
     #[serde(flatten)]
     fleet: &'a Fleet,
@@ -28,10 +22,7 @@ struct Document<'a> {
 pub fn render(f: &Fleet, out: &mut dyn Write) -> io::Result<()> {
     let doc = Document {
         schema_version: FLEET_SCHEMA_VERSION,
-        tool: Tool {
-            name: "p2pdoctor",
-            version: env!("CARGO_PKG_VERSION"),
-        },
+        tool: super::ToolBlock::THIS,
         outlier_nodes: f.outlier_nodes(),
         fleet: f,
     };

@@ -60,6 +60,20 @@ pub fn topo_renderer(format: Format) -> Box<dyn Render> {
     }
 }
 
+/// The `tool` block every versioned JSON document carries.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct ToolBlock {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+impl ToolBlock {
+    pub const THIS: ToolBlock = ToolBlock {
+        name: "p2pdoctor",
+        version: env!("CARGO_PKG_VERSION"),
+    };
+}
+
 /// `16 MiB`, `1.5 GiB`, `512 B`: binary units, as `p2pmem/size` is bytes.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];

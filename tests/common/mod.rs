@@ -100,3 +100,22 @@ pub fn have_tool(name: &str) -> bool {
     }
     found
 }
+
+/// Whether an external tool (an oracle: promtool, ansible-playbook, ...)
+/// is on the PATH. Without it a test says so and skips its check, unless
+/// P2PDOCTOR_REQUIRE_ORACLES is set (as .ci/run sets it), where a missing
+/// tool fails the test.
+pub fn have(tool: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("P2PDOCTOR_REQUIRE_ORACLES").is_none(),
+            "{tool} is required (P2PDOCTOR_REQUIRE_ORACLES) but not installed"
+        );
+        eprintln!("{tool} not installed: skipping its check");
+    }
+    found
+}
