@@ -1,6 +1,10 @@
 //! Real dumps of real machines, as pciutils keeps them for its own tests
-//! (tests/fixtures/evidence/pciutils, `lspci -xxxx` format, the input of
-//! `lspci -F`): p2pdoctor reads each as `--root FILE`, and what it makes of
+//! (`lspci -xxxx` format, the input of `lspci -F`). They are third-party
+//! data, so the project does not commit them: the test reads them from
+//! $P2PDOCTOR_PCIUTILS_DUMPS, else from ../shared/evidence/pciutils beside
+//! the checkout (tests/fixtures/evidence/README.md says which files and
+//! where they come from), and says so and skips when neither is there.
+//! p2pdoctor reads each as `--root FILE`, and what it makes of
 //! the bytes agrees with what real lspci makes of the same file (`lspci -F
 //! FILE -tv` for the nesting, `lspci -F FILE -vvv` fed back in for the
 //! decoded registers). Also `--root -` and the errors of evidence input.
@@ -14,8 +18,19 @@ use common::*;
 use serde_json::Value;
 
 fn dumps() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures_dir().join("evidence/pciutils"))
-        .unwrap()
+    let dir = std::env::var_os("P2PDOCTOR_PCIUTILS_DUMPS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/evidence/pciutils")
+        });
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!(
+            "no pciutils dumps at {} (P2PDOCTOR_PCIUTILS_DUMPS): skipping the real-machine dump checks",
+            dir.display()
+        );
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| !p.to_string_lossy().ends_with(".md"))
@@ -121,7 +136,11 @@ fn pciutils_dumps_read_like_lspci_reads_them() {
             }
         }
     }
-    assert!(functions > 100, "{functions} functions");
+    let dumps = dumps().len();
+    assert!(
+        dumps == 0 || functions > 100,
+        "{functions} functions in {dumps} dumps"
+    );
 }
 
 #[test]
