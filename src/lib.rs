@@ -1,6 +1,6 @@
 //! p2pdoctor: predicts and explains PCIe peer-to-peer DMA on Linux.
 //!
-//! The pipeline (see DESIGN.md): `root` gives access to a system tree,
+//! The pipeline (see docs/ARCHITECTURE.md): `root` gives access to a system tree,
 //! `scan` reads it into [`scan::Facts`], `pci` decodes config-space bytes,
 //! `topology` builds the tree and paths, `render` turns values into bytes.
 

@@ -1,6 +1,6 @@
 //! The prediction against the real kernel: lab snapshots
 //! (tests/fixtures/lab/*.tar.gz, captured under QEMU after real P2P copies,
-//! see LAB.md) carry the kernel log, and in it the kernel's own verdict
+//! see docs/ARCHITECTURE.md) carry the kernel log, and in it the kernel's own verdict
 //! lines for every pair it refused or detoured. Each of those lines must be
 //! one p2pdoctor predicted for that pair, word for word, and for such a pair
 //! p2pdoctor must predict no line the kernel did not print.
@@ -135,7 +135,7 @@ fn predictions_match_the_kernels_own_verdicts() {
     assert!(compared >= 3, "only {compared} kernel verdicts compared");
 }
 
-/// What LAB.md says each scenario showed, held to the prediction.
+/// What the lab showed in each scenario (docs/ARCHITECTURE.md, lab/README.md), held to the prediction.
 #[test]
 fn scenarios_as_lab_md_describes_them() {
     for path in lab_snapshots() {

@@ -241,7 +241,7 @@ fn two_functions_of_one_device_are_distance_two() {
 
 #[test]
 fn lab_scenario_3_exact_kernel_lines() {
-    // LAB.md case 3: intel-iommu made Linux set SV RR CR UF on the root port.
+    // the lab's case (docs/ARCHITECTURE.md) 3: intel-iommu made Linux set SV RR CR UF on the root port.
     let m = q35_multifunction(STD, Q35);
     let v = m.decide(&newest(), "0000:01:00.0", "0000:01:00.1");
     assert_eq!(v.map_type, MapType::NotSupported);

@@ -12,7 +12,7 @@
  *   read:  the device DMAs into p2pmem   (pread  O_DIRECT into the BAR)
  *   write: the device DMAs from p2pmem   (pwrite O_DIRECT from the BAR)
  * and the data is compared each time, because a P2P transfer can report
- * success and still not move the data (QEMU with an IOMMU, LAB.md case 4).
+ * success and still not move the data (QEMU with an IOMMU, the lab's case (docs/ARCHITECTURE.md) 4).
  *
  * Output: key=value lines, last one `outcome=ok|refused|corrupt|error`.
  * Exit status 0 when the measurement itself worked, whatever the outcome.
