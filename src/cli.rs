@@ -83,7 +83,8 @@ pub struct GlobalArgs {
     pub color: ColorChoice,
 
     /// Do not look up vendor and device names in the system's pci.ids
-    /// (IDs stay hex). P2PDOCTOR_PCI_IDS=FILE points at another pci.ids.
+    /// (IDs stay hex). P2PDOCTOR_PCI_IDS=FILE points at another pci.ids
+    /// (an error if it does not exist; set but empty: no names file).
     #[arg(long, global = true)]
     pub no_names: bool,
 }
@@ -749,6 +750,19 @@ fn die_of_sigpipe() {
 }
 
 pub fn run(cli: Cli) -> Result<i32> {
+    // A names file asked for by name must be there: silently falling back
+    // to hex IDs would hide the mistake.
+    if !cli.global.no_names
+        && let Some(v) = std::env::var_os(crate::scan::pciids::PCI_IDS_ENV)
+        && !v.is_empty()
+        && !Path::new(&v).exists()
+    {
+        anyhow::bail!(
+            "{}={} does not exist: point it at a pci.ids file, unset it to use the system's, or pass --no-names",
+            crate::scan::pciids::PCI_IDS_ENV,
+            Path::new(&v).display()
+        );
+    }
     let scan_options = ScanOptions {
         no_names: cli.global.no_names,
         vendor_tools: false,
@@ -914,8 +928,14 @@ pub(crate) fn write_output(path: Option<&Path>, bytes: &[u8], replace: bool) -> 
                 return Ok(());
             }
             let tmp = temporary_beside(p);
-            std::fs::write(&tmp, bytes)
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            // Name the path the user gave; the temporary beside it is ours.
+            std::fs::write(&tmp, bytes).with_context(|| {
+                format!(
+                    "cannot write {} (through the temporary file {} beside it)",
+                    p.display(),
+                    tmp.display()
+                )
+            })?;
             rename_into_place(&tmp, p)
         }
     }

@@ -81,3 +81,45 @@ fn version_names_the_revision() {
         "{v}"
     );
 }
+
+/// A names file asked for by name must exist; an output that cannot be
+/// written is named as the user gave it.
+#[test]
+fn a_missing_names_file_and_an_unwritable_output_are_errors_that_say_what() {
+    let built = build("rule_clean");
+    let out = p2pdoctor()
+        .env("P2PDOCTOR_PCI_IDS", "/nonexistent/pci.ids")
+        .arg("--root")
+        .arg(built.root())
+        .arg("topo")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("P2PDOCTOR_PCI_IDS=/nonexistent/pci.ids does not exist"),
+        "{err}"
+    );
+    // --no-names does not need it.
+    let out = p2pdoctor()
+        .env("P2PDOCTOR_PCI_IDS", "/nonexistent/pci.ids")
+        .arg("--root")
+        .arg(built.root())
+        .args(["--no-names", "topo"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+
+    let out = p2pdoctor()
+        .arg("--root")
+        .arg(built.root())
+        .args(["check", "-o", "/nonexistent/dir/report.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot write /nonexistent/dir/report.txt"),
+        "{err}"
+    );
+}
