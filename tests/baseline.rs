@@ -11,27 +11,6 @@ use std::path::{Path, PathBuf};
 use common::*;
 use serde_json::Value;
 
-/// The acs_switch spec, changed by `edit`, built into a temporary tree.
-fn variant(edit: impl FnOnce(&mut toml::Value)) -> (tempfile::TempDir, PathBuf) {
-    let text = std::fs::read_to_string(fixtures_dir().join("specs/acs_switch.toml")).unwrap();
-    let mut v: toml::Value = toml::from_str(&text).unwrap();
-    edit(&mut v);
-    let spec = p2pdoctor::fixture::Spec::from_toml(&toml::to_string(&v).unwrap()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    p2pdoctor::fixture::build(&spec, &root).unwrap();
-    (dir, root)
-}
-
-fn root_device(v: &mut toml::Value, k: usize) -> &mut toml::Value {
-    &mut v["host_bridge"][0]["device"][k]
-}
-
-/// The switch's downstream port number `k` (08.0, 09.0, 0a.0, 10.0).
-fn downstream(v: &mut toml::Value, k: usize) -> &mut toml::Value {
-    &mut root_device(v, 2)["children"][0]["children"][k]
-}
-
 /// Records the baseline of `root` into `dir/good.json`.
 fn record(root: &Path, dir: &Path) -> PathBuf {
     let path = dir.join("good.json");

@@ -74,16 +74,6 @@ fn followed_copy(spec: &str) -> (Built, tempfile::TempDir) {
     (built, out)
 }
 
-fn json(root: &Path, args: &[&str]) -> Value {
-    let out = run(root, args);
-    assert!(
-        matches!(out.status.code(), Some(0..=2)),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// (bdf, parent, host_bridge, role, depth) of every device.
 fn placement(doc: &Value) -> Vec<(String, Value, Value, Value, Value)> {
     doc["devices"]
@@ -144,16 +134,16 @@ fn followed_copies_are_nested_by_bus_numbers_exactly_as_sysfs_nests_them() {
     {
         let (built, copy) = followed_copy(spec);
         let copy_root = copy.path().join("root");
-        let want = json(&built.root(), &["topo", "--format", "json"]);
-        let got = json(&copy_root, &["topo", "--format", "json"]);
+        let want = json_on(&built.root(), &["topo", "--format", "json"]);
+        let got = json_on(&copy_root, &["topo", "--format", "json"]);
         assert_eq!(placement(&got), placement(&want), "{spec}: placement");
         assert!(
             kinds(&got).contains(&"nesting_inferred".to_string()),
             "{spec}: {:?}",
             kinds(&got)
         );
-        let want = json(&built.root(), &["check", "--all-pairs", "--format", "json"]);
-        let got = json(&copy_root, &["check", "--all-pairs", "--format", "json"]);
+        let want = json_on(&built.root(), &["check", "--all-pairs", "--format", "json"]);
+        let got = json_on(&copy_root, &["check", "--all-pairs", "--format", "json"]);
         assert_eq!(decisions(&got), decisions(&want), "{spec}: pairs");
         // Drivers come from uevent when the driver link is gone.
         let drivers = |d: &Value| -> Vec<Value> {
@@ -205,11 +195,11 @@ fn followed_copies_of_lab_trees_nest_like_the_kernel() {
         }
         fs::remove_dir_all(copy.join("sys/devices")).unwrap();
         let name = archive.display();
-        let want = json(&tree, &["topo", "--format", "json"]);
-        let got = json(&copy, &["topo", "--format", "json"]);
+        let want = json_on(&tree, &["topo", "--format", "json"]);
+        let got = json_on(&copy, &["topo", "--format", "json"]);
         assert_eq!(placement(&got), placement(&want), "{name}: placement");
-        let want = json(&tree, &["check", "--all-pairs", "--format", "json"]);
-        let got = json(&copy, &["check", "--all-pairs", "--format", "json"]);
+        let want = json_on(&tree, &["check", "--all-pairs", "--format", "json"]);
+        let got = json_on(&copy, &["check", "--all-pairs", "--format", "json"]);
         assert_eq!(decisions(&got), decisions(&want), "{name}: pairs");
     }
 }
@@ -223,7 +213,7 @@ fn a_pruned_bridge_is_kept_as_a_gap_not_dropped_with_the_bridges_above_it() {
     let built = build("acs_switch");
     let root = built.root();
     fs::remove_file(root.join("sys/bus/pci/devices/0000:06:08.0")).unwrap();
-    let topo = json(&root, &["topo", "--format", "json"]);
+    let topo = json_on(&root, &["topo", "--format", "json"]);
     let dev = |bdf: &str| -> Value {
         topo["devices"]
             .as_array()
@@ -243,7 +233,7 @@ fn a_pruned_bridge_is_kept_as_a_gap_not_dropped_with_the_bridges_above_it() {
     assert_eq!(dev("0000:06:09.0").get("missing"), None);
     assert!(kinds(&topo).contains(&"bridge_missing".to_string()));
 
-    let check = json(&root, &["check", "--all-pairs", "--format", "json"]);
+    let check = json_on(&root, &["check", "--all-pairs", "--format", "json"]);
     let pair = check["pairs"]
         .as_array()
         .unwrap()
@@ -278,7 +268,7 @@ fn a_pruned_bridge_is_kept_as_a_gap_not_dropped_with_the_bridges_above_it() {
 #[test]
 fn a_bridge_with_only_endpoints_below_is_not_inferred_to_be_a_switch() {
     let built = build("nonroot");
-    let topo = json(&built.root(), &["topo", "--format", "json"]);
+    let topo = json_on(&built.root(), &["topo", "--format", "json"]);
     for d in topo["devices"].as_array().unwrap() {
         if d["role"] == "switch_upstream_port" && d["role_inferred"] == true {
             let bdf = d["bdf"].as_str().unwrap();
@@ -328,7 +318,7 @@ bus = 0
 "#;
     let spec = p2pdoctor::fixture::Spec::from_toml(spec).unwrap();
     p2pdoctor::fixture::build(&spec, &dir.path().join("root")).unwrap();
-    let topo = json(&dir.path().join("root"), &["topo", "--format", "json"]);
+    let topo = json_on(&dir.path().join("root"), &["topo", "--format", "json"]);
     let bridge = topo["devices"]
         .as_array()
         .unwrap()

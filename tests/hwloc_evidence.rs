@@ -8,26 +8,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use common::*;
 use serde_json::Value;
-
-fn json_on(file: &Path, args: &[&str]) -> Value {
-    let out = p2pdoctor()
-        .arg("--root")
-        .arg(file)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.code().is_some_and(|c| c <= 2),
-        "{}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 fn by(doc: &Value, key: &str, f: impl Fn(&Value) -> String) -> BTreeMap<String, Value> {
     doc[key]

@@ -52,23 +52,6 @@ fn lspci(root: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn json_on(file: &Path, args: &[&str]) -> Value {
-    let out = p2pdoctor()
-        .arg("--root")
-        .arg(file)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.code().is_some_and(|c| c <= 2),
-        "{} {args:?}: exit {:?}: {}",
-        file.display(),
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 /// What each kind of input carries.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Carries {

@@ -44,6 +44,32 @@ fn live_check(tool: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// Snapshots this machine with `PATH` set to `snapshot_path`, then
+/// checks the snapshot with no tool on the PATH: the check's JSON.
+fn check_of_live_snapshot(snapshot_path: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("s.tar.gz");
+    let out = p2pdoctor()
+        .env("PATH", snapshot_path)
+        .args(["--root", "/", "snapshot", "-o"])
+        .arg(&snap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = p2pdoctor()
+        .env("PATH", "/nonexistent")
+        .arg("--root")
+        .arg(&snap)
+        .args(["check", "--format", "json"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn the_tool_is_run_on_the_live_machine_and_kept_in_a_snapshot() {
     let tool = fake_tool(&format!(
@@ -57,28 +83,8 @@ fn the_tool_is_run_on_the_live_machine_and_kept_in_a_snapshot() {
     assert_eq!(v["pairs"][0]["vendor"], "PHB");
     common::schema::assert_valid("check", &doc);
 
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("s.tar.gz");
-    let out = p2pdoctor()
-        .env("PATH", path_with(tool.path()))
-        .args(["--root", "/", "snapshot", "-o"])
-        .arg(&snap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     // Read elsewhere, without the tool: the kept output is compared.
-    let out = p2pdoctor()
-        .env("PATH", "/nonexistent")
-        .arg("--root")
-        .arg(&snap)
-        .args(["check", "--format", "json"])
-        .output()
-        .unwrap();
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = check_of_live_snapshot(&path_with(tool.path()));
     assert_eq!(
         doc["vendor_topology"]["source"],
         "p2pdoctor/nvidia-smi-topo-m.txt in the capture"
@@ -110,25 +116,7 @@ fn a_failing_tool_or_no_tool_leaves_no_comparison() {
 #[test]
 fn a_snapshot_keeps_what_tells_a_virtual_machine() {
     let live = live_check(Path::new("/nonexistent"));
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("s.tar.gz");
-    let out = p2pdoctor()
-        .args(["--root", "/", "snapshot", "-o"])
-        .arg(&snap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = p2pdoctor()
-        .arg("--root")
-        .arg(&snap)
-        .args(["check", "--format", "json"])
-        .output()
-        .unwrap();
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = check_of_live_snapshot("/nonexistent");
     assert_eq!(
         doc["host"]["virtualization"]["hypervisor"],
         live["host"]["virtualization"]["hypervisor"]

@@ -120,3 +120,45 @@ pub fn have(tool: &str) -> bool {
     }
     found
 }
+
+/// The acs_switch spec, changed by `edit`, built into a temporary tree
+/// (removed when the returned directory is dropped).
+pub fn variant(edit: impl FnOnce(&mut toml::Value)) -> (tempfile::TempDir, PathBuf) {
+    let text = std::fs::read_to_string(fixtures_dir().join("specs/acs_switch.toml")).unwrap();
+    let mut v: toml::Value = toml::from_str(&text).unwrap();
+    edit(&mut v);
+    let spec = p2pdoctor::fixture::Spec::from_toml(&toml::to_string(&v).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    p2pdoctor::fixture::build(&spec, &root).unwrap();
+    (dir, root)
+}
+
+/// host_bridge[0].device[k] of a spec.
+pub fn root_device(v: &mut toml::Value, k: usize) -> &mut toml::Value {
+    &mut v["host_bridge"][0]["device"][k]
+}
+
+/// acs_switch's downstream port number `k` (08.0, 09.0, 0a.0, 10.0).
+pub fn downstream(v: &mut toml::Value, k: usize) -> &mut toml::Value {
+    &mut root_device(v, 2)["children"][0]["children"][k]
+}
+
+/// `p2pdoctor --root FILE ARGS` as JSON; the run must exit 0, 1 or 2 (a
+/// diagnosis, whatever it found).
+pub fn json_on(file: &Path, args: &[&str]) -> serde_json::Value {
+    let out = p2pdoctor()
+        .arg("--root")
+        .arg(file)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.code().is_some_and(|c| c <= 2),
+        "{} {args:?}: exit {:?}: {}",
+        file.display(),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
