@@ -39,7 +39,7 @@ fn main() -> Result<()> {
                         let tmp = tempfile::tempdir()?;
                         let root = tmp.path().join("root");
                         build(&spec, &root)?;
-                        let snap = p2pdoctor::snapshot::capture(SystemRoot::open(&root)?)?;
+                        let snap = p2pdoctor::snapshot::capture(SystemRoot::open(&root)?, false)?;
                         let path = out.join(format!("{}.tar.gz", fleet::node_name(i)));
                         std::fs::write(&path, &snap.archive)
                             .with_context(|| format!("writing {}", path.display()))?;

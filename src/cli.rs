@@ -23,6 +23,8 @@ Exit status:
   2  errors found (`check`)
   3  p2pdoctor itself failed: bad arguments, an unreadable root or snapshot,
      an output that could not be written
+  130 interrupted (Ctrl-C, SIGTERM) during `copy` or `check --confirm`; what
+     was written has been restored
   141 (killed by SIGPIPE) standard output was a pipe whose reader went away";
 
 /// `0.1.0 (git 1a2b3c4d5e6f)`: the release and the revision it was built
@@ -71,6 +73,7 @@ pub struct GlobalArgs {
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         env = "P2PDOCTOR_ROOT",
         value_name = "PATH",
         verbatim_doc_comment
@@ -79,13 +82,13 @@ pub struct GlobalArgs {
 
     /// When to colour human output. NO_COLOR in the environment turns
     /// `auto` off.
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    #[arg(long, global = true, help_heading = "Global options", value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
     /// Do not look up vendor and device names in the system's pci.ids
     /// (IDs stay hex). P2PDOCTOR_PCI_IDS=FILE points at another pci.ids
     /// (an error if it does not exist; set but empty: no names file).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub no_names: bool,
 }
 
@@ -298,9 +301,9 @@ pub struct FleetArgs {
     #[arg(value_name = "DIR|FILE", required = true)]
     pub inputs: Vec<PathBuf>,
 
-    /// Output format: `text`, or `json` (schema/fleet.schema.json).
-    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
-    pub format: CheckFormat,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FleetFormat::Text)]
+    pub format: FleetFormat,
 
     /// Threads [default: the CPUs available].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -339,6 +342,16 @@ pub struct SnapshotArgs {
     /// Replace FILE if it exists.
     #[arg(long)]
     pub force: bool,
+
+    /// For a ticket that leaves the company: replace the host name, PCIe
+    /// device serial numbers, NVMe subsystem NQNs (they carry serials),
+    /// MAC-like addresses, GUIDs and UUIDs with pseudonyms of the same
+    /// shape. Equal values stay equal within the snapshot, so its analysis
+    /// is unchanged; pseudonyms are keyed at random per run and cannot be
+    /// matched across snapshots. The manifest lists what was replaced and
+    /// where.
+    #[arg(long)]
+    pub redact: bool,
 }
 
 /// Exit statuses of `copy`.
@@ -444,8 +457,8 @@ pub struct CopyArgs {
     pub wait: bool,
 
     /// Output format.
-    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
-    pub format: CheckFormat,
+    #[arg(long, value_enum, default_value_t = CopyFormat::Text)]
+    pub format: CopyFormat,
 
     /// Write the report to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
@@ -519,12 +532,44 @@ Exit status:
   3  p2pdoctor itself failed: bad arguments, an unreadable root or snapshot,
      an output that could not be written";
 
-/// Output formats of `rules` (and the text/JSON pair elsewhere).
+/// Output formats of `rules`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum CheckFormat {
-    /// Header, verdict, findings with fixes, pair matrix.
+pub enum RulesFormat {
+    /// One line per rule: ID, name, severity, title.
     Text,
-    /// Machine-readable, with `schema_version` (schema/check.schema.json).
+    /// Every rule's catalog entry (its words and severity), with
+    /// `schema_version`.
+    Json,
+}
+
+/// Output formats of `copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CopyFormat {
+    /// The transfer, throughput beside the host path, latency
+    /// percentiles, the verification and the kernel-log lines.
+    Text,
+    /// The same as one document with `schema_version`
+    /// (schema/copy.schema.json).
+    Json,
+}
+
+/// Output formats of `diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    /// The changes, most consequential first, each with both values.
+    Text,
+    /// Every change with its class and both values, with
+    /// `schema_version` (schema/diff.schema.json).
+    Json,
+}
+
+/// Output formats of `fleet`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FleetFormat {
+    /// Families, outliers with what makes each differ, findings by node.
+    Text,
+    /// The same with every node, with `schema_version`
+    /// (schema/fleet.schema.json).
     Json,
 }
 
@@ -636,15 +681,39 @@ pub struct CheckArgs {
     pub wait: bool,
 }
 
+/// For commands that read no machine (`explain`, `rules`, `man`,
+/// `completions`): `--root` is global, and clap does not propagate a global
+/// argument into a subcommand that has its own of the same id, so this
+/// hidden one keeps `--root` out of their help and suggestions. A value
+/// given anyway (`p2pdoctor --root X explain P2P301`) is accepted and has no
+/// effect, as before.
+#[derive(Debug, Args)]
+pub struct ReadsNoMachine {
+    #[arg(long = "root", id = "root", hide = true, value_name = "PATH")]
+    root: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct ManArgs {
+    #[command(flatten)]
+    pub no_machine: ReadsNoMachine,
+
     /// The command (`check`, `topo`, ...); the whole tool when left out.
-    #[arg(value_name = "COMMAND")]
+    #[arg(value_name = "COMMAND", conflicts_with = "dir")]
     pub command: Option<String>,
+
+    /// Write every page into DIR instead (p2pdoctor.1 and one
+    /// p2pdoctor-COMMAND.1 per command), for packagers: `man/man1` of a
+    /// package's tree. DIR is created; existing pages are replaced.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
+    #[command(flatten)]
+    pub no_machine: ReadsNoMachine,
+
     /// The shell: bash, zsh, fish, elvish or powershell.
     #[arg(value_enum, value_name = "SHELL")]
     pub shell: clap_complete::Shell,
@@ -660,9 +729,9 @@ pub struct DiffArgs {
     #[arg(value_name = "B")]
     pub b: PathBuf,
 
-    /// Output format: `text`, or `json` (schema/diff.schema.json).
-    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
-    pub format: CheckFormat,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    pub format: DiffFormat,
 
     /// Leave out whole classes of difference (comma-separated): pair,
     /// finding, acs, iommu, kernel, cmdline, device, link, p2pmem, cpu.
@@ -681,6 +750,9 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
+    #[command(flatten)]
+    pub no_machine: ReadsNoMachine,
+
     /// The rule: its ID (P2P301) or name (acs-redirect).
     #[arg(value_name = "ID")]
     pub rule: String,
@@ -692,9 +764,12 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Args)]
 pub struct RulesArgs {
+    #[command(flatten)]
+    pub no_machine: ReadsNoMachine,
+
     /// Output format.
-    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
-    pub format: CheckFormat,
+    #[arg(long, value_enum, default_value_t = RulesFormat::Text)]
+    pub format: RulesFormat,
 
     /// Read the rule catalog from DIR/catalog.toml.
     #[arg(long, value_name = "DIR")]
@@ -830,7 +905,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             if !to_stdout {
                 check_snapshot_output(&args.output, args.force)?;
             }
-            let snap = crate::snapshot::capture(root)?;
+            let snap = crate::snapshot::capture(root, args.redact)?;
             write_output(
                 (!to_stdout).then_some(args.output.as_path()),
                 &snap.archive,
@@ -849,6 +924,21 @@ pub fn run(cli: Cli) -> Result<i32> {
                 );
                 for l in &snap.limitations {
                     let _ = writeln!(err, "note: {}", crate::render::style::escape_controls(l));
+                }
+                if let Some(kinds) = &snap.redacted {
+                    let _ = if kinds.is_empty() {
+                        writeln!(err, "redacted: nothing identifying was found")
+                    } else {
+                        let list: Vec<String> = kinds
+                            .iter()
+                            .map(|k| format!("{} {}", k.count, k.what))
+                            .collect();
+                        writeln!(
+                            err,
+                            "redacted (listed in the manifest): {}",
+                            list.join("; ")
+                        )
+                    };
                 }
             }
             Ok(0)
@@ -1183,13 +1273,27 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
 fn run_man(args: ManArgs) -> Result<i32> {
     use clap::CommandFactory;
     let top = Cli::command();
+    if let Some(dir) = &args.dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+        let mut pages = vec![("p2pdoctor.1".to_string(), top.clone())];
+        pages.extend(
+            top.get_subcommands()
+                .map(|sub| (format!("p2pdoctor-{}.1", sub.get_name()), man_page_of(sub))),
+        );
+        for (file, cmd) in pages {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(cmd).render(&mut buf)?;
+            let path = dir.join(&file);
+            std::fs::write(&path, &buf)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        return Ok(0);
+    }
     let cmd = match &args.command {
         None => top,
         Some(name) => {
-            let found = top
-                .get_subcommands()
-                .find(|c| c.get_name() == name)
-                .cloned();
+            let found = top.get_subcommands().find(|c| c.get_name() == name);
             let Some(sub) = found else {
                 let names: Vec<&str> = top.get_subcommands().map(|c| c.get_name()).collect();
                 anyhow::bail!(
@@ -1197,14 +1301,20 @@ fn run_man(args: ManArgs) -> Result<i32> {
                     names.join(", ")
                 );
             };
-            // The page is named p2pdoctor-<command>, as man(1) looks it up.
-            sub.name(format!("p2pdoctor-{name}")).version(VERSION)
+            man_page_of(sub)
         }
     };
     let mut buf = Vec::new();
     clap_mangen::Man::new(cmd).render(&mut buf)?;
     write_output(None, &buf, true)?;
     Ok(0)
+}
+
+/// A command's page is named p2pdoctor-<command>, as man(1) looks it up.
+fn man_page_of(sub: &clap::Command) -> clap::Command {
+    sub.clone()
+        .name(format!("p2pdoctor-{}", sub.get_name()))
+        .version(VERSION)
 }
 
 /// `p2pdoctor diff A B`: 0 the same, 1 differences.
@@ -1229,12 +1339,12 @@ fn run_diff(global: &GlobalArgs, scan_options: &ScanOptions, args: DiffArgs) -> 
     let diff = crate::compare::diff(&side(&ta, &da, na), &side(&tb, &db, nb), &args.ignore);
     let mut buf = Vec::new();
     match args.format {
-        CheckFormat::Text => crate::render::diff_text::render(
+        DiffFormat::Text => crate::render::diff_text::render(
             &diff,
             args.output.is_none() && global.color.resolve(),
             &mut buf,
         )?,
-        CheckFormat::Json => crate::render::diff_json::render(&diff, &mut buf)?,
+        DiffFormat::Json => crate::render::diff_json::render(&diff, &mut buf)?,
     }
     write_output(args.output.as_deref(), &buf, true)?;
     Ok(if diff.same() { 0 } else { 1 })
@@ -1306,12 +1416,12 @@ fn run_fleet(global: &GlobalArgs, scan_options: &ScanOptions, args: FleetArgs) -
     let fleet = crate::fleet::run(&inputs, threads, &load);
     let mut buf = Vec::new();
     match args.format {
-        CheckFormat::Text => crate::render::fleet_text::render(
+        FleetFormat::Text => crate::render::fleet_text::render(
             &fleet,
             args.output.is_none() && global.color.resolve(),
             &mut buf,
         )?,
-        CheckFormat::Json => crate::render::fleet_json::render(&fleet, &mut buf)?,
+        FleetFormat::Json => crate::render::fleet_json::render(&fleet, &mut buf)?,
     }
     write_output(args.output.as_deref(), &buf, true)?;
     Ok(if !fleet.unreadable.is_empty() {
@@ -1349,10 +1459,10 @@ fn run_rules(global: &GlobalArgs, args: RulesArgs) -> Result<i32> {
     let catalog = load_catalog(args.rules_dir.as_deref())?;
     let mut buf = Vec::new();
     match args.format {
-        CheckFormat::Text => {
+        RulesFormat::Text => {
             crate::render::check_text::render_rules(&catalog, global.color.resolve(), &mut buf)?
         }
-        CheckFormat::Json => crate::render::check_json::render_rules(&catalog, &mut buf)?,
+        RulesFormat::Json => crate::render::check_json::render_rules(&catalog, &mut buf)?,
     }
     write_output(None, &buf, true)?;
     Ok(0)

@@ -123,3 +123,112 @@ fn a_missing_names_file_and_an_unwritable_output_are_errors_that_say_what() {
         "{err}"
     );
 }
+
+#[test]
+fn man_dir_writes_one_page_per_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = p2pdoctor()
+        .args(["man", "--dir"])
+        .arg(dir.path().join("man1"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let help = stdout_of(&["--help"]);
+    // Every command the top-level help lists (but `help`) has its page,
+    // named as man(1) looks it up, and nothing else is written.
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 10, "{commands:?}");
+    let mut expected: Vec<String> = commands
+        .iter()
+        .map(|c| format!("p2pdoctor-{c}.1"))
+        .collect();
+    expected.push("p2pdoctor.1".into());
+    expected.sort();
+    let mut written: Vec<String> = std::fs::read_dir(dir.path().join("man1"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written, expected);
+    for page in &written {
+        let text = std::fs::read_to_string(dir.path().join("man1").join(page)).unwrap();
+        let name = page.trim_end_matches(".1");
+        assert!(
+            text.contains(&format!(".TH {name} 1")),
+            "{page}: no .TH {name}"
+        );
+    }
+}
+
+#[test]
+fn help_keeps_global_options_apart_and_lists_every_exit_status() {
+    let top = stdout_of(&["--help"]);
+    assert!(top.contains("Global options:"), "{top}");
+    for code in ["  0 ", "  1 ", "  2 ", "  3 ", "130 ", "141 "] {
+        assert!(top.contains(code), "exit status {code} missing from --help");
+    }
+    // Commands that read no machine do not offer --root (it would do
+    // nothing); those that read one do, under the global heading.
+    for cmd in ["explain", "rules", "man", "completions"] {
+        let h = stdout_of(&[cmd, "--help"]);
+        assert!(!h.contains("--root"), "`{cmd} --help` offers --root");
+    }
+    for cmd in [
+        "topo", "check", "snapshot", "diff", "baseline", "fleet", "copy",
+    ] {
+        let h = stdout_of(&[cmd, "--help"]);
+        let global = h
+            .find("Global options:")
+            .unwrap_or_else(|| panic!("{cmd}: no Global options"));
+        let root = h
+            .find("\n      --root <")
+            .unwrap_or_else(|| panic!("{cmd}: no --root"));
+        assert!(root > global, "{cmd}: --root is not under Global options");
+    }
+    // `--root` given to such a command anyway changes nothing.
+    let a = stdout_of(&["explain", "P2P301"]);
+    let b = stdout_of(&["--root", "/nonexistent", "explain", "P2P301"]);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn each_command_describes_its_own_formats() {
+    // The text format's description belongs to the command: no command
+    // describes its text output as check's "pair matrix" but check.
+    for (cmd, own) in [
+        ("diff", "most consequential first"),
+        ("fleet", "Families"),
+        ("rules", "One line per rule"),
+        ("copy", "throughput"),
+        ("check", "pair matrix"),
+    ] {
+        let h = stdout_of(&[cmd, "--help"]);
+        let at = h
+            .find("\n      --format <")
+            .unwrap_or_else(|| panic!("{cmd}: no --format"));
+        let formats = &h[at + 1..];
+        let formats = &formats[..formats.find("\n\n      -").unwrap_or(formats.len())];
+        assert!(
+            formats.contains(own),
+            "{cmd} --format does not say {own:?}:\n{formats}"
+        );
+        if cmd != "check" {
+            assert!(
+                !formats.contains("pair matrix"),
+                "{cmd} --format describes check's output"
+            );
+        }
+    }
+}

@@ -25,9 +25,11 @@ fn fleet_dir() -> &'static Path {
             let tree = tempfile::tempdir().unwrap();
             let root = tree.path().join("root");
             p2pdoctor::fixture::build(&fleet_node(i).unwrap(), &root).unwrap();
-            let snap =
-                p2pdoctor::snapshot::capture(p2pdoctor::root::SystemRoot::open(&root).unwrap())
-                    .unwrap();
+            let snap = p2pdoctor::snapshot::capture(
+                p2pdoctor::root::SystemRoot::open(&root).unwrap(),
+                false,
+            )
+            .unwrap();
             std::fs::write(
                 dir.path().join(format!("{}.tar.gz", node_name(i))),
                 &snap.archive,

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::copy::{self, CopyReport, Outcome, Params, Shape, Via};
 use super::journal;
 use super::target::{Target, same_file};
-use crate::cli::{CheckFormat, CopyArgs, EXIT_TOOL_FAILURE, GlobalArgs, RestoreArgs, write_output};
+use crate::cli::{CopyArgs, CopyFormat, EXIT_TOOL_FAILURE, GlobalArgs, RestoreArgs, write_output};
 use crate::pci::Bdf;
 
 /// Refuses `--root`: experiments run on the live machine only.
@@ -238,7 +238,7 @@ pub fn copy(global: &GlobalArgs, a: CopyArgs) -> Result<i32> {
     let report = copy::run(&shape, &via, &params, &journal_dir);
     let mut buf = Vec::new();
     match a.format {
-        CheckFormat::Json => {
+        CopyFormat::Json => {
             serde_json::to_writer_pretty(
                 &mut buf,
                 &CopyDocument {
@@ -249,7 +249,7 @@ pub fn copy(global: &GlobalArgs, a: CopyArgs) -> Result<i32> {
             )?;
             buf.push(b'\n');
         }
-        CheckFormat::Text => crate::render::copy_text::render(
+        CopyFormat::Text => crate::render::copy_text::render(
             &report,
             a.output.is_none() && global.color.resolve(),
             &mut buf,

@@ -13,6 +13,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use serde_json::json;
 
+mod redact;
+
+pub use redact::{Redacted, Redaction};
+
 use crate::root::{Entry, KERNEL_LOG_FILE, MANIFEST_FILE, SystemRoot};
 use crate::scan::{self, ScanOptions};
 
@@ -39,10 +43,13 @@ pub struct Snapshot {
     pub devices: usize,
     pub source: String,
     pub limitations: Vec<String>,
+    /// What `--redact` took out (None without it).
+    pub redacted: Option<Vec<Redaction>>,
 }
 
-/// Scans `root` while recording and packs what was read.
-pub fn capture(root: SystemRoot) -> Result<Snapshot> {
+/// Scans `root` while recording and packs what was read; with `redact`,
+/// identifying values are replaced first (see [`redact`](redact::redact)).
+pub fn capture(root: SystemRoot, redact: bool) -> Result<Snapshot> {
     let root = root.record();
     // Names come from the analysing machine's pci.ids, not the snapshot.
     // Vendor tools' views are kept for whoever reads the snapshot.
@@ -65,6 +72,11 @@ pub fn capture(root: SystemRoot) -> Result<Snapshot> {
                 .collect(),
         ),
     );
+    let redacted = redact.then(|| redact::redact(&mut entries));
+    let hostname = match &redacted {
+        Some(r) => r.host_name.clone(),
+        None => facts.host.hostname.clone(),
+    };
     let limitations: Vec<String> = facts
         .limitations
         .iter()
@@ -75,7 +87,7 @@ pub fn capture(root: SystemRoot) -> Result<Snapshot> {
         "schema_version": SNAPSHOT_SCHEMA_VERSION,
         "tool": crate::render::ToolBlock::THIS,
         "created": rfc3339_now(),
-        "hostname": facts.host.hostname,
+        "hostname": hostname,
         "kernel_release": facts.host.kernel_release,
         "source": root.describe(),
         "running_as_root": unsafe { libc::geteuid() } == 0,
@@ -83,6 +95,8 @@ pub fn capture(root: SystemRoot) -> Result<Snapshot> {
         "files": entries.len(),
         "contents": CONTENTS,
         "limitations": limitations,
+        // null: not redacted; a list (maybe empty): what --redact replaced.
+        "redacted": redacted.as_ref().map(|r| &r.kinds),
     });
     entries.insert(
         MANIFEST_FILE.to_string(),
@@ -96,6 +110,7 @@ pub fn capture(root: SystemRoot) -> Result<Snapshot> {
         devices: facts.devices.len(),
         source: root.describe(),
         limitations,
+        redacted: redacted.map(|r| r.kinds),
     })
 }
 
