@@ -1211,6 +1211,9 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
             anyhow::bail!("--confirm-size must be a non-zero multiple of 4096 bytes");
         }
         crate::confirm::pairs::confirm(&mut diagnosis, &copts);
+        if let Some(note) = crate::confirm::pairs::nothing_confirmed(&diagnosis) {
+            eprintln!("{}", crate::render::style::escape_controls(&note));
+        }
     }
     let mut stage_findings = Vec::new();
     if let Some(b) = &baseline {

@@ -162,6 +162,25 @@ fn without_p2pmem_or_permission_it_says_what_it_could_not_do() {
         assert_eq!(c.outcome, PairOutcome::Skipped);
         assert!(c.reason.contains("offers no P2P memory"), "{}", c.reason);
     }
+    // ... and says once that nothing was confirmed, with the first reason.
+    let note = pairs::nothing_confirmed(&d).expect("every pair was skipped");
+    assert!(note.contains("nothing could be confirmed"), "{note}");
+    assert!(note.contains("offers no P2P memory"), "{note}");
+}
+
+#[test]
+fn with_no_pair_or_with_one_transfer_it_says_so_or_nothing() {
+    // No pair predicted: nothing to confirm.
+    let mut d = lab("01-switch");
+    d.pairs.clear();
+    let note = pairs::nothing_confirmed(&d).unwrap();
+    assert!(note.contains("nothing to confirm"), "{note}");
+    // One pair that ran: no note.
+    let mut d = lab("01-switch");
+    let dir = tempfile::tempdir().unwrap();
+    let (sys, dev) = fake_machine(&d, dir.path());
+    pairs::confirm(&mut d, &options(sys, dev, dir.path().join("j"), vec![]));
+    assert_eq!(pairs::nothing_confirmed(&d), None);
 }
 
 fn result(outcome: PairOutcome, errno: Option<i32>, log: &[&str]) -> PairConfirm {

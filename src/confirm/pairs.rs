@@ -540,6 +540,29 @@ pub fn confirm(d: &mut Diagnosis, opts: &ConfirmOptions) {
     settle(d);
 }
 
+/// What to tell the user when `check --confirm` ran no transfer at all:
+/// no pair was predicted, or every pair was skipped (the first reason is
+/// given). None when at least one experiment ran.
+pub fn nothing_confirmed(d: &Diagnosis) -> Option<String> {
+    if d.pairs.is_empty() {
+        return Some(
+            "check --confirm: nothing to confirm: no pair was predicted (a pair needs a device that offers P2P memory; see `p2pdoctor explain P2P201`); the findings above stand as predictions".to_string(),
+        );
+    }
+    let mut skipped = d.pairs.iter().filter_map(|p| p.confirm.as_ref());
+    if skipped.clone().any(|c| c.outcome != PairOutcome::Skipped) {
+        return None;
+    }
+    let reason = skipped
+        .next()
+        .map(|c| format!(" (the first: {})", c.reason))
+        .unwrap_or_default();
+    Some(format!(
+        "check --confirm: nothing could be confirmed: all {} pairs were skipped{reason}; the findings above stand as predictions",
+        d.pairs.len()
+    ))
+}
+
 /// Whether an experiment's outcome agrees with the prediction, and
 /// whether it tested the pair at all (issue 11 item 9).
 ///
