@@ -78,7 +78,7 @@ pub fn capture(root: SystemRoot) -> Result<Snapshot> {
         "hostname": facts.host.hostname,
         "kernel_release": facts.host.kernel_release,
         "source": root.describe(),
-        "running_as_root": unsafe { libc::geteuid() } == 0,
+        "running_as_root": rustix::process::geteuid().is_root(),
         "devices": facts.devices.len(),
         "files": entries.len(),
         "contents": CONTENTS,
