@@ -1484,12 +1484,14 @@ impl SystemRoot {
 
 /// Flags that open a directory as a handle to look names up in, and fail
 /// on a symlink (with ENOTDIR) instead of following it.
-const DIR_NOFOLLOW: libc::c_int = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+const DIR_NOFOLLOW: rustix::fs::OFlags = rustix::fs::OFlags::PATH
+    .union(rustix::fs::OFlags::DIRECTORY)
+    .union(rustix::fs::OFlags::NOFOLLOW);
 
 fn open_path_dir(path: &Path) -> io::Result<OwnedFd> {
     fs::OpenOptions::new()
         .read(true)
-        .custom_flags(DIR_NOFOLLOW)
+        .custom_flags(DIR_NOFOLLOW.bits() as libc::c_int)
         .open(path)
         .map(OwnedFd::from)
 }
@@ -1510,7 +1512,8 @@ fn trimmed_text(bytes: &[u8]) -> String {
 /// Flags every file of a root is opened with, besides O_RDONLY, O_CLOEXEC
 /// and O_NOFOLLOW: O_NONBLOCK, so that a FIFO planted where a file belongs
 /// does not block the open (it is then refused by [`read_file`]).
-const READ_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_NONBLOCK;
+const READ_FLAGS: rustix::fs::OFlags =
+    rustix::fs::OFlags::RDONLY.union(rustix::fs::OFlags::NONBLOCK);
 
 /// Reads a whole file, refusing to follow a symlink in its last component
 /// (the path is already resolved; this keeps it so should the tree change).
@@ -1608,49 +1611,27 @@ fn read_to_end(mut f: fs::File, limit: u64) -> io::Result<Vec<u8>> {
 }
 
 /// `openat`, `openat2` and `readlinkat` relative to a directory held open,
-/// which std does not offer. Callers pass one path component (`is_name`),
-/// or `sub/name` where `sub` was checked not to be a link (or, for
-/// openat2, is refused if it is one): the kernel looks up only that, and
-/// never follows a symlink in the last component.
+/// which std does not offer (through rustix: no hand-written system calls).
+/// Callers pass one path component (`is_name`), or `sub/name` where `sub`
+/// was checked not to be a link (or, for openat2, is refused if it is
+/// one): the kernel looks up only that, and never follows a symlink in the
+/// last component.
 mod at {
-    use std::ffi::{CStr, CString};
     use std::io;
-    use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+    use std::os::fd::{BorrowedFd, OwnedFd};
 
-    /// Calls `f` with `name` NUL-terminated (on the stack when short).
-    fn with_c_name<T>(name: &str, f: impl FnOnce(&CStr) -> io::Result<T>) -> io::Result<T> {
-        let bytes = name.as_bytes();
-        let mut buf = [0u8; 256];
-        if bytes.len() >= buf.len() {
-            let owned =
-                CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-            return f(&owned);
-        }
-        buf[..bytes.len()].copy_from_slice(bytes);
-        let c = CStr::from_bytes_with_nul(&buf[..=bytes.len()])
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        f(c)
-    }
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
 
     /// Opens `name` in `dir` with `flags` and O_NOFOLLOW: a symlink there
     /// fails (ELOOP, or ENOTDIR with O_DIRECTORY).
-    pub fn open(dir: BorrowedFd<'_>, name: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
-        with_c_name(name, |name| {
-            // SAFETY: `name` is a NUL-terminated string that outlives the
-            // call; openat returns a new descriptor or -1.
-            let fd = unsafe {
-                libc::openat(
-                    dir.as_raw_fd(),
-                    name.as_ptr(),
-                    flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                )
-            };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: `fd` was just opened, and nothing else owns it.
-            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-        })
+    pub fn open(dir: BorrowedFd<'_>, name: &str, flags: OFlags) -> io::Result<OwnedFd> {
+        rustix::fs::openat(
+            dir,
+            name,
+            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io::Error::from)
     }
 
     /// Opens `path` below `dir` read-only if no component of it is a
@@ -1663,37 +1644,14 @@ mod at {
         if UNSUPPORTED.load(Ordering::Relaxed) {
             return Err(io::Error::from_raw_os_error(libc::ENOSYS));
         }
-        /// struct open_how (linux/openat2.h); libc's is non_exhaustive.
-        #[repr(C)]
-        struct OpenHow {
-            flags: u64,
-            mode: u64,
-            resolve: u64,
-        }
-        let how = OpenHow {
-            flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
-            mode: 0,
-            resolve: libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_BENEATH,
-        };
-        let result = with_c_name(path, |path| {
-            // SAFETY: `path` is NUL-terminated and `how` is a struct
-            // open_how of the size passed; both outlive the call, which
-            // returns a new descriptor or -1.
-            let fd = unsafe {
-                libc::syscall(
-                    libc::SYS_openat2,
-                    dir.as_raw_fd(),
-                    path.as_ptr(),
-                    &how as *const OpenHow,
-                    std::mem::size_of::<OpenHow>(),
-                )
-            };
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: `fd` was just opened, and nothing else owns it.
-            Ok(unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
-        });
+        let result = rustix::fs::openat2(
+            dir,
+            path,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+        )
+        .map_err(io::Error::from);
         if let Err(e) = &result
             && matches!(
                 e.raw_os_error(),
@@ -1708,38 +1666,11 @@ mod at {
 
     /// The target of the symlink `name` in `dir` (EINVAL: not a link).
     pub fn readlink(dir: BorrowedFd<'_>, name: &str) -> io::Result<String> {
-        with_c_name(name, |name| {
-            // sysfs targets are short; a longer one is read again in full.
-            let mut short = [0u8; 256];
-            let n = readlinkat(dir, name, &mut short)?;
-            if n < short.len() {
-                return Ok(String::from_utf8_lossy(&short[..n]).into_owned());
-            }
-            let mut long = vec![0u8; libc::PATH_MAX as usize];
-            let n = readlinkat(dir, name, &mut long)?;
-            if n == long.len() {
-                // Cut short: no target is PATH_MAX long.
-                return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-            }
-            Ok(String::from_utf8_lossy(&long[..n]).into_owned())
-        })
-    }
-
-    fn readlinkat(dir: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: `buf` is writable for its whole length and `name` is a
-        // NUL-terminated string; both outlive the call.
-        let n = unsafe {
-            libc::readlinkat(
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(n as usize)
+        // sysfs targets are short: a small first buffer, grown by rustix
+        // when the target is longer.
+        let target =
+            rustix::fs::readlinkat(dir, name, Vec::with_capacity(256)).map_err(io::Error::from)?;
+        Ok(String::from_utf8_lossy(target.as_bytes()).into_owned())
     }
 }
 

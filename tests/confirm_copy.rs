@@ -59,8 +59,7 @@ impl Drop for Scratch {
 }
 
 fn can_loop() -> bool {
-    // SAFETY: no failure mode.
-    (unsafe { libc::geteuid() == 0 }) && Path::new("/dev/loop-control").exists()
+    rustix::process::geteuid().is_root() && Path::new("/dev/loop-control").exists()
 }
 
 fn p2pdoctor(journal: &Path) -> Command {

@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use p2pdoctor::root::{Entry, SystemRoot};
 
 fn is_root() -> bool {
-    // SAFETY: geteuid has no failure mode.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// User and system CPU time of this process so far.
@@ -144,8 +143,9 @@ fn run_within(mut c: Command, secs: u64) -> Output {
     match rx.recv_timeout(Duration::from_secs(secs)) {
         Ok(out) => out.unwrap(),
         Err(_) => {
-            // SAFETY: kill on the pid of our own child.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
             panic!("p2pdoctor hung for more than {secs} s");
         }
     }
@@ -160,21 +160,16 @@ fn text(o: &Output) -> String {
 }
 
 fn mkfifo(p: &Path) {
-    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
-    // SAFETY: a NUL-terminated path; mkfifo creates a FIFO or fails.
-    assert_eq!(
-        unsafe { libc::mkfifo(c.as_ptr(), 0o644) },
-        0,
-        "{}",
-        p.display()
-    );
+    use rustix::fs::{CWD, FileType, Mode, mknodat};
+    mknodat(CWD, p, FileType::Fifo, Mode::from_raw_mode(0o644), 0)
+        .unwrap_or_else(|e| panic!("mkfifo {}: {e}", p.display()));
 }
 
 /// A character device node like /dev/zero (root only).
 fn mknod_zero(p: &Path) -> bool {
-    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
-    // SAFETY: a NUL-terminated path; mknod makes the node or fails.
-    unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o644, libc::makedev(1, 5)) == 0 }
+    use rustix::fs::{CWD, FileType, Mode, makedev, mknodat};
+    let mode = Mode::from_raw_mode(0o644);
+    mknodat(CWD, p, FileType::CharacterDevice, mode, makedev(1, 5)).is_ok()
 }
 
 /// The canonical sysfs directory of one function in a fixture root.
@@ -511,15 +506,13 @@ use std::os::unix::fs::OpenOptionsExt;
 /// never a false MISMATCH, and DST is the original afterwards.
 #[test]
 fn two_writers_on_one_dst_never_trample_each_other() {
-    use std::os::fd::AsRawFd;
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal");
     let Some((src, dst, orig)) = copy_files(dir.path()) else {
         return;
     };
     let held = std::fs::File::open(&dst).unwrap();
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    held.lock().unwrap();
     let out = run_within(copy_cmd(&journal, &src, &dst, &[]), 60);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(3), "{t}");
@@ -744,7 +737,6 @@ fn a_file_behind_a_mounted_loop_device_is_not_written() {
 /// second is refused naming the holder, or waits with --wait.
 #[test]
 fn a_block_device_being_written_is_refused_or_waited_for() {
-    use std::os::fd::AsRawFd;
     if !is_root() || !Path::new("/dev/loop-control").exists() {
         eprintln!("SKIPPED: loop devices need root");
         return;
@@ -782,8 +774,7 @@ fn a_block_device_being_written_is_refused_or_waited_for() {
         .custom_flags(libc::O_EXCL)
         .open(dev_path)
         .unwrap();
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    held.lock().unwrap();
     let out = run_within(copy_cmd(&journal, &src, dev_path, &[]), 60);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(3), "{t}");

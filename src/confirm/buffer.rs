@@ -3,8 +3,10 @@
 
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+
+use memmap2::{MmapMut, MmapOptions};
 
 use serde::Serialize;
 
@@ -25,16 +27,30 @@ pub enum BufferKind {
 }
 
 /// A page-aligned mapping the kernel DMAs into or out of.
+///
+/// The kernel writes into it behind the borrow checker's back (O_DIRECT
+/// reads land in it while other slots are being compared), so the bytes are
+/// reached through a raw pointer taken once from the mapping, and every
+/// view of them is `unsafe` with the rule spelled out: no Rust reference to
+/// a range may be alive while the kernel or another reference writes it.
 pub struct DmaBuffer {
-    ptr: *mut u8,
+    /// The start of `map`, taken from `MmapMut::as_mut_ptr` once.
+    ptr: NonNull<u8>,
     len: usize,
     kind: BufferKind,
     source: PathBuf,
+    /// Owns the mapping (unmapped on drop); never touched through itself
+    /// after `ptr` was taken.
+    _map: MmapMut,
 }
 
-// The mapping is plain memory owned by this value; the engine hands disjoint
-// slots of it to the kernel and to at most one thread at a time.
+// SAFETY: DmaBuffer owns its mapping (MmapMut is Send and Sync); the raw
+// pointer only makes the compiler forget that. Sharing it across threads
+// is sound because every access to the bytes goes through the unsafe
+// `slice`/`slice_mut`/`ptr_at`, whose callers (the engine) hand disjoint
+// slots to the kernel and to at most one thread at a time.
 unsafe impl Send for DmaBuffer {}
+// SAFETY: as for Send.
 unsafe impl Sync for DmaBuffer {}
 
 impl std::fmt::Debug for DmaBuffer {
@@ -97,29 +113,17 @@ impl DmaBuffer {
     /// transfer does not pay for it.
     pub fn host(len: usize) -> Result<Self, BufferError> {
         let len = round_up(len);
-        // SAFETY: an anonymous private mapping; the result is checked.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(BufferError::Host {
-                len,
-                source: io::Error::last_os_error(),
-            });
-        }
-        Ok(DmaBuffer {
-            ptr: ptr.cast(),
+        let map = MmapOptions::new()
+            .len(len)
+            .populate()
+            .map_anon()
+            .map_err(|source| BufferError::Host { len, source })?;
+        Ok(Self::own(
+            map,
             len,
-            kind: BufferKind::Host,
-            source: PathBuf::from("host memory"),
-        })
+            BufferKind::Host,
+            PathBuf::from("host memory"),
+        ))
     }
 
     /// Maps `len` bytes of P2P memory from an allocate file: a shared
@@ -152,35 +156,39 @@ impl DmaBuffer {
                     })?;
             }
         }
-        // SAFETY: a shared mapping of an open file; the result is checked.
-        // The mapping outlives the descriptor, which may close.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
+        // SAFETY: memmap2 maps files unsafely because another process may
+        // change or truncate them under the mapping. Here the file is a
+        // provider's p2pmem/allocate (each open gets its own allocation,
+        // nothing else can reach it) or a stand-in file that this run
+        // created and sized; its bytes are only ever read through the
+        // unsafe accessors below. The mapping outlives the descriptor.
+        let map =
+            unsafe { MmapOptions::new().len(len).offset(0).map_mut(&file) }.map_err(|source| {
+                BufferError::Map {
+                    path: path.to_path_buf(),
+                    len,
+                    source,
+                }
+            })?;
+        let kind = if stand_in {
+            BufferKind::StandIn
+        } else {
+            BufferKind::P2pmem
         };
-        if ptr == libc::MAP_FAILED {
-            return Err(BufferError::Map {
-                path: path.to_path_buf(),
-                len,
-                source: io::Error::last_os_error(),
-            });
-        }
-        Ok(DmaBuffer {
-            ptr: ptr.cast(),
+        Ok(Self::own(map, len, kind, path.to_path_buf()))
+    }
+
+    fn own(mut map: MmapMut, len: usize, kind: BufferKind, source: PathBuf) -> Self {
+        debug_assert_eq!(map.len(), len);
+        // A mapping's address is never null; NonNull says so.
+        let ptr = NonNull::new(map.as_mut_ptr()).expect("mmap returned a null mapping");
+        DmaBuffer {
+            ptr,
             len,
-            kind: if stand_in {
-                BufferKind::StandIn
-            } else {
-                BufferKind::P2pmem
-            },
-            source: path.to_path_buf(),
-        })
+            kind,
+            source,
+            _map: map,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -199,19 +207,38 @@ impl DmaBuffer {
         &self.source
     }
 
-    /// The address of byte `offset`, for the kernel.
-    pub fn ptr_at(&self, offset: usize) -> *mut u8 {
-        assert!(offset <= self.len);
-        // SAFETY: in bounds of the mapping.
-        unsafe { self.ptr.add(offset) }
+    /// Whether `[offset, offset + len)` lies inside the buffer (no
+    /// overflow on the way).
+    fn in_bounds(&self, offset: usize, len: usize) -> bool {
+        offset.checked_add(len).is_some_and(|end| end <= self.len)
     }
 
-    /// The bytes `[offset, offset+len)`. Callers must not read a range the
-    /// kernel is writing (the engine has finished with it).
-    pub fn slice(&self, offset: usize, len: usize) -> &[u8] {
-        assert!(offset + len <= self.len);
-        // SAFETY: in bounds; no I/O is in flight on it (caller's contract).
-        unsafe { std::slice::from_raw_parts(self.ptr.add(offset), len) }
+    /// The address of byte `offset` (at most `len()`), for the kernel. The
+    /// pointer is safe to have; using it is the caller's business, under
+    /// the same rule as [`slice_mut`](Self::slice_mut).
+    pub fn ptr_at(&self, offset: usize) -> *mut u8 {
+        assert!(offset <= self.len, "offset {offset} beyond {}", self.len);
+        // SAFETY: `offset <= len`, so the result is inside the mapping or
+        // one past its end, which `add` allows.
+        unsafe { self.ptr.as_ptr().add(offset) }
+    }
+
+    /// The bytes `[offset, offset+len)`.
+    ///
+    /// # Safety
+    /// Nothing may write these bytes while the slice is alive: no I/O in
+    /// flight on them (the engine has finished with the range) and no
+    /// `slice_mut` of them. The buffer is shared with the kernel, so the
+    /// borrow checker cannot see this.
+    pub unsafe fn slice(&self, offset: usize, len: usize) -> &[u8] {
+        assert!(
+            self.in_bounds(offset, len),
+            "{offset}+{len} beyond {}",
+            self.len
+        );
+        // SAFETY: in bounds (checked above, without overflow); nothing
+        // writes the range while the slice lives (the caller's contract).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(offset), len) }
     }
 
     /// Mutable bytes `[offset, offset+len)`.
@@ -222,18 +249,13 @@ impl DmaBuffer {
     /// buffer is shared with the kernel, so the borrow checker cannot see it.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn slice_mut(&self, offset: usize, len: usize) -> &mut [u8] {
-        assert!(offset + len <= self.len);
+        assert!(
+            self.in_bounds(offset, len),
+            "{offset}+{len} beyond {}",
+            self.len
+        );
         // SAFETY: in bounds; the caller holds the only reference to the range.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(offset), len) }
-    }
-}
-
-impl Drop for DmaBuffer {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in the constructor, unmapped once.
-        unsafe {
-            libc::munmap(self.ptr.cast(), self.len);
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(offset), len) }
     }
 }
 
@@ -382,7 +404,17 @@ mod tests {
         assert_eq!(b.ptr_at(0) as usize % PAGE, 0);
         // SAFETY: nothing else refers to the buffer.
         unsafe { b.slice_mut(0, 8192) }.fill(0xab);
-        assert!(b.slice(4096, 4096).iter().all(|&x| x == 0xab));
+        // SAFETY: no I/O and no mutable slice is alive.
+        assert!(unsafe { b.slice(4096, 4096) }.iter().all(|&x| x == 0xab));
+    }
+
+    #[test]
+    #[should_panic(expected = "beyond")]
+    fn a_range_that_overflows_is_refused_not_wrapped() {
+        let b = DmaBuffer::host(4096).unwrap();
+        // offset + len wraps around usize: must panic, not read at offset-1.
+        // SAFETY: never reached beyond the bounds check.
+        let _ = unsafe { b.slice(usize::MAX, 2) };
     }
 
     #[test]

@@ -269,7 +269,7 @@ struct Ctx<'a> {
 }
 
 /// Reading or writing `t` from byte `base` on (`read /dev/nvme1n1`).
-fn stage(t: &Target, write: bool, base: u64) -> Stage {
+fn stage(t: &Target, write: bool, base: u64) -> Stage<'_> {
     Stage {
         fd: t.fd(),
         write,
@@ -283,7 +283,7 @@ fn stage(t: &Target, write: bool, base: u64) -> Stage {
 }
 
 impl Ctx<'_> {
-    fn stages(&self) -> Vec<Stage> {
+    fn stages(&self) -> Vec<Stage<'_>> {
         let mut v = Vec::new();
         if let Some(s) = self.shape.src() {
             v.push(stage(s, false, self.p.src_offset));
@@ -830,9 +830,11 @@ fn verify(
                 let r = ctx.read_window(src, p.src_offset, rel, len, ref_a)?;
                 window_done(&r, len)?;
                 let pattern = pattern_window(pat, 0, len);
+                // SAFETY: both reads have finished (window_done); nothing
+                // writes either buffer while they are compared.
                 compare(
-                    main.slice(0, len),
-                    ref_a.slice(0, len),
+                    unsafe { main.slice(0, len) },
+                    unsafe { ref_a.slice(0, len) },
                     p.src_offset + rel,
                     Some(&pattern),
                 )
@@ -843,7 +845,9 @@ fn verify(
                     window_done(&r, len)?;
                 }
                 let pattern = pattern_window(dst_pat, rel, len);
-                let (got, want) = (ref_b.slice(0, len), ref_a.slice(0, len));
+                // SAFETY: both reads have finished (window_done); nothing
+                // writes either buffer while they are compared.
+                let (got, want) = unsafe { (ref_b.slice(0, len), ref_a.slice(0, len)) };
                 let mut c = compare(got, want, p.dst_offset + rel, Some(&pattern));
                 if !c.matches() {
                     let stale = pattern_window(pat, rel, len);
@@ -856,8 +860,10 @@ fn verify(
                 window_done(&r, len)?;
                 let expected = pattern_window(pat, rel, len);
                 let pattern = pattern_window(dst_pat, rel, len);
+                // SAFETY: the read has finished (window_done); nothing
+                // writes the buffer while it is compared.
                 compare(
-                    ref_b.slice(0, len),
+                    unsafe { ref_b.slice(0, len) },
                     &expected,
                     p.dst_offset + rel,
                     Some(&pattern),

@@ -2,7 +2,7 @@
 //! [`DmaBuffer`], with a real queue depth (io_uring, or one thread per
 //! request in flight where io_uring is unavailable).
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -33,9 +33,10 @@ impl EngineKind {
 
 /// One step of a chunk's journey: read from or write to `fd` at
 /// `base + chunk offset`.
+/// The descriptor is borrowed: the target that owns it outlives the pass.
 #[derive(Debug, Clone)]
-pub struct Stage {
-    pub fd: RawFd,
+pub struct Stage<'a> {
+    pub fd: BorrowedFd<'a>,
     pub write: bool,
     pub base: u64,
     /// `read /dev/nvme0n1`: for reports.
@@ -54,7 +55,7 @@ pub enum Limit {
 /// A pass: every chunk of `range` goes through `stages` in order, in a slot
 /// of `buf` (slots of `chunk` bytes from `buf_offset`).
 pub struct Job<'a> {
-    pub stages: Vec<Stage>,
+    pub stages: Vec<Stage<'a>>,
     pub buf: &'a DmaBuffer,
     pub buf_offset: usize,
     pub slots: usize,
@@ -218,9 +219,19 @@ fn threads(job: &Job, progress: Option<Progress>) -> std::io::Result<PassResult>
                             // a live mapping; the fd is open for the pass.
                             let rc = unsafe {
                                 if st.write {
-                                    libc::pwrite(st.fd, ptr.cast(), len, at as libc::off_t)
+                                    libc::pwrite(
+                                        st.fd.as_raw_fd(),
+                                        ptr.cast(),
+                                        len,
+                                        at as libc::off_t,
+                                    )
                                 } else {
-                                    libc::pread(st.fd, ptr.cast(), len, at as libc::off_t)
+                                    libc::pread(
+                                        st.fd.as_raw_fd(),
+                                        ptr.cast(),
+                                        len,
+                                        at as libc::off_t,
+                                    )
                                 }
                             };
                             lat.push(t0.elapsed().as_nanos() as u64);
@@ -289,7 +300,7 @@ mod uring {
 
     fn sqe(job: &Job, op: &Op, id: usize) -> io_uring::squeue::Entry {
         let st = &job.stages[op.stage];
-        let fd = types::Fd(st.fd);
+        let fd = types::Fd(st.fd.as_raw_fd());
         let ptr = job.slot_ptr(op.slot, op.len);
         let at = st.base + op.off;
         let e = if st.write {
@@ -503,7 +514,7 @@ mod tests {
     use super::*;
     use crate::confirm::buffer::{DmaBuffer, fill_pattern};
     use std::io::Write;
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsFd;
     use std::os::unix::fs::OpenOptionsExt;
 
     fn data_file(len: usize, seed: u64) -> (tempfile::NamedTempFile, Vec<u8>) {
@@ -526,7 +537,7 @@ mod tests {
             .unwrap()
     }
 
-    fn stage(fd: i32, write: bool, base: u64, label: &str) -> Stage {
+    fn stage<'a>(fd: BorrowedFd<'a>, write: bool, base: u64, label: &str) -> Stage<'a> {
         Stage {
             fd,
             write,
@@ -540,7 +551,7 @@ mod tests {
         let file = open_direct(f.path());
         let buf = DmaBuffer::host(len).unwrap();
         let job = Job {
-            stages: vec![stage(file.as_raw_fd(), false, 0, "read")],
+            stages: vec![stage(file.as_fd(), false, 0, "read")],
             buf: &buf,
             buf_offset: 0,
             slots: len.div_ceil(chunk),
@@ -554,7 +565,8 @@ mod tests {
         assert_eq!(r.bytes, len as u64);
         assert_eq!(r.latencies_ns.len(), len.div_ceil(chunk));
         assert!(
-            buf.slice(0, len) == &data[..],
+            // SAFETY: the run has finished; nothing writes the buffer.
+            unsafe { buf.slice(0, len) } == &data[..],
             "{kind:?} qd {qd}: chunk k lands in slot k"
         );
     }
@@ -579,8 +591,8 @@ mod tests {
             let buf = DmaBuffer::host(4 * 8192).unwrap();
             let job = Job {
                 stages: vec![
-                    stage(s.as_raw_fd(), false, 0, "read src"),
-                    stage(d.as_raw_fd(), true, 0, "write dst"),
+                    stage(s.as_fd(), false, 0, "read src"),
+                    stage(d.as_fd(), true, 0, "write dst"),
                 ],
                 buf: &buf,
                 buf_offset: 0,
@@ -605,7 +617,7 @@ mod tests {
             let ro = std::fs::File::open(f.path()).unwrap();
             let buf = DmaBuffer::host(1 << 16).unwrap();
             let job = Job {
-                stages: vec![stage(ro.as_raw_fd(), true, 4096, "write x")],
+                stages: vec![stage(ro.as_fd(), true, 4096, "write x")],
                 buf: &buf,
                 buf_offset: 0,
                 slots: 1,
@@ -629,7 +641,7 @@ mod tests {
         let file = open_direct(f.path());
         let buf = DmaBuffer::host(4 * 4096).unwrap();
         let job = Job {
-            stages: vec![stage(file.as_raw_fd(), false, 0, "read")],
+            stages: vec![stage(file.as_fd(), false, 0, "read")],
             buf: &buf,
             buf_offset: 0,
             slots: 4,

@@ -58,8 +58,7 @@ pub fn default_dir() -> Result<PathBuf, JournalError> {
 
 /// The effective user.
 fn euid() -> u32 {
-    // SAFETY: geteuid has no failure mode.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 /// The home directory of `uid` from the password database.
@@ -239,30 +238,35 @@ fn is_untrusted(e: &io::Error) -> bool {
 /// so two runs cannot both pass it. Within one run the claim is shared
 /// (flock on the same open file description again is a no-op).
 fn claim(t: &Target, wait: bool) -> Result<File, JournalError> {
-    use std::os::fd::AsRawFd;
+    use std::fs::TryLockError;
     let held = t.file.try_clone().map_err(|source| JournalError::Claim {
         device: t.path.clone(),
         source,
     })?;
     loop {
-        let op = libc::LOCK_EX | if wait { 0 } else { libc::LOCK_NB };
-        // SAFETY: flock on an open descriptor.
-        if unsafe { libc::flock(held.as_raw_fd(), op) } == 0 {
-            return Ok(held);
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINTR) if !super::signal::interrupted() => continue,
-            Some(libc::EWOULDBLOCK) => {
+        // std's File::lock/try_lock are flock(LOCK_EX[|LOCK_NB]) on Linux.
+        let r = if wait {
+            held.lock().map_err(TryLockError::Error)
+        } else {
+            held.try_lock()
+        };
+        match r {
+            Ok(()) => return Ok(held),
+            Err(TryLockError::WouldBlock) => {
                 return Err(JournalError::Busy {
                     device: t.path.clone(),
                     holder: lock_holder(&held),
                 });
             }
-            _ => {
+            Err(TryLockError::Error(e))
+                if e.kind() == io::ErrorKind::Interrupted && !super::signal::interrupted() =>
+            {
+                continue;
+            }
+            Err(TryLockError::Error(source)) => {
                 return Err(JournalError::Claim {
                     device: t.path.clone(),
-                    source: e,
+                    source,
                 });
             }
         }
@@ -328,11 +332,10 @@ pub struct Journal {
     _claim: Option<File>,
 }
 
-fn lock(f: &File, wait: bool) -> bool {
-    use std::os::fd::AsRawFd;
-    let op = libc::LOCK_EX | if wait { 0 } else { libc::LOCK_NB };
-    // SAFETY: flock on an open descriptor.
-    unsafe { libc::flock(f.as_raw_fd(), op) == 0 }
+/// An exclusive flock on `f` without waiting (std's File::try_lock);
+/// whether it was taken.
+fn lock(f: &File) -> bool {
+    f.try_lock().is_ok()
 }
 
 /// Why saving or restoring failed.
@@ -427,6 +430,7 @@ fn transfer_full(
     len: usize,
     write: bool,
 ) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
     let mut done = 0usize;
     while done < len {
         let (ptr, n, at) = (
@@ -437,9 +441,9 @@ fn transfer_full(
         // SAFETY: in bounds of the buffer; the descriptor is open.
         let rc = unsafe {
             if write {
-                libc::pwrite(t.fd(), ptr.cast(), n, at)
+                libc::pwrite(t.fd().as_raw_fd(), ptr.cast(), n, at)
             } else {
-                libc::pread(t.fd(), ptr.cast(), n, at)
+                libc::pread(t.fd().as_raw_fd(), ptr.cast(), n, at)
             }
         };
         if rc < 0 {
@@ -498,7 +502,9 @@ impl Journal {
                 source,
             }
         })?;
-        let data = saved.slice(0, len as usize);
+        // SAFETY: the transfer into `saved` has finished and nothing else
+        // holds it.
+        let data = unsafe { saved.slice(0, len as usize) };
         let header = Header {
             device: t.path.clone(),
             identity: t.identity.clone(),
@@ -526,7 +532,7 @@ impl Journal {
                 .create_new(true)
                 .mode(0o600)
                 .open(&tmp)?;
-            if !lock(&f, false) {
+            if !lock(&f) {
                 return Err(io::Error::other("cannot lock the new journal"));
             }
             f.write_all(MAGIC)?;
@@ -572,9 +578,11 @@ impl Journal {
         transfer_full(t, &self.saved, h.offset, len, true).map_err(fail)?;
         let check = DmaBuffer::host(len)?;
         transfer_full(t, &check, h.offset, len, false).map_err(fail)?;
+        // SAFETY: both transfers have finished; only these shared views
+        // of the two buffers exist while they are compared.
         let c = super::buffer::compare(
-            check.slice(0, len),
-            self.saved.slice(0, len),
+            unsafe { check.slice(0, len) },
+            unsafe { self.saved.slice(0, len) },
             h.offset,
             None,
         );
@@ -745,9 +753,7 @@ pub fn recover(dir: &Path, force: bool) -> Vec<Recovery> {
             outcome: String::new(),
             message: String::new(),
         };
-        let busy = open_trusted(&path)
-            .map(|(f, _)| !lock(&f, false))
-            .unwrap_or(false);
+        let busy = open_trusted(&path).map(|(f, _)| !lock(&f)).unwrap_or(false);
         if busy {
             rec.outcome = "in-use".into();
             rec.message = format!(

@@ -2,7 +2,6 @@
 //! "not whitelisted", DMAR/AMD-Vi faults, AER.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 
 /// Reads `/dev/kmsg` from the moment it was opened.
@@ -24,9 +23,8 @@ impl KmsgWatch {
             .open(path)
         {
             Ok(f) => {
-                // SAFETY: lseek on an open descriptor; SEEK_END on kmsg
-                // moves past every record already logged.
-                unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_END) };
+                // SEEK_END on kmsg moves past every record already logged.
+                let _ = std::io::Seek::seek(&mut &f, std::io::SeekFrom::End(0));
                 KmsgWatch {
                     file: Some(f),
                     why_not: None,

@@ -7,7 +7,6 @@
 //! reads the BAR), journalled and restored.
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -289,11 +288,8 @@ pub fn log_refuses_pair(log: &[String], provider: Bdf, client: Bdf) -> bool {
 }
 
 fn writable(path: &Path) -> bool {
-    let Ok(c) = CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: a NUL-terminated path.
-    unsafe { libc::access(c.as_ptr(), libc::R_OK | libc::W_OK) == 0 }
+    use rustix::fs::{Access, access};
+    access(path, Access::READ_OK | Access::WRITE_OK).is_ok()
 }
 
 /// Runs one pair.

@@ -2,27 +2,28 @@
 //! requests, lets the ones in flight finish, and the caller restores what
 //! it wrote before exiting.
 
+use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
-    // async-signal-safe: one atomic store
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-/// Catches SIGINT, SIGTERM and SIGHUP from now on (idempotent).
+/// Catches SIGINT, SIGTERM and SIGHUP from now on (idempotent). The handler
+/// (signal-hook's, installed with SA_RESTART) only sets the flag.
 pub fn install() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: a handler that only stores to an atomic.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for sig in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
+            // Fails only for signals that cannot be caught (SIGKILL,
+            // SIGSTOP); these three always can be.
+            if let Err(e) = signal_hook::flag::register(sig, &INTERRUPTED) {
+                eprintln!("p2pdoctor: cannot catch signal {sig}: {e}; Ctrl-C will not restore");
+            }
         }
-    }
+    });
 }
 
 /// Whether a stop was asked for.

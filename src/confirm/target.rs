@@ -211,8 +211,8 @@ impl Target {
         })
     }
 
-    pub fn fd(&self) -> i32 {
-        self.file.as_raw_fd()
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.file)
     }
 
     /// Whether `[offset, offset+len)` lies inside and is aligned for O_DIRECT.

@@ -90,7 +90,7 @@ pub fn capture(root: SystemRoot, redact: bool) -> Result<Snapshot> {
         "hostname": hostname,
         "kernel_release": facts.host.kernel_release,
         "source": root.describe(),
-        "running_as_root": unsafe { libc::geteuid() } == 0,
+        "running_as_root": rustix::process::geteuid().is_root(),
         "devices": facts.devices.len(),
         "files": entries.len(),
         "contents": CONTENTS,
