@@ -934,7 +934,7 @@ def check_confirm(s: Scenario, rdir: Path, nvme: list[list[str]], klog: str) -> 
         if c.get("settles_pair") is False:
             add(f"{label}: does not settle the pair", bool(c.get("unsettled")), (c.get("unsettled") or "")[:300])
             continue
-        add(f"{label}: predicted {p['map_type']}, kernel {c['outcome']}"
+        add(f"{label}: predicted {map_type_of(doc, p)}, kernel {c['outcome']}"
             + (f" ({c['errno_name']})" if c.get("errno_name") else ""),
             c["agrees"] is True, c["reason"][:300])
         for d in c["directions"]:
@@ -1050,6 +1050,14 @@ def run_scenario(s: Scenario, qemu: str, kernel: Kernel, base: bytes, has_snapsh
     return Outcome(s, wall, checks, detail)
 
 
+def map_type_of(doc: dict, pair: dict) -> str:
+    """A pair's predicted map type: in its row (check --expand-pairs, or a
+    p2pdoctor before schema 2), else in the path it refers to."""
+    if "map_type" in pair:
+        return pair["map_type"]
+    return doc["paths"][pair["path"]]["map_type"]
+
+
 def confirm_summary(rdir: Path) -> list[dict]:
     """Per pair: prediction, experiment outcome, P2P and host-bounce throughput."""
     try:
@@ -1059,7 +1067,7 @@ def confirm_summary(rdir: Path) -> list[dict]:
     out = []
     for p in doc["pairs"]:
         c = p.get("confirm") or {}
-        out.append({"provider": p["provider"], "client": p["client"], "predicted": p["map_type"],
+        out.append({"provider": p["provider"], "client": p["client"], "predicted": map_type_of(doc, p),
                     "outcome": c.get("outcome"), "errno": c.get("errno_name"),
                     "p2p_gbps": c.get("throughput"), "host_gbps": c.get("host_throughput"),
                     "agrees": c.get("agrees")})

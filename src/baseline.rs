@@ -291,12 +291,12 @@ pub fn record(tree: &Tree, diagnosis: &Diagnosis) -> Record {
         .pairs
         .iter()
         .map(|p| PairRecord {
-            provider: places[p.provider_id].clone(),
-            client: places[p.client_id].clone(),
-            map_type: p.verdict.map_type,
-            distance: p.verdict.distance,
-            path_class: p.path_class,
-            acs_redirect: p.verdict.acs_redirect.iter().map(by_bdf).collect(),
+            provider: places[p.provider_id()].clone(),
+            client: places[p.client_id()].clone(),
+            map_type: p.verdict().map_type,
+            distance: p.verdict().distance,
+            path_class: p.path_class(),
+            acs_redirect: p.verdict().acs_redirect.iter().map(by_bdf).collect(),
         })
         .collect();
     pairs.sort();

@@ -607,6 +607,13 @@ pub struct CheckArgs {
     #[arg(long)]
     pub all_pairs: bool,
 
+    /// With --format json: give every pair's row its path's fields
+    /// (map_type, acs_redirect, ...) and its own kernel lines, instead of
+    /// only a reference into paths[]. Handy with jq on small machines; the
+    /// output grows with the pairs (a 600-function server has 300,000).
+    #[arg(long)]
+    pub expand_pairs: bool,
+
     /// Only pairs, and topology-matrix rows, of these kinds of device
     /// (comma-separated): gpu, nic, nvme, accelerator. With --all-pairs,
     /// `--role gpu,nic` predicts every GPU and NIC pair.
@@ -853,6 +860,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     && format == Format::Text
                     && cli.global.color.resolve(),
                 source: root.describe(),
+                ..Default::default()
             };
             stream_output(args.output.as_deref(), |out| {
                 topo_renderer(format).render(&tree, &opts, out)
@@ -1060,7 +1068,14 @@ fn stream_output(
             });
             if let Err(e) = written {
                 let _ = std::fs::remove_file(&tmp);
-                return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
+                // Name the path the user gave; the temporary beside it is ours.
+                return Err(e).with_context(|| {
+                    format!(
+                        "cannot write {} (through the temporary file {} beside it)",
+                        p.display(),
+                        tmp.display()
+                    )
+                });
             }
             rename_into_place(&tmp, p)
         }
@@ -1229,30 +1244,28 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
     let render_opts = RenderOptions {
         color: args.output.is_none() && args.format == ReportFormat::Text && global.color.resolve(),
         source: root.describe(),
+        expand_pairs: args.expand_pairs,
     };
-    let mut buf = Vec::with_capacity(64 * 1024);
-    match args.format {
+    // Written as it is rendered: the JSON of a million pairs is never
+    // held whole in memory.
+    stream_output(args.output.as_deref(), |buf| match args.format {
         _ if args.summary => {
             writeln!(
-                crate::render::style::TerminalSafe::new(&mut buf),
+                crate::render::style::TerminalSafe::new(&mut *buf),
                 "p2pdoctor: {}: {}",
                 diagnosis.summary.verdict,
                 diagnosis.summary.headline
-            )?;
+            )
         }
-        ReportFormat::Text => {
-            crate::render::check_text::render(&diagnosis, &render_opts, &mut buf)?
-        }
-        ReportFormat::Json => {
-            crate::render::check_json::render(&diagnosis, &render_opts, &mut buf)?
-        }
+        ReportFormat::Text => crate::render::check_text::render(&diagnosis, &render_opts, buf),
+        ReportFormat::Json => crate::render::check_json::render(&diagnosis, &render_opts, buf),
         ReportFormat::Junit => crate::render::check_junit::render(
             &diagnosis,
             &opts.catalog,
             args.fail_on,
             &render_opts.source,
-            &mut buf,
-        )?,
+            buf,
+        ),
         ReportFormat::Prometheus => {
             let unix_seconds = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -1262,10 +1275,9 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
                 unix_seconds,
                 duration_seconds,
             };
-            crate::render::check_prometheus::render(&diagnosis, stamp, &mut buf)?
+            crate::render::check_prometheus::render(&diagnosis, stamp, buf)
         }
-    }
-    write_output(args.output.as_deref(), &buf, true)?;
+    })?;
     if crate::confirm::signal::interrupted() {
         return Ok(crate::confirm::signal::EXIT_INTERRUPTED);
     }

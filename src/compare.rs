@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
-use crate::diagnose::{Diagnosis, Finding, PairReport};
+use crate::diagnose::{Diagnosis, Finding, Pair};
 use crate::pci::Bdf;
 use crate::topology::{NodeId, Tree};
 
@@ -470,66 +470,66 @@ pub fn diff(a: &Side, b: &Side, ignore: &[ChangeClass]) -> Diff {
     }
 
     // Pairs, by the devices matched.
-    let pair_b: HashMap<(Bdf, Bdf), &PairReport> = b
+    let pair_b: HashMap<(Bdf, Bdf), Pair<'_>> = b
         .diagnosis
         .pairs
         .iter()
-        .map(|p| ((p.provider, p.client), p))
+        .map(|p| ((p.provider(), p.client()), p))
         .collect();
     let mut seen_b = BTreeSet::new();
     for p in &a.diagnosis.pairs {
         let key = to_b
-            .get(&p.provider)
-            .zip(to_b.get(&p.client))
+            .get(&p.provider())
+            .zip(to_b.get(&p.client()))
             .map(|(x, y)| (*x, *y));
-        let subject = format!("{} → {}", p.provider, p.client);
+        let subject = format!("{} → {}", p.provider(), p.client());
         let Some(q) = key.and_then(|k| pair_b.get(&k)) else {
             push(
                 &mut changes,
                 ChangeClass::Pair,
                 subject,
                 "pair",
-                Some(p.verdict.map_type.to_string()),
+                Some(p.verdict().map_type.to_string()),
                 None,
             );
             continue;
         };
-        seen_b.insert((q.provider, q.client));
+        seen_b.insert((q.provider(), q.client()));
         push(
             &mut changes,
             ChangeClass::Pair,
             subject.clone(),
             "map type",
-            Some(p.verdict.map_type.to_string()),
-            Some(q.verdict.map_type.to_string()),
+            Some(p.verdict().map_type.to_string()),
+            Some(q.verdict().map_type.to_string()),
         );
         push(
             &mut changes,
             ChangeClass::Pair,
             subject.clone(),
             "distance",
-            Some(p.verdict.distance.to_string()),
-            Some(q.verdict.distance.to_string()),
+            Some(p.verdict().distance.to_string()),
+            Some(q.verdict().distance.to_string()),
         );
         push(
             &mut changes,
             ChangeClass::Pair,
             subject.clone(),
             "path class",
-            Some(p.path_class.as_str().into()),
-            Some(q.path_class.as_str().into()),
+            Some(p.path_class().as_str().into()),
+            Some(q.path_class().as_str().into()),
         );
         push(
             &mut changes,
             ChangeClass::Pair,
             subject.clone(),
             "effective path class",
-            Some(p.effective_path_class.as_str().into()),
-            Some(q.effective_path_class.as_str().into()),
+            Some(p.effective_path_class().as_str().into()),
+            Some(q.effective_path_class().as_str().into()),
         );
-        let acs = |r: &PairReport| {
+        let acs = |r: Pair<'_>| {
             Some(
-                r.verdict
+                r.verdict()
                     .acs_redirect
                     .iter()
                     .map(|b| b.to_string())
@@ -556,18 +556,18 @@ pub fn diff(a: &Side, b: &Side, ignore: &[ChangeClass]) -> Diff {
             subject,
             "ACS-redirect bridges",
             acs_a,
-            acs(q),
+            acs(*q),
         );
     }
     for q in &b.diagnosis.pairs {
-        if !seen_b.contains(&(q.provider, q.client)) {
+        if !seen_b.contains(&(q.provider(), q.client())) {
             push(
                 &mut changes,
                 ChangeClass::Pair,
-                format!("{} → {}", q.provider, q.client),
+                format!("{} → {}", q.provider(), q.client()),
                 "pair",
                 None,
-                Some(q.verdict.map_type.to_string()),
+                Some(q.verdict().map_type.to_string()),
             );
         }
     }

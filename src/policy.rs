@@ -504,29 +504,29 @@ pub fn evaluate(policy: &Policy, tree: &Tree, diagnosis: &Diagnosis) -> Vec<Find
 
     for rule in &policy.pair {
         let allowed = rule.map_type.list();
-        let mut by_type: BTreeMap<MapType, Vec<&crate::diagnose::PairReport>> = BTreeMap::new();
+        let mut by_type: BTreeMap<MapType, Vec<crate::diagnose::Pair<'_>>> = BTreeMap::new();
         for p in &diagnosis.pairs {
-            if p.provider_id == p.client_id
-                || !rule.provider.matches(tree, p.provider_id)
-                || !rule.client.matches(tree, p.client_id)
-                || allowed.contains(&p.verdict.map_type)
+            if p.provider_id() == p.client_id()
+                || !rule.provider.matches(tree, p.provider_id())
+                || !rule.client.matches(tree, p.client_id())
+                || allowed.contains(&p.verdict().map_type)
             {
                 continue;
             }
-            by_type.entry(p.verdict.map_type).or_default().push(p);
+            by_type.entry(p.verdict().map_type).or_default().push(p);
         }
         for (map_type, pairs) in by_type {
             let list: Vec<String> = pairs
                 .iter()
                 .take(4)
-                .map(|p| format!("{} → {}", p.provider, p.client))
+                .map(|p| format!("{} → {}", p.provider(), p.client()))
                 .collect();
             let more = if pairs.len() > 4 {
                 format!(" and {} more", pairs.len() - 4)
             } else {
                 String::new()
             };
-            let status = if pairs.iter().all(|p| p.verdict.certain()) {
+            let status = if pairs.iter().all(|p| p.verdict().certain()) {
                 Status::Predicted
             } else {
                 Status::Inconclusive
@@ -535,7 +535,7 @@ pub fn evaluate(policy: &Policy, tree: &Tree, diagnosis: &Diagnosis) -> Vec<Find
                 PAIR.finding(
                     rule.severity,
                     status,
-                    pairs.iter().flat_map(|p| [p.provider, p.client]),
+                    pairs.iter().flat_map(|p| [p.provider(), p.client()]),
                     format!(
                         "{}{more}: {map_type}; the policy wants {} → {} pairs to be {}.",
                         list.join(", "),
@@ -549,7 +549,7 @@ pub fn evaluate(policy: &Policy, tree: &Tree, diagnosis: &Diagnosis) -> Vec<Find
                     ),
                 )
                 .fix("The other findings about these pairs say why (ACS redirect, host-bridge whitelist, IOMMU); fix those, or put the devices below one switch.")
-                .evidence(pairs.iter().map(|p| format!("{} → {}: {}", p.provider, p.client, p.verdict.map_type))),
+                .evidence(pairs.iter().map(|p| format!("{} → {}: {}", p.provider(), p.client(), p.verdict().map_type))),
             );
         }
     }

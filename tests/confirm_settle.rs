@@ -75,9 +75,9 @@ fn the_pipeline_runs_every_pair_with_a_namespace_and_skips_the_rest() {
     let client = d
         .pairs
         .iter()
-        .find(|p| p.client.to_string() == "0000:04:00.0")
+        .find(|p| p.client().to_string() == "0000:04:00.0")
         .unwrap()
-        .client;
+        .client();
     let client_dev = d
         .devices
         .iter()
@@ -96,8 +96,8 @@ fn the_pipeline_runs_every_pair_with_a_namespace_and_skips_the_rest() {
         ),
     );
     for p in &d.pairs {
-        let c = p.confirm.as_ref().expect("every pair has a result");
-        match p.client.to_string().as_str() {
+        let c = p.confirm().expect("every pair has a result");
+        match p.client().to_string().as_str() {
             "0000:04:00.0" => {
                 assert_eq!(c.outcome, PairOutcome::Ok, "{c:#?}");
                 assert_eq!(c.agrees, Some(true), "bus_addr predicted, transfer allowed");
@@ -158,7 +158,7 @@ fn without_p2pmem_or_permission_it_says_what_it_could_not_do() {
         &options(dir.path().join("empty"), dev, dir.path().join("j"), vec![]),
     );
     for p in &d.pairs {
-        let c = p.confirm.as_ref().unwrap();
+        let c = p.confirm().unwrap();
         assert_eq!(c.outcome, PairOutcome::Skipped);
         assert!(c.reason.contains("offers no P2P memory"), "{}", c.reason);
     }
@@ -172,7 +172,7 @@ fn without_p2pmem_or_permission_it_says_what_it_could_not_do() {
 fn with_no_pair_or_with_one_transfer_it_says_so_or_nothing() {
     // No pair predicted: nothing to confirm.
     let mut d = lab("01-switch");
-    d.pairs.clear();
+    d.pairs.retain(|_| false);
     let note = pairs::nothing_confirmed(&d).unwrap();
     assert!(note.contains("nothing to confirm"), "{note}");
     // One pair that ran: no note.
@@ -228,17 +228,18 @@ fn result(outcome: PairOutcome, errno: Option<i32>, log: &[&str]) -> PairConfirm
 fn inject(d: &mut Diagnosis, client: &str, mut r: PairConfirm) {
     let p = d
         .pairs
-        .iter_mut()
-        .find(|p| p.client.to_string() == client && p.client != p.provider)
+        .iter()
+        .find(|p| p.client().to_string() == client && p.client() != p.provider())
         .unwrap();
+    let index = p.index();
     pairs::judge(
         &mut r,
-        p.provider,
-        p.client,
-        p.verdict.map_type,
+        p.provider(),
+        p.client(),
+        p.verdict().map_type,
         Path::new("/nonexistent"),
     );
-    p.confirm = Some(r);
+    d.pairs.set_confirm(index, r);
 }
 
 fn status_of(d: &Diagnosis, rule: &str) -> Option<Status> {
@@ -369,9 +370,9 @@ fn an_enomem_mapping_confirms_the_exhausted_pool_and_a_mapped_buffer_refutes_it(
     let client = d
         .pairs
         .iter()
-        .find(|p| p.provider == provider && p.client != provider)
+        .find(|p| p.provider() == provider && p.client() != provider)
         .expect("a pair with the exhausted provider")
-        .client
+        .client()
         .to_string();
     let mut enomem = result(PairOutcome::Error, Some(libc::ENOMEM), &[]);
     enomem.reason =
@@ -471,9 +472,9 @@ fn an_experiment_carried_by_another_controller_settles_nothing() {
     let pair = d
         .pairs
         .iter()
-        .find(|p| p.client.to_string() == "0000:02:00.0" && p.client != p.provider)
+        .find(|p| p.client().to_string() == "0000:02:00.0" && p.client() != p.provider())
         .unwrap();
-    let provider = pair.provider;
+    let provider = pair.provider();
     let mut r = result(PairOutcome::Ok, None, &[]);
     r.carried_by = vec![pairs::IoPath {
         controller: "nvme0".into(),
@@ -485,9 +486,9 @@ fn an_experiment_carried_by_another_controller_settles_nothing() {
     let c = d
         .pairs
         .iter()
-        .find(|p| p.client.to_string() == "0000:02:00.0" && p.client != p.provider)
+        .find(|p| p.client().to_string() == "0000:02:00.0" && p.client() != p.provider())
         .unwrap()
-        .confirm
+        .confirm()
         .clone()
         .unwrap();
     assert!(!c.settles_pair);
@@ -531,11 +532,11 @@ fn an_outcome_the_kernel_log_contradicts_is_suspect() {
     let pair = d
         .pairs
         .iter()
-        .find(|p| p.client.to_string() == "0000:02:00.0" && p.client != p.provider)
+        .find(|p| p.client().to_string() == "0000:02:00.0" && p.client() != p.provider())
         .unwrap();
     let line = format!(
         "nvme 0000:02:00.0: cannot be used for peer-to-peer DMA as the client and provider ({}) do not share an upstream bridge or whitelisted host bridge",
-        pair.provider
+        pair.provider()
     );
     inject(
         &mut d,

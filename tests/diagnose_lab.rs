@@ -84,13 +84,13 @@ fn predictions_match_the_kernels_own_verdicts() {
             let p = d
                 .pairs
                 .iter()
-                .find(|p| p.provider == provider && p.client == client)
+                .find(|p| p.provider() == provider && p.client() == client)
                 .unwrap_or_else(|| panic!("{name}: the kernel decided {provider} -> {client}, p2pdoctor has no such pair"));
-            let predicted = &p.verdict.kernel_messages;
+            let predicted = &p.kernel_messages();
             assert!(
                 !predicted.is_empty(),
                 "{name}: {provider} -> {client}: kernel logged a verdict, p2pdoctor predicted {:?} silently",
-                p.verdict.map_type
+                p.verdict().map_type
             );
             // Every predicted line is in the log, in order.
             let mut at = 0;
@@ -121,13 +121,13 @@ fn predictions_match_the_kernels_own_verdicts() {
         // A refused NVMe pair shows in the log only if the lab tried it;
         // what is in the log must never contradict an allowed prediction.
         for p in &d.pairs {
-            if p.verdict.map_type == MapType::BusAddr {
+            if p.verdict().map_type == MapType::BusAddr {
                 assert!(
                     !log.iter()
-                        .any(|l| pair_of(l) == Some((p.provider, p.client))),
+                        .any(|l| pair_of(l) == Some((p.provider(), p.client()))),
                     "{name}: predicted bus address for {} -> {}, the kernel logged a verdict",
-                    p.provider,
-                    p.client
+                    p.provider(),
+                    p.client()
                 );
             }
         }
@@ -149,7 +149,7 @@ fn scenarios_as_lab_md_describes_them() {
             d.pairs
                 .iter()
                 .find(|p| {
-                    p.provider == prov.parse().unwrap() && p.client == client.parse().unwrap()
+                    p.provider() == prov.parse().unwrap() && p.client() == client.parse().unwrap()
                 })
                 .unwrap_or_else(|| panic!("{stem}: no pair {prov} -> {client}"))
         };
@@ -158,23 +158,23 @@ fn scenarios_as_lab_md_describes_them() {
             "01-switch" | "04-switch-iommu" | "11-switch-iommu-pt" => {
                 let p = pair("0000:03:00.0", "0000:04:00.0");
                 assert_eq!(
-                    (p.verdict.map_type, p.verdict.distance),
+                    (p.verdict().map_type, p.verdict().distance),
                     (MapType::BusAddr, 4),
                     "{stem}"
                 );
             }
             "02-root-ports" => {
                 assert_eq!(
-                    pair("0000:01:00.0", "0000:02:00.0").verdict.map_type,
+                    pair("0000:01:00.0", "0000:02:00.0").verdict().map_type,
                     MapType::NotSupported
                 );
                 assert!(has("P2P401"));
             }
             "03-multifunction-iommu" => {
                 let p = pair("0000:01:00.0", "0000:01:00.1");
-                assert_eq!(p.verdict.map_type, MapType::NotSupported);
+                assert_eq!(p.verdict().map_type, MapType::NotSupported);
                 assert_eq!(
-                    p.verdict.acs_redirect,
+                    p.verdict().acs_redirect,
                     vec!["0000:00:03.0".parse::<Bdf>().unwrap()]
                 );
                 let f = d.findings.iter().find(|f| f.rule == "P2P301").unwrap();
@@ -187,13 +187,13 @@ fn scenarios_as_lab_md_describes_them() {
             }
             "05-epyc-root-ports" => {
                 let p = pair("0000:01:00.0", "0000:02:00.0");
-                assert_eq!(p.verdict.map_type, MapType::ThruHostBridge);
-                assert!(p.verdict.cpu_rule);
+                assert_eq!(p.verdict().map_type, MapType::ThruHostBridge);
+                assert!(p.verdict().cpu_rule);
             }
             "06-root-port-no-acs" | "07-disable-acs-redir" => {
                 let p = pair("0000:01:00.0", "0000:01:00.1");
                 assert_eq!(
-                    (p.verdict.map_type, p.verdict.distance),
+                    (p.verdict().map_type, p.verdict().distance),
                     (MapType::BusAddr, 2),
                     "{stem}"
                 );
@@ -208,7 +208,7 @@ fn scenarios_as_lab_md_describes_them() {
             "08-host-bridges" => {
                 for c in ["0000:01:00.0", "0000:41:00.0"] {
                     assert_eq!(
-                        pair("0000:21:00.0", c).verdict.map_type,
+                        pair("0000:21:00.0", c).verdict().map_type,
                         MapType::NotSupported
                     );
                 }
@@ -217,7 +217,7 @@ fn scenarios_as_lab_md_describes_them() {
                 assert!(
                     d.pairs
                         .iter()
-                        .filter(|p| p.verdict.map_type == MapType::BusAddr)
+                        .filter(|p| p.verdict().map_type == MapType::BusAddr)
                         .count()
                         >= 2
                 );
@@ -269,10 +269,12 @@ fn path_classes_follow_nvml_and_the_effective_class_follows_the_kernel() {
         let p = d
             .pairs
             .iter()
-            .find(|p| p.provider == prov.parse().unwrap() && p.client == client.parse().unwrap())
+            .find(|p| {
+                p.provider() == prov.parse().unwrap() && p.client() == client.parse().unwrap()
+            })
             .unwrap_or_else(|| panic!("{stem}: no pair {prov} -> {client}"));
         assert_eq!(
-            (p.path_class, p.effective_path_class),
+            (p.path_class(), p.effective_path_class()),
             (*physical, *effective),
             "{stem}: {prov} -> {client}"
         );

@@ -7,7 +7,7 @@ mod common;
 
 use p2pdoctor::diagnose::p2pdma::{
     AcsBasis, AcsState, CpuView, FirstDevice, FunctionView, HostBridgeResult, HostBridgeView,
-    MapType, P2pView, Unknown, Verdict, intel_pch_acs_quirk,
+    MapType, P2pView, PairVerdict, Unknown, intel_pch_acs_quirk,
 };
 use p2pdoctor::diagnose::{KernelData, KernelModel};
 use p2pdoctor::pci::{AcsFlags, Bdf};
@@ -83,7 +83,7 @@ impl Machine {
         };
     }
 
-    fn decide(&self, kernel: &KernelModel, provider: &str, client: &str) -> Verdict {
+    fn decide(&self, kernel: &KernelModel, provider: &str, client: &str) -> PairVerdict {
         let p = self.view.find(b(provider)).unwrap();
         let c = self.view.find(b(client)).unwrap();
         self.view.calc_map_type_and_dist(kernel, p, c)
@@ -256,7 +256,7 @@ fn lab_scenario_3_exact_kernel_lines() {
             "nvme 0000:01:00.1: cannot be used for peer-to-peer DMA as the client and provider (0000:01:00.0) do not share an upstream bridge or whitelisted host bridge",
         ]
     );
-    let w = v.whitelist.unwrap();
+    let w = v.whitelist.clone().unwrap();
     assert!(!w.admitted && w.same_host_bridge);
     assert_eq!(w.checks[0].result, HostBridgeResult::NotListed);
     assert_eq!(v.host_bridges, vec!["pci0000:00"]);
@@ -268,7 +268,7 @@ fn redirect_with_a_whitelisted_host_bridge_detours() {
     let v = m.decide(&newest(), "0000:01:00.0", "0000:01:00.1");
     assert_eq!(v.map_type, MapType::ThruHostBridge);
     assert_eq!(v.kernel_messages.len(), 2, "only the two ACS lines");
-    let w = v.whitelist.unwrap();
+    let w = v.whitelist.clone().unwrap();
     assert!(w.admitted);
     assert_eq!(w.checks[0].entry.as_ref().unwrap().id(), "8086:2020");
 }
@@ -385,7 +385,7 @@ fn different_root_ports_count_both_chains() {
         ],
         "no whitelist warning without ACS redirect"
     );
-    let w = v.whitelist.unwrap();
+    let w = v.whitelist.clone().unwrap();
     assert_eq!(w.checks[0].result, HostBridgeResult::NotListed);
 }
 
@@ -410,7 +410,7 @@ fn same_host_bridge_entries_admit_only_within_one() {
     let m = two_host_bridges(HSX, HSX);
     let v = m.decide(&newest(), "0000:01:00.0", "0000:81:00.0");
     assert_eq!(v.map_type, MapType::NotSupported);
-    let w = v.whitelist.unwrap();
+    let w = v.whitelist.clone().unwrap();
     assert!(!w.same_host_bridge);
     assert_eq!(w.checks.len(), 1, "the second host bridge is not looked at");
     assert_eq!(w.checks[0].result, HostBridgeResult::NeedsSameHostBridge);
@@ -422,18 +422,18 @@ fn same_host_bridge_entries_admit_only_within_one() {
 fn across_host_bridges_both_must_be_whitelisted() {
     let v = two_host_bridges(SKX, SKX).decide(&newest(), "0000:01:00.0", "0000:81:00.0");
     assert_eq!(v.map_type, MapType::ThruHostBridge);
-    assert_eq!(v.whitelist.unwrap().checks.len(), 2);
+    assert_eq!(v.whitelist.as_ref().unwrap().checks.len(), 2);
 
     let v = two_host_bridges(SKX, Q35).decide(&newest(), "0000:01:00.0", "0000:81:00.0");
     assert_eq!(v.map_type, MapType::NotSupported);
-    let w = v.whitelist.unwrap();
+    let w = v.whitelist.clone().unwrap();
     assert_eq!(w.checks.len(), 2);
     assert_eq!(w.checks[1].result, HostBridgeResult::NotListed);
 
     // The provider's host bridge first: when it fails, the client's is skipped.
     let v = two_host_bridges(Q35, SKX).decide(&newest(), "0000:01:00.0", "0000:81:00.0");
     assert_eq!(v.map_type, MapType::NotSupported);
-    assert_eq!(v.whitelist.unwrap().checks.len(), 1);
+    assert_eq!(v.whitelist.as_ref().unwrap().checks.len(), 1);
 }
 
 /// Skylake-SP: no devfn 00.0 on the root bus, the first device is a
@@ -458,7 +458,7 @@ fn whitelist_looks_at_the_first_device_only_if_00_0_or_a_root_port() {
     // The same ID on a first device that is neither 00.0 nor a root port.
     let v = skylake_root_ports(Some(false)).decide(&newest(), "0000:17:00.0", "0000:18:00.0");
     assert_eq!(v.map_type, MapType::NotSupported);
-    let w = v.whitelist.unwrap();
+    let w = v.whitelist.clone().unwrap();
     assert_eq!(w.checks[0].result, HostBridgeResult::NoHostBridgeDevice);
     assert_eq!(w.checks[0].first_device, None);
     // Kernels before the root-port rule only looked at devfn 00.0.

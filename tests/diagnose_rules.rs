@@ -492,15 +492,15 @@ fn the_clean_machine_has_no_finding_and_exits_zero() {
     assert_eq!(d.summary.verdict, "clear");
     assert_eq!(d.exit_code(diagnose::FailOn::Warning), 0);
     assert_eq!(d.pairs.len(), 2, "the pair and the provider with itself");
-    let own = d.pairs.iter().find(|p| p.provider == p.client).unwrap();
+    let own = d.pairs.iter().find(|p| p.provider() == p.client()).unwrap();
     assert_eq!(
-        (own.verdict.map_type, own.verdict.distance),
+        (own.verdict().map_type, own.verdict().distance),
         (diagnose::MapType::BusAddr, 0)
     );
-    let p = d.pairs.iter().find(|p| p.provider != p.client).unwrap();
-    assert_eq!(p.verdict.map_type, diagnose::MapType::BusAddr);
-    assert_eq!(p.verdict.distance, 4);
-    let b = p.bottleneck.as_ref().unwrap();
+    let p = d.pairs.iter().find(|p| p.provider() != p.client()).unwrap();
+    assert_eq!(p.verdict().map_type, diagnose::MapType::BusAddr);
+    assert_eq!(p.verdict().distance, 4);
+    let b = p.bottleneck().unwrap();
     assert_eq!(b.link, "Gen3 x4");
 }
 
@@ -561,7 +561,7 @@ fn warnings_exit_one_unless_fail_on_error() {
             .all(|f| f.status == Status::Inconclusive || f.severity == Info)
     );
     assert_eq!(d.exit_code(diagnose::FailOn::Warning), 1);
-    assert!(d.pairs.iter().all(|p| !p.verdict.certain()));
+    assert!(d.pairs.iter().all(|p| !p.verdict().certain()));
 }
 
 #[test]
@@ -678,9 +678,9 @@ fn acs_drift_names_what_linux_set_and_what_undoes_a_setpci() {
     );
     // The prediction follows the live registers: 00:03.0 no longer
     // redirects, so the provider with itself and its port are bus_addr.
-    let own = d.pairs.iter().find(|p| p.provider == p.client).unwrap();
-    assert_eq!(own.verdict.map_type, diagnose::MapType::BusAddr);
-    assert!(own.verdict.certain());
+    let own = d.pairs.iter().find(|p| p.provider() == p.client()).unwrap();
+    assert_eq!(own.verdict().map_type, diagnose::MapType::BusAddr);
+    assert!(own.verdict().certain());
 }
 
 /// Issue 11 item 3, end to end: a GPU server read without root, intel-iommu
@@ -694,13 +694,13 @@ fn unreadable_acs_follows_the_iommu_groups() {
     let cross: Vec<_> = d
         .pairs
         .iter()
-        .filter(|p| p.provider != p.client && p.verdict.common_upstream.is_some())
+        .filter(|p| p.provider() != p.client() && p.verdict().common_upstream.is_some())
         .collect();
     assert!(!cross.is_empty());
     for p in &cross {
-        assert!(!p.verdict.certain(), "{p:#?}");
+        assert!(!p.verdict().certain(), "{p:#?}");
         assert!(
-            p.verdict.unknown.iter().any(|u| matches!(
+            p.verdict().unknown.iter().any(|u| matches!(
                 u,
                 p2pdoctor::diagnose::p2pdma::Unknown::Acs {
                     assumed: true,
@@ -709,11 +709,11 @@ fn unreadable_acs_follows_the_iommu_groups() {
                 }
             )),
             "{:#?}",
-            p.verdict.unknown
+            p.verdict().unknown
         );
         // Ice Lake's 8086:09a2 is whitelisted: the detour is allowed.
         assert_eq!(
-            p.verdict.map_type,
+            p.verdict().map_type,
             diagnose::MapType::ThruHostBridge,
             "{p:#?}"
         );
@@ -721,7 +721,7 @@ fn unreadable_acs_follows_the_iommu_groups() {
     assert!(
         d.pairs
             .iter()
-            .all(|p| !p.verdict.certain() || p.verdict.map_type != diagnose::MapType::BusAddr)
+            .all(|p| !p.verdict().certain() || p.verdict().map_type != diagnose::MapType::BusAddr)
     );
 }
 
@@ -731,15 +731,15 @@ fn a_xen_pv_dom0_fails_every_mapping() {
     let d = diagnose_spec("rule_xen_dom0");
     assert!(!d.pairs.is_empty());
     for p in &d.pairs {
-        assert_eq!(p.verdict.map_type, diagnose::MapType::NotSupported);
+        assert_eq!(p.verdict().map_type, diagnose::MapType::NotSupported);
         assert!(
-            p.verdict
+            p.verdict()
                 .blocked_by
                 .as_deref()
                 .unwrap()
                 .contains("xen-swiotlb")
         );
-        assert!(p.verdict.kernel_messages.is_empty());
+        assert!(p.kernel_messages().is_empty());
     }
     assert!(
         !d.findings
@@ -770,7 +770,11 @@ fn a_vfio_pci_device_is_a_provider_without_a_pool_from_6_19() {
     assert_eq!(f.severity, Info, "{}", f.message);
     assert!(f.message.contains("pcim_p2pdma_init()"));
     let gpu = f.subjects[0];
-    assert!(d.pairs.iter().any(|p| p.provider == gpu && p.client != gpu));
+    assert!(
+        d.pairs
+            .iter()
+            .any(|p| p.provider() == gpu && p.client() != gpu)
+    );
     assert!(d.devices.iter().any(|x| x.bdf == gpu && x.provider));
     // Before 6.19 vfio-pci registered nothing: no provider at all.
     let d = at("6.18.5");
@@ -865,7 +869,7 @@ fn role_limits_pairs_to_the_kinds_asked_for() {
         |b: p2pdoctor::pci::Bdf| DeviceKind::of_class(tree.node(tree.find(b).unwrap()).facts.class);
     assert!(!d.pairs.is_empty());
     for p in &d.pairs {
-        for end in [p.provider, p.client] {
+        for end in [p.provider(), p.client()] {
             assert!(
                 matches!(kind(end), Some(DeviceKind::Gpu | DeviceKind::Nic)),
                 "{end} is neither a GPU nor a NIC"

@@ -500,9 +500,12 @@ pub fn confirm(d: &mut Diagnosis, opts: &ConfirmOptions) {
         .map(|dev| (dev.bdf, dev.block_devices.clone()))
         .collect();
     let total = d.pairs.len();
-    for (i, pair) in d.pairs.iter_mut().enumerate() {
+    for i in 0..total {
+        let pair = d.pairs.get(i).expect("i < len");
+        let (provider, client, map_type) =
+            (pair.provider(), pair.client(), pair.verdict().map_type);
         if super::signal::interrupted() {
-            pair.confirm = Some(PairConfirm::skipped("interrupted"));
+            d.pairs.set_confirm(i, PairConfirm::skipped("interrupted"));
             continue;
         }
         if opts.progress && total > 1 {
@@ -511,21 +514,15 @@ pub fn confirm(d: &mut Diagnosis, opts: &ConfirmOptions) {
                 eprint!(
                     "\rconfirming pair {}/{total}: {} → {}   ",
                     i + 1,
-                    pair.client,
-                    pair.provider
+                    client,
+                    provider
                 );
             }
         }
-        let devs = blocks.get(&pair.client).cloned().unwrap_or_default();
-        let mut c = run_pair(pair.provider, &devs, opts);
-        judge(
-            &mut c,
-            pair.provider,
-            pair.client,
-            pair.verdict.map_type,
-            &opts.sysfs,
-        );
-        pair.confirm = Some(c);
+        let devs = blocks.get(&client).cloned().unwrap_or_default();
+        let mut c = run_pair(provider, &devs, opts);
+        judge(&mut c, provider, client, map_type, &opts.sysfs);
+        d.pairs.set_confirm(i, c);
     }
     if opts.progress && total > 1 {
         use std::io::IsTerminal;
@@ -545,7 +542,7 @@ pub fn nothing_confirmed(d: &Diagnosis) -> Option<String> {
             "check --confirm: nothing to confirm: no pair was predicted (a pair needs a device that offers P2P memory; see `p2pdoctor explain P2P201`); the findings above stand as predictions".to_string(),
         );
     }
-    let mut skipped = d.pairs.iter().filter_map(|p| p.confirm.as_ref());
+    let mut skipped = d.pairs.iter().filter_map(|p| p.confirm());
     if skipped.clone().any(|c| c.outcome != PairOutcome::Skipped) {
         return None;
     }
@@ -629,14 +626,13 @@ pub fn settle(d: &mut Diagnosis) {
         .pairs
         .iter()
         .filter_map(|p| {
-            p.confirm
-                .as_ref()
+            p.confirm()
                 .filter(|c| {
                     c.outcome != PairOutcome::Skipped
                         && c.outcome != PairOutcome::Error
                         && c.settles_pair
                 })
-                .map(|c| (p.provider, p.client, c, p.verdict.map_type))
+                .map(|c| (p.provider(), p.client(), c, p.verdict().map_type))
         })
         .collect();
     let mut added = Vec::new();
@@ -778,11 +774,11 @@ fn settle_pool(d: &mut Diagnosis) {
     let mut by_provider: BTreeMap<Bdf, Vec<&PairConfirm>> = BTreeMap::new();
     for p in &d.pairs {
         if let Some(c) = p
-            .confirm
+            .confirm()
             .as_ref()
             .filter(|c| c.outcome != PairOutcome::Skipped)
         {
-            by_provider.entry(p.provider).or_default().push(c);
+            by_provider.entry(p.provider()).or_default().push(c);
         }
     }
     for f in d.findings.iter_mut().filter(|f| f.rule == "P2P205") {

@@ -23,22 +23,24 @@ pub use checks::vendor::{Mapping, VendorComparison, VendorDevice, VendorPair};
 pub mod kernel;
 pub mod matrix;
 pub mod p2pdma;
+pub mod pairs;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use crate::pci::Bdf;
-use crate::topology::{NodeId, PathClass, Role, Tree};
+use crate::topology::{NodeId, Role, Tree};
 
 pub use catalog::{Catalog, RuleInfo, Severity};
 pub use checks::facts::{CONTRADICTED as RULE_CONTRADICTED, MISMATCH as RULE_MISMATCH};
 pub use checks::{ALL_RULES, RuleRef};
 pub use kernel::{KernelData, KernelModel, KernelVersion};
-pub use p2pdma::{MapType, P2pView, Verdict};
+pub use p2pdma::{MapType, P2pView, PairVerdict, Verdict};
+pub use pairs::{Pair, PairPath, PairTable, PathId};
 
 /// The JSON schema version of `check --format json`.
-pub const CHECK_SCHEMA_VERSION: u32 = 1;
+pub const CHECK_SCHEMA_VERSION: u32 = 2;
 
 /// Where a finding stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -180,32 +182,6 @@ pub struct LinkBound {
     pub gbytes_per_s: f64,
 }
 
-/// One (provider, client) pair: the kernel's decision and the path.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PairReport {
-    pub provider: Bdf,
-    pub client: Bdf,
-    pub verdict: Verdict,
-    /// The wiring, in NVML's classes (PIX, PXB, PHB, NODE, SYS).
-    pub path_class: PathClass,
-    /// Where the TLPs really go: PHB at least when the kernel's decision
-    /// sends the pair through the root complex (a PIX pair with ACS
-    /// redirect behaves as PHB).
-    pub effective_path_class: PathClass,
-    /// PCIe switches on the path.
-    pub switches: usize,
-    pub bottleneck: Option<LinkBound>,
-    #[serde(skip)]
-    pub provider_id: NodeId,
-    #[serde(skip)]
-    pub client_id: NodeId,
-    /// Every function the traffic touches, provider and client included.
-    #[serde(skip)]
-    pub route: Vec<NodeId>,
-    /// What a real transfer showed (`check --confirm`).
-    pub confirm: Option<crate::confirm::pairs::PairConfirm>,
-}
-
 /// Counts and a one-line verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
@@ -223,13 +199,13 @@ pub struct Summary {
 }
 
 /// Everything `check` found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Diagnosis {
     pub header: Header,
     pub summary: Summary,
     /// Devices in the pairs, in address order.
     pub devices: Vec<DeviceSummary>,
-    pub pairs: Vec<PairReport>,
+    pub pairs: PairTable,
     /// Most severe first.
     pub findings: Vec<Finding>,
     pub limitations: Vec<String>,
@@ -380,12 +356,14 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         candidates.retain(wanted);
         providers.retain(wanted);
     }
-    let mut pairs = Vec::new();
+    let mut builder = pairs::Builder::new(tree, &view, &kernel);
+    builder.reserve(providers.len() * candidates.len());
     for &p in &providers {
         for &c in &candidates {
-            pairs.push(checks::pair_report(tree, &view, &kernel, p, c));
+            builder.push(p, c);
         }
     }
+    let pairs = builder.finish();
 
     let ctx = checks::Ctx {
         tree,
@@ -406,9 +384,7 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
     sort_findings(&mut findings);
 
     let mut in_pairs: BTreeSet<NodeId> = providers.iter().copied().collect();
-    for p in &pairs {
-        in_pairs.insert(p.client_id);
-    }
+    in_pairs.extend(candidates.iter().copied().filter(|_| !providers.is_empty()));
     let devices = in_pairs
         .into_iter()
         .map(|id| {
@@ -518,7 +494,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn summarize(findings: &[Finding], pairs: &[PairReport]) -> Summary {
+fn summarize(findings: &[Finding], pairs: &PairTable) -> Summary {
     let counted = |s: Severity| {
         findings
             .iter()
@@ -536,12 +512,14 @@ fn summarize(findings: &[Finding], pairs: &[PairReport]) -> Summary {
         .iter()
         .filter(|f| f.status == Status::Inconclusive)
         .count();
-    let by = |m: MapType| pairs.iter().filter(|p| p.verdict.map_type == m).count();
-    let (bus, thru, ns) = (
-        by(MapType::BusAddr),
-        by(MapType::ThruHostBridge),
-        by(MapType::NotSupported),
-    );
+    let (mut bus, mut thru, mut ns) = (0, 0, 0);
+    for p in pairs {
+        match p.verdict().map_type {
+            MapType::BusAddr => bus += 1,
+            MapType::ThruHostBridge => thru += 1,
+            MapType::NotSupported => ns += 1,
+        }
+    }
     let verdict = if errors > 0 {
         "errors"
     } else if warnings > 0
@@ -588,7 +566,7 @@ fn summarize(findings: &[Finding], pairs: &[PairReport]) -> Summary {
         )
     };
     let mut tried: BTreeMap<&str, usize> = BTreeMap::new();
-    for c in pairs.iter().filter_map(|p| p.confirm.as_ref()) {
+    for c in pairs.iter().filter_map(|p| p.confirm()) {
         *tried.entry(c.outcome.as_str()).or_default() += 1;
     }
     let confirm_text = if tried.is_empty() {

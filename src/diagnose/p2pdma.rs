@@ -346,11 +346,80 @@ impl AcsBasis {
     }
 }
 
-/// The kernel's decision for one (provider, client) pair.
+/// One piece of a kernel log line: literal text, or the place where the
+/// pair's own names go.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Piece {
+    Text(String),
+    /// The client's `dev_printk` name: its driver (`pci` when none is
+    /// bound) and its address, as in `nvme 0000:04:00.0`.
+    Client,
+    /// The provider's address.
+    Provider,
+}
+
+/// A line the kernel logs about a pair, with the pair's names left as
+/// places to fill: pairs that share a path share the line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct KernelLine(pub Vec<Piece>);
+
+impl KernelLine {
+    /// `{client}: <text>` with `{provider}` where the provider is named.
+    fn about_client(parts: &[Piece]) -> KernelLine {
+        let mut v = vec![Piece::Client, Piece::Text(": ".into())];
+        v.extend_from_slice(parts);
+        KernelLine(v)
+    }
+
+    fn text(s: String) -> KernelLine {
+        KernelLine(vec![Piece::Text(s)])
+    }
+
+    /// The line as the kernel prints it for one pair.
+    pub fn render(&self, provider: Bdf, client: &str) -> String {
+        let mut out = String::new();
+        for piece in &self.0 {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Client => out.push_str(client),
+                Piece::Provider => out.push_str(&provider.to_string()),
+            }
+        }
+        out
+    }
+
+    /// The line with `{client}` and `{provider}` where the pair's names go
+    /// (the JSON form of a shared path).
+    pub fn template(&self) -> String {
+        let mut out = String::new();
+        for piece in &self.0 {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Client => out.push_str("{client}"),
+                Piece::Provider => out.push_str("{provider}"),
+            }
+        }
+        out
+    }
+}
+
+impl Serialize for KernelLine {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.template())
+    }
+}
+
+/// The client's name in the kernel's lines about it (`dev_printk`).
+pub fn printk_name(driver: Option<&str>, bdf: Bdf) -> String {
+    format!("{} {bdf}", driver.unwrap_or("pci"))
+}
+
+/// The kernel's decision for a path between a provider and a client. It
+/// names neither end (the lines it logs leave their names as places to
+/// fill), so every pair whose ends sit alike on the same path shares one:
+/// see [`crate::diagnose::pairs`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
-    pub provider: Bdf,
-    pub client: Bdf,
     pub map_type: MapType,
     /// The distance the kernel computes (used to pick the closest provider).
     pub distance: u32,
@@ -369,8 +438,9 @@ pub struct Verdict {
     /// cpu_supports_p2pdma() admitted the path through the host bridge.
     pub cpu_rule: bool,
     /// The lines the kernel logs on the first mapping (`pci_p2pdma_map_type()`
-    /// calls with verbose set), without the timestamp.
-    pub kernel_messages: Vec<String>,
+    /// calls with verbose set), without the timestamp, the pair's names
+    /// left to fill ([`KernelLine::render`]).
+    pub kernel_lines: Vec<KernelLine>,
     /// What could not be read; the verdict assumes what each entry says
     /// ("not a Root Port" for the first device).
     pub unknown: Vec<Unknown>,
@@ -379,6 +449,24 @@ pub struct Verdict {
     /// type is then not_supported and the kernel logs none of its lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_by: Option<String>,
+}
+
+/// The kernel's decision for one (provider, client) pair: the path's
+/// [`Verdict`] with the pair's names filled into the lines it logs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairVerdict {
+    pub provider: Bdf,
+    pub client: Bdf,
+    /// The lines the kernel logs on the first mapping, as it prints them.
+    pub kernel_messages: Vec<String>,
+    pub verdict: Verdict,
+}
+
+impl std::ops::Deref for PairVerdict {
+    type Target = Verdict;
+    fn deref(&self) -> &Verdict {
+        &self.verdict
+    }
 }
 
 /// Said wherever predicted kernel lines are shown.
@@ -407,10 +495,6 @@ fn acs_list_text(list: &[Bdf]) -> String {
     }
 }
 
-fn prefix(driver: Option<&str>, bdf: Bdf) -> String {
-    format!("{} {bdf}: ", driver.unwrap_or("pci"))
-}
-
 impl P2pView {
     /// The device itself, then `pci_upstream_bridge()` up to the root bus.
     fn chain(&self, f: usize) -> Vec<usize> {
@@ -437,7 +521,7 @@ impl P2pView {
         hb: usize,
         same_host_bridge: bool,
         warn: bool,
-        messages: &mut Vec<String>,
+        messages: &mut Vec<KernelLine>,
         unknown: &mut Vec<Unknown>,
     ) -> HostBridgeCheck {
         let view = &self.host_bridges[hb];
@@ -490,25 +574,45 @@ impl P2pView {
             return check;
         }
         if warn {
-            messages.push(format!(
-                "{}Host bridge not in P2PDMA whitelist: {:04x}:{:04x}",
-                prefix(root.driver.as_deref(), root.bdf),
+            messages.push(KernelLine::text(format!(
+                "{}: Host bridge not in P2PDMA whitelist: {:04x}:{:04x}",
+                printk_name(root.driver.as_deref(), root.bdf),
                 root.vendor,
                 root.device
-            ));
+            )));
         }
         check.result = HostBridgeResult::NotListed;
         check
     }
 
-    /// `calc_map_type_and_dist(provider, client, &dist, verbose = true)`.
-    /// `provider` and `client` index [`P2pView::functions`].
+    /// `calc_map_type_and_dist(provider, client, &dist, verbose = true)`
+    /// for one pair, the lines it logs as it prints them. `provider` and
+    /// `client` index [`P2pView::functions`].
     pub fn calc_map_type_and_dist(
         &self,
         kernel: &KernelModel,
         provider: usize,
         client: usize,
-    ) -> Verdict {
+    ) -> PairVerdict {
+        let verdict = self.path_verdict(kernel, provider, client);
+        let (pf, cf) = (&self.functions[provider], &self.functions[client]);
+        let name = printk_name(cf.driver.as_deref(), cf.bdf);
+        PairVerdict {
+            provider: pf.bdf,
+            client: cf.bdf,
+            kernel_messages: verdict
+                .kernel_lines
+                .iter()
+                .map(|l| l.render(pf.bdf, &name))
+                .collect(),
+            verdict,
+        }
+    }
+
+    /// `calc_map_type_and_dist()`'s decision for the path between
+    /// `provider` and `client`, naming neither: the pair's names stay
+    /// places to fill in the lines the kernel logs.
+    pub fn path_verdict(&self, kernel: &KernelModel, provider: usize, client: usize) -> Verdict {
         let pf = &self.functions[provider];
         let cf = &self.functions[client];
         let provider_chain = self.chain(provider);
@@ -565,8 +669,6 @@ impl P2pView {
         }
 
         let mut verdict = Verdict {
-            provider: pf.bdf,
-            client: cf.bdf,
             map_type: MapType::ThruHostBridge,
             distance: 0,
             common_upstream: None,
@@ -574,7 +676,7 @@ impl P2pView {
             host_bridges: Vec::new(),
             whitelist: None,
             cpu_rule: false,
-            kernel_messages: Vec::new(),
+            kernel_lines: Vec::new(),
             unknown: Vec::new(),
             blocked_by: None,
         };
@@ -598,9 +700,8 @@ impl P2pView {
                 if acs_list.is_empty() {
                     verdict.map_type = MapType::BusAddr;
                     verdict.unknown = unknown;
-                    return self.finish(verdict, cf);
+                    return self.finish(verdict);
                 }
-                let client_prefix = prefix(cf.driver.as_deref(), cf.bdf);
                 let list = if kernel.acs_list_128 {
                     acs_list_text(&acs_list)
                 } else {
@@ -611,26 +712,28 @@ impl P2pView {
                 if !kernel.host_bridge_fallback {
                     // Before 5.4: upstream_bridge_distance() returned -2 and
                     // upstream_bridge_distance_warn() refused the pair.
-                    messages.push(format!(
-                        "{client_prefix}cannot be used for peer-to-peer DMA as ACS redirect is set between the client and provider ({})",
-                        pf.bdf
-                    ));
-                    messages.push(format!(
-                        "{client_prefix}to disable ACS redirect for this path, add the kernel parameter: pci=disable_acs_redir={list}"
-                    ));
+                    messages.push(KernelLine::about_client(&[
+                        Piece::Text("cannot be used for peer-to-peer DMA as ACS redirect is set between the client and provider (".into()),
+                        Piece::Provider,
+                        Piece::Text(")".into()),
+                    ]));
+                    messages.push(KernelLine::about_client(&[Piece::Text(format!(
+                        "to disable ACS redirect for this path, add the kernel parameter: pci=disable_acs_redir={list}"
+                    ))]));
                     verdict.acs_redirect = acs_list;
                     verdict.map_type = MapType::NotSupported;
-                    verdict.kernel_messages = messages;
+                    verdict.kernel_lines = messages;
                     verdict.unknown = unknown;
-                    return self.finish(verdict, cf);
+                    return self.finish(verdict);
                 }
-                messages.push(format!(
-                    "{client_prefix}ACS redirect is set between the client and provider ({})",
-                    pf.bdf
-                ));
-                messages.push(format!(
-                    "{client_prefix}to disable ACS redirect for this path, add the kernel parameter: pci=disable_acs_redir={list}"
-                ));
+                messages.push(KernelLine::about_client(&[
+                    Piece::Text("ACS redirect is set between the client and provider (".into()),
+                    Piece::Provider,
+                    Piece::Text(")".into()),
+                ]));
+                messages.push(KernelLine::about_client(&[Piece::Text(format!(
+                    "to disable ACS redirect for this path, add the kernel parameter: pci=disable_acs_redir={list}"
+                ))]));
                 verdict.acs_redirect = acs_list;
                 acs_redirects = true;
             }
@@ -648,16 +751,18 @@ impl P2pView {
                 verdict.map_type = MapType::BusAddr;
                 verdict.distance += 0x1000;
             } else {
-                messages.push(format!(
-                    "{}cannot be used for peer-to-peer DMA as the client and provider ({}) do not share an upstream bridge",
-                    prefix(cf.driver.as_deref(), cf.bdf),
-                    pf.bdf
-                ));
+                messages.push(KernelLine::about_client(&[
+                    Piece::Text(
+                        "cannot be used for peer-to-peer DMA as the client and provider (".into(),
+                    ),
+                    Piece::Provider,
+                    Piece::Text(") do not share an upstream bridge".into()),
+                ]));
                 verdict.map_type = MapType::NotSupported;
             }
-            verdict.kernel_messages = messages;
+            verdict.kernel_lines = messages;
             verdict.unknown = unknown;
-            return self.finish(verdict, cf);
+            return self.finish(verdict);
         }
 
         // map_through_host_bridge:
@@ -719,22 +824,26 @@ impl P2pView {
                 checks,
             });
             if !admitted {
-                messages.push(format!(
-                    "{}cannot be used for peer-to-peer DMA as the client and provider ({}) do not share an upstream bridge or whitelisted host bridge",
-                    prefix(cf.driver.as_deref(), cf.bdf),
-                    pf.bdf
-                ));
+                messages.push(KernelLine::about_client(&[
+                    Piece::Text(
+                        "cannot be used for peer-to-peer DMA as the client and provider (".into(),
+                    ),
+                    Piece::Provider,
+                    Piece::Text(
+                        ") do not share an upstream bridge or whitelisted host bridge".into(),
+                    ),
+                ]));
                 verdict.map_type = MapType::NotSupported;
             }
         }
-        verdict.kernel_messages = messages;
+        verdict.kernel_lines = messages;
         verdict.unknown = unknown;
-        self.finish(verdict, cf)
+        self.finish(verdict)
     }
 
     /// A client whose DMA ops cannot map P2P memory fails every mapping
     /// whatever the map type (dma_pci_p2pdma_supported()).
-    fn finish(&self, mut verdict: Verdict, client: &FunctionView) -> Verdict {
+    fn finish(&self, mut verdict: Verdict) -> Verdict {
         // Without CONFIG_PCI_P2PDMA there is no P2PDMA code at all: no
         // provider registers memory and no mapping is made, whatever the
         // path (the map type computed above is what a P2PDMA kernel would
@@ -742,13 +851,13 @@ impl P2pView {
         if let Some(why) = &self.kernel_without_p2pdma {
             verdict.blocked_by = Some(why.clone());
             verdict.map_type = MapType::NotSupported;
-            verdict.kernel_messages.clear();
+            verdict.kernel_lines.clear();
             return verdict;
         }
         if let Some(why) = &self.client_dma_unsupported {
-            verdict.blocked_by = Some(format!("{} cannot map P2P memory: {why}", client.bdf));
+            verdict.blocked_by = Some(format!("no client can map P2P memory: {why}"));
             verdict.map_type = MapType::NotSupported;
-            verdict.kernel_messages.clear();
+            verdict.kernel_lines.clear();
         }
         verdict
     }

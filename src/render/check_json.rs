@@ -1,13 +1,24 @@
 //! `check --format json`: the public, versioned form of a diagnosis
 //! (`schema/check.schema.json` describes it), and `rules --format json`.
+//!
+//! Pairs that share a path share one entry of `paths[]`; a pair is a row
+//! naming its two ends and its path. The document is written as it is
+//! serialized, a row at a time, so its size in memory does not grow with
+//! the number of pairs.
 
 use std::io::{self, Write};
 
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::RenderOptions;
+use crate::confirm::pairs::PairConfirm;
+use crate::diagnose::p2pdma::KERNEL_MESSAGES_NOTE;
 use crate::diagnose::p2pdma::{HostBridgeCheck, WhitelistOutcome};
-use crate::diagnose::{CHECK_SCHEMA_VERSION, Catalog, Diagnosis, PairReport};
+use crate::diagnose::pairs::PathBottleneck;
+use crate::diagnose::{CHECK_SCHEMA_VERSION, Catalog, Diagnosis, Pair, PairPath, PathId};
 
 fn check_value(c: &HostBridgeCheck) -> Value {
     json!({
@@ -32,40 +43,124 @@ fn whitelist_value(w: &WhitelistOutcome) -> Value {
     })
 }
 
-fn pair_value(p: &PairReport) -> Value {
-    let v = &p.verdict;
-    json!({
-        "provider": p.provider.to_string(),
-        "client": p.client.to_string(),
-        "map_type": v.map_type.as_str(),
-        "distance": v.distance,
-        "acs_redirect": v.acs_redirect.iter().map(|b| b.to_string()).collect::<Vec<_>>(),
-        "common_upstream": v.common_upstream.map(|b| b.to_string()),
-        "host_bridges": v.host_bridges,
-        "whitelist": v.whitelist.as_ref().map(whitelist_value),
-        "cpu_rule": v.cpu_rule,
-        "kernel_messages": v.kernel_messages,
-        "kernel_messages_note": crate::diagnose::p2pdma::KERNEL_MESSAGES_NOTE,
-        "blocked_by": v.blocked_by,
-        "certain": v.certain(),
-        "unknown": v.unknown.iter().map(|u| u.to_string()).collect::<Vec<_>>(),
-        "path_class": p.path_class.as_str(),
-        "effective_path_class": p.effective_path_class.as_str(),
-        "switches": p.switches,
-        "bottleneck": p.bottleneck.as_ref().map(|b| json!({
-            "bdf": b.bdf.to_string(),
-            "link": b.link,
-            "gbytes_per_s": b.gbytes_per_s,
-        })),
-        "confirm": p.confirm,
-    })
+/// A path's fields, shared by every pair on it (`paths[]`), or repeated in
+/// a pair's row with `--expand-pairs`.
+#[derive(Serialize)]
+struct PathFields<'a> {
+    map_type: &'static str,
+    distance: u32,
+    acs_redirect: Vec<String>,
+    common_upstream: Option<String>,
+    host_bridges: &'a [String],
+    whitelist: Option<Value>,
+    cpu_rule: bool,
+    kernel_messages: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blocked_by: Option<&'a str>,
+    certain: bool,
+    unknown: Vec<String>,
+    path_class: &'static str,
+    effective_path_class: &'static str,
+    switches: usize,
+    bottleneck: Option<&'a PathBottleneck>,
 }
 
-/// The whole document.
-pub fn check_value_of(d: &Diagnosis, source: &str) -> Value {
+/// The fields of `path`, the kernel's lines as given.
+fn path_fields(path: &PairPath, kernel_messages: Vec<String>) -> PathFields<'_> {
+    let v = &path.verdict;
+    PathFields {
+        map_type: v.map_type.as_str(),
+        distance: v.distance,
+        acs_redirect: v.acs_redirect.iter().map(|b| b.to_string()).collect(),
+        common_upstream: v.common_upstream.map(|b| b.to_string()),
+        host_bridges: &v.host_bridges,
+        whitelist: v.whitelist.as_ref().map(whitelist_value),
+        cpu_rule: v.cpu_rule,
+        kernel_messages,
+        blocked_by: v.blocked_by.as_deref(),
+        certain: v.certain(),
+        unknown: v.unknown.iter().map(|u| u.to_string()).collect(),
+        path_class: path.path_class.as_str(),
+        effective_path_class: path.effective_path_class.as_str(),
+        switches: path.switches,
+        bottleneck: path.bottleneck.as_ref(),
+    }
+}
+
+/// `paths[]`: each path once, its kernel lines with `{client}` and
+/// `{provider}` where a pair's names go.
+#[derive(Serialize)]
+struct PathJson<'a> {
+    id: usize,
+    #[serde(flatten)]
+    fields: PathFields<'a>,
+}
+
+/// `pairs[]`: a row per pair.
+#[derive(Serialize)]
+struct PairJson<'a> {
+    provider: String,
+    client: String,
+    path: PathId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirm: Option<&'a PairConfirm>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    expanded: Option<PathFields<'a>>,
+}
+
+fn pair_json<'a>(p: Pair<'a>, expand: bool) -> PairJson<'a> {
+    PairJson {
+        provider: p.provider().to_string(),
+        client: p.client().to_string(),
+        path: p.path_id(),
+        confirm: p.confirm(),
+        expanded: expand.then(|| path_fields(p.path(), p.kernel_messages())),
+    }
+}
+
+/// The pairs, serialized one row at a time: a million pairs are never held
+/// as JSON values. Each row is one compact line.
+struct Pairs<'a> {
+    d: &'a Diagnosis,
+    expand: bool,
+}
+
+impl Serialize for Pairs<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.d.pairs.iter().map(|p| {
+            let row =
+                serde_json::to_string(&pair_json(p, self.expand)).expect("a pair row serializes");
+            RawValue::from_string(row).expect("serde_json wrote valid JSON")
+        }))
+    }
+}
+
+struct Paths<'a>(&'a Diagnosis);
+
+impl Serialize for Paths<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.pairs.paths().iter().enumerate().map(|(id, path)| {
+            PathJson {
+                id,
+                fields: path_fields(
+                    path,
+                    path.verdict
+                        .kernel_lines
+                        .iter()
+                        .map(|l| l.template())
+                        .collect(),
+                ),
+            }
+        }))
+    }
+}
+
+/// The document's fields before and after the pairs, as JSON values
+/// (small), in document order.
+fn head_and_tail(d: &Diagnosis, source: &str) -> (Value, Value) {
     let h = &d.header;
     let s = &d.summary;
-    json!({
+    let head = json!({
         "schema_version": CHECK_SCHEMA_VERSION,
         "tool": crate::render::ToolBlock::THIS,
         "source": source,
@@ -117,7 +212,8 @@ pub fn check_value_of(d: &Diagnosis, source: &str) -> Value {
             "numa_node": dev.numa_node,
             "host_bridge": dev.host_bridge,
         })).collect::<Vec<_>>(),
-        "pairs": d.pairs.iter().map(pair_value).collect::<Vec<_>>(),
+    });
+    let tail = json!({
         "findings": d.findings.iter().map(|f| json!({
             "rule": f.rule,
             "name": f.name,
@@ -131,14 +227,65 @@ pub fn check_value_of(d: &Diagnosis, source: &str) -> Value {
         "limitations": d.limitations,
         "vendor_topology": d.vendor_topology,
         "class_matrix": d.class_matrix,
+    });
+    (head, tail)
+}
+
+/// The whole document, written as it is serialized.
+pub struct CheckDocument<'a> {
+    pub diagnosis: &'a Diagnosis,
+    /// Where the facts came from (`/`, a snapshot, a paste).
+    pub source: &'a str,
+    /// Every pair's row carries its path's fields and its own kernel lines
+    /// (`check --expand-pairs`).
+    pub expand_pairs: bool,
+}
+
+impl Serialize for CheckDocument<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.diagnosis;
+        let (head, tail) = head_and_tail(d, self.source);
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in head.as_object().into_iter().flatten() {
+            m.serialize_entry(k, v)?;
+        }
+        m.serialize_entry("kernel_messages_note", KERNEL_MESSAGES_NOTE)?;
+        m.serialize_entry("paths", &Paths(d))?;
+        m.serialize_entry(
+            "pairs",
+            &Pairs {
+                d,
+                expand: self.expand_pairs,
+            },
+        )?;
+        for (k, v) in tail.as_object().into_iter().flatten() {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// The whole document as a JSON value (tests; small diagnoses).
+pub fn check_value_of(d: &Diagnosis, source: &str) -> Value {
+    serde_json::to_value(CheckDocument {
+        diagnosis: d,
+        source,
+        expand_pairs: false,
     })
+    .expect("the check document serializes")
 }
 
 /// Writes the diagnosis as pretty JSON.
 pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, &check_value_of(d, &opts.source))
-        .map_err(io::Error::other)?;
-    writeln!(out)
+    let doc = CheckDocument {
+        diagnosis: d,
+        source: &opts.source,
+        expand_pairs: opts.expand_pairs,
+    };
+    let mut out = io::BufWriter::with_capacity(1 << 16, out);
+    serde_json::to_writer_pretty(&mut out, &doc).map_err(io::Error::other)?;
+    writeln!(out)?;
+    out.flush()
 }
 
 /// `rules --format json`: the catalog.

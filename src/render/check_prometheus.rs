@@ -176,7 +176,7 @@ pub fn exposition(d: &Diagnosis, stamp: RunStamp) -> String {
         "Each pair's predicted P2PDMA map type as a state set (1 for the one the kernel will choose).",
     );
     for p in &d.pairs {
-        let (prov, client) = (p.provider.to_string(), p.client.to_string());
+        let (prov, client) = (p.provider().to_string(), p.client().to_string());
         for mt in [
             MapType::BusAddr,
             MapType::ThruHostBridge,
@@ -189,7 +189,7 @@ pub fn exposition(d: &Diagnosis, stamp: RunStamp) -> String {
                     ("client", &client),
                     ("map_type", mt.as_str()),
                 ],
-                f64::from(u8::from(p.verdict.map_type == mt)),
+                f64::from(u8::from(p.verdict().map_type == mt)),
             );
         }
     }
@@ -201,13 +201,17 @@ pub fn exposition(d: &Diagnosis, stamp: RunStamp) -> String {
         e.sample(
             "p2pdoctor_pair_info",
             &[
-                ("provider", &p.provider.to_string()),
-                ("client", &p.client.to_string()),
-                ("path_class", p.path_class.as_str()),
-                ("effective_path_class", p.effective_path_class.as_str()),
+                ("provider", &p.provider().to_string()),
+                ("client", &p.client().to_string()),
+                ("path_class", p.path_class().as_str()),
+                ("effective_path_class", p.effective_path_class().as_str()),
                 (
                     "certain",
-                    if p.verdict.certain() { "true" } else { "false" },
+                    if p.verdict().certain() {
+                        "true"
+                    } else {
+                        "false"
+                    },
                 ),
             ],
             1.0,
@@ -221,17 +225,17 @@ pub fn exposition(d: &Diagnosis, stamp: RunStamp) -> String {
         e.sample(
             "p2pdoctor_pair_distance",
             &[
-                ("provider", &p.provider.to_string()),
-                ("client", &p.client.to_string()),
+                ("provider", &p.provider().to_string()),
+                ("client", &p.client().to_string()),
             ],
-            f64::from(p.verdict.distance),
+            f64::from(p.verdict().distance),
         );
     }
 
     let acs: BTreeSet<_> = d
         .pairs
         .iter()
-        .flat_map(|p| p.verdict.acs_redirect.iter())
+        .flat_map(|p| p.verdict().acs_redirect.iter())
         .collect();
     e.family(
         "p2pdoctor_acs_redirect_bridges",

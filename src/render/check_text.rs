@@ -7,15 +7,13 @@ use std::io::{self, Write};
 
 use super::RenderOptions;
 use super::style::{Painter, TerminalSafe};
-use crate::diagnose::{
-    Catalog, Diagnosis, Finding, MapType, PairReport, RuleInfo, Severity, Status,
-};
+use crate::diagnose::{Catalog, Diagnosis, Finding, MapType, Pair, RuleInfo, Severity, Status};
 use crate::pci::Bdf;
 
 /// The short code of a pair cell: `B4`, `H6*`, `N4`, with `?` when a
 /// register the decision depends on could not be read.
-pub fn cell(p: &PairReport) -> String {
-    let v = &p.verdict;
+pub fn cell(p: Pair<'_>) -> String {
+    let v = &p.verdict();
     let code = match v.map_type {
         MapType::BusAddr => 'B',
         MapType::ThruHostBridge => 'H',
@@ -141,12 +139,12 @@ fn write_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<(
     let cells: HashMap<(Bdf, Bdf), String> = d
         .pairs
         .iter()
-        .map(|pr| ((pr.provider, pr.client), cell(pr)))
+        .map(|pr| ((pr.provider(), pr.client()), cell(pr)))
         .collect();
     let mut rows: Vec<Bdf> = Vec::new();
     for pr in &d.pairs {
-        if !rows.contains(&pr.provider) {
-            rows.push(pr.provider);
+        if !rows.contains(&pr.provider()) {
+            rows.push(pr.provider());
         }
     }
     let label = |b: &Bdf| format!("[{}]", index.get(b).copied().unwrap_or(0));
@@ -429,7 +427,7 @@ fn write_vendor(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<(
 /// `check --confirm`: what each pair's experiment did.
 fn write_confirm(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<()> {
     use crate::confirm::pairs::{PairOutcome, describe};
-    let tried: Vec<&PairReport> = d.pairs.iter().filter(|x| x.confirm.is_some()).collect();
+    let tried: Vec<Pair<'_>> = d.pairs.iter().filter(|x| x.confirm().is_some()).collect();
     if tried.is_empty() {
         return Ok(());
     }
@@ -439,7 +437,7 @@ fn write_confirm(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<
         p.bold("experiments (client → provider's P2P memory)")
     )?;
     for pair in tried {
-        let c = pair.confirm.as_ref().unwrap();
+        let c = pair.confirm().unwrap();
         let mark = match c.outcome {
             PairOutcome::Ok => p.good("ok      "),
             PairOutcome::Refused => p.bad("refused "),
@@ -459,8 +457,8 @@ fn write_confirm(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<
         writeln!(
             out,
             "  {mark} {} → {}  {}{agrees}",
-            pair.client,
-            pair.provider,
+            pair.client(),
+            pair.provider(),
             describe(c)
         )?;
         for l in c.path() {

@@ -44,6 +44,9 @@ pub struct RenderOptions {
     pub color: bool,
     /// How the root was named (`the live system (/)`, a path).
     pub source: String,
+    /// `check --format json`: every pair's row carries its path's fields
+    /// (`check --expand-pairs`).
+    pub expand_pairs: bool,
 }
 
 /// A renderer of a topology.

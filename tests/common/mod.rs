@@ -162,3 +162,60 @@ pub fn json_on(file: &Path, args: &[&str]) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// A `check --format json` document with every pair's row joined to its
+/// path, as `check --expand-pairs` writes it: the path's fields, and its
+/// kernel lines with `{client}` (the client's driver and address, from
+/// `devices[]`) and `{provider}` filled in. Tests that read a pair's
+/// fields use it; `tests/consistency.rs` holds it equal to the real
+/// `--expand-pairs` output.
+pub fn expand_pairs(doc: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let mut doc = doc.clone();
+    let drivers: std::collections::HashMap<String, String> = doc["devices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            (
+                d["bdf"].as_str().unwrap().to_string(),
+                d["driver"].as_str().unwrap_or("pci").to_string(),
+            )
+        })
+        .collect();
+    let paths = doc["paths"].as_array().cloned().unwrap_or_default();
+    if let Some(pairs) = doc["pairs"].as_array_mut() {
+        for row in pairs {
+            let path = &paths[row["path"].as_u64().unwrap() as usize];
+            let provider = row["provider"].as_str().unwrap().to_string();
+            let client = row["client"].as_str().unwrap().to_string();
+            let client_name = format!("{} {client}", drivers[&client]);
+            let obj = row.as_object_mut().unwrap();
+            for (k, v) in path.as_object().unwrap() {
+                if k == "id" {
+                    continue;
+                }
+                let v = if k == "kernel_messages" {
+                    Value::Array(
+                        v.as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|l| {
+                                Value::String(
+                                    l.as_str()
+                                        .unwrap()
+                                        .replace("{client}", &client_name)
+                                        .replace("{provider}", &provider),
+                                )
+                            })
+                            .collect(),
+                    )
+                } else {
+                    v.clone()
+                };
+                obj.insert(k.clone(), v);
+            }
+        }
+    }
+    doc
+}

@@ -1,6 +1,6 @@
 //! A small JSON Schema checker for the keywords our schemas use: type,
 //! const, enum, required, properties, additionalProperties, items, $ref
-//! (local #/$defs), anyOf. Enough to hold the output to its documented
+//! (a JSON Pointer into the same schema), anyOf. Enough to hold the output to its documented
 //! contract without pulling a validator and its dependencies into the build.
 
 use serde_json::Value;
@@ -44,9 +44,11 @@ fn type_ok(t: &str, v: &Value) -> bool {
 
 fn check(root: &Value, s: &Value, v: &Value, at: &str, errors: &mut Vec<String>) {
     if let Some(r) = s.get("$ref").and_then(Value::as_str) {
-        let name = r.trim_start_matches("#/$defs/");
-        let target = &root["$defs"][name];
-        assert!(!target.is_null(), "schema: unresolved $ref {r}");
+        // A JSON Pointer into this schema: #/$defs/pair, #/$defs/path/properties/map_type.
+        let target = r
+            .strip_prefix('#')
+            .and_then(|pointer| root.pointer(pointer))
+            .unwrap_or_else(|| panic!("schema: unresolved $ref {r}"));
         check(root, target, v, at, errors);
         return;
     }

@@ -8,7 +8,7 @@ use super::{
 };
 use crate::diagnose::acs_params::{DeviceIdent, ParamError, match_param};
 use crate::diagnose::p2pdma::{AcsState, Unknown};
-use crate::diagnose::{Finding, MapType, PairReport, Severity, Status};
+use crate::diagnose::{Finding, MapType, Pair, Severity, Status};
 use crate::pci::{AcsFlags, Bdf};
 use crate::topology::NodeId;
 
@@ -200,10 +200,10 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
     let groups = group_pairs(ctx.pairs, |p| {
         // One finding per outcome: the fix is one kernel parameter anyway.
         // A client that cannot map P2P memory at all is P2P103's.
-        if p.verdict.acs_redirect.is_empty() || p.verdict.blocked_by.is_some() {
+        if p.verdict().acs_redirect.is_empty() || p.verdict().blocked_by.is_some() {
             return None;
         }
-        let refused = p.verdict.map_type == MapType::NotSupported;
+        let refused = p.verdict().map_type == MapType::NotSupported;
         Some((!pair_matters(ctx.tree, p), !refused))
     });
     for ((minor, _), pairs) in groups {
@@ -211,15 +211,15 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
         // others the group adds.
         let mut bridges: Vec<Bdf> = Vec::new();
         for p in &pairs {
-            for b in &p.verdict.acs_redirect {
+            for b in &p.verdict().acs_redirect {
                 if !bridges.contains(b) {
                     bridges.push(*b);
                 }
             }
         }
-        let refused: Vec<&&PairReport> = pairs
+        let refused: Vec<&Pair<'_>> = pairs
             .iter()
-            .filter(|p| p.verdict.map_type == MapType::NotSupported)
+            .filter(|p| p.verdict().map_type == MapType::NotSupported)
             .collect();
         let severity = if minor {
             Severity::Info
@@ -245,7 +245,7 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
             let why = host_bridge_reason(first);
             format!("{why}: the kernel refuses")
         } else if refused.is_empty() {
-            let how = if first.verdict.cpu_rule {
+            let how = if first.verdict().cpu_rule {
                 "admitted by cpu_supports_p2pdma() (AMD Zen)".to_string()
             } else {
                 "admitted by the host-bridge whitelist".to_string()
@@ -275,8 +275,7 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
             message.push_str(&minor_note(ctx, &pairs));
         }
         let mut evidence: Vec<String> = first
-            .verdict
-            .kernel_messages
+            .kernel_messages()
             .iter()
             .map(|m| format!("kernel: {m}"))
             .collect();
@@ -339,8 +338,8 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
         fix.push_str(". Devices below those bridges then reach each other without the IOMMU (they share an IOMMU group)");
         let mut subjects: Vec<Bdf> = bridges.clone();
         for p in &pairs {
-            subjects.push(p.provider);
-            subjects.push(p.client);
+            subjects.push(p.provider());
+            subjects.push(p.client());
         }
         out.push(
             REDIRECT
@@ -352,9 +351,9 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
 }
 
 /// Why the host-bridge test failed for a pair, in a few words.
-pub(crate) fn host_bridge_reason(p: &PairReport) -> String {
+pub(crate) fn host_bridge_reason(p: Pair<'_>) -> String {
     use crate::diagnose::p2pdma::HostBridgeResult as R;
-    let Some(w) = &p.verdict.whitelist else {
+    let Some(w) = &p.verdict().whitelist else {
         return "the host bridge was not consulted".to_string();
     };
     let parts: Vec<String> = w
@@ -384,10 +383,10 @@ pub(crate) fn host_bridge_reason(p: &PairReport) -> String {
 fn redirect_unknown(ctx: &Ctx, out: &mut Vec<Finding>) {
     let mut unknown: BTreeSet<Bdf> = BTreeSet::new();
     let mut inferred: BTreeMap<Bdf, String> = BTreeMap::new();
-    let mut affected: Vec<&PairReport> = Vec::new();
+    let mut affected: Vec<Pair<'_>> = Vec::new();
     for p in ctx.pairs {
         let mut any = false;
-        for u in &p.verdict.unknown {
+        for u in &p.verdict().unknown {
             if let Unknown::Acs { bdf, .. } = u {
                 unknown.insert(*bdf);
                 inferred.insert(*bdf, u.to_string());
@@ -420,7 +419,7 @@ fn redirect_unknown(ctx: &Ctx, out: &mut Vec<Finding>) {
         .iter()
         .filter(|p| {
             worst
-                .calc_map_type_and_dist(ctx.kernel, p.provider_id, p.client_id)
+                .calc_map_type_and_dist(ctx.kernel, p.provider_id(), p.client_id())
                 .map_type
                 == MapType::NotSupported
         })
@@ -440,7 +439,7 @@ fn redirect_unknown(ctx: &Ctx, out: &mut Vec<Finding>) {
             .finding(
                 severity,
                 Status::Inconclusive,
-                unknown.iter().copied().chain(affected.iter().flat_map(|p| [p.provider, p.client])),
+                unknown.iter().copied().chain(affected.iter().flat_map(|p| [p.provider(), p.client()])),
                 format!(
                     "the ACS Control of {} could not be read, so the kernel's decision for {} is not known ({}); {consequence}",
                     bdf_list(unknown.iter().copied()),
@@ -454,18 +453,44 @@ fn redirect_unknown(ctx: &Ctx, out: &mut Vec<Finding>) {
 }
 
 fn ordering(ctx: &Ctx, out: &mut Vec<Finding>) {
-    // node -> pairs whose route crosses it
-    let mut through: BTreeMap<NodeId, Vec<&PairReport>> = BTreeMap::new();
-    for p in ctx.pairs {
-        for &n in &p.route {
-            through.entry(n).or_default().push(p);
-        }
+    // Only functions whose ACS Control can reorder matter; most machines
+    // have none, and then no route is walked.
+    let reorders: Vec<(NodeId, AcsFlags)> = ctx
+        .route_nodes()
+        .into_iter()
+        .filter_map(|id| Some((id, ctx.view.functions[id].acs.ctrl()?)))
+        .filter(|(_, c)| (c.rr() && !c.cr()) || c.dt())
+        .collect();
+    if reorders.is_empty() {
+        return;
     }
-    for (&id, pairs) in &through {
+    // The bridges each path crosses (the same for every pair on it).
+    let inner: Vec<BTreeSet<NodeId>> = ctx
+        .pairs
+        .representatives()
+        .map(|(a, b)| {
+            let mut r = super::super::pairs::route(ctx.tree, a, b);
+            r.pop();
+            r.remove(0);
+            r.into_iter().collect()
+        })
+        .collect();
+    for (id, ctrl) in reorders {
         let bdf = ctx.bdf(id);
-        let Some(ctrl) = ctx.view.functions[id].acs.ctrl() else {
+        // The pairs whose route crosses it.
+        let pairs: Vec<Pair<'_>> = ctx
+            .pairs
+            .iter()
+            .filter(|p| {
+                p.provider_id() == id
+                    || p.client_id() == id
+                    || inner[p.path_id() as usize].contains(&id)
+            })
+            .collect();
+        if pairs.is_empty() {
             continue;
-        };
+        }
+        let pairs = &pairs;
         if ctrl.rr() && !ctrl.cr() {
             out.push(
                 RR_WITHOUT_CR
@@ -488,7 +513,7 @@ fn ordering(ctx: &Ctx, out: &mut Vec<Finding>) {
         if ctrl.dt() {
             let ats: BTreeSet<Bdf> = pairs
                 .iter()
-                .flat_map(|p| [p.provider_id, p.client_id])
+                .flat_map(|p| [p.provider_id(), p.client_id()])
                 .filter(|&e| {
                     ctx.tree
                         .node(e)

@@ -45,7 +45,7 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
         }
     }
     let clients: std::collections::BTreeSet<usize> =
-        ctx.pairs.iter().map(|p| p.client_id).collect();
+        ctx.pairs.iter().map(|p| p.client_id()).collect();
     for id in clients {
         let n = ctx.tree.node(id);
         if n.caps.bus_master() == Some(false) {

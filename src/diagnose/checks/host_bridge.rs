@@ -4,7 +4,7 @@
 use super::acs::host_bridge_reason;
 use super::{Ctx, RuleRef, group_pairs, minor_note, pair_matters, pairs_phrase};
 use crate::diagnose::p2pdma::{HostBridgeResult, Unknown};
-use crate::diagnose::{Finding, MapType, PairReport, Severity, Status};
+use crate::diagnose::{Finding, MapType, Pair, Severity, Status};
 use crate::topology::PathClass;
 
 pub const NOT_WHITELISTED: RuleRef = RuleRef {
@@ -50,8 +50,8 @@ fn cpu_text(ctx: &Ctx) -> String {
 }
 
 /// Newer kernels in the table that whitelist a host bridge this kernel does not.
-fn newer_kernel_hint(ctx: &Ctx, p: &PairReport) -> Option<String> {
-    let w = p.verdict.whitelist.as_ref()?;
+fn newer_kernel_hint(ctx: &Ctx, p: Pair<'_>) -> Option<String> {
+    let w = p.verdict().whitelist.as_ref()?;
     let mut hints = Vec::new();
     for c in &w.checks {
         if c.result != HostBridgeResult::NotListed {
@@ -93,12 +93,12 @@ fn newer_kernel_hint(ctx: &Ctx, p: &PairReport) -> Option<String> {
 
 fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
     let refused = ctx.pairs.iter().filter(|p| {
-        p.verdict.map_type == MapType::NotSupported
-            && p.verdict.acs_redirect.is_empty()
-            && p.verdict.blocked_by.is_none()
+        p.verdict().map_type == MapType::NotSupported
+            && p.verdict().acs_redirect.is_empty()
+            && p.verdict().blocked_by.is_none()
     });
     let groups = group_pairs(refused, |p| {
-        let uncertain = p.verdict.unknown.iter().any(|u| {
+        let uncertain = p.verdict().unknown.iter().any(|u| {
             matches!(
                 u,
                 Unknown::FirstDeviceType { .. }
@@ -113,19 +113,19 @@ fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
     for ((minor, uncertain, reason), pairs) in groups {
         let first = pairs[0];
         let same = first
-            .verdict
+            .verdict()
             .whitelist
             .as_ref()
             .is_some_and(|w| w.same_host_bridge);
         let where_ = if same {
             format!(
                 "below host bridge {}",
-                first.verdict.host_bridges.join(", ")
+                first.verdict().host_bridges.join(", ")
             )
         } else {
             format!(
                 "across host bridges {}",
-                first.verdict.host_bridges.join(" and ")
+                first.verdict().host_bridges.join(" and ")
             )
         };
         let status = if uncertain {
@@ -134,7 +134,7 @@ fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
             Status::Predicted
         };
         let unknowns: Vec<String> = first
-            .verdict
+            .verdict()
             .unknown
             .iter()
             .filter(|u| !matches!(u, Unknown::Acs { .. }))
@@ -169,7 +169,7 @@ fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
             if let Some(h) = newer_kernel_hint(ctx, first) {
                 fix.push_str(&format!("; or upgrade: {h}"));
             }
-        } else if first.verdict.whitelist.as_ref().is_some_and(|w| {
+        } else if first.verdict().whitelist.as_ref().is_some_and(|w| {
             w.checks
                 .iter()
                 .any(|c| c.result == HostBridgeResult::NeedsSameHostBridge)
@@ -179,8 +179,7 @@ fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
             fix.push_str(&format!("; or upgrade: {h}"));
         }
         let mut evidence = first
-            .verdict
-            .kernel_messages
+            .kernel_messages()
             .iter()
             .map(|m| format!("kernel: {m}"))
             .collect::<Vec<_>>();
@@ -195,7 +194,7 @@ fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
                 .finding(
                     severity,
                     status,
-                    pairs.iter().flat_map(|p| [p.provider, p.client]),
+                    pairs.iter().flat_map(|p| [p.provider(), p.client()]),
                     message,
                 )
                 .fix(fix)
@@ -206,17 +205,17 @@ fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
 
 fn admitted(ctx: &Ctx, out: &mut Vec<Finding>) {
     let thru = ctx.pairs.iter().filter(|p| {
-        p.verdict.map_type == MapType::ThruHostBridge && p.verdict.acs_redirect.is_empty()
+        p.verdict().map_type == MapType::ThruHostBridge && p.verdict().acs_redirect.is_empty()
     });
     let groups = group_pairs(thru, |p| {
-        Some(if p.verdict.cpu_rule {
+        Some(if p.verdict().cpu_rule {
             match (&ctx.view.cpu.vendor, ctx.view.cpu.family) {
                 (Some(v), Some(f)) => format!("cpu_supports_p2pdma() ({v} family 0x{f:x})"),
                 _ => "cpu_supports_p2pdma()".to_string(),
             }
         } else {
             let mut entries: Vec<String> = p
-                .verdict
+                .verdict()
                 .whitelist
                 .iter()
                 .flat_map(|w| w.checks.iter())
@@ -229,7 +228,7 @@ fn admitted(ctx: &Ctx, out: &mut Vec<Finding>) {
     for (how, pairs) in groups {
         let mut all: Vec<&str> = Vec::new();
         for p in &pairs {
-            for h in &p.verdict.host_bridges {
+            for h in &p.verdict().host_bridges {
                 if !all.contains(&h.as_str()) {
                     all.push(h);
                 }
@@ -241,7 +240,7 @@ fn admitted(ctx: &Ctx, out: &mut Vec<Finding>) {
                 .finding(
                     Severity::Info,
                     Status::Predicted,
-                    pairs.iter().flat_map(|p| [p.provider, p.client]),
+                    pairs.iter().flat_map(|p| [p.provider(), p.client()]),
                     format!(
                         "{} go through the root complex ({bridges}), admitted by {how}, with ordinary DMA mappings; bandwidth and latency depend on the platform",
                         pairs_phrase(&pairs),
@@ -256,12 +255,12 @@ fn classes(ctx: &Ctx, out: &mut Vec<Finding>) {
     let allowed = ctx
         .pairs
         .iter()
-        .filter(|p| p.verdict.map_type != MapType::NotSupported);
-    let groups = group_pairs(allowed, |p| match p.path_class {
+        .filter(|p| p.verdict().map_type != MapType::NotSupported);
+    let groups = group_pairs(allowed, |p| match p.path_class() {
         PathClass::Node | PathClass::Sys => Some((
             !pair_matters(ctx.tree, p),
-            p.path_class,
-            p.verdict.host_bridges.clone(),
+            p.path_class(),
+            p.verdict().host_bridges.clone(),
         )),
         _ => None,
     });
@@ -278,8 +277,8 @@ fn classes(ctx: &Ctx, out: &mut Vec<Finding>) {
                 SYS,
                 format!(
                     "cross NUMA nodes ({} → {}) over the CPU interconnect (SYS)",
-                    numa(pairs[0].provider),
-                    numa(pairs[0].client)
+                    numa(pairs[0].provider()),
+                    numa(pairs[0].client())
                 ),
                 "Pick a provider on the client's NUMA node, below the same switch if possible",
             )
@@ -299,7 +298,7 @@ fn classes(ctx: &Ctx, out: &mut Vec<Finding>) {
             rule.finding(
                 severity,
                 Status::Predicted,
-                pairs.iter().flat_map(|p| [p.provider, p.client]),
+                pairs.iter().flat_map(|p| [p.provider(), p.client()]),
                 format!(
                     "{} {what}: lower bandwidth and higher latency than below one host bridge.{note}",
                     pairs_phrase(&pairs),

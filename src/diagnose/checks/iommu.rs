@@ -125,11 +125,11 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
     let thru = ctx
         .pairs
         .iter()
-        .filter(|p| p.verdict.map_type == MapType::ThruHostBridge);
+        .filter(|p| p.verdict().map_type == MapType::ThruHostBridge);
     let groups = group_pairs(thru, |p| {
-        let t = translated(ctx, p.client_id);
+        let t = translated(ctx, p.client_id());
         t.is_none_or(|t| t).then(|| {
-            let domain = ctx.tree.node(p.client_id).facts.iommu_group_type.clone();
+            let domain = ctx.tree.node(p.client_id()).facts.iommu_group_type.clone();
             (!pair_matters(ctx.tree, p), t.is_none(), domain)
         })
     });
@@ -146,13 +146,13 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
         for p in &pairs {
             let g = ctx
                 .tree
-                .node(p.client_id)
+                .node(p.client_id())
                 .facts
                 .iommu_group
                 .unwrap_or(u32::MAX);
             let list = clients.entry(g).or_default();
-            if !list.contains(&p.client) {
-                list.push(p.client);
+            if !list.contains(&p.client()) {
+                list.push(p.client());
             }
         }
         let group_text: Vec<String> = clients
@@ -194,13 +194,13 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
             .iter()
             .next()
             .map(|(g, b)| (*g, b[0]))
-            .unwrap_or((0, pairs[0].client));
+            .unwrap_or((0, pairs[0].client()));
         out.push(
             TRANSLATES
                 .finding(
                     severity,
                     status,
-                    pairs.iter().flat_map(|p| [p.provider, p.client]),
+                    pairs.iter().flat_map(|p| [p.provider(), p.client()]),
                     format!(
                         "{} go through the host bridge and {what}. The kernel maps the provider's BAR with dma_map on the client, so the IOMMU must map MMIO and the root complex must route translated P2P; some platforms fault (DMAR, AMD-Vi IO_PAGE_FAULT) or deliver wrong data without an error.{note}",
                         pairs_phrase(&pairs),
@@ -243,12 +243,19 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
             .pairs
             .iter()
             .filter(|p| {
-                p.provider != p.client
-                    && ids.contains(&p.provider_id)
-                    && ids.contains(&p.client_id)
-                    && p.verdict.map_type != MapType::BusAddr
+                p.provider() != p.client()
+                    && ids.contains(&p.provider_id())
+                    && ids.contains(&p.client_id())
+                    && p.verdict().map_type != MapType::BusAddr
             })
-            .map(|p| format!("{} → {} ({})", p.provider, p.client, p.verdict.map_type))
+            .map(|p| {
+                format!(
+                    "{} → {} ({})",
+                    p.provider(),
+                    p.client(),
+                    p.verdict().map_type
+                )
+            })
             .collect();
         let what = if detoured.is_empty() {
             "nothing between them isolates their DMA (no ACS), which lets them do P2P directly and means VFIO can only assign them together".to_string()

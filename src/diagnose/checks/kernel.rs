@@ -24,7 +24,7 @@ fn dma_ops(ctx: &Ctx, out: &mut Vec<Finding>) {
     let Some(why) = &ctx.view.client_dma_unsupported else {
         return;
     };
-    let clients: Vec<_> = ctx.pairs.iter().map(|p| p.client).collect();
+    let clients: Vec<_> = ctx.pairs.iter().map(|p| p.client()).collect();
     let h = ctx.tree.host.hypervisor.as_ref();
     out.push(
         DMA_OPS

@@ -1,10 +1,10 @@
 //! Link family: the narrowest link on a path, degraded links, Max
 //! Payload Size along a path, AER errors on path devices.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Ctx, RuleRef, group_pairs, own_link, pairs_phrase};
-use crate::diagnose::{Finding, MapType, PairReport, Severity, Status};
+use crate::diagnose::{Finding, MapType, Pair, Severity, Status};
 use crate::pci::Bdf;
 use crate::topology::{LinkState, NodeId, Role, Tree};
 
@@ -33,10 +33,13 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
     let allowed = ctx
         .pairs
         .iter()
-        .filter(|p| p.verdict.map_type != MapType::NotSupported);
-    let groups = group_pairs(allowed, |p: &PairReport| {
-        let b = p.bottleneck.as_ref()?;
-        let ends = [own_link(tree, p.provider_id), own_link(tree, p.client_id)];
+        .filter(|p| p.verdict().map_type != MapType::NotSupported);
+    let groups = group_pairs(allowed, |p: Pair<'_>| {
+        let b = p.bottleneck()?;
+        let ends = [
+            own_link(tree, p.provider_id()),
+            own_link(tree, p.client_id()),
+        ];
         let narrower = ends.iter().all(|e| {
             e.as_ref()
                 .is_some_and(|e| b.gbytes_per_s + 0.01 < e.gbytes_per_s)
@@ -45,7 +48,7 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
     });
     for (bdf, pairs) in groups {
         let b = pairs[0]
-            .bottleneck
+            .bottleneck()
             .clone()
             .unwrap_or_else(|| unreachable_bound(bdf));
         out.push(
@@ -53,7 +56,7 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                 .finding(
                     Severity::Info,
                     Status::Predicted,
-                    std::iter::once(bdf).chain(pairs.iter().flat_map(|p| [p.provider, p.client])),
+                    std::iter::once(bdf).chain(pairs.iter().flat_map(|p| [p.provider(), p.client()])),
                     format!(
                         "{} are capped at {:.1} GB/s by the {} link of {bdf}, narrower than both devices' own links",
                         pairs_phrase(&pairs),
@@ -129,17 +132,34 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
 
     // Max Payload Size along each path.
     let mps = |id: NodeId| tree.node(id).dev_ctl().map(|c| c.max_payload);
-    let mut by_route: BTreeMap<Vec<(Bdf, u16)>, Vec<&PairReport>> = BTreeMap::new();
+    let mut by_route: BTreeMap<Vec<(Bdf, u16)>, Vec<Pair<'_>>> = BTreeMap::new();
+    let sizes: BTreeSet<u16> = ctx.route_nodes().into_iter().filter_map(mps).collect();
+    if sizes.len() < 2 {
+        // One size everywhere: no path can differ.
+        return out;
+    }
+    // The bridges' values, once per path (the same for every pair on it).
+    let inner: Vec<Vec<(NodeId, u16)>> = ctx
+        .pairs
+        .representatives()
+        .map(|(a, b)| {
+            let route = crate::diagnose::pairs::route(tree, a, b);
+            route[1..route.len() - 1]
+                .iter()
+                .filter_map(|&id| Some((id, mps(id)?)))
+                .collect()
+        })
+        .collect();
     for p in ctx.pairs {
-        let values: Vec<(NodeId, u16)> = p
-            .route
-            .iter()
-            .filter_map(|&id| Some((id, mps(id)?)))
-            .collect();
+        let (a, b) = (p.provider_id(), p.client_id());
+        let mut values: Vec<(NodeId, u16)> = Vec::new();
+        values.extend(mps(a).map(|m| (a, m)));
+        values.extend(inner[p.path_id() as usize].iter().copied());
+        values.extend(mps(b).map(|m| (b, m)));
         let Some(min) = values.iter().map(|v| v.1).min() else {
             continue;
         };
-        let senders: Vec<(NodeId, u16)> = [p.provider_id, p.client_id]
+        let senders: Vec<(NodeId, u16)> = [p.provider_id(), p.client_id()]
             .iter()
             .filter_map(|&e| Some((e, mps(e)?)))
             .filter(|&(_, m)| m > min)

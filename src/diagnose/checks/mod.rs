@@ -22,9 +22,11 @@ use serde::Serialize;
 use super::acs_params::{AcsParams, CmdlineEffect};
 use super::kernel::{KernelData, KernelModel};
 use super::p2pdma::P2pView;
-use super::{Finding, Header, IommuState, LinkBound, P2pdmaSupport, PairReport, Severity, Status};
+use super::{
+    Finding, Header, IommuState, LinkBound, P2pdmaSupport, Pair, PairTable, Severity, Status,
+};
 use crate::pci::Bdf;
-use crate::topology::{LinkState, NodeId, Role, Tree};
+use crate::topology::{LinkState, NodeId, Tree};
 
 /// A rule's stable ID and name, as code refers to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -131,7 +133,7 @@ pub(crate) struct Ctx<'a> {
     /// The command line's effect on each node (by node id).
     pub effects: &'a [CmdlineEffect],
     pub params: &'a AcsParams,
-    pub pairs: &'a [PairReport],
+    pub pairs: &'a PairTable,
 }
 
 impl Ctx<'_> {
@@ -144,24 +146,19 @@ impl Ctx<'_> {
         self.tree.node(id).facts.config.len() <= 64
     }
 
-    /// Nodes on any pair's route, each once, in address order.
+    /// Nodes on any pair's route, each once, in address order. Pairs on
+    /// one path cross the same bridges, so one pair per path tells them.
     pub fn route_nodes(&self) -> Vec<NodeId> {
-        let set: BTreeSet<NodeId> = self
-            .pairs
-            .iter()
-            .flat_map(|p| p.route.iter().copied())
-            .collect();
+        let mut set: BTreeSet<NodeId> = self.pairs.ends().collect();
+        for (a, b) in self.pairs.representatives() {
+            set.extend(super::pairs::route(self.tree, a, b));
+        }
         set.into_iter().collect()
     }
 
-    /// Providers and clients of the pairs.
+    /// Providers and clients of the pairs, in node order.
     pub fn pair_endpoints(&self) -> Vec<NodeId> {
-        let set: BTreeSet<NodeId> = self
-            .pairs
-            .iter()
-            .flat_map(|p| [p.provider_id, p.client_id])
-            .collect();
-        set.into_iter().collect()
+        self.pairs.ends().collect()
     }
 
     /// `01:00.0 (nvme0n1)`: a device with its block devices, for messages.
@@ -195,15 +192,15 @@ pub(crate) fn p2p_class(tree: &Tree, id: NodeId) -> bool {
 
 /// Both ends of the pair are of classes that do P2P; otherwise findings
 /// about it are only worth an info line.
-pub(crate) fn pair_matters(tree: &Tree, p: &PairReport) -> bool {
-    p2p_class(tree, p.provider_id) && p2p_class(tree, p.client_id)
+pub(crate) fn pair_matters(tree: &Tree, p: Pair<'_>) -> bool {
+    p2p_class(tree, p.provider_id()) && p2p_class(tree, p.client_id())
 }
 
 /// The note added to findings about pairs that do not matter much.
-pub(crate) fn minor_note(ctx: &Ctx, pairs: &[&PairReport]) -> String {
+pub(crate) fn minor_note(ctx: &Ctx, pairs: &[Pair<'_>]) -> String {
     let odd: BTreeSet<String> = pairs
         .iter()
-        .flat_map(|p| [p.provider_id, p.client_id])
+        .flat_map(|p| [p.provider_id(), p.client_id()])
         .filter(|&id| !p2p_class(ctx.tree, id))
         .map(|id| {
             let n = ctx.tree.node(id);
@@ -218,12 +215,12 @@ pub(crate) fn minor_note(ctx: &Ctx, pairs: &[&PairReport]) -> String {
 }
 
 /// `a → b, c → d and 3 more`.
-pub(crate) fn pair_list(pairs: &[&PairReport]) -> String {
+pub(crate) fn pair_list(pairs: &[Pair<'_>]) -> String {
     const SHOWN: usize = 4;
     let mut s: Vec<String> = pairs
         .iter()
         .take(SHOWN)
-        .map(|p| format!("{} → {}", p.provider, p.client))
+        .map(|p| format!("{} → {}", p.provider(), p.client()))
         .collect();
     if pairs.len() > SHOWN {
         s.push(format!("and {} more", pairs.len() - SHOWN));
@@ -233,9 +230,9 @@ pub(crate) fn pair_list(pairs: &[&PairReport]) -> String {
 
 /// The subject of a sentence about pairs: `a → b` for one pair (read "a
 /// and b"), `3 pairs (a → b, ...)` for more.
-pub(crate) fn pairs_phrase(pairs: &[&PairReport]) -> String {
+pub(crate) fn pairs_phrase(pairs: &[Pair<'_>]) -> String {
     match pairs {
-        [one] => format!("{} → {}", one.provider, one.client),
+        [one] => format!("{} → {}", one.provider(), one.client()),
         _ => format!("{} pairs ({})", pairs.len(), pair_list(pairs)),
     }
 }
@@ -253,11 +250,11 @@ pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
 
 /// Groups pair reports by a key, keeping first-seen order of the keys.
 pub(crate) fn group_pairs<'p, K: Ord + Clone>(
-    pairs: impl IntoIterator<Item = &'p PairReport>,
-    key: impl Fn(&PairReport) -> Option<K>,
-) -> Vec<(K, Vec<&'p PairReport>)> {
+    pairs: impl IntoIterator<Item = Pair<'p>>,
+    key: impl Fn(Pair<'p>) -> Option<K>,
+) -> Vec<(K, Vec<Pair<'p>>)> {
     let mut order: Vec<K> = Vec::new();
-    let mut map: BTreeMap<K, Vec<&'p PairReport>> = BTreeMap::new();
+    let mut map: BTreeMap<K, Vec<Pair<'p>>> = BTreeMap::new();
     for p in pairs {
         if let Some(k) = key(p) {
             if !map.contains_key(&k) {
@@ -321,51 +318,6 @@ fn link_bound(bdf: Bdf, link: &LinkState) -> Option<LinkBound> {
 pub(crate) fn own_link(tree: &Tree, id: NodeId) -> Option<LinkBound> {
     let n = tree.node(id);
     link_bound(n.bdf(), n.link.as_ref()?)
-}
-
-/// The kernel's decision for one pair, with the path around it.
-pub(crate) fn pair_report(
-    tree: &Tree,
-    view: &P2pView,
-    kernel: &KernelModel,
-    provider: NodeId,
-    client: NodeId,
-) -> PairReport {
-    let verdict = view.calc_map_type_and_dist(kernel, provider, client);
-    let path = tree.path(provider, client);
-    let mut route = vec![provider];
-    route.extend(path.up_from_a.iter().copied());
-    route.extend(path.common);
-    route.extend(path.up_from_b.iter().rev().copied());
-    route.push(client);
-    // The links crossed: each node's upstream link, except where the
-    // "link" is a switch's internal bus (downstream ports) or a root
-    // port's own link (its child reports the same link).
-    let bottleneck = std::iter::once(provider)
-        .chain(path.up_from_a.iter().copied())
-        .chain(std::iter::once(client))
-        .chain(path.up_from_b.iter().copied())
-        .filter(|&id| {
-            !matches!(
-                tree.node(id).role,
-                Role::SwitchDownstreamPort | Role::RootPort
-            )
-        })
-        .filter_map(|id| own_link(tree, id))
-        .min_by(|a, b| a.gbytes_per_s.total_cmp(&b.gbytes_per_s));
-    PairReport {
-        provider: tree.node(provider).bdf(),
-        client: tree.node(client).bdf(),
-        effective_path_class: path.class.effective(verdict.needs_host_bridge()),
-        verdict,
-        path_class: path.class,
-        switches: path.switches.len(),
-        bottleneck,
-        provider_id: provider,
-        client_id: client,
-        route,
-        confirm: None,
-    }
 }
 
 /// The report header: host, kernel, IOMMU mode, P2PDMA support.

@@ -96,15 +96,15 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
     let allowed = ctx
         .pairs
         .iter()
-        .filter(|p| p.verdict.map_type != crate::diagnose::MapType::NotSupported);
-    let cascaded = group_pairs(allowed, |p| (p.switches >= 2).then_some(p.switches));
+        .filter(|p| p.verdict().map_type != crate::diagnose::MapType::NotSupported);
+    let cascaded = group_pairs(allowed, |p| (p.switches() >= 2).then_some(p.switches()));
     for (n, pairs) in cascaded {
         out.push(
             CASCADED
                 .finding(
                     Severity::Info,
                     Status::Predicted,
-                    pairs.iter().flat_map(|p| [p.provider, p.client]),
+                    pairs.iter().flat_map(|p| [p.provider(), p.client()]),
                     format!(
                         "{} pass through {n} PCIe switches: each adds latency and must agree on ACS, MPS and link settings",
                         pairs_phrase(&pairs),

@@ -1,0 +1,479 @@
+//! The pairs of a diagnosis, stored so that a server with thousands of
+//! functions (millions of pairs) fits in memory.
+//!
+//! Pairs whose ends sit alike on the same path get the same answer from the
+//! kernel: the same map type, distance, ACS-redirect bridges, host bridges
+//! and whitelist outcome, the same path class and the same narrowest link.
+//! That answer is computed once and kept once, as a [`PairPath`]; a pair is
+//! a row of three numbers (provider, client, path). The lines the kernel
+//! logs name the pair, so a path keeps them with the names left as places to
+//! fill ([`KernelLine`]), and [`Pair::kernel_messages`] fills them in.
+//!
+//! Two ends "sit alike" when everything `calc_map_type_and_dist()` and the
+//! path class read of them, apart from their names, is the same: the
+//! bridge above, the host bridge, the NUMA node, the role and their own
+//! link, with no ACS redirect, nothing unknown and a known place of their
+//! own (an end with any of those is a path of its own, because the verdict
+//! names it). A pair of a function with itself is always a path of its
+//! own.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::confirm::pairs::PairConfirm;
+use crate::diagnose::KernelModel;
+use crate::diagnose::LinkBound;
+use crate::diagnose::p2pdma::{P2pView, Verdict, printk_name};
+use crate::pci::Bdf;
+use crate::topology::{NodeId, PathClass, Role, Tree};
+
+/// Index into [`PairTable::paths`].
+pub type PathId = u32;
+
+/// Where a path's narrowest link is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkEnd {
+    /// The provider's own link.
+    Provider,
+    /// The client's own link.
+    Client,
+    /// A bridge's link on the way.
+    Device(Bdf),
+}
+
+impl Serialize for LinkEnd {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LinkEnd::Provider => s.serialize_str("provider"),
+            LinkEnd::Client => s.serialize_str("client"),
+            LinkEnd::Device(b) => s.collect_str(b),
+        }
+    }
+}
+
+/// The narrowest link of a path.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PathBottleneck {
+    /// `provider`, `client`, or the address of the bridge whose Link Status
+    /// describes the link.
+    pub at: LinkEnd,
+    /// `Gen3 x4`
+    pub link: String,
+    /// Usable bandwidth in one direction, GB/s.
+    pub gbytes_per_s: f64,
+}
+
+/// What every pair on one path shares.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairPath {
+    /// The kernel's decision.
+    pub verdict: Verdict,
+    /// NVML's class for the wiring (PIX, PXB, PHB, NODE, SYS).
+    pub path_class: PathClass,
+    /// The class of where the TLPs really go: PHB when the kernel's
+    /// decision sends the traffic through the root complex.
+    pub effective_path_class: PathClass,
+    /// PCIe switches crossed.
+    pub switches: usize,
+    /// The narrowest link crossed, when every link's state was read.
+    pub bottleneck: Option<PathBottleneck>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Row {
+    provider: u32,
+    client: u32,
+    path: PathId,
+}
+
+/// A pair's end: its address and the name the kernel's lines give it.
+#[derive(Debug, Clone, PartialEq)]
+struct End {
+    bdf: Bdf,
+    printk: String,
+}
+
+/// Every pair of a diagnosis, with the paths they share.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PairTable {
+    rows: Vec<Row>,
+    paths: Vec<PairPath>,
+    /// By node: the ends that appear in a row.
+    ends: Vec<Option<End>>,
+    /// By path: the pair it was computed for.
+    representative: Vec<(u32, u32)>,
+    /// Transfer results, by row (`check --confirm`: a few pairs).
+    confirm: HashMap<u32, PairConfirm>,
+}
+
+impl PairTable {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The paths, each once; [`Pair::path_id`] indexes them.
+    pub fn paths(&self) -> &[PairPath] {
+        &self.paths
+    }
+
+    pub fn get(&self, index: usize) -> Option<Pair<'_>> {
+        (index < self.rows.len()).then_some(Pair {
+            table: self,
+            index: index as u32,
+        })
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Pair<'_>> + DoubleEndedIterator + Clone {
+        (0..self.rows.len() as u32).map(move |index| Pair { table: self, index })
+    }
+
+    /// The pair of these two functions, if it was predicted.
+    pub fn find(&self, provider: Bdf, client: Bdf) -> Option<Pair<'_>> {
+        self.iter()
+            .find(|p| p.provider() == provider && p.client() == client)
+    }
+
+    /// The functions that are an end of some pair, in node order.
+    pub fn ends(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.ends
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|_| i))
+    }
+
+    /// One (provider, client) pair of nodes for each path.
+    pub fn representatives(&self) -> impl Iterator<Item = (NodeId, NodeId)> + '_ {
+        self.representative
+            .iter()
+            .map(|&(a, b)| (a as NodeId, b as NodeId))
+    }
+
+    /// Records what a transfer between the pair's ends showed.
+    pub fn set_confirm(&mut self, index: usize, result: PairConfirm) {
+        assert!(index < self.rows.len(), "no pair {index}");
+        self.confirm.insert(index as u32, result);
+    }
+
+    /// Keeps the pairs `keep` says yes to (and the paths they use).
+    pub fn retain(&mut self, mut keep: impl FnMut(Pair<'_>) -> bool) {
+        let verdicts: Vec<bool> = self.iter().map(&mut keep).collect();
+        let mut confirm = HashMap::new();
+        let mut rows = Vec::with_capacity(verdicts.iter().filter(|&&k| k).count());
+        for (i, row) in self.rows.iter().enumerate() {
+            if verdicts[i] {
+                if let Some(c) = self.confirm.remove(&(i as u32)) {
+                    confirm.insert(rows.len() as u32, c);
+                }
+                rows.push(*row);
+            }
+        }
+        self.rows = rows;
+        self.confirm = confirm;
+    }
+}
+
+impl<'a> IntoIterator for &'a PairTable {
+    type Item = Pair<'a>;
+    type IntoIter = Box<dyn Iterator<Item = Pair<'a>> + 'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+/// One pair: a view of a row of a [`PairTable`].
+#[derive(Clone, Copy)]
+pub struct Pair<'a> {
+    table: &'a PairTable,
+    index: u32,
+}
+
+impl std::fmt::Debug for Pair<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} -> {} (path {})",
+            self.provider(),
+            self.client(),
+            self.path_id()
+        )
+    }
+}
+
+impl PartialEq for Pair<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.table, other.table) && self.index == other.index
+    }
+}
+
+impl<'a> Pair<'a> {
+    fn row(&self) -> Row {
+        self.table.rows[self.index as usize]
+    }
+
+    fn end(&self, id: u32) -> &'a End {
+        self.table.ends[id as usize]
+            .as_ref()
+            .expect("every end of a row is recorded")
+    }
+
+    /// The pair's place in the table.
+    pub fn index(&self) -> usize {
+        self.index as usize
+    }
+
+    pub fn provider(&self) -> Bdf {
+        self.end(self.row().provider).bdf
+    }
+
+    pub fn client(&self) -> Bdf {
+        self.end(self.row().client).bdf
+    }
+
+    pub fn provider_id(&self) -> NodeId {
+        self.row().provider as NodeId
+    }
+
+    pub fn client_id(&self) -> NodeId {
+        self.row().client as NodeId
+    }
+
+    pub fn path_id(&self) -> PathId {
+        self.row().path
+    }
+
+    /// What the pair shares with every pair on its path.
+    pub fn path(&self) -> &'a PairPath {
+        &self.table.paths[self.row().path as usize]
+    }
+
+    /// The kernel's decision.
+    pub fn verdict(&self) -> &'a Verdict {
+        &self.path().verdict
+    }
+
+    pub fn path_class(&self) -> PathClass {
+        self.path().path_class
+    }
+
+    pub fn effective_path_class(&self) -> PathClass {
+        self.path().effective_path_class
+    }
+
+    pub fn switches(&self) -> usize {
+        self.path().switches
+    }
+
+    /// The narrowest link crossed, naming the device whose link it is.
+    pub fn bottleneck(&self) -> Option<LinkBound> {
+        let b = self.path().bottleneck.as_ref()?;
+        Some(LinkBound {
+            bdf: match b.at {
+                LinkEnd::Provider => self.provider(),
+                LinkEnd::Client => self.client(),
+                LinkEnd::Device(bdf) => bdf,
+            },
+            link: b.link.clone(),
+            gbytes_per_s: b.gbytes_per_s,
+        })
+    }
+
+    /// What a transfer between the two showed (`check --confirm`).
+    pub fn confirm(&self) -> Option<&'a PairConfirm> {
+        self.table.confirm.get(&self.index)
+    }
+
+    /// The lines the kernel logs on the first mapping, as it prints them.
+    pub fn kernel_messages(&self) -> Vec<String> {
+        let (p, c) = (self.end(self.row().provider), self.end(self.row().client));
+        self.verdict()
+            .kernel_lines
+            .iter()
+            .map(|l| l.render(p.bdf, &c.printk))
+            .collect()
+    }
+
+    /// The functions from the provider up to where the two meet and down
+    /// to the client.
+    pub fn route(&self, tree: &Tree) -> Vec<NodeId> {
+        route(tree, self.provider_id(), self.client_id())
+    }
+}
+
+/// The functions from `a` up to where `a` and `b` meet and down to `b`.
+pub(crate) fn route(tree: &Tree, a: NodeId, b: NodeId) -> Vec<NodeId> {
+    let path = tree.path(a, b);
+    let mut route = vec![a];
+    route.extend(path.up_from_a.iter().copied());
+    route.extend(path.common);
+    route.extend(path.up_from_b.iter().rev().copied());
+    route.push(b);
+    route
+}
+
+/// What the verdict and the path class read of one end, its name aside.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct EndSignature {
+    /// The end itself where the verdict names it (ACS redirect or
+    /// unknown ACS on it, or its place unknown).
+    named: Option<NodeId>,
+    parent: Option<NodeId>,
+    upstream: Option<usize>,
+    host_bridge: usize,
+    view_host_bridge: usize,
+    /// Functions on a root bus: their device (two functions of one device
+    /// are PIX, of two devices PHB).
+    root_slot: Option<(u32, u8, u8)>,
+    numa_node: Option<i32>,
+    role: Role,
+    /// Its own link: description and GB/s (as bits, to hash).
+    link: Option<(String, u64)>,
+}
+
+/// Builds a [`PairTable`], computing each path once.
+pub(crate) struct Builder<'a> {
+    tree: &'a Tree,
+    view: &'a P2pView,
+    kernel: &'a KernelModel,
+    classes: HashMap<EndSignature, u32>,
+    /// By node: its class, once seen.
+    class_of: Vec<Option<u32>>,
+    shared: HashMap<(u32, u32), PathId>,
+    own: HashMap<NodeId, PathId>,
+    table: PairTable,
+}
+
+impl<'a> Builder<'a> {
+    pub(crate) fn new(tree: &'a Tree, view: &'a P2pView, kernel: &'a KernelModel) -> Self {
+        Builder {
+            tree,
+            view,
+            kernel,
+            classes: HashMap::new(),
+            class_of: vec![None; tree.nodes.len()],
+            shared: HashMap::new(),
+            own: HashMap::new(),
+            table: PairTable {
+                ends: vec![None; tree.nodes.len()],
+                ..PairTable::default()
+            },
+        }
+    }
+
+    pub(crate) fn reserve(&mut self, rows: usize) {
+        self.table.rows.reserve_exact(rows);
+    }
+
+    fn class(&mut self, id: NodeId) -> u32 {
+        if let Some(c) = self.class_of[id] {
+            return c;
+        }
+        let n = self.tree.node(id);
+        let f = &self.view.functions[id];
+        let named = (f.acs.redirects() != Some(false) || !f.placed).then_some(id);
+        let bdf = n.bdf();
+        let sig = EndSignature {
+            named,
+            parent: n.parent,
+            upstream: f.upstream,
+            host_bridge: n.host_bridge,
+            view_host_bridge: f.host_bridge,
+            root_slot: n
+                .parent
+                .is_none()
+                .then_some((bdf.domain, bdf.bus, bdf.device)),
+            numa_node: n.facts.numa_node,
+            role: n.role,
+            link: super::checks::own_link(self.tree, id)
+                .map(|l| (l.link, l.gbytes_per_s.to_bits())),
+        };
+        let next = self.classes.len() as u32;
+        let c = *self.classes.entry(sig).or_insert(next);
+        self.class_of[id] = Some(c);
+        self.table.ends[id] = Some(End {
+            bdf,
+            printk: printk_name(f.driver.as_deref(), bdf),
+        });
+        c
+    }
+
+    /// Adds the pair (provider, client).
+    pub(crate) fn push(&mut self, provider: NodeId, client: NodeId) {
+        let (cp, cc) = (self.class(provider), self.class(client));
+        let path = if provider == client {
+            match self.own.get(&provider) {
+                Some(&id) => id,
+                None => {
+                    let id = self.compute(provider, client);
+                    self.own.insert(provider, id);
+                    id
+                }
+            }
+        } else {
+            match self.shared.get(&(cp, cc)) {
+                Some(&id) => id,
+                None => {
+                    let id = self.compute(provider, client);
+                    self.shared.insert((cp, cc), id);
+                    id
+                }
+            }
+        };
+        self.table.rows.push(Row {
+            provider: provider as u32,
+            client: client as u32,
+            path,
+        });
+    }
+
+    fn compute(&mut self, provider: NodeId, client: NodeId) -> PathId {
+        let tree = self.tree;
+        let verdict = self.view.path_verdict(self.kernel, provider, client);
+        let path = tree.path(provider, client);
+        // The links crossed: each node's upstream link, except where the
+        // "link" is a switch's internal bus (downstream ports) or a root
+        // port's own link (its child reports the same link).
+        let bottleneck = std::iter::once(provider)
+            .chain(path.up_from_a.iter().copied())
+            .chain(std::iter::once(client))
+            .chain(path.up_from_b.iter().copied())
+            .filter(|&id| {
+                !matches!(
+                    tree.node(id).role,
+                    Role::SwitchDownstreamPort | Role::RootPort
+                )
+            })
+            .filter_map(|id| super::checks::own_link(tree, id).map(|l| (id, l)))
+            .min_by(|(_, a), (_, b)| a.gbytes_per_s.total_cmp(&b.gbytes_per_s))
+            .map(|(id, l)| PathBottleneck {
+                at: if id == provider {
+                    LinkEnd::Provider
+                } else if id == client {
+                    LinkEnd::Client
+                } else {
+                    LinkEnd::Device(l.bdf)
+                },
+                link: l.link,
+                gbytes_per_s: l.gbytes_per_s,
+            });
+        self.table
+            .representative
+            .push((provider as u32, client as u32));
+        self.table.paths.push(PairPath {
+            effective_path_class: path.class.effective(verdict.needs_host_bridge()),
+            verdict,
+            path_class: path.class,
+            switches: path.switches.len(),
+            bottleneck,
+        });
+        (self.table.paths.len() - 1) as PathId
+    }
+
+    pub(crate) fn finish(self) -> PairTable {
+        self.table
+    }
+}
