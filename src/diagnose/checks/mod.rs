@@ -251,6 +251,27 @@ pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     super::plural(n, one, many)
 }
 
+/// Every pair's predicted kernel-log lines, each once (they name the pair,
+/// so a group shows them all), with the note on when they appear.
+pub(crate) fn kernel_evidence(pairs: &[&PairReport]) -> Vec<String> {
+    let mut evidence: Vec<String> = Vec::new();
+    for p in pairs {
+        for m in &p.verdict.kernel_messages {
+            let line = format!("kernel: {m}");
+            if !evidence.contains(&line) {
+                evidence.push(line);
+            }
+        }
+    }
+    if !evidence.is_empty() {
+        evidence.push(format!(
+            "kernel lines above: {}",
+            crate::diagnose::p2pdma::KERNEL_MESSAGES_NOTE
+        ));
+    }
+    evidence
+}
+
 /// Groups pair reports by a key, keeping first-seen order of the keys.
 pub(crate) fn group_pairs<'p, K: Ord + Clone>(
     pairs: impl IntoIterator<Item = &'p PairReport>,
