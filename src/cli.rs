@@ -530,7 +530,11 @@ Exit status:
      never \"all clear\"); with --fail-on error, warnings exit 0
   2  errors: the kernel will refuse a pair, or P2P cannot work at all
   3  p2pdoctor itself failed: bad arguments, an unreadable root or snapshot,
-     an output that could not be written";
+     an output that could not be written, a config file that is not valid
+     (FILE:LINE), a --device that matches nothing
+Only findings about the selected devices that no config file suppresses
+count; findings hidden by --min-severity still do. --baseline and --policy
+compare the whole machine whatever the selection.";
 
 /// Output formats of `rules`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
