@@ -530,7 +530,11 @@ Exit status:
      never \"all clear\"); with --fail-on error, warnings exit 0
   2  errors: the kernel will refuse a pair, or P2P cannot work at all
   3  p2pdoctor itself failed: bad arguments, an unreadable root or snapshot,
-     an output that could not be written";
+     an output that could not be written, a config file that is not valid
+     (FILE:LINE), a --device that matches nothing
+Only findings about the selected devices that no config file suppresses
+count; findings hidden by --min-severity still do. --baseline and --policy
+compare the whole machine whatever the selection.";
 
 /// Output formats of `rules`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -612,6 +616,47 @@ pub struct CheckArgs {
     /// `--role gpu,nic` predicts every GPU and NIC pair.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND")]
     pub role: Vec<crate::diagnose::matrix::DeviceKind>,
+
+    /// Show chipset functions too (SATA, USB, SMBus, audio, ...): by
+    /// default pairs and findings are about devices that do P2P (NVMe,
+    /// GPUs and display controllers, NICs, accelerators). Also shows info
+    /// findings with nothing to do in full.
+    #[arg(long)]
+    pub all_devices: bool,
+
+    /// Only pairs with this device at either end, and findings about it:
+    /// a BDF (0000:03:00.0) or the name the OS gives it (nvme0, mlx5_0,
+    /// card1, nvme0n1). Repeat for several. A chipset function named here
+    /// is shown without --all-devices.
+    #[arg(long, value_name = "BDF|NAME")]
+    pub device: Vec<String>,
+
+    /// Only pairs with this device as the provider (BDF or name; repeatable).
+    #[arg(long, value_name = "BDF|NAME")]
+    pub provider: Vec<String>,
+
+    /// Only pairs with this device as the client (BDF or name; repeatable).
+    #[arg(long, value_name = "BDF|NAME")]
+    pub client: Vec<String>,
+
+    /// Hide findings below this severity: info, warning or error. Hidden
+    /// findings still count in the verdict and the exit status.
+    #[arg(long, value_enum, default_value_t = crate::diagnose::Severity::Info, value_name = "LEVEL")]
+    pub min_severity: crate::diagnose::Severity,
+
+    /// Show info findings with nothing to do in full (by default the text
+    /// report folds them into one count line).
+    #[arg(long)]
+    pub verbose: bool,
+
+    /// Read suppressions from FILE (default: ./p2pdoctor.toml, else
+    /// $XDG_CONFIG_HOME/p2pdoctor/config.toml). Each [[suppress]] table has
+    /// rule = "P2P402", device = "0000:03:00.0" (optional; BDF or OS name)
+    /// and reason = "why it does not apply here". Suppressed findings do
+    /// not count in the verdict or the exit status; the headline counts
+    /// them and --format json lists them with their reason.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// The least severe finding that makes the exit status non-zero:
     /// `warning` (exit 1 on warnings, 2 on errors) or `error` (exit 2 on
@@ -1168,6 +1213,7 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
         .as_deref()
         .map(crate::policy::Policy::load)
         .transpose()?;
+    let config = crate::config::load(args.config.as_deref(), &catalog)?;
     let root = open_root(global.root.as_deref())?;
     // lspci text shows no p2pmem state: every endpoint may be a provider.
     let implied = root.evidence().is_some() && !args.all_pairs;
@@ -1226,6 +1272,19 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
         diagnosis.findings.extend(stage_findings);
         diagnosis.resummarize();
     }
+    // The baseline and the policy compared the whole machine above; the
+    // selection only decides what is shown (and suppressions what counts).
+    let selection = crate::diagnose::select::Selection {
+        all_devices: args.all_devices,
+        devices: args.device.clone(),
+        providers: args.provider.clone(),
+        clients: args.client.clone(),
+        min_severity: args.min_severity,
+        verbose: args.verbose,
+        suppress: config.map(|c| c.suppress).unwrap_or_default(),
+    };
+    let diagnosis =
+        crate::diagnose::select::apply(diagnosis, &selection).map_err(anyhow::Error::msg)?;
     let render_opts = RenderOptions {
         color: args.output.is_none() && args.format == ReportFormat::Text && global.color.resolve(),
         source: root.describe(),
@@ -1235,9 +1294,10 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
         _ if args.summary => {
             writeln!(
                 crate::render::style::TerminalSafe::new(&mut buf),
-                "p2pdoctor: {}: {}",
-                diagnosis.summary.verdict,
-                diagnosis.summary.headline
+                "p2pdoctor: {}: {} ({})",
+                diagnosis.summary.verdict.predicted.as_str(),
+                diagnosis.summary.headline,
+                diagnosis.summary.verdict.established(),
             )?;
         }
         ReportFormat::Text => {

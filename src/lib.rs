@@ -7,6 +7,7 @@
 pub mod baseline;
 pub mod cli;
 pub mod compare;
+pub mod config;
 pub mod confirm;
 pub mod diagnose;
 pub mod fixture;

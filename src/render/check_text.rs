@@ -230,27 +230,8 @@ pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::R
         enabled: opts.color,
     };
     write_header(d, &p, &opts.source, out)?;
-    let s = &d.summary;
-    let verdict = match s.verdict.as_str() {
-        "errors" => p.bad(&format!("✗ {}", s.headline)),
-        "warnings" => p.warn(&format!("! {}", s.headline)),
-        _ => p.good(&format!("✓ {}", s.headline)),
-    };
-    writeln!(out, "\nverdict: {verdict}")?;
-    for (sev, title) in [
-        (Severity::Error, "errors"),
-        (Severity::Warning, "warnings"),
-        (Severity::Info, "info"),
-    ] {
-        let list: Vec<&Finding> = d.findings.iter().filter(|f| f.severity == sev).collect();
-        if list.is_empty() {
-            continue;
-        }
-        writeln!(out, "\n{}", p.bold(title))?;
-        for f in list {
-            write_finding(&p, f, out)?;
-        }
-    }
+    write_verdict(d, &p, out)?;
+    write_findings(d, &p, out)?;
     write_matrix(d, &p, out)?;
     write_class_matrix(d, &p, out)?;
     write_vendor(d, &p, out)?;
@@ -265,7 +246,208 @@ pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::R
         out,
         "\n{}",
         p.dim("p2pdoctor explain <ID> tells more about a rule; --format json for scripts")
-    )
+    )?;
+    writeln!(out, "{}", p.bold(&summary_line(d)))
+}
+
+/// The line that closes the report: the verdict's tier, the counts of
+/// findings and pairs.
+pub fn summary_line(d: &Diagnosis) -> String {
+    let s = &d.summary;
+    let mut parts = vec![
+        format!(
+            "{} ({})",
+            s.verdict.predicted.as_str(),
+            s.verdict.established()
+        ),
+        format!(
+            "{} {}, {} {}, {} info",
+            s.errors,
+            if s.errors == 1 { "error" } else { "errors" },
+            s.warnings,
+            if s.warnings == 1 {
+                "warning"
+            } else {
+                "warnings"
+            },
+            s.info
+        ),
+        format!(
+            "pairs: {} allowed, {} refused",
+            s.bus_addr + s.thru_host_bridge,
+            s.not_supported
+        ),
+    ];
+    if s.inconclusive > 0 {
+        parts.insert(2, format!("{} inconclusive", s.inconclusive));
+    }
+    if s.suppressed > 0 {
+        parts.push(format!("{} suppressed", s.suppressed));
+    }
+    if !s.verdict.caveats.is_empty() {
+        parts.push(format!(
+            "{} {} above",
+            s.verdict.caveats.len(),
+            if s.verdict.caveats.len() == 1 {
+                "caveat"
+            } else {
+                "caveats"
+            }
+        ));
+    }
+    format!("summary: {}", parts.join(" · "))
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The verdict: counts, then what established it (the kernel's rules or a
+/// transfer), its caveats, and what the selection left out.
+fn write_verdict(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<()> {
+    use crate::diagnose::select::HiddenReason;
+    use crate::diagnose::{Level, Verified};
+    let s = &d.summary;
+    let verdict = match s.verdict.predicted {
+        Level::Errors => p.bad(&format!("✗ {}", s.headline)),
+        Level::Warnings => p.warn(&format!("! {}", s.headline)),
+        Level::Clear => p.good(&format!("✓ {}", s.headline)),
+    };
+    writeln!(out, "\nverdict: {verdict}")?;
+    let tier = match &s.verdict.verified {
+        None => "predicted by the kernel's rules; not verified by a transfer (check --confirm tries the pairs)".to_string(),
+        Some(v) => {
+            let what = match v.outcome {
+                Verified::AsPredicted => p.good("verified by a transfer: as predicted"),
+                Verified::DataMismatch => {
+                    p.bad("a transfer moved data that did not verify (see the experiments)")
+                }
+                Verified::NotAsPredicted => {
+                    p.bad("a transfer did not do what the kernel's rules predicted (P2P902)")
+                }
+                Verified::Unsettled => p.warn(
+                    "predicted by the kernel's rules; the transfers tried settled nothing",
+                ),
+            };
+            format!(
+                "{what}; {} of {} pairs tried settled, {} moved data that verified",
+                v.pairs_settled, v.pairs_tried, v.pairs_ok
+            )
+        }
+    };
+    writeln!(out, "  {tier}")?;
+    for c in &s.verdict.caveats {
+        writeln!(out, "  {} {}", p.warn("caveat:"), c.message)?;
+    }
+    let sel = &d.selection;
+    let chipset: Vec<String> = sel
+        .hidden_devices
+        .iter()
+        .filter(|h| h.reason == HiddenReason::Chipset)
+        .map(|h| h.bdf.to_string())
+        .collect();
+    let by = |r: HiddenReason| sel.hidden_findings.iter().filter(|h| h.reason == r).count();
+    let mut hidden = Vec::new();
+    if !chipset.is_empty() || by(HiddenReason::Chipset) > 0 {
+        let devices = if chipset.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", chipset.join(", "))
+        };
+        hidden.push(format!(
+            "chipset functions{devices}: {} (--all-devices shows them)",
+            count(by(HiddenReason::Chipset), "finding", "findings")
+        ));
+    }
+    if by(HiddenReason::NotSelected) > 0 {
+        hidden.push(format!(
+            "{} about devices not selected",
+            count(by(HiddenReason::NotSelected), "finding", "findings")
+        ));
+    }
+    if sel.hidden_pairs > 0 {
+        hidden.push(count(sel.hidden_pairs, "pair", "pairs"));
+    }
+    if by(HiddenReason::BelowMinSeverity) > 0 {
+        hidden.push(format!(
+            "{} below --min-severity {} (counted above)",
+            count(by(HiddenReason::BelowMinSeverity), "finding", "findings"),
+            sel.min_severity.as_str()
+        ));
+    }
+    if !hidden.is_empty() {
+        writeln!(
+            out,
+            "  {}",
+            p.dim(&format!("not shown: {}", hidden.join("; ")))
+        )?;
+    }
+    Ok(())
+}
+
+/// Findings by severity; info findings with nothing to do folded into one
+/// line unless the selection shows them in full; then the suppressed ones.
+fn write_findings(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<()> {
+    use crate::diagnose::select::nothing_to_do;
+    let fold = d.selection.info_folded;
+    for (sev, title) in [
+        (Severity::Error, "errors"),
+        (Severity::Warning, "warnings"),
+        (Severity::Info, "info"),
+    ] {
+        let all: Vec<&Finding> = d.findings.iter().filter(|f| f.severity == sev).collect();
+        if all.is_empty() {
+            continue;
+        }
+        let (folded, list): (Vec<&Finding>, Vec<&Finding>) =
+            all.into_iter().partition(|f| fold && nothing_to_do(f));
+        writeln!(out, "\n{}", p.bold(title))?;
+        for f in list {
+            write_finding(p, f, out)?;
+        }
+        if !folded.is_empty() {
+            let mut rules: Vec<&str> = folded.iter().map(|f| f.rule.as_str()).collect();
+            rules.sort_unstable();
+            rules.dedup();
+            writeln!(
+                out,
+                "  {} {}",
+                severity_mark(p, Severity::Info),
+                p.dim(&format!(
+                    "{} more info {} with nothing to do ({}): --verbose or --all-devices shows them in full",
+                    folded.len(),
+                    if folded.len() == 1 { "finding" } else { "findings" },
+                    rules.join(", ")
+                ))
+            )?;
+        }
+    }
+    if !d.suppressed.is_empty() {
+        writeln!(out, "\n{}", p.bold("suppressed"))?;
+        for x in &d.suppressed {
+            let subjects = x
+                .subjects
+                .iter()
+                .map(|b| b.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            writeln!(
+                out,
+                "  {} {} {}{}: {}",
+                p.dim("-"),
+                x.rule,
+                x.name,
+                if subjects.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({subjects})")
+                },
+                x.reason
+            )?;
+            writeln!(out, "    {}", p.dim(&format!("by {}:{}", x.file, x.line)))?;
+        }
+    }
+    Ok(())
 }
 
 /// GPUs, NICs, NVMe and accelerators with the path class between each

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    Ctx, RuleRef, bdf_list, group_pairs, minor_note, pair_list, pair_matters, pairs_phrase, plural,
+    Ctx, RuleRef, bdf_list, group_pairs, kernel_evidence, minor_note, pair_list, pair_matters,
+    pairs_phrase, plural,
 };
 use crate::diagnose::acs_params::{DeviceIdent, ParamError, match_param};
 use crate::diagnose::p2pdma::{AcsState, Unknown};
@@ -203,10 +204,24 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
         if p.verdict.acs_redirect.is_empty() || p.verdict.blocked_by.is_some() {
             return None;
         }
+        // The outcome is part of the sentence: the reason a pair is
+        // refused, or what admits it, is the same for the whole group.
         let refused = p.verdict.map_type == MapType::NotSupported;
-        Some((!pair_matters(ctx.tree, p), !refused))
+        let outcome = if refused {
+            format!("{}: the kernel refuses", host_bridge_reason(p))
+        } else {
+            let how = if p.verdict.cpu_rule {
+                "admitted by cpu_supports_p2pdma() (AMD Zen)"
+            } else {
+                "admitted by the host-bridge whitelist"
+            };
+            format!(
+                "the kernel allows the detour ({how}), at root-complex bandwidth and through the IOMMU when one translates"
+            )
+        };
+        Some((!pair_matters(ctx.tree, p), !refused, outcome))
     });
-    for ((minor, _), pairs) in groups {
+    for ((minor, _, outcome), pairs) in groups {
         // The bridges in the kernel's order for the first pair, then any
         // others the group adds.
         let mut bridges: Vec<Bdf> = Vec::new();
@@ -240,22 +255,6 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
         if bridges.len() > SHOWN {
             bridge_text.push(format!("and {} more", bridges.len() - SHOWN));
         }
-        let first = pairs[0];
-        let outcome = if refused.len() == pairs.len() {
-            let why = host_bridge_reason(first);
-            format!("{why}: the kernel refuses")
-        } else if refused.is_empty() {
-            let how = if first.verdict.cpu_rule {
-                "admitted by cpu_supports_p2pdma() (AMD Zen)".to_string()
-            } else {
-                "admitted by the host-bridge whitelist".to_string()
-            };
-            format!(
-                "the kernel allows the detour ({how}), at root-complex bandwidth and through the IOMMU when one translates"
-            )
-        } else {
-            format!("the kernel refuses {} of them", refused.len())
-        };
         let all_std = bridges
             .iter()
             .all(|b| ctrl_of(ctx, *b).is_some_and(|c| c.0 & 0x0c == 0x0c && c.0 & 0x60 == 0));
@@ -274,18 +273,7 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
         if minor {
             message.push_str(&minor_note(ctx, &pairs));
         }
-        let mut evidence: Vec<String> = first
-            .verdict
-            .kernel_messages
-            .iter()
-            .map(|m| format!("kernel: {m}"))
-            .collect();
-        if !evidence.is_empty() {
-            evidence.push(format!(
-                "kernel lines above: {}",
-                crate::diagnose::p2pdma::KERNEL_MESSAGES_NOTE
-            ));
-        }
+        let mut evidence = kernel_evidence(&pairs);
         for b in &bridges {
             if let Some(c) = ctrl_of(ctx, *b) {
                 evidence.push(format!("{b}: {}", describe_ctrl(c)));

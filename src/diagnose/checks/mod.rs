@@ -175,9 +175,11 @@ impl Ctx<'_> {
     }
 }
 
-/// A device of a class that takes part in P2P DMA in practice (NVMe,
-/// network and InfiniBand, display, multimedia, co-processors,
-/// accelerators), or a provider. An unknown class counts.
+/// A device of a class that takes part in P2P DMA in practice (NVMe, SAS
+/// and RAID host bus adapters, network and InfiniBand, display, video
+/// capture, co-processors, accelerators), or a provider. An unknown class
+/// counts. Chipset functions (SATA, USB, SMBus, LPC, audio) do not: `check`
+/// hides them unless --all-devices, and findings about them are info.
 pub(crate) fn p2p_class(tree: &Tree, id: NodeId) -> bool {
     let n = tree.node(id);
     if n.facts.p2pmem.is_some() {
@@ -189,7 +191,13 @@ pub(crate) fn p2p_class(tree: &Tree, id: NodeId) -> bool {
     let (base, sub) = (class >> 16, (class >> 8) & 0xff);
     matches!(
         (base, sub),
-        (0x01, 0x08) | (0x02, _) | (0x03, _) | (0x04, _) | (0x0b, _) | (0x12, _) | (0x0c, 0x06)
+        (0x01, 0x04 | 0x07 | 0x08)
+            | (0x02, _)
+            | (0x03, _)
+            | (0x04, 0x00)
+            | (0x0b, _)
+            | (0x12, _)
+            | (0x0c, 0x04 | 0x06)
     )
 }
 
@@ -249,6 +257,27 @@ pub(crate) fn bdf_list(list: impl IntoIterator<Item = Bdf>) -> String {
 
 pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     super::plural(n, one, many)
+}
+
+/// Every pair's predicted kernel-log lines, each once (they name the pair,
+/// so a group shows them all), with the note on when they appear.
+pub(crate) fn kernel_evidence(pairs: &[&PairReport]) -> Vec<String> {
+    let mut evidence: Vec<String> = Vec::new();
+    for p in pairs {
+        for m in &p.verdict.kernel_messages {
+            let line = format!("kernel: {m}");
+            if !evidence.contains(&line) {
+                evidence.push(line);
+            }
+        }
+    }
+    if !evidence.is_empty() {
+        evidence.push(format!(
+            "kernel lines above: {}",
+            crate::diagnose::p2pdma::KERNEL_MESSAGES_NOTE
+        ));
+    }
+    evidence
 }
 
 /// Groups pair reports by a key, keeping first-seen order of the keys.
