@@ -878,7 +878,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     args.output.display(),
                     snap.files,
                     snap.devices,
-                    crate::render::human_bytes(snap.archive.len() as u64),
+                    crate::units::human_bytes(snap.archive.len() as u64),
                     snap.source
                 );
                 for l in &snap.limitations {

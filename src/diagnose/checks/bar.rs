@@ -8,7 +8,7 @@
 
 use super::{Ctx, RuleRef};
 use crate::diagnose::{Finding, Severity, Status};
-use crate::render::human_bytes;
+use crate::units::human_bytes;
 
 pub const SMALL_BAR: RuleRef = RuleRef {
     id: "P2P804",
