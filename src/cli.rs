@@ -91,6 +91,12 @@ pub struct GlobalArgs {
     /// (an error if it does not exist; set but empty: no names file).
     #[arg(long, global = true, help_heading = "Global options")]
     pub no_names: bool,
+    /// Wrap human output to N columns. By default text wraps to the
+    /// terminal (COLUMNS, else the window size) and is not wrapped when
+    /// piped or redirected. Words are never split: a PCI address, a path
+    /// or a command stays whole; tables are not wrapped.
+    #[arg(long, global = true, help_heading = "Global options", value_name = "N")]
+    pub width: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -812,6 +818,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     && format == Format::Text
                     && cli.global.color.resolve(),
                 source: root.describe(),
+                width: crate::render::wrap::resolve(cli.global.width, args.output.is_none()),
             };
             stream_output(args.output.as_deref(), |out| {
                 topo_renderer(format).render(&tree, &opts, out)
@@ -1188,6 +1195,7 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
     let render_opts = RenderOptions {
         color: args.output.is_none() && args.format == ReportFormat::Text && global.color.resolve(),
         source: root.describe(),
+        width: crate::render::wrap::resolve(global.width, args.output.is_none()),
     };
     let mut buf = Vec::with_capacity(64 * 1024);
     match args.format {

@@ -17,6 +17,7 @@ pub mod json;
 mod pretty;
 pub mod style;
 pub mod text;
+pub mod wrap;
 
 use std::io::{self, Write};
 
@@ -44,6 +45,9 @@ pub struct RenderOptions {
     pub color: bool,
     /// How the root was named (`the live system (/)`, a path).
     pub source: String,
+    /// Wrap prose to this many columns (text only); None: no wrapping
+    /// (piped output without --width). See [`wrap::resolve`].
+    pub width: Option<usize>,
 }
 
 /// A renderer of a topology.
