@@ -145,14 +145,14 @@ fn topo_explains_the_acs_bits_it_prints() {
         let shows_acs = text
             .lines()
             .any(|l| l.split(" · ").any(|p| p.starts_with("ACS ")));
-        let Some(legend) = text.split("\nACS Control bits set:").nth(1) else {
+        let Some(legend) = text.split("\nACS bits (ACS Control):").nth(1) else {
             assert!(!shows_acs, "{name}: no ACS legend:\n{text}");
             continue;
         };
         assert!(shows_acs, "{name}: a legend for no ACS word:\n{text}");
         for l in text
             .lines()
-            .filter(|l| !l.starts_with("ACS Control bits set"))
+            .filter(|l| !l.starts_with("ACS bits (ACS Control):"))
         {
             let Some(acs) = l.split(" · ").find_map(|p| p.strip_prefix("ACS ")) else {
                 continue;

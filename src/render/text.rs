@@ -94,12 +94,12 @@ fn write_acs_legend(
     .map(|(k, what)| format!("{k} {what}"))
     .collect();
     if off {
-        parts.push("off: no ACS control bit set".into());
+        parts.push("off: none set".into());
     }
     if unknown {
         parts.push("?: ACS Control could not be read (not root)".into());
     }
-    let text = format!("ACS Control bits set: {}", parts.join(" · "));
+    let text = format!("ACS bits (ACS Control): {}", parts.join(" · "));
     writeln!(out)?;
     for line in super::wrap::wrap(&text, width, "", "  ") {
         writeln!(out, "{}", p.dim(&line))?;
