@@ -131,7 +131,7 @@ fn fedora_uses_grubby() {
     assert_eq!(persist.len(), 1);
     assert_eq!(persist[0]["boot_loader"], "grubby");
     let cmd = format!("sudo grubby --update-kernel=ALL --args=\"{ACS_PARAM}\"");
-    assert_eq!(strings(&persist[0]["commands"]), [cmd.clone()]);
+    assert_eq!(strings(&persist[0]["commands"]), std::slice::from_ref(&cmd));
     assert!(lines(&check(&root, &[])).contains(&cmd.as_str()));
 }
 

@@ -203,9 +203,9 @@ mod tests {
         {
             let mut w = Wrapper::new(&mut out, Some(20));
             write!(w, "  short\n  one two three four five six\n").unwrap();
-            write!(
+            writeln!(
                 w,
-                "{NOWRAP}    sudo setpci -s 0000:00:03.0 ECAP_ACS+6.w=0000:002c\n"
+                "{NOWRAP}    sudo setpci -s 0000:00:03.0 ECAP_ACS+6.w=0000:002c"
             )
             .unwrap();
             write!(w, "tail").unwrap();
