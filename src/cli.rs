@@ -11,6 +11,7 @@ use crate::render::{Format, RenderOptions, topo_renderer};
 use crate::root::SystemRoot;
 use crate::scan::{self, ScanOptions};
 use crate::topology::Tree;
+use crate::units::{parse_duration, parse_size};
 
 /// Exit status when the tool itself failed (bad arguments, unreadable
 /// input, a write error).
@@ -90,6 +91,12 @@ pub struct GlobalArgs {
     /// (an error if it does not exist; set but empty: no names file).
     #[arg(long, global = true, help_heading = "Global options")]
     pub no_names: bool,
+    /// Wrap human output to N columns. By default text wraps to the
+    /// terminal (COLUMNS, else the window size) and is not wrapped when
+    /// piped or redirected. Words are never split: a PCI address, a path
+    /// or a command stays whole; tables are not wrapped.
+    #[arg(long, global = true, help_heading = "Global options", value_name = "N")]
+    pub width: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -480,48 +487,6 @@ pub struct RestoreArgs {
     pub force: bool,
 }
 
-/// `128K`, `64M`, `1G`, `4096`, `1MiB`: bytes, in powers of 1024.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size (examples: 4096, 128K, 64M, 1G)"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use K, M, G or T)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("`{s}` is too large"))
-}
-
-/// `10s`, `500ms`, `2m`, `3` (seconds).
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    let digits = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (examples: 10s, 500ms, 2m)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" | "min" => n * 60.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s or m)")),
-    };
-    if !(secs > 0.0 && secs < 1e7) {
-        return Err(format!("`{s}`: the duration must be positive"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
-}
-
 /// Exit statuses of `check`.
 const CHECK_EXIT_CODES: &str = "\
 Exit status:
@@ -898,6 +863,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     && format == Format::Text
                     && cli.global.color.resolve(),
                 source: root.describe(),
+                width: crate::render::wrap::resolve(cli.global.width, args.output.is_none()),
             };
             stream_output(args.output.as_deref(), |out| {
                 topo_renderer(format).render(&tree, &opts, out)
@@ -964,7 +930,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     args.output.display(),
                     snap.files,
                     snap.devices,
-                    crate::render::human_bytes(snap.archive.len() as u64),
+                    crate::units::human_bytes(snap.archive.len() as u64),
                     snap.source
                 );
                 for l in &snap.limitations {
@@ -1288,6 +1254,7 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
     let render_opts = RenderOptions {
         color: args.output.is_none() && args.format == ReportFormat::Text && global.color.resolve(),
         source: root.describe(),
+        width: crate::render::wrap::resolve(global.width, args.output.is_none()),
     };
     let mut buf = Vec::with_capacity(64 * 1024);
     match args.format {

@@ -19,6 +19,7 @@ pub mod root;
 pub mod scan;
 pub mod snapshot;
 pub mod topology;
+pub mod units;
 
 /// How many threads to split `items` pieces of work over: one below 256
 /// (threads would cost more than they save), else the CPUs available, at

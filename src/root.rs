@@ -1770,7 +1770,7 @@ fn read_archive_within(mut file: impl Read, bound: u64) -> Result<Loaded, String
     let too_large = || {
         format!(
             "too large: it expands to more than {} (a p2pdoctor snapshot is a few MiB)",
-            human(bound)
+            crate::units::human_bytes(bound)
         )
     };
     let mut entries = BTreeMap::new();
@@ -1825,7 +1825,7 @@ fn read_archive_within(mut file: impl Read, bound: u64) -> Result<Loaded, String
                     if kept > MAX_ARCHIVE_KEPT {
                         return Err(format!(
                             "too large: its files hold more than {}",
-                            human(MAX_ARCHIVE_KEPT)
+                            crate::units::human_bytes(MAX_ARCHIVE_KEPT)
                         ));
                     }
                     Entry::File(bytes.clone())
@@ -1849,7 +1849,7 @@ fn read_archive_within(mut file: impl Read, bound: u64) -> Result<Loaded, String
             if kept > MAX_ARCHIVE_KEPT {
                 return Err(format!(
                     "too large: its files hold more than {}",
-                    human(MAX_ARCHIVE_KEPT)
+                    crate::units::human_bytes(MAX_ARCHIVE_KEPT)
                 ));
             }
             let mut buf = Vec::with_capacity(size as usize);
@@ -1888,11 +1888,6 @@ fn read_archive_within(mut file: impl Read, bound: u64) -> Result<Loaded, String
         });
     }
     Ok(Loaded { entries, notes })
-}
-
-/// `1 GiB`, for the archive bounds.
-fn human(n: u64) -> String {
-    crate::render::human_bytes(n)
 }
 
 #[cfg(test)]

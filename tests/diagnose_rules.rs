@@ -377,7 +377,7 @@ fn every_stage_rule_fires_where_it_must_and_nowhere_else() {
             }
             if found
                 .iter()
-                .any(|f| f.message.is_empty() || f.fix.as_deref().unwrap_or("").is_empty())
+                .any(|f| f.message.is_empty() || f.fix.as_ref().is_none_or(|x| x.text.is_empty()))
             {
                 failures.push(format!(
                     "{} in {spec}: a finding without message or fix",
@@ -434,7 +434,7 @@ fn every_rule_fires_where_it_must_and_nowhere_else() {
                 ));
             }
             for f in &found {
-                if f.message.is_empty() || f.fix.as_deref().unwrap_or("").is_empty() {
+                if f.message.is_empty() || f.fix.as_ref().is_none_or(|x| x.text.is_empty()) {
                     failures.push(format!(
                         "{} in {spec}: a finding without message or fix",
                         case.rule
@@ -508,11 +508,17 @@ fn the_clean_machine_has_no_finding_and_exits_zero() {
 fn acs_fix_is_the_kernels_parameter_and_a_setpci_alternative() {
     let d = diagnose_spec("rule_acs_redirect");
     let f = d.findings.iter().find(|f| f.rule == "P2P301").unwrap();
-    let fix = f.fix.as_deref().unwrap();
-    assert!(fix.contains("pci=disable_acs_redir=0000:00:03.0 "), "{fix}");
+    let fix = f.fix.as_ref().unwrap();
+    assert_eq!(
+        fix.params_line(),
+        "pci=disable_acs_redir=0000:00:03.0",
+        "{fix:?}"
+    );
     assert!(
-        fix.contains("setpci -s 0000:00:03.0 ECAP_ACS+6.w=0000:002c"),
-        "{fix}"
+        fix.commands
+            .iter()
+            .any(|c| c == "sudo setpci -s 0000:00:03.0 ECAP_ACS+6.w=0000:002c"),
+        "{fix:?}"
     );
     assert!(f.evidence.iter().any(|e| e
         == "kernel: nvme 0000:01:00.1: to disable ACS redirect for this path, add the kernel parameter: pci=disable_acs_redir=0000:00:03.0"));
@@ -531,7 +537,7 @@ fn the_acs_fix_keeps_what_the_command_line_already_has() {
     // the fix must add 02:00.0 to that list, not replace it.
     let d = diagnose_spec("rule_acs_param");
     let f = d.findings.iter().find(|f| f.rule == "P2P301").unwrap();
-    let fix = f.fix.as_deref().unwrap();
+    let fix = f.fix.as_ref().unwrap().to_string();
     assert!(
         fix.contains(
             "pci=disable_acs_redir=0000:00:03.0/00.0/01.0;0000:09:00.0;0000:00:03.0;0000:02:00.0"
@@ -638,10 +644,12 @@ fn a_small_bar_names_the_gpu_the_bar_and_both_sizes() {
     assert_eq!(f.subjects, ["0000:01:00.0".parse().unwrap()]);
     assert!(f.message.contains("BAR1 at 256 MiB"), "{}", f.message);
     assert!(f.message.contains("up to 32 GiB"), "{}", f.message);
-    let fix = f.fix.as_deref().unwrap();
+    let fix = f.fix.as_ref().unwrap();
     assert!(
-        fix.contains("echo 15 > /sys/bus/pci/devices/0000:01:00.0/resource1_resize"),
-        "{fix}"
+        fix.commands
+            .iter()
+            .any(|c| c == "echo 15 | sudo tee /sys/bus/pci/devices/0000:01:00.0/resource1_resize"),
+        "{fix:?}"
     );
 }
 #[test]

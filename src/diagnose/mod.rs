@@ -18,6 +18,7 @@
 pub mod acs_params;
 pub mod catalog;
 mod checks;
+pub mod fix;
 
 pub use checks::vendor::{Mapping, VendorComparison, VendorDevice, VendorPair};
 pub mod kernel;
@@ -35,6 +36,7 @@ use crate::topology::{NodeId, PathClass, Role, Tree};
 pub use catalog::{Catalog, RuleInfo, Severity};
 pub use checks::facts::{CONTRADICTED as RULE_CONTRADICTED, MISMATCH as RULE_MISMATCH};
 pub use checks::{ALL_RULES, RuleRef};
+pub use fix::{Fix, KernelParam};
 pub use kernel::{KernelData, KernelModel, KernelVersion};
 pub use p2pdma::{MapType, P2pView, Verdict};
 
@@ -78,7 +80,7 @@ pub struct Finding {
     /// The devices it is about, sorted.
     pub subjects: Vec<Bdf>,
     pub message: String,
-    pub fix: Option<String>,
+    pub fix: Option<fix::Fix>,
     /// Kernel log lines it predicts, register values, pairs: supporting lines.
     pub evidence: Vec<String>,
 }

@@ -162,9 +162,11 @@ pub struct Suppressed {
 /// none): the text report folds these into one count line.
 pub fn nothing_to_do(f: &Finding) -> bool {
     f.severity == Severity::Info
-        && f.fix
-            .as_deref()
-            .is_none_or(|x| x.trim_start().starts_with("Nothing to fix"))
+        && f.fix.as_ref().is_none_or(|x| {
+            x.commands.is_empty()
+                && x.kernel_params.is_empty()
+                && x.text.trim_start().starts_with("Nothing to fix")
+        })
 }
 
 /// The rules of `check --baseline` and `--policy`: they compare the whole

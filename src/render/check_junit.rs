@@ -23,7 +23,7 @@ fn finding_text(f: &Finding) -> String {
     }
     if let Some(fix) = &f.fix {
         text.push_str("\nfix: ");
-        text.push_str(fix);
+        text.push_str(&fix.to_string());
     }
     text
 }

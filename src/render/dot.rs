@@ -5,8 +5,9 @@
 
 use std::io::{self, Write};
 
-use super::{Render, RenderOptions, human_bytes};
+use super::{Render, RenderOptions};
 use crate::topology::{Node, NodeId, Role, Tree};
+use crate::units::human_bytes;
 
 pub struct DotGraph;
 

@@ -560,6 +560,7 @@ mod tests {
         let opts = RenderOptions {
             color: false,
             source: "test".to_string(),
+            width: None,
         };
         let mut rendered = Vec::new();
         JsonTopo.render(&tree, &opts, &mut rendered).unwrap();

@@ -17,6 +17,7 @@ pub mod json;
 mod pretty;
 pub mod style;
 pub mod text;
+pub mod wrap;
 
 use std::io::{self, Write};
 
@@ -44,6 +45,9 @@ pub struct RenderOptions {
     pub color: bool,
     /// How the root was named (`the live system (/)`, a path).
     pub source: String,
+    /// Wrap prose to this many columns (text only); None: no wrapping
+    /// (piped output without --width). See [`wrap::resolve`].
+    pub width: Option<usize>,
 }
 
 /// A renderer of a topology.
@@ -72,34 +76,4 @@ impl ToolBlock {
         name: "p2pdoctor",
         version: env!("CARGO_PKG_VERSION"),
     };
-}
-
-/// `16 MiB`, `1.5 GiB`, `512 B`: binary units, as `p2pmem/size` is bytes.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else if (v - v.round()).abs() < 0.05 {
-        format!("{:.0} {}", v, UNITS[u])
-    } else {
-        format!("{:.1} {}", v, UNITS[u])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_bytes;
-
-    #[test]
-    fn bytes_in_binary_units() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(16 << 20), "16 MiB");
-        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
-    }
 }

@@ -35,6 +35,13 @@ pub struct HostFacts {
     /// A virtual machine, and what says so (None on bare metal or when
     /// nothing tells).
     pub virtualization: Option<super::virt::Virtualization>,
+    /// The boot-loader files found (which tool makes a kernel parameter
+    /// persistent). Kept out of topo's JSON; check's fixes carry it.
+    #[serde(skip)]
+    pub boot: super::boot::BootFacts,
+    /// The modules.alias lines that matched an unbound function.
+    #[serde(skip)]
+    pub module_aliases: super::modalias::ModuleAliases,
 }
 
 /// What `/sys/hypervisor` and `/proc/xen` tell.
@@ -218,6 +225,8 @@ pub(super) fn read_host(root: &SystemRoot, limitations: &mut Vec<Limitation>) ->
         iommu_units,
         nvidia_topology: None,
         virtualization: None,
+        boot: super::boot::read_boot(root),
+        module_aliases: Default::default(),
     }
 }
 

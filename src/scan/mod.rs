@@ -4,10 +4,12 @@
 //! [`SystemRoot`]). It knows Linux and nothing about rules: it returns
 //! [`Facts`], plain values that every later stage takes as input.
 
+pub mod boot;
 mod device;
 pub mod evidence;
 mod host;
 pub mod kmsg;
+pub mod modalias;
 mod nesting;
 pub mod nvidia;
 mod nvme;
@@ -144,6 +146,7 @@ pub fn scan(root: &SystemRoot, options: &ScanOptions) -> Facts {
         host.virtualization = virt::detect(root, &host, &devices);
         nvme::attach_block_devices(&mut devices, &blocks);
         nvme::attach_os_names(&mut devices, &os_names);
+        host.module_aliases = modalias::attach(root, host.kernel_release.as_deref(), &mut devices);
         if let Some(index) = ids.and_then(join) {
             let names = index.names(&wanted_ids(&devices));
             name_devices(&mut devices, &names);

@@ -127,6 +127,18 @@ fn trim(entries: &mut BTreeMap<String, Entry>, facts: &scan::Facts) {
         };
         entries.insert(source.clone(), Entry::File(bytes));
     }
+    // modules.alias: only the lines that named a driver for an unbound
+    // function here (the whole file is a megabyte of other buses').
+    if let Some(source) = &facts.host.module_aliases.source {
+        let text = facts.host.module_aliases.render();
+        entries.insert(source.clone(), Entry::File(text.into_bytes()));
+    }
+    // Boot tools (grubby, update-grub): that they exist, not their bytes.
+    for (path, entry) in entries.iter_mut() {
+        if scan::boot::is_tool(path) {
+            *entry = Entry::File(Vec::new());
+        }
+    }
     if let Some(Entry::File(b)) = entries.get_mut("proc/cpuinfo") {
         let keep = [
             "processor",

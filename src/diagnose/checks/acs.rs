@@ -8,6 +8,7 @@ use super::{
     pairs_phrase, plural,
 };
 use crate::diagnose::acs_params::{DeviceIdent, ParamError, match_param};
+use crate::diagnose::fix::{Fix, KernelParam};
 use crate::diagnose::p2pdma::{AcsState, Unknown};
 use crate::diagnose::{Finding, MapType, PairReport, Severity, Status};
 use crate::pci::{AcsFlags, Bdf};
@@ -137,9 +138,12 @@ fn drift(ctx: &Ctx, out: &mut Vec<Finding>) {
                         what.join("; ")
                     ),
                 )
-                .fix(format!(
-                    "Make the intended setting durable on the kernel command line (pci=disable_acs_redir={bdf} clears RR CR EC at every boot and every restore); after a run-time change, unbind and rebind the provider's driver so cached verdicts are recomputed"
-                ))
+                .fix(
+                    Fix::new(format!(
+                        "Make the intended setting durable on the kernel command line (pci=disable_acs_redir={bdf} clears RR CR EC at every boot and every restore); after a run-time change, unbind and rebind the provider's driver so cached verdicts are recomputed"
+                    ))
+                    .param(KernelParam::new("pci", format!("disable_acs_redir={bdf}"))),
+                )
                 .evidence([format!(
                     "{bdf}: ACS Capability {:#06x}; Linux's value for this IOMMU state and command line: {}",
                     acs.cap.0,
@@ -171,6 +175,11 @@ fn describe_ctrl(ctrl: AcsFlags) -> String {
 /// The `pci=disable_acs_redir=` value that keeps what the command line
 /// already has and adds `bridges` (one parameter: a second one would
 /// replace the first).
+/// `pci=X` as a [`KernelParam`] (`param` starts with `pci=`).
+fn pci_param(param: &str) -> KernelParam {
+    KernelParam::new("pci", param.strip_prefix("pci=").unwrap_or(param))
+}
+
 fn merged_param(ctx: &Ctx, bridges: &[Bdf]) -> String {
     let mut entries: Vec<String> = ctx
         .params
@@ -279,9 +288,9 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
                 evidence.push(format!("{b}: {}", describe_ctrl(c)));
             }
         }
-        let mut fix = format!(
-            "Add the kernel parameter {} (this exact list; a second pci=disable_acs_redir= would replace the first)",
-            merged_param(ctx, &bridges)
+        let param = merged_param(ctx, &bridges);
+        let mut text = format!(
+            "Add the kernel parameter {param} (this exact list; a second pci=disable_acs_redir= would replace the first)"
         );
         // Many ports of one model: the ID form names them all at once.
         if bridges.len() > 4 {
@@ -300,7 +309,7 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
                 }
             }
             if ids.len() < bridges.len() {
-                fix.push_str(&format!(
+                text.push_str(&format!(
                     "; shorter, by device ID (every device of those models, here and elsewhere): pci=disable_acs_redir={}",
                     ids.join(";")
                 ));
@@ -310,13 +319,12 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
             .iter()
             .filter(|b| ctrl_of(ctx, **b).is_some())
             .take(SHOWN)
-            .map(|b| format!("setpci -s {b} ECAP_ACS+6.w=0000:{REDIR:04x}"))
+            .map(|b| format!("sudo setpci -s {b} ECAP_ACS+6.w=0000:{REDIR:04x}"))
             .collect();
         if !setpci.is_empty() {
             let more = bridges.len().saturating_sub(setpci.len());
-            fix.push_str(&format!(
-                ". Or clear RR/CR/EC at run time: {}{} ({SETPCI_CAVEAT})",
-                setpci.join("; "),
+            text.push_str(&format!(
+                ". Or clear RR/CR/EC at run time with the commands below{} ({SETPCI_CAVEAT})",
                 if more > 0 {
                     format!(" (and the same for the {more} others)")
                 } else {
@@ -324,7 +332,8 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
                 }
             ));
         }
-        fix.push_str(". Devices below those bridges then reach each other without the IOMMU (they share an IOMMU group)");
+        text.push_str(". Devices below those bridges then reach each other without the IOMMU (they share an IOMMU group)");
+        let fix = Fix::new(text).param(pci_param(&param)).commands(setpci);
         let mut subjects: Vec<Bdf> = bridges.clone();
         for p in &pairs {
             subjects.push(p.provider);
@@ -436,7 +445,10 @@ fn redirect_unknown(ctx: &Ctx, out: &mut Vec<Finding>) {
                     pair_list(&affected),
                 ),
             )
-            .fix("Run p2pdoctor as root (sudo p2pdoctor check) so config space can be read in full")
+            .fix(
+                Fix::new("Run p2pdoctor as root so config space can be read in full")
+                    .command("sudo p2pdoctor check"),
+            )
             .evidence(inferred.into_values()),
     );
 }
@@ -468,9 +480,12 @@ fn ordering(ctx: &Ctx, out: &mut Vec<Finding>) {
                             pair_list(pairs)
                         ),
                     )
-                    .fix(format!(
-                        "Make RR and CR agree: pci=disable_acs_redir={bdf} clears both (direct P2P), or pci=config_acs=xxx11xx@{bdf} (kernel 6.11+) sets both"
-                    )),
+                    .fix(
+                        Fix::new(format!(
+                            "Make RR and CR agree: pci=disable_acs_redir={bdf} clears both (direct P2P), or pci=config_acs=xxx11xx@{bdf} (kernel 6.11+) sets both"
+                        ))
+                        .param(KernelParam::new("pci", format!("disable_acs_redir={bdf}"))),
+                    ),
             );
         }
         if ctrl.dt() {
@@ -506,9 +521,12 @@ fn ordering(ctx: &Ctx, out: &mut Vec<Finding>) {
                                 if ats.len() == 1 { "has" } else { "have" }
                             ),
                         )
-                        .fix(format!(
-                            "Use one path: clear DT with pci=config_acs=0xxxxxx@{bdf} (kernel 6.11+), or make sure the device's P2P traffic is all translated"
-                        )),
+                        .fix(
+                            Fix::new(format!(
+                                "Use one path: clear DT with pci=config_acs=0xxxxxx@{bdf} (kernel 6.11+), or make sure the device's P2P traffic is all translated"
+                            ))
+                            .param(KernelParam::new("pci", format!("config_acs=0xxxxxx@{bdf}"))),
+                        ),
                 );
             }
         }
@@ -537,7 +555,12 @@ fn ordering(ctx: &Ctx, out: &mut Vec<Finding>) {
                             "{bdf} has ACS EC+ (egress control vector {vector}): it blocks or redirects P2P requests to the ports its vector selects; the kernel counts EC as redirect whatever the vector says"
                         ),
                     )
-                    .fix(format!("pci=disable_acs_redir={bdf} clears EC together with RR and CR")),
+                    .fix(
+                        Fix::new(format!(
+                            "pci=disable_acs_redir={bdf} clears EC together with RR and CR"
+                        ))
+                        .param(KernelParam::new("pci", format!("disable_acs_redir={bdf}"))),
+                    ),
             );
         }
     }
@@ -579,10 +602,13 @@ fn params(ctx: &Ctx, out: &mut Vec<Finding>) {
                             all[..all.len() - 1].join(", ")
                         ),
                     )
-                    .fix(format!(
-                        "Give one pci={name}= with every device in one ;-separated list: pci={name}={}",
-                        all.join(";")
-                    )),
+                    .fix(
+                        Fix::new(format!(
+                            "Give one pci={name}= with every device in one ;-separated list: pci={name}={}",
+                            all.join(";")
+                        ))
+                        .param(KernelParam::new("pci", format!("{name}={}", all.join(";")))),
+                    ),
             );
         }
     }
@@ -732,7 +758,12 @@ fn params(ctx: &Ctx, out: &mut Vec<Finding>) {
                         describe_ctrl(ctrl)
                     ),
                 )
-                .fix(format!("Clear the bits (setpci -s {bdf} ECAP_ACS+6.w=0000:{REDIR:04x}; {SETPCI_CAVEAT}) and find what sets them")),
+                .fix(
+                    Fix::new(format!(
+                        "Clear the bits with the command below ({SETPCI_CAVEAT}) and find what sets them"
+                    ))
+                    .command(format!("sudo setpci -s {bdf} ECAP_ACS+6.w=0000:{REDIR:04x}")),
+                ),
         );
     }
 }

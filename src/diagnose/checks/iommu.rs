@@ -6,6 +6,7 @@ use super::{
     Ctx, RuleRef, bdf_list, group_pairs, minor_note, pair_matters, pairs_phrase,
     passthrough_by_cmdline,
 };
+use crate::diagnose::fix::{Fix, KernelParam};
 use crate::diagnose::{Finding, MapType, Severity, Status};
 use crate::pci::Bdf;
 use crate::topology::NodeId;
@@ -98,9 +99,42 @@ fn translates_peers(ctx: &Ctx) -> Vec<Finding> {
                     listed.join("; ")
                 ),
             )
-            .fix(format!(
-                "Boot with iommu=pt (identity for every device the host owns), or switch a group at run time (Linux 5.11+): unbind the driver of {first}, echo identity > /sys/kernel/iommu_groups/{first_group}/type, bind it again; keep translation only for devices handed to VMs (vfio)"
-            )),
+            .fix(
+                Fix::new(format!(
+                    "Boot with {} (identity for every device the host owns), or switch a group at run time (Linux 5.11+) with the commands below, shown for group {first_group} ({first}; every device of the group must be unbound first); keep translation only for devices handed to VMs (vfio)",
+                    passthrough(ctx)
+                ))
+                .param(passthrough(ctx))
+                .commands(identity_commands(first, first_group)),
+            ),
+    ]
+}
+
+/// The parameter that makes the host's DMA identity-mapped: `iommu=pt` on
+/// x86 (Intel VT-d, AMD-Vi), `iommu.passthrough=1` on Arm SMMUs
+/// (Documentation/admin-guide/kernel-parameters.txt).
+fn passthrough(ctx: &Ctx) -> KernelParam {
+    if ctx
+        .tree
+        .host
+        .iommu_units
+        .iter()
+        .any(|u| u.kind == "arm-smmu")
+    {
+        KernelParam::new("iommu.passthrough", "1")
+    } else {
+        KernelParam::new("iommu", "pt")
+    }
+}
+
+/// Switching one IOMMU group to identity at run time (Linux 5.11+,
+/// Documentation/ABI/testing/sysfs-kernel-iommu_groups): unbind, write
+/// the type, let the PCI core bind the driver again.
+fn identity_commands(bdf: Bdf, group: u32) -> Vec<String> {
+    vec![
+        format!("echo {bdf} | sudo tee /sys/bus/pci/devices/{bdf}/driver/unbind"),
+        format!("echo identity | sudo tee /sys/kernel/iommu_groups/{group}/type"),
+        format!("echo {bdf} | sudo tee /sys/bus/pci/drivers_probe"),
     ]
 }
 
@@ -207,11 +241,19 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                     ),
                 )
                 .fix(if first_group == u32::MAX {
-                    "To know, add `sudo lspci -vvv` (IOMMU groups) and `grep . /sys/kernel/iommu_groups/*/type` to the paste; if they translate, boot with iommu=pt".to_string()
+                    Fix::new(format!(
+                        "To know, add the output of the commands below to the paste (IOMMU groups and their domain types); if they translate, boot with {}",
+                        passthrough(ctx)
+                    ))
+                    .command("sudo lspci -vvv")
+                    .command("grep . /sys/kernel/iommu_groups/*/type")
                 } else {
-                    format!(
-                        "Boot with iommu=pt, or switch each group to identity at run time, e.g. for group {first_group}: unbind the driver of {first_client}, echo identity > /sys/kernel/iommu_groups/{first_group}/type, bind it again"
-                    )
+                    Fix::new(format!(
+                        "Boot with {}, or switch each group to identity at run time with the commands below, shown for group {first_group} (every device of the group must be unbound first)",
+                        passthrough(ctx)
+                    ))
+                    .param(passthrough(ctx))
+                    .commands(identity_commands(first_client, first_group))
                 }),
         );
     }

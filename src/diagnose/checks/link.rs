@@ -55,9 +55,9 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                     Status::Predicted,
                     std::iter::once(bdf).chain(pairs.iter().flat_map(|p| [p.provider, p.client])),
                     format!(
-                        "{} are capped at {:.1} GB/s by the {} link of {bdf}, narrower than both devices' own links",
+                        "{} are capped at {} by the {} link of {bdf}, narrower than both devices' own links",
                         pairs_phrase(&pairs),
-                        b.gbytes_per_s,
+                        crate::units::rate(b.gbytes_per_s),
                         b.link
                     ),
                 )

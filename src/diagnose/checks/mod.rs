@@ -58,7 +58,7 @@ impl RuleRef {
 }
 
 impl Finding {
-    pub(crate) fn fix(mut self, fix: impl Into<String>) -> Finding {
+    pub(crate) fn fix(mut self, fix: impl Into<super::fix::Fix>) -> Finding {
         self.fix = Some(fix.into());
         self
     }
@@ -317,6 +317,13 @@ pub(crate) fn run_all(ctx: &Ctx) -> Vec<Finding> {
     out.extend(device::check(ctx));
     out.extend(bar::check(ctx));
     out.extend(facts::check(ctx));
+    // Every kernel parameter a rule asks for, with how to keep it on this
+    // machine's boot loader.
+    for f in &mut out {
+        if let Some(fix) = &mut f.fix {
+            fix.persist = super::fix::persist(fix, &ctx.tree.host.boot);
+        }
+    }
     out
 }
 
