@@ -179,7 +179,27 @@ const CASES: &[Case] = &[
     Case {
         rule: "P2P603",
         fires: &[("rule_cascaded_narrow", Info, Predicted)],
-        silent: &["rule_clean"],
+        // There P2P604 speaks, or RO is off.
+        silent: &[
+            "rule_clean",
+            "rule_relaxed_ordering_quirk",
+            "rule_gpudirect_ro_off",
+        ],
+    },
+    Case {
+        rule: "P2P604",
+        fires: &[("rule_relaxed_ordering_quirk", Warning, Predicted)],
+        silent: &["rule_clean", "rule_gpudirect_ro_off", "two_socket_server"],
+    },
+    Case {
+        rule: "P2P605",
+        fires: &[("rule_gpudirect_ro_off", Info, Predicted)],
+        // The NIC there is off because a quirked root port asks for it.
+        silent: &[
+            "rule_clean",
+            "rule_relaxed_ordering_quirk",
+            "two_socket_server",
+        ],
     },
     Case {
         rule: "P2P701",

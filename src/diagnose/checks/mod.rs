@@ -97,6 +97,8 @@ pub const ALL_RULES: &[RuleRef] = &[
     ordering::DUAL_PATH,
     ordering::CASCADED,
     ordering::RELAXED,
+    ordering::RELAXED_QUIRKED_PORT,
+    ordering::RELAXED_OFF_RDMA_NIC,
     link::BOTTLENECK,
     link::DEGRADED,
     link::MPS,
