@@ -223,6 +223,17 @@ const CASES: &[Case] = &[
         silent: &["rule_clean"],
     },
     Case {
+        rule: "P2P705",
+        fires: &[("rule_mixed_generation", Warning, Predicted)],
+        // Gen5 devices on Gen5 links (or all Gen4) are not bound below
+        // what they can do.
+        silent: &[
+            "rule_clean",
+            "hgx_8gpu_two_level_switches",
+            "rule_gpudirect_ro_off",
+        ],
+    },
+    Case {
         rule: "P2P801",
         fires: &[("rule_device_problems", Warning, Predicted)],
         silent: &["rule_clean"],

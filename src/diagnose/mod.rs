@@ -195,6 +195,10 @@ pub struct PairReport {
     /// PCIe switches on the path.
     pub switches: usize,
     pub bottleneck: Option<LinkBound>,
+    /// The most the path can carry, one direction, GB/s: the narrowest
+    /// link by trained speed x width less the encoding overhead. None
+    /// where a link on the path could not be read.
+    pub bandwidth_bound: Option<f64>,
     #[serde(skip)]
     pub provider_id: NodeId,
     #[serde(skip)]
