@@ -943,3 +943,54 @@ fn an_8_gpu_box_with_two_switch_levels_classes_like_nvml() {
     assert_eq!(class(0, 8), (Pix, Phb));
     assert!(d.findings.iter().any(|f| f.rule == "P2P503"));
 }
+
+/// An AMD EPYC box with every GPU on a root port of its own, held to
+/// NVML's classes (nvml.h, nvmlGpuTopologyLevel_t): two root ports of one
+/// root complex are PHB (NVML_TOPOLOGY_HOSTBRIDGE), two root complexes of
+/// one NUMA node NODE (NVML_TOPOLOGY_NODE), across sockets SYS
+/// (NVML_TOPOLOGY_SYSTEM). Never PIX or PXB: no switch or bridge is shared.
+#[test]
+fn epyc_gpus_on_separate_root_ports_have_nvml_classes() {
+    use p2pdoctor::topology::PathClass::*;
+    let d = diagnose_spec("epyc_gpus_separate_root_ports");
+    let m = d.class_matrix.as_ref().expect("four GPUs and a NIC");
+    let at = |bdf: &str| {
+        m.devices
+            .iter()
+            .position(|x| x.bdf.to_string() == bdf)
+            .unwrap_or_else(|| panic!("{bdf} not in the matrix"))
+    };
+    let (g0, g1, g2, g3, nic) = (
+        at("0000:01:00.0"),
+        at("0000:02:00.0"),
+        at("0000:41:00.0"),
+        at("0000:81:00.0"),
+        at("0000:42:00.0"),
+    );
+    let class = |i: usize, j: usize| m.cells[i][j].path_class;
+    assert_eq!(class(g0, g1), Phb, "two root ports of one root complex");
+    assert_eq!(class(g2, nic), Phb);
+    assert_eq!(class(g0, g2), Node, "two root complexes of NUMA node 0");
+    assert_eq!(class(g1, nic), Node);
+    for x in [g0, g1, g2, nic] {
+        assert_eq!(class(x, g3), Sys, "across sockets");
+        assert_eq!(class(g3, x), Sys);
+    }
+    // The matrix is symmetric, and nothing is wired below one switch.
+    for i in 0..m.devices.len() {
+        for j in 0..m.devices.len() {
+            assert_eq!(class(i, j), class(j, i));
+            if i != j {
+                assert!(!matches!(class(i, j), Pix | Pxb), "{i} {j}");
+                // AMD Zen lets the kernel map through the host bridge, and
+                // every such path already goes through it.
+                assert_eq!(m.cells[i][j].effective_path_class, class(i, j));
+                assert_eq!(m.cells[i][j].bandwidth_bound, Some(63.02));
+            }
+        }
+    }
+    // All Gen5 x16 with RO on the NIC: no link or ordering rule speaks.
+    for rule in ["P2P603", "P2P604", "P2P605", "P2P701", "P2P702", "P2P705"] {
+        assert!(d.findings.iter().all(|f| f.rule != rule), "{rule}");
+    }
+}
