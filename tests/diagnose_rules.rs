@@ -254,6 +254,17 @@ const CASES: &[Case] = &[
         silent: &["rule_clean", "two_socket_server"],
     },
     Case {
+        rule: "P2P805",
+        fires: &[("rule_vendor_p2p_read", Warning, Predicted)],
+        // There nvidia-smi topo -p2p r agrees on every pair; elsewhere
+        // none was saved.
+        silent: &[
+            "rule_vendor_topology_agrees",
+            "rule_clean",
+            "rule_vendor_topology",
+        ],
+    },
+    Case {
         rule: "P2P901",
         fires: &[("rule_nonroot", Warning, Inconclusive)],
         silent: &["rule_clean"],
@@ -993,4 +1004,25 @@ fn epyc_gpus_on_separate_root_ports_have_nvml_classes() {
     for rule in ["P2P603", "P2P604", "P2P605", "P2P701", "P2P702", "P2P705"] {
         assert!(d.findings.iter().all(|f| f.rule != rule), "{rule}");
     }
+}
+
+/// P2P805 shows both views for the pair they disagree on, and only that
+/// pair: GPU0/GPU1 ↔ GPU2 are OK on both sides.
+#[test]
+fn the_p2p_read_matrix_is_compared_pair_by_pair() {
+    let d = diagnose_spec("rule_vendor_p2p_read");
+    let f = d.findings.iter().find(|f| f.rule == "P2P805").unwrap();
+    assert_eq!(
+        f.evidence,
+        [
+            "GPU0 = 0000:03:00.0 ↔ GPU1 = 0000:04:00.0: nvidia-smi CNS (chipset not supported); p2pdoctor: direct P2P, bus_addr (PIX)"
+        ]
+    );
+    assert!(
+        f.message.contains("1 of 3 GPU pairs compared"),
+        "{}",
+        f.message
+    );
+    let subjects: Vec<String> = f.subjects.iter().map(|b| b.to_string()).collect();
+    assert_eq!(subjects, ["0000:03:00.0", "0000:04:00.0"]);
 }

@@ -108,6 +108,7 @@ pub const ALL_RULES: &[RuleRef] = &[
     device::BUS_MASTER,
     vendor::DISAGREES,
     bar::SMALL_BAR,
+    vendor::P2P_READ_DISAGREES,
     facts::UNREADABLE,
     facts::CONTRADICTED,
     facts::MISMATCH,

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::{Ctx, RuleRef, bdf_list, group_pairs, p2p_class, pairs_phrase, plural};
+use super::{Ctx, RuleRef, bdf_list, group_pairs, p2p_class, pairs_phrase};
 use crate::diagnose::{Finding, Severity, Status};
 use crate::pci::Bdf;
 use crate::topology::{NodeId, Role, Tree};
@@ -290,10 +290,10 @@ fn relaxed_ordering(ctx: &Ctx) -> Vec<Finding> {
                         bdfs.clone(),
                         format!(
                             "Relaxed Ordering is disabled on the GPUDirect RDMA {} {}, and no kernel quirk asks for that on {} root {}. The mlx5 driver marks memory keys relaxed (IBV_ACCESS_RELAXED_ORDERING, which NCCL requests by default: NCCL_IB_PCI_RELAXED_ORDERING=2) only when this bit is on, so the NIC's writes into GPU and host memory stay strictly ordered. How much that costs depends on the platform: NCCL's documentation says RO \"can greatly help the performance of InfiniBand networks in virtualized environments\", and mlx5's own measurement (ARM host, NIC on the remote NUMA node) went from 10 to 40 GB/s; on many bare-metal x86 hosts the difference is small",
-                            plural(bdfs.len(), "NIC", "NICs"),
+                            if bdfs.len() == 1 { "NIC" } else { "NICs" },
                             bdf_list(bdfs.iter().copied()),
                             if bdfs.len() == 1 { "its" } else { "their" },
-                            plural(bdfs.len(), "port", "ports"),
+                            if bdfs.len() == 1 { "port" } else { "ports" },
                         ),
                     )
                     .fix(format!(
