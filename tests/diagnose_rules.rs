@@ -55,8 +55,17 @@ const CASES: &[Case] = &[
     },
     Case {
         rule: "P2P503",
-        fires: &[("two_socket_server", Warning, Predicted)],
-        silent: &["rule_clean", "intel_client_gpus", "amd_host"],
+        fires: &[
+            ("two_socket_server", Warning, Predicted),
+            // No group type (Linux 5.10): the driver's debugfs decides.
+            ("rule_iommu_debugfs_translated", Warning, Predicted),
+        ],
+        silent: &[
+            "rule_clean",
+            "intel_client_gpus",
+            "amd_host",
+            "rule_iommu_debugfs_identity",
+        ],
     },
     Case {
         rule: "P2P201",
@@ -1025,4 +1034,34 @@ fn the_p2p_read_matrix_is_compared_pair_by_pair() {
     );
     let subjects: Vec<String> = f.subjects.iter().map(|b| b.to_string()).collect();
     assert_eq!(subjects, ["0000:03:00.0", "0000:04:00.0"]);
+}
+
+/// Where the Intel IOMMU driver's debugfs table was read, P2P503 rests on
+/// its per-device context entries and says so; the header's IOMMU mode
+/// does too.
+#[test]
+fn iommu_findings_rest_on_the_drivers_debugfs_when_present() {
+    let d = diagnose_spec("rule_iommu_debugfs_translated");
+    let f = d.findings.iter().find(|f| f.rule == "P2P503").unwrap();
+    assert_eq!(f.evidence.len(), 3);
+    for line in &f.evidence {
+        assert!(
+            line.contains("translated per the IOMMU driver")
+                && line.contains("/sys/kernel/debug/iommu/intel/dmar_translation_struct"),
+            "{line}"
+        );
+    }
+    assert_eq!(d.header.iommu.mode, "translated");
+    let d = diagnose_spec("rule_iommu_debugfs_identity");
+    assert_eq!(d.header.iommu.mode, "passthrough");
+    // Without debugfs, the group type is the source, and it says so.
+    let d = diagnose_spec("two_socket_server");
+    let f = d.findings.iter().find(|f| f.rule == "P2P503").unwrap();
+    assert!(
+        f.evidence
+            .iter()
+            .all(|l| l.contains("/sys/kernel/iommu_groups/")),
+        "{:?}",
+        f.evidence
+    );
 }

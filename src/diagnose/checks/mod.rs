@@ -509,8 +509,20 @@ fn iommu_state(tree: &Tree) -> IommuState {
         .iter()
         .filter_map(|n| n.facts.iommu_group_type.as_deref())
         .collect();
-    let translated = types.iter().any(|t| t.starts_with("DMA"));
-    let identity = types.contains("identity");
+    // The driver's own per-device entries (debugfs) where the groups'
+    // types could not be read.
+    let debugfs = tree
+        .host
+        .iommu_debugfs
+        .as_ref()
+        .filter(|_| types.is_empty());
+    let driver_says = |want: crate::scan::iommu_debugfs::DmaTranslation| {
+        debugfs.is_some_and(|d| d.devices.iter().any(|x| x.translation == want))
+    };
+    let translated = types.iter().any(|t| t.starts_with("DMA"))
+        || driver_says(crate::scan::iommu_debugfs::DmaTranslation::Translated);
+    let identity = types.contains("identity")
+        || driver_says(crate::scan::iommu_debugfs::DmaTranslation::Identity);
     let mode = match (translated, identity) {
         (true, true) => "mixed",
         (true, false) => "translated",
@@ -519,6 +531,12 @@ fn iommu_state(tree: &Tree) -> IommuState {
         (false, false) => "unknown",
     };
     let describe = match mode {
+        "translated" if types.is_empty() => {
+            format!("{kind}, translating DMA (the driver's context entries in debugfs)")
+        }
+        "mixed" if types.is_empty() => format!(
+            "{kind}, some devices translated, some identity (the driver's context entries in debugfs)"
+        ),
         "translated" => format!(
             "{kind}, translating DMA ({})",
             types.iter().copied().collect::<Vec<_>>().join(", ")
