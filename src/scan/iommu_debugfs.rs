@@ -8,9 +8,10 @@
 //! walks every present context entry of every DMAR unit:
 //!
 //! ```text
+//! (columns separated by tabs)
 //! IOMMU dmar0: Root Table Address: 0x1087ab000
-//! B.D.F	Root_entry				Context_entry				PASID	PASID_table_entry
-//! 00:02.0	0x0000000000000000:0x000000010c6f2001	0x0000000000000102:0x0000000104b08009	-1    	0x0000000000000000:0x0000000000000000:0x0000000000000000
+//! B.D.F  Root_entry        Context_entry        PASID  PASID_table_entry
+//! 00:02.0  0x0000000000000000:0x000000010c6f2001  0x0000000000000102:0x0000000104b08009  -1      0x0000000000000000:0x0000000000000000:0x0000000000000000
 //! ```
 //!
 //! (`print_tbl_walk()`: `%02x:%02x.%x\t0x%016llx:0x%016llx\t0x%016llx:0x%016llx\t%-6d\t0x%016llx:0x%016llx:0x%016llx`,

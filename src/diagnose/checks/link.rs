@@ -195,6 +195,10 @@ fn capability(tree: &Tree, id: NodeId) -> Option<(f64, String)> {
     (w > 0).then(|| (link_gbytes(s, w), format!("{} x{w}", generation(s))))
 }
 
+/// The pairs one narrow link bounds: the link, the pairs, and the most
+/// their ends can do (GB/s and `Gen5 x16`).
+type BelowGroup = (crate::diagnose::LinkBound, Vec<(Bdf, Bdf)>, f64, String);
+
 /// P2P705: GPU and NIC paths (every two of them, whatever pairs this run
 /// predicts: NCCL and GPUDirect choose their own) whose narrowest link
 /// carries less than both devices' links can: a Gen5 GPU behind a Gen4
@@ -213,9 +217,7 @@ fn below_capability(ctx: &Ctx) -> Vec<Finding> {
                 )
         })
         .collect();
-    // Bottleneck link → (its bound, the pairs, the most their ends can do).
-    let mut groups: BTreeMap<Bdf, (crate::diagnose::LinkBound, Vec<(Bdf, Bdf)>, f64, String)> =
-        BTreeMap::new();
+    let mut groups: BTreeMap<Bdf, BelowGroup> = BTreeMap::new();
     for (i, &a) in devices.iter().enumerate() {
         for &b in &devices[i + 1..] {
             let (Some(narrowest), true) = path_links(tree, a, b) else {
