@@ -289,7 +289,7 @@ fn relaxed_ordering(ctx: &Ctx) -> Vec<Finding> {
                         Status::Predicted,
                         bdfs.clone(),
                         format!(
-                            "Relaxed Ordering is disabled on the GPUDirect RDMA {} {}, and no kernel quirk asks for that on {} root {}. The mlx5 driver marks memory keys relaxed (IBV_ACCESS_RELAXED_ORDERING, which NCCL requests by default: NCCL_IB_PCI_RELAXED_ORDERING=2) only when this bit is on, so the NIC's writes into GPU and host memory stay strictly ordered. How much that costs depends on the platform: NCCL's documentation says RO \"can greatly help the performance of InfiniBand networks in virtualized environments\", and mlx5's own measurement (ARM host, NIC on the remote NUMA node) went from 10 to 40 GB/s; on many bare-metal x86 hosts the difference is small",
+                            "Relaxed Ordering is disabled on the GPUDirect RDMA {} {}, and no kernel quirk asks for that on {} root {}. The mlx5 driver marks memory keys relaxed (IBV_ACCESS_RELAXED_ORDERING, which NCCL requests by default: NCCL_IB_PCI_RELAXED_ORDERING=2) only when this bit is on, so the NIC's writes into GPU and host memory stay strictly ordered. How much that costs depends on the platform: NCCL's documentation says RO \"can greatly help the performance of InfiniBand networks in virtualized environments\", and mlx5's own measurement (ARM host, NIC on the remote NUMA node) went from 10 to 40 GB/s (TCP over a ConnectX-4 Lx); elsewhere the gain varies with the root complex",
                             if bdfs.len() == 1 { "NIC" } else { "NICs" },
                             bdf_list(bdfs.iter().copied()),
                             if bdfs.len() == 1 { "its" } else { "their" },
