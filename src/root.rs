@@ -58,12 +58,18 @@ const MAX_KERNEL_CONFIG: u64 = 4 << 20;
 const MAX_KERNEL_LOG: u64 = 32 << 20;
 /// Anything else read through a root.
 const MAX_OTHER: u64 = 16 << 20;
+/// The IOMMU driver's debugfs tables (dmar_translation_struct).
+const MAX_DEBUGFS_TABLE: u64 = 4 << 20;
 
 /// The most bytes the file at the root-relative `path` may hold, by what
 /// it is (see the constants above). A file larger than that is not what
 /// the kernel makes, and is refused rather than read.
 pub fn read_limit(path: &str) -> u64 {
     let name = path.rsplit('/').next().unwrap_or(path);
+    if path.starts_with("sys/kernel/debug/iommu/") {
+        // One line per device (and per PASID): more than an attribute.
+        return MAX_DEBUGFS_TABLE;
+    }
     if path.starts_with("sys/") {
         return if name == "config" {
             MAX_CONFIG

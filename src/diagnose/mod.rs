@@ -198,6 +198,10 @@ pub struct PairReport {
     /// PCIe switches on the path.
     pub switches: usize,
     pub bottleneck: Option<LinkBound>,
+    /// The most the path can carry, one direction, GB/s: the narrowest
+    /// link by trained speed x width less the encoding overhead. None
+    /// where a link on the path could not be read.
+    pub bandwidth_bound: Option<f64>,
     #[serde(skip)]
     pub provider_id: NodeId,
     #[serde(skip)]
@@ -505,6 +509,9 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         .as_ref()
         .map(|t| checks::vendor::compare(tree, t));
     findings.extend(checks::vendor::check(vendor_topology.as_ref()));
+    if let Some(t) = tree.host.nvidia_topology.as_ref() {
+        findings.extend(checks::vendor::check_p2p_read(tree, t, &view, &kernel));
+    }
     sort_findings(&mut findings);
 
     let mut in_pairs: BTreeSet<NodeId> = providers.iter().copied().collect();

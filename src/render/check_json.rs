@@ -57,6 +57,7 @@ fn pair_value(p: &PairReport) -> Value {
             "link": b.link,
             "gbytes_per_s": b.gbytes_per_s,
         })),
+        "bandwidth_bound": p.bandwidth_bound,
         "confirm": p.confirm,
     })
 }

@@ -400,6 +400,7 @@ pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::R
     write_findings(d, &p, opts.width, out)?;
     write_matrix(d, &p, opts.width, out)?;
     write_class_matrix(d, &p, opts.width, out)?;
+    super::bandwidth_text::write(d, &p, out)?;
     write_vendor(d, &p, out)?;
     write_confirm(d, &p, out)?;
     if !d.limitations.is_empty() {

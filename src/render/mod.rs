@@ -3,6 +3,7 @@
 //! Each format implements [`Render`] for the value it shows; the CLI picks
 //! one by [`Format`]. Renderers know formats and nothing about sysfs.
 
+mod bandwidth_text;
 pub mod check_json;
 pub mod check_junit;
 pub mod check_prometheus;

@@ -29,6 +29,10 @@ pub struct HostFacts {
     /// when there is none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nvidia_topology: Option<super::nvidia::NvidiaTopology>,
+    /// The IOMMU driver's per-device translation state from debugfs
+    /// (Intel VT-d, root only), when it could be read.
+    #[serde(skip)]
+    pub iommu_debugfs: Option<super::iommu_debugfs::IommuDebugfs>,
     /// The hypervisor this kernel runs under, when it says so
     /// (`/sys/hypervisor/type`, `/proc/xen`).
     pub hypervisor: Option<Hypervisor>,
@@ -224,6 +228,7 @@ pub(super) fn read_host(root: &SystemRoot, limitations: &mut Vec<Limitation>) ->
         kernel_config_source,
         iommu_units,
         nvidia_topology: None,
+        iommu_debugfs: None,
         virtualization: None,
         boot: super::boot::read_boot(root),
         module_aliases: Default::default(),

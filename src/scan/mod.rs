@@ -8,6 +8,7 @@ pub mod boot;
 mod device;
 pub mod evidence;
 mod host;
+pub mod iommu_debugfs;
 pub mod kmsg;
 pub mod modalias;
 mod nesting;
@@ -143,6 +144,9 @@ pub fn scan(root: &SystemRoot, options: &ScanOptions) -> Facts {
         let (nvme, blocks, os_names) = join(others);
         let mut host = host;
         host.nvidia_topology = join(vendor);
+        if !host.iommu_units.is_empty() {
+            host.iommu_debugfs = iommu_debugfs::read(root);
+        }
         host.virtualization = virt::detect(root, &host, &devices);
         nvme::attach_block_devices(&mut devices, &blocks);
         nvme::attach_os_names(&mut devices, &os_names);

@@ -9,6 +9,7 @@ use super::{
 use crate::diagnose::fix::{Fix, KernelParam};
 use crate::diagnose::{Finding, MapType, Severity, Status};
 use crate::pci::Bdf;
+use crate::scan::iommu_debugfs::{DeviceTranslation, DmaTranslation};
 use crate::topology::NodeId;
 
 pub const TRANSLATES: RuleRef = RuleRef {
@@ -65,6 +66,10 @@ fn translates_peers(ctx: &Ctx) -> Vec<Finding> {
         let ty = f
             .iommu_group_type
             .clone()
+            .or_else(|| {
+                from_debugfs(ctx, *id)
+                    .map(|(_, d)| format!("translated per the {} driver entry", d.unit))
+            })
             .unwrap_or_else(|| "unknown domain type".to_string());
         let group = f
             .iommu_group
@@ -106,7 +111,8 @@ fn translates_peers(ctx: &Ctx) -> Vec<Finding> {
                 ))
                 .param(passthrough(ctx))
                 .commands(identity_commands(first, first_group)),
-            ),
+            )
+            .evidence(through.iter().map(|(id, _)| translation_source(ctx, *id))),
     ]
 }
 
@@ -138,11 +144,51 @@ fn identity_commands(bdf: Bdf, group: u32) -> Vec<String> {
     ]
 }
 
-/// Some(true) when the client's DMA is translated, None when unknown.
+/// The IOMMU driver's own entry for a device (debugfs), when it was read
+/// and says something this reader knows.
+fn from_debugfs<'a>(ctx: &'a Ctx, id: NodeId) -> Option<(&'a str, &'a DeviceTranslation)> {
+    let dbg = ctx.tree.host.iommu_debugfs.as_ref()?;
+    let d = dbg.device(ctx.bdf(id))?;
+    (d.translation != DmaTranslation::Unknown).then_some((dbg.source.as_str(), d))
+}
+
+/// Where the translation state of `id` came from, for the evidence lines:
+/// the driver's debugfs when it names the device, else the group's type.
+fn translation_source(ctx: &Ctx, id: NodeId) -> String {
+    let bdf = ctx.bdf(id);
+    if let Some((source, d)) = from_debugfs(ctx, id) {
+        return format!(
+            "{bdf}: {} per the IOMMU driver ({}: {}, {source})",
+            match d.translation {
+                DmaTranslation::Identity => "identity",
+                _ => "translated",
+            },
+            d.unit,
+            d.detail
+        );
+    }
+    let f = &ctx.tree.node(id).facts;
+    match (f.iommu_group, f.iommu_group_type.as_deref()) {
+        (Some(g), Some(t)) => {
+            format!("{bdf}: group {g} default domain {t} (/sys/kernel/iommu_groups/{g}/type)")
+        }
+        (Some(g), None) => format!(
+            "{bdf}: group {g}, domain type unreadable (no /sys/kernel/iommu_groups/{g}/type; the driver's debugfs was not readable)"
+        ),
+        (None, _) => format!("{bdf}: in no IOMMU group"),
+    }
+}
+
+/// Some(true) when the client's DMA is translated, None when unknown. The
+/// IOMMU driver's own per-device state (debugfs) wins over the group's
+/// default domain type: it is what the hardware was told.
 fn translated(ctx: &Ctx, client: NodeId) -> Option<bool> {
     if ctx.tree.host.iommu_units.is_empty() {
         // No IOMMU registered, or (an evidence file) no way to tell.
         return ctx.tree.host.sources.iommu_units.map(|_| false);
+    }
+    if let Some((_, d)) = from_debugfs(ctx, client) {
+        return Some(d.translation == DmaTranslation::Translated);
     }
     let f = &ctx.tree.node(client).facts;
     match f.iommu_group_type.as_deref() {
@@ -254,6 +300,15 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                     ))
                     .param(passthrough(ctx))
                     .commands(identity_commands(first_client, first_group))
+                })
+                .evidence({
+                    let mut clients: Vec<NodeId> = pairs.iter().map(|p| p.client_id).collect();
+                    clients.sort_unstable();
+                    clients.dedup();
+                    clients
+                        .into_iter()
+                        .map(|id| translation_source(ctx, id))
+                        .collect::<Vec<_>>()
                 }),
         );
     }

@@ -97,14 +97,18 @@ pub const ALL_RULES: &[RuleRef] = &[
     ordering::DUAL_PATH,
     ordering::CASCADED,
     ordering::RELAXED,
+    ordering::RELAXED_QUIRKED_PORT,
+    ordering::RELAXED_OFF_RDMA_NIC,
     link::BOTTLENECK,
     link::DEGRADED,
     link::MPS,
     link::AER,
+    link::BELOW_CAPABILITY,
     device::NO_DRIVER,
     device::BUS_MASTER,
     vendor::DISAGREES,
     bar::SMALL_BAR,
+    vendor::P2P_READ_DISAGREES,
     facts::UNREADABLE,
     facts::CONTRADICTED,
     facts::MISMATCH,
@@ -359,6 +363,58 @@ pub(crate) fn own_link(tree: &Tree, id: NodeId) -> Option<LinkBound> {
     link_bound(n.bdf(), n.link.as_ref()?)
 }
 
+/// The links the traffic between `a` and `b` crosses: each node's upstream
+/// link, except where the "link" is a switch's internal bus (downstream
+/// ports) or a root port's own link (its child reports the same link).
+/// Root-complex integrated endpoints have no link to cross. Returns the
+/// narrowest link whose speed and width are known, and whether every
+/// crossed link was known (else the narrowest may be one not read).
+pub(crate) fn path_links(tree: &Tree, a: NodeId, b: NodeId) -> (Option<LinkBound>, bool) {
+    let path = tree.path(a, b);
+    let crossed: Vec<NodeId> = std::iter::once(a)
+        .chain(path.up_from_a.iter().copied())
+        .chain(std::iter::once(b))
+        .chain(path.up_from_b.iter().copied())
+        .filter(|&id| {
+            !matches!(
+                tree.node(id).role,
+                Role::SwitchDownstreamPort
+                    | Role::RootPort
+                    | Role::RcIntegratedEndpoint
+                    | Role::RcEventCollector
+                    | Role::HostBridgeDevice
+            )
+        })
+        .collect();
+    let bounds: Vec<Option<(LinkBound, f64)>> = crossed
+        .iter()
+        .map(|&id| {
+            let b = own_link(tree, id)?;
+            // Among equally narrow links, the one that cannot do more
+            // (a Gen4 switch's uplink rather than a Gen5 GPU trained at
+            // Gen4 below it) names the cause.
+            let cap = tree
+                .node(id)
+                .link
+                .as_ref()
+                .and_then(|l| Some(link_gbytes(l.max_speed_gts?, l.max_width?)))
+                .unwrap_or(f64::INFINITY);
+            Some((b, cap))
+        })
+        .collect();
+    let all_known = !bounds.is_empty() && bounds.iter().all(Option::is_some);
+    let narrowest = bounds
+        .into_iter()
+        .flatten()
+        .min_by(|x, y| {
+            x.0.gbytes_per_s
+                .total_cmp(&y.0.gbytes_per_s)
+                .then(x.1.total_cmp(&y.1))
+        })
+        .map(|x| x.0);
+    (narrowest, all_known)
+}
+
 /// The kernel's decision for one pair, with the path around it.
 pub(crate) fn pair_report(
     tree: &Tree,
@@ -374,21 +430,7 @@ pub(crate) fn pair_report(
     route.extend(path.common);
     route.extend(path.up_from_b.iter().rev().copied());
     route.push(client);
-    // The links crossed: each node's upstream link, except where the
-    // "link" is a switch's internal bus (downstream ports) or a root
-    // port's own link (its child reports the same link).
-    let bottleneck = std::iter::once(provider)
-        .chain(path.up_from_a.iter().copied())
-        .chain(std::iter::once(client))
-        .chain(path.up_from_b.iter().copied())
-        .filter(|&id| {
-            !matches!(
-                tree.node(id).role,
-                Role::SwitchDownstreamPort | Role::RootPort
-            )
-        })
-        .filter_map(|id| own_link(tree, id))
-        .min_by(|a, b| a.gbytes_per_s.total_cmp(&b.gbytes_per_s));
+    let (bottleneck, all_known) = path_links(tree, provider, client);
     PairReport {
         provider: tree.node(provider).bdf(),
         client: tree.node(client).bdf(),
@@ -396,6 +438,9 @@ pub(crate) fn pair_report(
         verdict,
         path_class: path.class,
         switches: path.switches.len(),
+        bandwidth_bound: all_known
+            .then(|| bottleneck.as_ref().map(|b| b.gbytes_per_s))
+            .flatten(),
         bottleneck,
         provider_id: provider,
         client_id: client,
@@ -500,8 +545,20 @@ fn iommu_state(tree: &Tree) -> IommuState {
         .iter()
         .filter_map(|n| n.facts.iommu_group_type.as_deref())
         .collect();
-    let translated = types.iter().any(|t| t.starts_with("DMA"));
-    let identity = types.contains("identity");
+    // The driver's own per-device entries (debugfs) where the groups'
+    // types could not be read.
+    let debugfs = tree
+        .host
+        .iommu_debugfs
+        .as_ref()
+        .filter(|_| types.is_empty());
+    let driver_says = |want: crate::scan::iommu_debugfs::DmaTranslation| {
+        debugfs.is_some_and(|d| d.devices.iter().any(|x| x.translation == want))
+    };
+    let translated = types.iter().any(|t| t.starts_with("DMA"))
+        || driver_says(crate::scan::iommu_debugfs::DmaTranslation::Translated);
+    let identity = types.contains("identity")
+        || driver_says(crate::scan::iommu_debugfs::DmaTranslation::Identity);
     let mode = match (translated, identity) {
         (true, true) => "mixed",
         (true, false) => "translated",
@@ -510,6 +567,12 @@ fn iommu_state(tree: &Tree) -> IommuState {
         (false, false) => "unknown",
     };
     let describe = match mode {
+        "translated" if types.is_empty() => {
+            format!("{kind}, translating DMA (the driver's context entries in debugfs)")
+        }
+        "mixed" if types.is_empty() => format!(
+            "{kind}, some devices translated, some identity (the driver's context entries in debugfs)"
+        ),
         "translated" => format!(
             "{kind}, translating DMA ({})",
             types.iter().copied().collect::<Vec<_>>().join(", ")
