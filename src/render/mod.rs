@@ -14,7 +14,9 @@ pub mod dot;
 pub mod fleet_json;
 pub mod fleet_text;
 pub mod json;
+pub mod picture;
 mod pretty;
+pub mod report_html;
 pub mod style;
 pub mod text;
 
