@@ -205,7 +205,31 @@ fn pairs_across_host_bridges_are_bundled() {
         vec!["pci0000:15 pci0000:97".to_string()],
         "{bundles:?}"
     );
-    assert!(svg.contains(">36 pairs<"), "the bundle says how many pairs");
+    assert!(
+        svg.contains(">36 pairs via root complex<"),
+        "the bundle says how many pairs"
+    );
+}
+
+#[test]
+fn busy_devices_fan_into_their_root_complex() {
+    // Below pci0000:40 ten GPUs, NICs and an NVMe all pair through the
+    // host bridge (ACS redirect everywhere): each device's 9 pairs are one
+    // labelled line to the root complex, not 45 crossing curves.
+    let built = build("two_socket_server");
+    let svg = svg_of(&built.root());
+    let fans: Vec<String> = attrs_where(&svg, "path class=\"pair ", "data-pair")
+        .into_iter()
+        .filter(|p| p.ends_with(" pci0000:40"))
+        .collect();
+    assert_eq!(fans.len(), 10, "{fans:?}");
+    assert!(svg.contains(">9 pairs via root complex<"));
+    // No single curve is left between two devices below pci0000:40.
+    let below_40 = |bdf: &str| bdf.starts_with("0000:4");
+    for p in attrs_where(&svg, "path class=\"pair ", "data-pair") {
+        let (a, b) = p.split_once(' ').unwrap();
+        assert!(!(below_40(a) && below_40(b)), "{p} drawn alone");
+    }
 }
 
 #[test]
@@ -266,4 +290,21 @@ fn svg_and_report_need_no_graphviz() {
             "{format}"
         );
     }
+}
+
+#[test]
+fn a_large_server_is_a_picture_not_a_hairball() {
+    // The generated large server: two providers paired with every NIC.
+    let spec = p2pdoctor::fixture::large_server(200);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    p2pdoctor::fixture::build(&spec, &root).unwrap();
+    let svg = check_out(&root, &["--format", "svg"]);
+    let (w, h) = size(&svg);
+    assert!(w <= 3.0 * h && h <= 3.0 * w, "{w}×{h}");
+    let curves = svg.matches("<path class=\"pair ").count();
+    assert!(
+        (1..=20).contains(&curves),
+        "{curves} pair curves: busy providers should fan into their root complex"
+    );
 }

@@ -164,6 +164,14 @@ pub fn render(tree: &Tree, d: &Diagnosis, out: &mut dyn Write) -> io::Result<()>
                     quote(&format!("{} pairs", e.pairs))
                 ),
             ),
+            Ends::Fan(n) => (
+                tree.node(n).bdf().to_string(),
+                tree.host_bridges[tree.node(n).host_bridge].id.clone(),
+                format!(
+                    ", label={}, penwidth=4",
+                    quote(&format!("{} pairs", e.pairs))
+                ),
+            ),
         };
         writeln!(
             out,

@@ -75,7 +75,16 @@ pub enum Ends {
     /// one bundled edge says it without a line across the whole picture
     /// per pair.
     HostBridges(usize, usize),
+    /// Every pair of one class of a device with more than [`FAN_MIN`]
+    /// peers of that class below its host bridge, drawn as one edge from
+    /// the device to the host bridge: a provider paired with hundreds of
+    /// NICs is one labelled line, not a hairball.
+    Fan(NodeId),
 }
+
+/// A device with more pairs of one class than this below its own host
+/// bridge gets a [`Ends::Fan`] for them.
+pub const FAN_MIN: usize = 6;
 
 /// Detail lines a bundle keeps.
 pub const BUNDLE_DETAILS: usize = 12;
@@ -133,7 +142,18 @@ pub fn pair_edges(tree: &Tree, d: &Diagnosis) -> (Vec<PairEdge>, usize) {
         e.certain &= v.certain();
         e.details.push(line);
     }
-    // Then bundles across host bridges.
+    // Then bundles: across host bridges, and fans of busy devices.
+    let mut degree: BTreeMap<(NodeId, u8), usize> = BTreeMap::new();
+    for e in by.values() {
+        if let Ends::Devices(a, b) = e.ends
+            && tree.node(a).host_bridge == tree.node(b).host_bridge
+        {
+            *degree.entry((a, rank(e.map_type))).or_default() += 1;
+            *degree.entry((b, rank(e.map_type))).or_default() += 1;
+        }
+    }
+    let fans_out = |n: NodeId, r: u8| degree.get(&(n, r)).is_some_and(|&d| d > FAN_MIN);
+    let mut fans: BTreeMap<(NodeId, u8), PairEdge> = BTreeMap::new();
     let mut edges = Vec::new();
     let mut bundles: BTreeMap<(usize, usize, u8), PairEdge> = BTreeMap::new();
     for e in by.into_values() {
@@ -142,7 +162,28 @@ pub fn pair_edges(tree: &Tree, d: &Diagnosis) -> (Vec<PairEdge>, usize) {
         };
         let (ha, hb) = (tree.node(a).host_bridge, tree.node(b).host_bridge);
         if ha == hb {
-            edges.push(e);
+            let r = rank(e.map_type);
+            let ends: Vec<NodeId> = [a, b].into_iter().filter(|&n| fans_out(n, r)).collect();
+            if ends.is_empty() {
+                edges.push(e);
+                continue;
+            }
+            for n in ends {
+                let fan = fans.entry((n, r)).or_insert_with(|| PairEdge {
+                    ends: Ends::Fan(n),
+                    map_type: e.map_type,
+                    certain: true,
+                    pairs: 0,
+                    details: Vec::new(),
+                });
+                fan.pairs += 1;
+                fan.certain &= e.certain;
+                for l in &e.details {
+                    if fan.details.len() < BUNDLE_DETAILS {
+                        fan.details.push(l.clone());
+                    }
+                }
+            }
             continue;
         }
         let key = (ha.min(hb), ha.max(hb), rank(e.map_type));
@@ -170,7 +211,18 @@ pub fn pair_edges(tree: &Tree, d: &Diagnosis) -> (Vec<PairEdge>, usize) {
             ),
         );
     }
+    for f in fans.values_mut() {
+        f.details.insert(
+            0,
+            format!(
+                "{} pairs of this device below its host bridge, all {} (the pair matrix lists each):",
+                f.pairs,
+                f.map_type.as_str()
+            ),
+        );
+    }
     edges.extend(bundles.into_values());
+    edges.extend(fans.into_values());
     let total = edges.len();
     // Worst first, so a cut keeps what matters.
     edges.sort_by_key(|e| (std::cmp::Reverse(rank(e.map_type)), e.ends));

@@ -260,7 +260,7 @@ fn to_string(tree: &Tree, d: Option<&Diagnosis>, lay: &Layout, xml_declaration: 
     let top = MARGIN + title_h + legend_h;
     let extra_below: f64 = 90.0; // room for pair curves bowing below the last row
     // Room on the right for bundles of pairs between host bridges.
-    let width = page_w + 2.0 * MARGIN + 100.0;
+    let width = page_w + 2.0 * MARGIN + 240.0;
     let height = top + lay.height + extra_below.min(lay.height) + MARGIN;
 
     let mut s = String::with_capacity(4096 + tree.nodes.len() * 900);
@@ -641,6 +641,24 @@ fn to_string(tree: &Tree, d: Option<&Diagnosis>, lay: &Layout, xml_declaration: 
     s
 }
 
+/// A few words for a bundle's label.
+fn short_class(m: crate::diagnose::MapType) -> &'static str {
+    match m {
+        crate::diagnose::MapType::BusAddr => "peer-to-peer",
+        crate::diagnose::MapType::ThruHostBridge => "via root complex",
+        crate::diagnose::MapType::NotSupported => "refused",
+    }
+}
+
+fn bundle_label(e: &PairEdge) -> String {
+    format!(
+        "{} pair{} {}",
+        e.pairs,
+        if e.pairs == 1 { "" } else { "s" },
+        short_class(e.map_type)
+    )
+}
+
 fn pair_curve(s: &mut String, tree: &Tree, lay: &Layout, e: &PairEdge, i: usize) {
     let colour = edge_colour(e.map_type);
     let dash = if e.certain {
@@ -694,7 +712,11 @@ fn pair_curve(s: &mut String, tree: &Tree, lay: &Layout, e: &PairEdge, i: usize)
             let mid = if (ay - by).abs() < 1.0 {
                 ((ra.x + rb.x + ra.w) / 2.0, ra.y - 30.0 - k)
             } else {
-                (lay.width + 8.0 + k, (ay + by) / 2.0)
+                // The curve's rightmost point, and the label just right of
+                // it, a line lower per bundle so that labels do not meet.
+                let (ax, bx) = (ra.x + ra.w, rb.x + rb.w);
+                let apex = (ax + bx) / 8.0 + 0.75 * (lay.width + 24.0 + k);
+                (apex + 4.0, (ay + by) / 2.0 + (i % 5) as f64 * 14.0)
             };
             (
                 path,
@@ -702,7 +724,27 @@ fn pair_curve(s: &mut String, tree: &Tree, lay: &Layout, e: &PairEdge, i: usize)
                     tree.host_bridges[a].id.clone(),
                     tree.host_bridges[b].id.clone(),
                 ),
-                Some((mid, format!("{} pairs", e.pairs))),
+                Some((mid, bundle_label(e))),
+            )
+        }
+        Ends::Fan(n) => {
+            let node = tree.node(n);
+            let (Some(r), Some(h)) = (lay.nodes[n], lay.host_bridges[node.host_bridge]) else {
+                return;
+            };
+            let k = ((i % 5) as f64 - 2.0) * 10.0;
+            let (nx, ny) = (r.x + r.w / 2.0 + k, r.y);
+            let (hx, hy) = (h.x + h.w / 2.0 + k, h.y + h.h);
+            let path = format!(
+                "M{nx:.1},{ny:.1} C{nx:.1},{:.1} {hx:.1},{:.1} {hx:.1},{hy:.1}",
+                ny - 40.0,
+                hy + 40.0
+            );
+            let hb = &tree.host_bridges[node.host_bridge];
+            (
+                path,
+                (node.bdf().to_string(), hb.id.clone()),
+                Some(((nx, ny - 6.0), bundle_label(e))),
             )
         }
     };
@@ -716,10 +758,18 @@ fn pair_curve(s: &mut String, tree: &Tree, lay: &Layout, e: &PairEdge, i: usize)
         escape(&names.1),
         escape(&title)
     );
+    let anchor = match e.ends {
+        Ends::HostBridges(a, b)
+            if lay.host_bridges[a].map(|r| r.y) != lay.host_bridges[b].map(|r| r.y) =>
+        {
+            "start"
+        }
+        _ => "middle",
+    };
     if let Some(((x, y), l)) = label {
         let _ = writeln!(
             s,
-            "<text x=\"{x:.1}\" y=\"{y:.1}\" fill=\"{colour}\" font-weight=\"bold\" text-anchor=\"middle\" stroke=\"#ffffff\" stroke-width=\"3\" paint-order=\"stroke\">{}<title>{}</title></text>",
+            "<text x=\"{x:.1}\" y=\"{y:.1}\" fill=\"{colour}\" font-weight=\"bold\" text-anchor=\"{anchor}\" stroke=\"#ffffff\" stroke-width=\"3\" paint-order=\"stroke\">{}<title>{}</title></text>",
             escape(&l),
             escape(&title)
         );
