@@ -55,6 +55,23 @@ fn attrs_where(svg: &str, marker: &str, attr: &str) -> Vec<String> {
         .collect()
 }
 
+/// (x, y, width, height) of every function's box.
+fn node_boxes(svg: &str) -> Vec<(f64, f64, f64, f64)> {
+    svg.split("<g class=\"node")
+        .skip(1)
+        .map(|g| {
+            let rect = &g[g.find("<rect").unwrap()..];
+            let num = |attr: &str| -> f64 {
+                let at = rect.find(&format!(" {attr}=\"")).unwrap() + attr.len() + 3;
+                rect[at..at + rect[at..].find('"').unwrap()]
+                    .parse()
+                    .unwrap()
+            };
+            (num("x"), num("y"), num("width"), num("height"))
+        })
+        .collect()
+}
+
 fn xmllint_ok(name: &str, text: &str) {
     let mut child = Command::new("xmllint")
         .args(["--noout", "-"])
@@ -108,6 +125,15 @@ fn large_servers_stay_readable() {
             w <= 3.0 * h && h <= 3.0 * w,
             "{name}: {w}×{h} is a strip, not a picture"
         );
+        // No two boxes overlap.
+        let boxes = node_boxes(&svg);
+        for (i, a) in boxes.iter().enumerate() {
+            for b in &boxes[i + 1..] {
+                let apart =
+                    a.0 + a.2 <= b.0 || b.0 + b.2 <= a.0 || a.1 + a.3 <= b.1 || b.1 + b.3 <= a.1;
+                assert!(apart, "{name}: boxes overlap: {a:?} {b:?}");
+            }
+        }
         // Every function is drawn.
         let topo = topo_json(&built.root());
         let drawn: BTreeSet<String> = attrs_where(&svg, "class=\"node", "data-bdf")

@@ -299,7 +299,8 @@ impl Ctx<'_> {
             let row_h = row.iter().map(|c| c.h).fold(0.0, f64::max);
             let mut x = row_x;
             // The horizontal bus halfway up the gap above the row.
-            let bus_y = y - if r == 0 { V_GAP } else { ROW_GAP } / 2.0;
+            let gap_above = if r == 0 { V_GAP } else { ROW_GAP };
+            let bus_y = y - gap_above / 2.0;
             for child in row {
                 if boxed
                     && let Some(first) = child.boxes.first()
