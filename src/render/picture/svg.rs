@@ -425,14 +425,20 @@ fn to_string(tree: &Tree, d: Option<&Diagnosis>, lay: &Layout, xml_declaration: 
             Frame::Numa(None) => (COLOUR_NUMA, "NUMA node unknown".to_string(), "#fdfcf3"),
             Frame::HostBridge(h) => {
                 let hb = &tree.host_bridges[*h];
-                (
-                    COLOUR_HOST_BRIDGE,
+                // The longest wording that fits the frame (a narrow one
+                // must not run into its neighbour).
+                let fits = |t: &String| t.chars().count() as f64 * 6.8 + 16.0 <= r.w;
+                let label = [
                     format!(
                         "host bridge {} (domain {:04x}, bus {:02x})",
                         hb.id, hb.domain, hb.bus
                     ),
-                    "#f7f9fd",
-                )
+                    format!("host bridge {}", hb.id),
+                ]
+                .into_iter()
+                .find(fits)
+                .unwrap_or_else(|| hb.id.clone());
+                (COLOUR_HOST_BRIDGE, label, "#f7f9fd")
             }
         };
         let class = match frame {
