@@ -156,6 +156,32 @@ pub enum Command {
     #[command(verbatim_doc_comment, after_long_help = CHECK_EXIT_CODES, after_help = CHECK_EXIT_CODES)]
     Check(CheckArgs),
 
+    /// Write the report a person opens: one self-contained HTML file for a
+    /// support ticket.
+    ///
+    /// The verdict, the drawn topology (NUMA nodes, host bridges, switches,
+    /// bridges with ACS redirect in red, every pair as a curve coloured by
+    /// the kernel's decision), the pair matrix with the kernel's decision
+    /// on hover, findings with their evidence and fixes, confirm results
+    /// with P2P-versus-host throughput bars, the kernel-log lines, and the
+    /// facts that could not be read. No network, no external scripts or
+    /// fonts: it opens anywhere, offline. Takes check's options; exits 0
+    /// once written (the verdict is in the file; `check` gives it as an
+    /// exit status).
+    ///
+    /// Examples:
+    ///   sudo p2pdoctor report -o report.html
+    ///   p2pdoctor --root server.tar.gz report -o server.html
+    ///   sudo p2pdoctor report --confirm -o report.html
+    #[command(
+        verbatim_doc_comment,
+        mut_arg("format", |a| a.hide(true)),
+        mut_arg("dot", |a| a.hide(true)),
+        mut_arg("summary", |a| a.hide(true)),
+        mut_arg("fail_on", |a| a.hide(true))
+    )]
+    Report(ReportArgs),
+
     /// Explain one rule: what it checks, why it matters, an example, how to
     /// fix it.
     ///
@@ -557,6 +583,15 @@ pub enum ReportFormat {
     /// severity, every pair's map type and path class, ACS-redirect
     /// bridges, degraded links, AER, the version and the run time.
     Prometheus,
+    /// Graphviz with the pairs: the tree, NUMA nodes and host bridges as
+    /// clusters, bridges with ACS redirect in red, each device pair as an
+    /// edge coloured by the kernel's decision, a legend (`dot -Tsvg`).
+    Dot,
+    /// The same picture drawn by p2pdoctor itself (no Graphviz needed).
+    Svg,
+    /// The report a person opens (see `p2pdoctor report`): one
+    /// self-contained file.
+    Html,
 }
 
 #[derive(Debug, Args)]
@@ -564,6 +599,10 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+
+    /// Same as `--format dot`.
+    #[arg(long, conflicts_with = "format")]
+    pub dot: bool,
 
     /// Print one line (the verdict and its counts) instead of the report:
     /// for scripts, MOTD banners and monitoring checks. The exit status is
@@ -689,6 +728,13 @@ pub struct CheckArgs {
     /// to finish instead of giving up on that experiment.
     #[arg(long, requires = "confirm")]
     pub wait: bool,
+}
+
+/// `report`: check's options; the format is always HTML.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub check: CheckArgs,
 }
 
 /// For commands that read no machine (`explain`, `rules`, `man`,
@@ -877,6 +923,14 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         // Only check compares its classes with the vendor's tool.
         Command::Check(args) => run_check(
+            &cli.global,
+            &ScanOptions {
+                vendor_tools: true,
+                ..scan_options
+            },
+            args,
+        ),
+        Command::Report(args) => run_report(
             &cli.global,
             &ScanOptions {
                 vendor_tools: true,
@@ -1149,8 +1203,27 @@ fn load_kernel_data(dir: Option<&Path>) -> Result<crate::diagnose::KernelData> {
     }
 }
 
+/// `p2pdoctor report`: `check --format html`, exiting 0 once written.
+fn run_report(global: &GlobalArgs, scan_options: &ScanOptions, args: ReportArgs) -> Result<i32> {
+    let mut check = args.check;
+    if check.format != ReportFormat::Text || check.dot || check.summary {
+        anyhow::bail!(
+            "report always writes HTML; for another format use `p2pdoctor check --format FORMAT`"
+        );
+    }
+    check.format = ReportFormat::Html;
+    let code = run_check(global, scan_options, check)?;
+    if code == crate::confirm::signal::EXIT_INTERRUPTED {
+        return Ok(code);
+    }
+    Ok(0)
+}
+
 /// `p2pdoctor check`: the diagnosis's exit status (0, 1, 2).
-fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -> Result<i32> {
+fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, mut args: CheckArgs) -> Result<i32> {
+    if args.dot {
+        args.format = ReportFormat::Dot;
+    }
     // The rule tables first: a typo there is a failure before any scan.
     let catalog = load_catalog(args.rules_dir.as_deref())?;
     let kernel_data = load_kernel_data(args.rules_dir.as_deref())?;
@@ -1290,6 +1363,13 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
                 duration_seconds,
             };
             crate::render::check_prometheus::render(&diagnosis, stamp, &mut buf)?
+        }
+        ReportFormat::Dot => crate::render::picture::dot::render(&tree, &diagnosis, &mut buf)?,
+        ReportFormat::Svg => {
+            crate::render::picture::svg::render(&tree, Some(&diagnosis), true, &mut buf)?
+        }
+        ReportFormat::Html => {
+            crate::render::report_html::render(&tree, &diagnosis, &render_opts.source, &mut buf)?
         }
     }
     write_output(args.output.as_deref(), &buf, true)?;
