@@ -895,6 +895,18 @@ HAZARD_RULES = {"P2P302", "P2P303", "P2P601", "P2P603"}
 CONFIRM_OUTCOME = {"bus_addr": "ok", "thru_host_bridge": "ok", "refused": "refused", "corrupt": "mismatch"}
 
 
+def fix_params(fix):
+    """A finding's kernel parameters, space-separated: `fix` is an object
+    {text, kernel_params, commands, persist} (check schema 2), a string in
+    schema 1."""
+    if not fix:
+        return ""
+    if isinstance(fix, str):
+        return fix
+    return " ".join(p["name"] + ("=" + p["value"] if p.get("value") is not None else "")
+                    for p in fix.get("kernel_params", []))
+
+
 def check_confirm(s: Scenario, rdir: Path, nvme: list[list[str]], klog: str) -> list[Check]:
     """p2pdoctor check --confirm against the kernel: for every pair it tried,
     the predicted map type matches what the kernel did (allowed, or refused
@@ -957,7 +969,7 @@ def check_confirm(s: Scenario, rdir: Path, nvme: list[list[str]], klog: str) -> 
             f"got {got.get('outcome', 'no such pair')}: {got.get('reason', '')[:300]}")
     # the fix string is the one the kernel printed
     kernel_fixes = sorted(set(re.findall(r"add the kernel parameter: (pci=disable_acs_redir=\S+)", klog)))
-    fixes = " ".join(f.get("fix") or "" for f in doc["findings"] if f["rule"] == "P2P301")
+    fixes = " ".join(fix_params(f.get("fix")) for f in doc["findings"] if f["rule"] == "P2P301")
     for k in kernel_fixes:
         add(f"ACS fix {k!r} as the kernel printed it", k in fixes, fixes[:300])
     # no warning about a tried pair is left a mere prediction (the provider

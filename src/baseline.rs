@@ -520,7 +520,7 @@ pub fn deviations(base: &Record, tree: &Tree, diagnosis: &Diagnosis) -> Vec<Find
                 Some(m) => format!(
                     "P2P memory of {}{}",
                     m.size
-                        .map(crate::render::human_bytes)
+                        .map(crate::units::human_bytes)
                         .unwrap_or_else(|| "unknown size".into()),
                     match m.published {
                         Some(true) => ", published",

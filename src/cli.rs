@@ -11,6 +11,7 @@ use crate::render::{Format, RenderOptions, topo_renderer};
 use crate::root::SystemRoot;
 use crate::scan::{self, ScanOptions};
 use crate::topology::Tree;
+use crate::units::{parse_duration, parse_size};
 
 /// Exit status when the tool itself failed (bad arguments, unreadable
 /// input, a write error).
@@ -90,6 +91,12 @@ pub struct GlobalArgs {
     /// (an error if it does not exist; set but empty: no names file).
     #[arg(long, global = true, help_heading = "Global options")]
     pub no_names: bool,
+    /// Wrap human output to N columns. By default text wraps to the
+    /// terminal (COLUMNS, else the window size) and is not wrapped when
+    /// piped or redirected. Words are never split: a PCI address, a path
+    /// or a command stays whole; tables are not wrapped.
+    #[arg(long, global = true, help_heading = "Global options", value_name = "N")]
+    pub width: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +155,32 @@ pub enum Command {
     ///   p2pdoctor check --baseline good.json --policy p2p.toml
     #[command(verbatim_doc_comment, after_long_help = CHECK_EXIT_CODES, after_help = CHECK_EXIT_CODES)]
     Check(CheckArgs),
+
+    /// Write the report a person opens: one self-contained HTML file for a
+    /// support ticket.
+    ///
+    /// The verdict, the drawn topology (NUMA nodes, host bridges, switches,
+    /// bridges with ACS redirect in red, every pair as a curve coloured by
+    /// the kernel's decision), the pair matrix with the kernel's decision
+    /// on hover, findings with their evidence and fixes, confirm results
+    /// with P2P-versus-host throughput bars, the kernel-log lines, and the
+    /// facts that could not be read. No network, no external scripts or
+    /// fonts: it opens anywhere, offline. Takes check's options; exits 0
+    /// once written (the verdict is in the file; `check` gives it as an
+    /// exit status).
+    ///
+    /// Examples:
+    ///   sudo p2pdoctor report -o report.html
+    ///   p2pdoctor --root server.tar.gz report -o server.html
+    ///   sudo p2pdoctor report --confirm -o report.html
+    #[command(
+        verbatim_doc_comment,
+        mut_arg("format", |a| a.hide(true)),
+        mut_arg("dot", |a| a.hide(true)),
+        mut_arg("summary", |a| a.hide(true)),
+        mut_arg("fail_on", |a| a.hide(true))
+    )]
+    Report(ReportArgs),
 
     /// Explain one rule: what it checks, why it matters, an example, how to
     /// fix it.
@@ -480,48 +513,6 @@ pub struct RestoreArgs {
     pub force: bool,
 }
 
-/// `128K`, `64M`, `1G`, `4096`, `1MiB`: bytes, in powers of 1024.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a size (examples: 4096, 128K, 64M, 1G)"))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use K, M, G or T)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("`{s}` is too large"))
-}
-
-/// `10s`, `500ms`, `2m`, `3` (seconds).
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    let digits = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (examples: 10s, 500ms, 2m)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" | "min" => n * 60.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s or m)")),
-    };
-    if !(secs > 0.0 && secs < 1e7) {
-        return Err(format!("`{s}`: the duration must be positive"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
-}
-
 /// Exit statuses of `check`.
 const CHECK_EXIT_CODES: &str = "\
 Exit status:
@@ -530,7 +521,11 @@ Exit status:
      never \"all clear\"); with --fail-on error, warnings exit 0
   2  errors: the kernel will refuse a pair, or P2P cannot work at all
   3  p2pdoctor itself failed: bad arguments, an unreadable root or snapshot,
-     an output that could not be written";
+     an output that could not be written, a config file that is not valid
+     (FILE:LINE), a --device that matches nothing
+Only findings about the selected devices that no config file suppresses
+count; findings hidden by --min-severity still do. --baseline and --policy
+compare the whole machine whatever the selection.";
 
 /// Output formats of `rules`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -588,6 +583,15 @@ pub enum ReportFormat {
     /// severity, every pair's map type and path class, ACS-redirect
     /// bridges, degraded links, AER, the version and the run time.
     Prometheus,
+    /// Graphviz with the pairs: the tree, NUMA nodes and host bridges as
+    /// clusters, bridges with ACS redirect in red, each device pair as an
+    /// edge coloured by the kernel's decision, a legend (`dot -Tsvg`).
+    Dot,
+    /// The same picture drawn by p2pdoctor itself (no Graphviz needed).
+    Svg,
+    /// The report a person opens (see `p2pdoctor report`): one
+    /// self-contained file.
+    Html,
 }
 
 #[derive(Debug, Args)]
@@ -595,6 +599,10 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
+
+    /// Same as `--format dot`.
+    #[arg(long, conflicts_with = "format")]
+    pub dot: bool,
 
     /// Print one line (the verdict and its counts) instead of the report:
     /// for scripts, MOTD banners and monitoring checks. The exit status is
@@ -619,6 +627,47 @@ pub struct CheckArgs {
     /// `--role gpu,nic` predicts every GPU and NIC pair.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND")]
     pub role: Vec<crate::diagnose::matrix::DeviceKind>,
+
+    /// Show chipset functions too (SATA, USB, SMBus, audio, ...): by
+    /// default pairs and findings are about devices that do P2P (NVMe,
+    /// GPUs and display controllers, NICs, accelerators). Also shows info
+    /// findings with nothing to do in full.
+    #[arg(long)]
+    pub all_devices: bool,
+
+    /// Only pairs with this device at either end, and findings about it:
+    /// a BDF (0000:03:00.0) or the name the OS gives it (nvme0, mlx5_0,
+    /// card1, nvme0n1). Repeat for several. A chipset function named here
+    /// is shown without --all-devices.
+    #[arg(long, value_name = "BDF|NAME")]
+    pub device: Vec<String>,
+
+    /// Only pairs with this device as the provider (BDF or name; repeatable).
+    #[arg(long, value_name = "BDF|NAME")]
+    pub provider: Vec<String>,
+
+    /// Only pairs with this device as the client (BDF or name; repeatable).
+    #[arg(long, value_name = "BDF|NAME")]
+    pub client: Vec<String>,
+
+    /// Hide findings below this severity: info, warning or error. Hidden
+    /// findings still count in the verdict and the exit status.
+    #[arg(long, value_enum, default_value_t = crate::diagnose::Severity::Info, value_name = "LEVEL")]
+    pub min_severity: crate::diagnose::Severity,
+
+    /// Show info findings with nothing to do in full (by default the text
+    /// report folds them into one count line).
+    #[arg(long)]
+    pub verbose: bool,
+
+    /// Read suppressions from FILE (default: ./p2pdoctor.toml, else
+    /// $XDG_CONFIG_HOME/p2pdoctor/config.toml). Each [[suppress]] table has
+    /// rule = "P2P402", device = "0000:03:00.0" (optional; BDF or OS name)
+    /// and reason = "why it does not apply here". Suppressed findings do
+    /// not count in the verdict or the exit status; the headline counts
+    /// them and --format json lists them with their reason.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// The least severe finding that makes the exit status non-zero:
     /// `warning` (exit 1 on warnings, 2 on errors) or `error` (exit 2 on
@@ -686,6 +735,13 @@ pub struct CheckArgs {
     /// to finish instead of giving up on that experiment.
     #[arg(long, requires = "confirm")]
     pub wait: bool,
+}
+
+/// `report`: check's options; the format is always HTML.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub check: CheckArgs,
 }
 
 /// For commands that read no machine (`explain`, `rules`, `man`,
@@ -860,6 +916,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     && format == Format::Text
                     && cli.global.color.resolve(),
                 source: root.describe(),
+                width: crate::render::wrap::resolve(cli.global.width, args.output.is_none()),
                 ..Default::default()
             };
             stream_output(args.output.as_deref(), |out| {
@@ -874,6 +931,14 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         // Only check compares its classes with the vendor's tool.
         Command::Check(args) => run_check(
+            &cli.global,
+            &ScanOptions {
+                vendor_tools: true,
+                ..scan_options
+            },
+            args,
+        ),
+        Command::Report(args) => run_report(
             &cli.global,
             &ScanOptions {
                 vendor_tools: true,
@@ -927,7 +992,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                     args.output.display(),
                     snap.files,
                     snap.devices,
-                    crate::render::human_bytes(snap.archive.len() as u64),
+                    crate::units::human_bytes(snap.archive.len() as u64),
                     snap.source
                 );
                 for l in &snap.limitations {
@@ -1153,8 +1218,27 @@ fn load_kernel_data(dir: Option<&Path>) -> Result<crate::diagnose::KernelData> {
     }
 }
 
+/// `p2pdoctor report`: `check --format html`, exiting 0 once written.
+fn run_report(global: &GlobalArgs, scan_options: &ScanOptions, args: ReportArgs) -> Result<i32> {
+    let mut check = args.check;
+    if check.format != ReportFormat::Text || check.dot || check.summary {
+        anyhow::bail!(
+            "report always writes HTML; for another format use `p2pdoctor check --format FORMAT`"
+        );
+    }
+    check.format = ReportFormat::Html;
+    let code = run_check(global, scan_options, check)?;
+    if code == crate::confirm::signal::EXIT_INTERRUPTED {
+        return Ok(code);
+    }
+    Ok(0)
+}
+
 /// `p2pdoctor check`: the diagnosis's exit status (0, 1, 2).
-fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -> Result<i32> {
+fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, mut args: CheckArgs) -> Result<i32> {
+    if args.dot {
+        args.format = ReportFormat::Dot;
+    }
     // The rule tables first: a typo there is a failure before any scan.
     let catalog = load_catalog(args.rules_dir.as_deref())?;
     let kernel_data = load_kernel_data(args.rules_dir.as_deref())?;
@@ -1183,6 +1267,7 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
         .as_deref()
         .map(crate::policy::Policy::load)
         .transpose()?;
+    let config = crate::config::load(args.config.as_deref(), &catalog)?;
     let root = open_root(global.root.as_deref())?;
     // lspci text shows no p2pmem state: every endpoint may be a provider.
     let implied = root.evidence().is_some() && !args.all_pairs;
@@ -1241,10 +1326,24 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
         diagnosis.findings.extend(stage_findings);
         diagnosis.resummarize();
     }
+    // The baseline and the policy compared the whole machine above; the
+    // selection only decides what is shown (and suppressions what counts).
+    let selection = crate::diagnose::select::Selection {
+        all_devices: args.all_devices,
+        devices: args.device.clone(),
+        providers: args.provider.clone(),
+        clients: args.client.clone(),
+        min_severity: args.min_severity,
+        verbose: args.verbose,
+        suppress: config.map(|c| c.suppress).unwrap_or_default(),
+    };
+    let diagnosis =
+        crate::diagnose::select::apply(diagnosis, &selection).map_err(anyhow::Error::msg)?;
     let render_opts = RenderOptions {
         color: args.output.is_none() && args.format == ReportFormat::Text && global.color.resolve(),
         source: root.describe(),
         expand_pairs: args.expand_pairs,
+        width: crate::render::wrap::resolve(global.width, args.output.is_none()),
     };
     // Written as it is rendered: the JSON of a million pairs is never
     // held whole in memory.
@@ -1252,9 +1351,10 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
         _ if args.summary => {
             writeln!(
                 crate::render::style::TerminalSafe::new(&mut *buf),
-                "p2pdoctor: {}: {}",
-                diagnosis.summary.verdict,
-                diagnosis.summary.headline
+                "p2pdoctor: {}: {} ({})",
+                diagnosis.summary.verdict.predicted.as_str(),
+                diagnosis.summary.headline,
+                diagnosis.summary.verdict.established(),
             )
         }
         ReportFormat::Text => crate::render::check_text::render(&diagnosis, &render_opts, buf),
@@ -1276,6 +1376,13 @@ fn run_check(global: &GlobalArgs, scan_options: &ScanOptions, args: CheckArgs) -
                 duration_seconds,
             };
             crate::render::check_prometheus::render(&diagnosis, stamp, buf)
+        }
+        ReportFormat::Dot => crate::render::picture::dot::render(&tree, &diagnosis, buf),
+        ReportFormat::Svg => {
+            crate::render::picture::svg::render(&tree, Some(&diagnosis), true, buf)
+        }
+        ReportFormat::Html => {
+            crate::render::report_html::render(&tree, &diagnosis, &render_opts.source, buf)
         }
     })?;
     if crate::confirm::signal::interrupted() {

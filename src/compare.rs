@@ -404,7 +404,7 @@ pub fn diff(a: &Side, b: &Side, ignore: &[ChangeClass]) -> Diff {
                 format!(
                     "{} {}",
                     m.size
-                        .map(crate::render::human_bytes)
+                        .map(crate::units::human_bytes)
                         .unwrap_or_else(|| "?".into()),
                     match m.published {
                         Some(true) => "published",

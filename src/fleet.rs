@@ -231,7 +231,7 @@ fn row(name: &str, fp: u64, d: &Diagnosis) -> NodeRow {
         family: 0,
         fingerprint: hex(fp),
         outlier: false,
-        verdict: d.summary.verdict.clone(),
+        verdict: d.summary.verdict.predicted.as_str().to_string(),
         errors: d.summary.errors,
         warnings: d.summary.warnings,
         info: d.summary.info,

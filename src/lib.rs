@@ -7,6 +7,7 @@
 pub mod baseline;
 pub mod cli;
 pub mod compare;
+pub mod config;
 pub mod confirm;
 pub mod diagnose;
 pub mod fixture;
@@ -18,6 +19,7 @@ pub mod root;
 pub mod scan;
 pub mod snapshot;
 pub mod topology;
+pub mod units;
 
 /// How many threads to split `items` pieces of work over: one below 256
 /// (threads would cost more than they save), else the CPUs available, at

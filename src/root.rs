@@ -58,12 +58,18 @@ const MAX_KERNEL_CONFIG: u64 = 4 << 20;
 const MAX_KERNEL_LOG: u64 = 32 << 20;
 /// Anything else read through a root.
 const MAX_OTHER: u64 = 16 << 20;
+/// The IOMMU driver's debugfs tables (dmar_translation_struct).
+const MAX_DEBUGFS_TABLE: u64 = 4 << 20;
 
 /// The most bytes the file at the root-relative `path` may hold, by what
 /// it is (see the constants above). A file larger than that is not what
 /// the kernel makes, and is refused rather than read.
 pub fn read_limit(path: &str) -> u64 {
     let name = path.rsplit('/').next().unwrap_or(path);
+    if path.starts_with("sys/kernel/debug/iommu/") {
+        // One line per device (and per PASID): more than an attribute.
+        return MAX_DEBUGFS_TABLE;
+    }
     if path.starts_with("sys/") {
         return if name == "config" {
             MAX_CONFIG
@@ -1770,7 +1776,7 @@ fn read_archive_within(mut file: impl Read, bound: u64) -> Result<Loaded, String
     let too_large = || {
         format!(
             "too large: it expands to more than {} (a p2pdoctor snapshot is a few MiB)",
-            human(bound)
+            crate::units::human_bytes(bound)
         )
     };
     let mut entries = BTreeMap::new();
@@ -1825,7 +1831,7 @@ fn read_archive_within(mut file: impl Read, bound: u64) -> Result<Loaded, String
                     if kept > MAX_ARCHIVE_KEPT {
                         return Err(format!(
                             "too large: its files hold more than {}",
-                            human(MAX_ARCHIVE_KEPT)
+                            crate::units::human_bytes(MAX_ARCHIVE_KEPT)
                         ));
                     }
                     Entry::File(bytes.clone())
@@ -1849,7 +1855,7 @@ fn read_archive_within(mut file: impl Read, bound: u64) -> Result<Loaded, String
             if kept > MAX_ARCHIVE_KEPT {
                 return Err(format!(
                     "too large: its files hold more than {}",
-                    human(MAX_ARCHIVE_KEPT)
+                    crate::units::human_bytes(MAX_ARCHIVE_KEPT)
                 ));
             }
             let mut buf = Vec::with_capacity(size as usize);
@@ -1888,11 +1894,6 @@ fn read_archive_within(mut file: impl Read, bound: u64) -> Result<Loaded, String
         });
     }
     Ok(Loaded { entries, notes })
-}
-
-/// `1 GiB`, for the archive bounds.
-fn human(n: u64) -> String {
-    crate::render::human_bytes(n)
 }
 
 #[cfg(test)]

@@ -347,7 +347,7 @@ fn a_policy_feeds_the_exit_status_at_its_severity() {
     std::fs::write(&newer, "[kernel]\nmin_release = \"7.3\"\n").unwrap();
     let (code, doc) = check(&clean, &["--policy", n]);
     assert_eq!(code, Some(2));
-    assert_eq!(doc["summary"]["verdict"], "errors");
+    assert_eq!(doc["summary"]["verdict"]["predicted"], "errors");
     assert_eq!(
         stage(&doc, "P2P11")[0].3,
         "kernel 7.2.0-1-amd64 is older than the policy's minimum 7.3."

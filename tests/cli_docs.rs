@@ -29,6 +29,7 @@ fn every_command_has_a_man_page_with_its_options() {
         ("topo", "format"),
         ("check", "all\\-pairs"),
         ("check", "role"),
+        ("report", "all\\-pairs"),
         ("copy", "write"),
         ("diff", "ignore"),
         ("snapshot", "output"),
@@ -186,7 +187,7 @@ fn help_keeps_global_options_apart_and_lists_every_exit_status() {
         assert!(!h.contains("--root"), "`{cmd} --help` offers --root");
     }
     for cmd in [
-        "topo", "check", "snapshot", "diff", "baseline", "fleet", "copy",
+        "topo", "check", "report", "snapshot", "diff", "baseline", "fleet", "copy",
     ] {
         let h = stdout_of(&[cmd, "--help"]);
         let global = h

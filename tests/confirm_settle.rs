@@ -276,6 +276,11 @@ fn a_refusal_confirms_acs_redirect_and_a_pass_refutes_it() {
         !d.findings.iter().any(|f| f.rule == "P2P902"),
         "as predicted"
     );
+    // The second tier: a transfer settled the pair as predicted.
+    let v = d.summary.verdict.verified.as_ref().expect("a transfer ran");
+    assert_eq!(v.outcome, diagnose::Verified::AsPredicted);
+    assert_eq!((v.pairs_tried, v.pairs_settled, v.pairs_ok), (1, 1, 0));
+    assert_eq!(d.summary.verdict.established(), "verified by a transfer");
 
     let mut d = lab("03-multifunction-iommu");
     inject(&mut d, "0000:01:00.1", result(PairOutcome::Ok, None, &[]));
@@ -292,6 +297,10 @@ fn a_refusal_confirms_acs_redirect_and_a_pass_refutes_it() {
         c.message.contains("but the kernel allowed it"),
         "{}",
         c.message
+    );
+    assert_eq!(
+        d.summary.verdict.verified.as_ref().map(|v| v.outcome),
+        Some(diagnose::Verified::NotAsPredicted)
     );
     // a refuted error no longer counts
     assert_eq!(d.summary.errors, 0);
@@ -336,13 +345,57 @@ fn a_silent_mismatch_is_an_error_with_the_iommu_faults_as_evidence() {
     assert!(m.message.contains("1 fault line"), "{}", m.message);
     assert!(m.evidence.iter().any(|e| e.contains("PTE Write access")));
     assert_eq!(d.summary.errors, before + 1);
-    assert_eq!(d.summary.verdict, "errors");
+    assert_eq!(d.summary.verdict.predicted.as_str(), "errors");
+    assert_eq!(
+        d.summary.verdict.verified.as_ref().map(|v| v.outcome),
+        Some(diagnose::Verified::DataMismatch)
+    );
     // bus address was predicted and the kernel allowed it: no contradiction
     assert!(!d.findings.iter().any(|f| f.rule == "P2P902"));
     assert!(
         d.summary.headline.contains("experiments: 1 mismatch"),
         "{}",
         d.summary.headline
+    );
+}
+
+#[test]
+fn a_verified_transfer_lifts_the_iommu_caveat_and_a_skip_settles_nothing() {
+    use p2pdoctor::diagnose::CaveatKind;
+    let caveat = |d: &Diagnosis| {
+        d.summary
+            .verdict
+            .caveats
+            .iter()
+            .any(|c| c.kind == CaveatKind::IommuWithoutAcs)
+    };
+    let mut d = lab("04-switch-iommu");
+    assert!(caveat(&d), "predicted only: the lab's case 4 caveat");
+    assert!(d.summary.verdict.verified.is_none());
+    assert_eq!(
+        d.summary.verdict.established(),
+        "predicted by the kernel's rules"
+    );
+    inject(&mut d, "0000:04:00.0", result(PairOutcome::Ok, None, &[]));
+    pairs::settle(&mut d);
+    assert!(!caveat(&d), "the pair moved data that verified");
+    let v = d.summary.verdict.verified.as_ref().unwrap();
+    assert_eq!(
+        (v.outcome, v.pairs_ok),
+        (diagnose::Verified::AsPredicted, 1)
+    );
+
+    let mut d = lab("04-switch-iommu");
+    let mut skipped = result(PairOutcome::Skipped, None, &[]);
+    skipped.directions.clear();
+    inject(&mut d, "0000:04:00.0", skipped);
+    pairs::settle(&mut d);
+    assert!(caveat(&d));
+    let v = d.summary.verdict.verified.as_ref().unwrap();
+    assert_eq!(v.outcome, diagnose::Verified::Unsettled);
+    assert_eq!(
+        d.summary.verdict.established(),
+        "predicted by the kernel's rules"
     );
 }
 

@@ -180,8 +180,9 @@ fn scenarios_as_lab_md_describes_them() {
                 let f = d.findings.iter().find(|f| f.rule == "P2P301").unwrap();
                 assert!(
                     f.fix
-                        .as_deref()
+                        .as_ref()
                         .unwrap()
+                        .to_string()
                         .contains("pci=disable_acs_redir=0000:00:03.0")
                 );
             }

@@ -55,8 +55,17 @@ const CASES: &[Case] = &[
     },
     Case {
         rule: "P2P503",
-        fires: &[("two_socket_server", Warning, Predicted)],
-        silent: &["rule_clean", "intel_client_gpus", "amd_host"],
+        fires: &[
+            ("two_socket_server", Warning, Predicted),
+            // No group type (Linux 5.10): the driver's debugfs decides.
+            ("rule_iommu_debugfs_translated", Warning, Predicted),
+        ],
+        silent: &[
+            "rule_clean",
+            "intel_client_gpus",
+            "amd_host",
+            "rule_iommu_debugfs_identity",
+        ],
     },
     Case {
         rule: "P2P201",
@@ -179,7 +188,27 @@ const CASES: &[Case] = &[
     Case {
         rule: "P2P603",
         fires: &[("rule_cascaded_narrow", Info, Predicted)],
-        silent: &["rule_clean"],
+        // There P2P604 speaks, or RO is off.
+        silent: &[
+            "rule_clean",
+            "rule_relaxed_ordering_quirk",
+            "rule_gpudirect_ro_off",
+        ],
+    },
+    Case {
+        rule: "P2P604",
+        fires: &[("rule_relaxed_ordering_quirk", Warning, Predicted)],
+        silent: &["rule_clean", "rule_gpudirect_ro_off", "two_socket_server"],
+    },
+    Case {
+        rule: "P2P605",
+        fires: &[("rule_gpudirect_ro_off", Info, Predicted)],
+        // The NIC there is off because a quirked root port asks for it.
+        silent: &[
+            "rule_clean",
+            "rule_relaxed_ordering_quirk",
+            "two_socket_server",
+        ],
     },
     Case {
         rule: "P2P701",
@@ -203,6 +232,17 @@ const CASES: &[Case] = &[
         silent: &["rule_clean"],
     },
     Case {
+        rule: "P2P705",
+        fires: &[("rule_mixed_generation", Warning, Predicted)],
+        // Gen5 devices on Gen5 links (or all Gen4) are not bound below
+        // what they can do.
+        silent: &[
+            "rule_clean",
+            "hgx_8gpu_two_level_switches",
+            "rule_gpudirect_ro_off",
+        ],
+    },
+    Case {
         rule: "P2P801",
         fires: &[("rule_device_problems", Warning, Predicted)],
         silent: &["rule_clean"],
@@ -221,6 +261,17 @@ const CASES: &[Case] = &[
         rule: "P2P804",
         fires: &[("rule_small_bar", Warning, Predicted)],
         silent: &["rule_clean", "two_socket_server"],
+    },
+    Case {
+        rule: "P2P805",
+        fires: &[("rule_vendor_p2p_read", Warning, Predicted)],
+        // There nvidia-smi topo -p2p r agrees on every pair; elsewhere
+        // none was saved.
+        silent: &[
+            "rule_vendor_topology_agrees",
+            "rule_clean",
+            "rule_vendor_topology",
+        ],
     },
     Case {
         rule: "P2P901",
@@ -377,7 +428,7 @@ fn every_stage_rule_fires_where_it_must_and_nowhere_else() {
             }
             if found
                 .iter()
-                .any(|f| f.message.is_empty() || f.fix.as_deref().unwrap_or("").is_empty())
+                .any(|f| f.message.is_empty() || f.fix.as_ref().is_none_or(|x| x.text.is_empty()))
             {
                 failures.push(format!(
                     "{} in {spec}: a finding without message or fix",
@@ -434,7 +485,7 @@ fn every_rule_fires_where_it_must_and_nowhere_else() {
                 ));
             }
             for f in &found {
-                if f.message.is_empty() || f.fix.as_deref().unwrap_or("").is_empty() {
+                if f.message.is_empty() || f.fix.as_ref().is_none_or(|x| x.text.is_empty()) {
                     failures.push(format!(
                         "{} in {spec}: a finding without message or fix",
                         case.rule
@@ -489,7 +540,7 @@ fn every_rule_has_a_firing_and_a_silent_fixture() {
 fn the_clean_machine_has_no_finding_and_exits_zero() {
     let d = diagnose_spec("rule_clean");
     assert!(d.findings.is_empty(), "{:#?}", d.findings);
-    assert_eq!(d.summary.verdict, "clear");
+    assert_eq!(d.summary.verdict.predicted.as_str(), "clear");
     assert_eq!(d.exit_code(diagnose::FailOn::Warning), 0);
     assert_eq!(d.pairs.len(), 2, "the pair and the provider with itself");
     let own = d.pairs.iter().find(|p| p.provider() == p.client()).unwrap();
@@ -508,11 +559,17 @@ fn the_clean_machine_has_no_finding_and_exits_zero() {
 fn acs_fix_is_the_kernels_parameter_and_a_setpci_alternative() {
     let d = diagnose_spec("rule_acs_redirect");
     let f = d.findings.iter().find(|f| f.rule == "P2P301").unwrap();
-    let fix = f.fix.as_deref().unwrap();
-    assert!(fix.contains("pci=disable_acs_redir=0000:00:03.0 "), "{fix}");
+    let fix = f.fix.as_ref().unwrap();
+    assert_eq!(
+        fix.params_line(),
+        "pci=disable_acs_redir=0000:00:03.0",
+        "{fix:?}"
+    );
     assert!(
-        fix.contains("setpci -s 0000:00:03.0 ECAP_ACS+6.w=0000:002c"),
-        "{fix}"
+        fix.commands
+            .iter()
+            .any(|c| c == "sudo setpci -s 0000:00:03.0 ECAP_ACS+6.w=0000:002c"),
+        "{fix:?}"
     );
     assert!(f.evidence.iter().any(|e| e
         == "kernel: nvme 0000:01:00.1: to disable ACS redirect for this path, add the kernel parameter: pci=disable_acs_redir=0000:00:03.0"));
@@ -531,7 +588,7 @@ fn the_acs_fix_keeps_what_the_command_line_already_has() {
     // the fix must add 02:00.0 to that list, not replace it.
     let d = diagnose_spec("rule_acs_param");
     let f = d.findings.iter().find(|f| f.rule == "P2P301").unwrap();
-    let fix = f.fix.as_deref().unwrap();
+    let fix = f.fix.as_ref().unwrap().to_string();
     assert!(
         fix.contains(
             "pci=disable_acs_redir=0000:00:03.0/00.0/01.0;0000:09:00.0;0000:00:03.0;0000:02:00.0"
@@ -550,7 +607,7 @@ fn the_acs_fix_keeps_what_the_command_line_already_has() {
 #[test]
 fn warnings_exit_one_unless_fail_on_error() {
     let d = diagnose_spec("rule_acs_detour");
-    assert_eq!(d.summary.verdict, "warnings");
+    assert_eq!(d.summary.verdict.predicted.as_str(), "warnings");
     assert_eq!(d.exit_code(diagnose::FailOn::Warning), 1);
     assert_eq!(d.exit_code(diagnose::FailOn::Error), 0);
     // Inconclusive is never "all clear".
@@ -638,10 +695,12 @@ fn a_small_bar_names_the_gpu_the_bar_and_both_sizes() {
     assert_eq!(f.subjects, ["0000:01:00.0".parse().unwrap()]);
     assert!(f.message.contains("BAR1 at 256 MiB"), "{}", f.message);
     assert!(f.message.contains("up to 32 GiB"), "{}", f.message);
-    let fix = f.fix.as_deref().unwrap();
+    let fix = f.fix.as_ref().unwrap();
     assert!(
-        fix.contains("echo 15 > /sys/bus/pci/devices/0000:01:00.0/resource1_resize"),
-        "{fix}"
+        fix.commands
+            .iter()
+            .any(|c| c == "echo 15 | sudo tee /sys/bus/pci/devices/0000:01:00.0/resource1_resize"),
+        "{fix:?}"
     );
 }
 #[test]
@@ -915,4 +974,106 @@ fn an_8_gpu_box_with_two_switch_levels_classes_like_nvml() {
     // NIC0 sits with GPU0 and GPU1.
     assert_eq!(class(0, 8), (Pix, Phb));
     assert!(d.findings.iter().any(|f| f.rule == "P2P503"));
+}
+
+/// An AMD EPYC box with every GPU on a root port of its own, held to
+/// NVML's classes (nvml.h, nvmlGpuTopologyLevel_t): two root ports of one
+/// root complex are PHB (NVML_TOPOLOGY_HOSTBRIDGE), two root complexes of
+/// one NUMA node NODE (NVML_TOPOLOGY_NODE), across sockets SYS
+/// (NVML_TOPOLOGY_SYSTEM). Never PIX or PXB: no switch or bridge is shared.
+#[test]
+fn epyc_gpus_on_separate_root_ports_have_nvml_classes() {
+    use p2pdoctor::topology::PathClass::*;
+    let d = diagnose_spec("epyc_gpus_separate_root_ports");
+    let m = d.class_matrix.as_ref().expect("four GPUs and a NIC");
+    let at = |bdf: &str| {
+        m.devices
+            .iter()
+            .position(|x| x.bdf.to_string() == bdf)
+            .unwrap_or_else(|| panic!("{bdf} not in the matrix"))
+    };
+    let (g0, g1, g2, g3, nic) = (
+        at("0000:01:00.0"),
+        at("0000:02:00.0"),
+        at("0000:41:00.0"),
+        at("0000:81:00.0"),
+        at("0000:42:00.0"),
+    );
+    let class = |i: usize, j: usize| m.cells[i][j].path_class;
+    assert_eq!(class(g0, g1), Phb, "two root ports of one root complex");
+    assert_eq!(class(g2, nic), Phb);
+    assert_eq!(class(g0, g2), Node, "two root complexes of NUMA node 0");
+    assert_eq!(class(g1, nic), Node);
+    for x in [g0, g1, g2, nic] {
+        assert_eq!(class(x, g3), Sys, "across sockets");
+        assert_eq!(class(g3, x), Sys);
+    }
+    // The matrix is symmetric, and nothing is wired below one switch.
+    for i in 0..m.devices.len() {
+        for j in 0..m.devices.len() {
+            assert_eq!(class(i, j), class(j, i));
+            if i != j {
+                assert!(!matches!(class(i, j), Pix | Pxb), "{i} {j}");
+                // AMD Zen lets the kernel map through the host bridge, and
+                // every such path already goes through it.
+                assert_eq!(m.cells[i][j].effective_path_class, class(i, j));
+                assert_eq!(m.cells[i][j].bandwidth_bound, Some(63.02));
+            }
+        }
+    }
+    // All Gen5 x16 with RO on the NIC: no link or ordering rule speaks.
+    for rule in ["P2P603", "P2P604", "P2P605", "P2P701", "P2P702", "P2P705"] {
+        assert!(d.findings.iter().all(|f| f.rule != rule), "{rule}");
+    }
+}
+
+/// P2P805 shows both views for the pair they disagree on, and only that
+/// pair: GPU0/GPU1 ↔ GPU2 are OK on both sides.
+#[test]
+fn the_p2p_read_matrix_is_compared_pair_by_pair() {
+    let d = diagnose_spec("rule_vendor_p2p_read");
+    let f = d.findings.iter().find(|f| f.rule == "P2P805").unwrap();
+    assert_eq!(
+        f.evidence,
+        [
+            "GPU0 = 0000:03:00.0 ↔ GPU1 = 0000:04:00.0: nvidia-smi CNS (chipset not supported); p2pdoctor: direct P2P, bus_addr (PIX)"
+        ]
+    );
+    assert!(
+        f.message.contains("1 of 3 GPU pairs compared"),
+        "{}",
+        f.message
+    );
+    let subjects: Vec<String> = f.subjects.iter().map(|b| b.to_string()).collect();
+    assert_eq!(subjects, ["0000:03:00.0", "0000:04:00.0"]);
+}
+
+/// Where the Intel IOMMU driver's debugfs table was read, P2P503 rests on
+/// its per-device context entries and says so; the header's IOMMU mode
+/// does too.
+#[test]
+fn iommu_findings_rest_on_the_drivers_debugfs_when_present() {
+    let d = diagnose_spec("rule_iommu_debugfs_translated");
+    let f = d.findings.iter().find(|f| f.rule == "P2P503").unwrap();
+    assert_eq!(f.evidence.len(), 3);
+    for line in &f.evidence {
+        assert!(
+            line.contains("translated per the IOMMU driver")
+                && line.contains("/sys/kernel/debug/iommu/intel/dmar_translation_struct"),
+            "{line}"
+        );
+    }
+    assert_eq!(d.header.iommu.mode, "translated");
+    let d = diagnose_spec("rule_iommu_debugfs_identity");
+    assert_eq!(d.header.iommu.mode, "passthrough");
+    // Without debugfs, the group type is the source, and it says so.
+    let d = diagnose_spec("two_socket_server");
+    let f = d.findings.iter().find(|f| f.rule == "P2P503").unwrap();
+    assert!(
+        f.evidence
+            .iter()
+            .all(|l| l.contains("/sys/kernel/iommu_groups/")),
+        "{:?}",
+        f.evidence
+    );
 }

@@ -33,6 +33,8 @@ fn prometheus_output_passes_promtool_on_every_fixture() {
         for family in [
             "p2pdoctor_build_info",
             "p2pdoctor_verdict",
+            "p2pdoctor_verdict_verified",
+            "p2pdoctor_suppressed_findings",
             "p2pdoctor_findings",
             "p2pdoctor_pairs",
             "p2pdoctor_acs_redirect_bridges",
@@ -55,6 +57,11 @@ fn prometheus_output_passes_promtool_on_every_fixture() {
         if !want.is_empty() {
             assert!(on[0].contains(want), "{spec}: {on:?}");
         }
+        // Without --confirm the second tier is untested.
+        assert!(
+            text.contains("p2pdoctor_verdict_verified{outcome=\"untested\"} 1"),
+            "{spec}"
+        );
         if promtool {
             let mut child = Command::new("promtool")
                 .args(["check", "metrics"])

@@ -122,3 +122,42 @@ fn a_snapshot_keeps_what_tells_a_virtual_machine() {
         live["host"]["virtualization"]["hypervisor"]
     );
 }
+
+/// `nvidia-smi topo -p2p r` runs beside `topo -m` and its output travels in
+/// the snapshot, where check reads it back.
+#[test]
+fn the_p2p_read_matrix_is_run_and_kept_in_a_snapshot() {
+    let p2p = " \tGPU0\tGPU1\t\n GPU0\tX\tCNS\t\n GPU1\tCNS\tX\t\n";
+    let tool = fake_tool(&format!(
+        "case \"$1 $2\" in 'topo -p2p') printf '{}' ;; 'topo -m') printf '{}' ;; *) echo '0, 00000000:00:00.0' ;; esac",
+        p2p.replace('\t', "\\t").replace('\n', "\\n"),
+        MATRIX.replace('\t', "\\t").replace('\n', "\\n")
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("s.tar.gz");
+    let out = p2pdoctor()
+        .env("PATH", path_with(tool.path()))
+        .args(["--root", "/", "snapshot", "-o"])
+        .arg(&snap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = std::process::Command::new("tar")
+        .arg("xzOf")
+        .arg(&snap)
+        .arg("p2pdoctor/nvidia-smi-topo-p2p-r.txt")
+        .output()
+        .unwrap();
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let kept = String::from_utf8_lossy(&list.stdout);
+    let m = p2pdoctor::scan::nvidia::parse_p2p_matrix(&kept).expect("the kept output parses");
+    assert_eq!(m.cells[0][1], "CNS");
+}

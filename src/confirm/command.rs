@@ -81,8 +81,8 @@ fn parse_write(s: &str) -> Result<(PathBuf, Option<(u64, u64)>)> {
     if let Some((dev, range)) = s.rsplit_once(':')
         && let Some((off, len)) = range.split_once('+')
     {
-        let off = crate::cli::parse_size(off).map_err(anyhow::Error::msg)?;
-        let len = crate::cli::parse_size(len).map_err(anyhow::Error::msg)?;
+        let off = crate::units::parse_size(off).map_err(anyhow::Error::msg)?;
+        let len = crate::units::parse_size(len).map_err(anyhow::Error::msg)?;
         return Ok((PathBuf::from(dev), Some((off, len))));
     }
     Ok((PathBuf::from(s), None))

@@ -180,7 +180,7 @@ impl PassReport {
         PassReport {
             bytes: r.bytes,
             seconds: r.elapsed.as_secs_f64(),
-            gbps: r.bytes as f64 / secs / 1e9,
+            gbps: crate::units::gbytes_per_s(r.bytes, secs),
             iops: r.latencies_ns.len() as f64 / secs,
             latency_us: LatencySummary::of(&mut r.latencies_ns),
             failure: r.failure.as_ref().map(FailureInfo::from),
@@ -553,7 +553,7 @@ pub fn run(shape: &Shape, via: &Via, p: &Params, journal_dir: &Path) -> CopyRepo
                 bytes: n,
                 message: format!(
                     "restored the original {} at offset {} of {}",
-                    crate::render::human_bytes(n),
+                    crate::units::human_bytes(n),
                     p.dst_offset,
                     d.path.display()
                 ),
@@ -574,14 +574,14 @@ pub fn run(shape: &Shape, via: &Via, p: &Params, journal_dir: &Path) -> CopyRepo
     if rep.outcome == Outcome::Ok {
         rep.message = match (&rep.main, rep.verify) {
             (Some(m), Some(v)) => format!(
-                "{} moved at {:.2} GB/s and all {} verified bytes match",
-                crate::render::human_bytes(m.bytes),
-                m.gbps,
+                "{} moved at {} and all {} verified bytes match",
+                crate::units::human_bytes(m.bytes),
+                crate::units::rate(m.gbps),
                 v.bytes_compared
             ),
             (Some(m), None) => format!(
-                "{} moved at {:.2} GB/s (not verified)",
-                crate::render::human_bytes(m.bytes),
+                "{} moved at {} (not verified)",
+                crate::units::human_bytes(m.bytes),
                 m.gbps
             ),
             _ => "nothing moved".into(),

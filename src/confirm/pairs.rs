@@ -805,7 +805,7 @@ fn settle_pool(d: &mut Diagnosis) {
             let bytes = c.directions.first().map(|x| x.bytes).unwrap_or(0);
             f.evidence.push(format!(
                 "confirm: a P2P buffer was mapped and {} moved through it",
-                crate::render::human_bytes(bytes)
+                crate::units::human_bytes(bytes)
             ));
         }
     }
@@ -817,8 +817,12 @@ pub fn describe(x: &PairConfirm) -> String {
         PairOutcome::Ok => {
             let dirs: Vec<&str> = x.directions.iter().map(|d| d.direction).collect();
             let speed = match (x.throughput, x.host_throughput) {
-                (Some(p), Some(h)) => format!(" at {p:.2} GB/s (host bounce {h:.2} GB/s)"),
-                (Some(p), None) => format!(" at {p:.2} GB/s"),
+                (Some(p), Some(h)) => format!(
+                    " at {} (host bounce {})",
+                    crate::units::rate(p),
+                    crate::units::rate(h)
+                ),
+                (Some(p), None) => format!(" at {}", crate::units::rate(p)),
                 _ => String::new(),
             };
             format!("{} verified{speed}", dirs.join(" and "))

@@ -57,13 +57,13 @@ impl Bar {
             0.0
         };
         let line = format!(
-            "\r{:<10} [{}{}] {:>5.1}%  {:>10}  {:>6.2} GB/s  eta {:>4.0}s ",
+            "\r{:<10} [{}{}] {:>5.1}%  {:>10}  {:>11}  eta {:>4.0}s ",
             self.label,
             "#".repeat(filled),
             ".".repeat(width - filled),
             frac * 100.0,
-            crate::render::human_bytes(done),
-            rate / 1e9,
+            crate::units::human_bytes(done),
+            crate::units::rate(rate / 1e9),
             eta
         );
         let mut err = std::io::stderr().lock();

@@ -69,6 +69,10 @@ pub struct MatrixCell {
     /// The kernel's decision behind the effective class needed nothing
     /// that could not be read.
     pub certain: bool,
+    /// The narrowest link on the path, GB/s one direction (see
+    /// `PairReport::bandwidth_bound`); None on the diagonal and where a
+    /// link on the path could not be read.
+    pub bandwidth_bound: Option<f64>,
 }
 
 /// Every device of the kinds above (physical functions), and the classes
@@ -147,10 +151,15 @@ pub(crate) fn build(
                         }
                         _ => (false, true),
                     };
+                    let bandwidth_bound = match super::checks::path_links(tree, a, b) {
+                        (Some(l), true) if a != b => Some(l.gbytes_per_s),
+                        _ => None,
+                    };
                     MatrixCell {
                         path_class: physical,
                         effective_path_class: physical.effective(through),
                         certain,
+                        bandwidth_bound,
                     }
                 })
                 .collect()

@@ -18,12 +18,14 @@
 pub mod acs_params;
 pub mod catalog;
 mod checks;
+pub mod fix;
 
 pub use checks::vendor::{Mapping, VendorComparison, VendorDevice, VendorPair};
 pub mod kernel;
 pub mod matrix;
 pub mod p2pdma;
 pub mod pairs;
+pub mod select;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,6 +37,7 @@ use crate::topology::{NodeId, Role, Tree};
 pub use catalog::{Catalog, RuleInfo, Severity};
 pub use checks::facts::{CONTRADICTED as RULE_CONTRADICTED, MISMATCH as RULE_MISMATCH};
 pub use checks::{ALL_RULES, RuleRef};
+pub use fix::{Fix, KernelParam};
 pub use kernel::{KernelData, KernelModel, KernelVersion};
 pub use p2pdma::{MapType, P2pView, PairVerdict, Verdict};
 pub use pairs::{Pair, PairPath, PairTable, PathId};
@@ -79,7 +82,7 @@ pub struct Finding {
     /// The devices it is about, sorted.
     pub subjects: Vec<Bdf>,
     pub message: String,
-    pub fix: Option<String>,
+    pub fix: Option<fix::Fix>,
     /// Kernel log lines it predicts, register values, pairs: supporting lines.
     pub evidence: Vec<String>,
 }
@@ -182,16 +185,120 @@ pub struct LinkBound {
     pub gbytes_per_s: f64,
 }
 
-/// Counts and a one-line verdict.
+/// The verdict of the kernel's rules alone: the worst finding that counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// No warning or error (info findings do not count).
+    #[default]
+    Clear,
+    /// Warnings, or inconclusive findings (never "all clear").
+    Warnings,
+    /// Errors: the kernel will refuse a pair, or P2P cannot work at all.
+    Errors,
+}
+
+impl Level {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Level::Clear => "clear",
+            Level::Warnings => "warnings",
+            Level::Errors => "errors",
+        }
+    }
+}
+
+/// What the transfers of `check --confirm` showed, over every pair tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verified {
+    /// Every pair that was settled behaved as predicted, and the data
+    /// arrived intact wherever the kernel allowed the transfer.
+    AsPredicted,
+    /// A pair the kernel allowed moved data that did not verify.
+    DataMismatch,
+    /// A pair did not do what the kernel's rules predicted (P2P902).
+    NotAsPredicted,
+    /// Experiments ran, but none settled a pair (skipped or failed).
+    Unsettled,
+}
+
+impl Verified {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verified::AsPredicted => "as_predicted",
+            Verified::DataMismatch => "data_mismatch",
+            Verified::NotAsPredicted => "not_as_predicted",
+            Verified::Unsettled => "unsettled",
+        }
+    }
+}
+
+/// The second tier: transfers that were tried.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verification {
+    pub outcome: Verified,
+    /// Pairs with an experiment (skipped ones included).
+    pub pairs_tried: usize,
+    /// Pairs whose experiment settled the prediction (allowed or refused).
+    pub pairs_settled: usize,
+    /// Pairs whose data moved and verified.
+    pub pairs_ok: usize,
+}
+
+/// Why a verdict needs a word more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaveatKind {
+    /// Refused pairs whose findings are only info: one end is a device of
+    /// a class that does not do P2P DMA.
+    RefusedMinorPairs,
+    /// Refused pairs of P2P devices without an error (suppressed, or a
+    /// rule that reports them at a lower severity).
+    RefusedNotReported,
+    /// Pairs mapped by bus address while an IOMMU translates DMA: the lab
+    /// showed such a write reporting success with data that did not
+    /// arrive (docs/ARCHITECTURE.md, case 4).
+    IommuWithoutAcs,
+}
+
+/// One sentence the verdict must carry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Caveat {
+    pub kind: CaveatKind,
+    pub message: String,
+}
+
+/// The verdict in two tiers: what the kernel's rules predict, and what a
+/// transfer verified (None: nothing was tried).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ReportVerdict {
+    pub predicted: Level,
+    pub verified: Option<Verification>,
+    pub caveats: Vec<Caveat>,
+}
+
+impl ReportVerdict {
+    /// `predicted by the kernel's rules` or `verified by a transfer`.
+    pub fn established(&self) -> &'static str {
+        match &self.verified {
+            Some(v) if v.outcome != Verified::Unsettled => "verified by a transfer",
+            _ => "predicted by the kernel's rules",
+        }
+    }
+}
+
+/// Counts and a one-line verdict.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Summary {
-    /// `clear`, `warnings` or `errors`.
-    pub verdict: String,
+    pub verdict: ReportVerdict,
     pub headline: String,
     pub errors: usize,
     pub warnings: usize,
     pub info: usize,
     pub inconclusive: usize,
+    /// Findings a config file suppressed (listed in `suppressed`).
+    pub suppressed: usize,
     pub pairs: usize,
     pub bus_addr: usize,
     pub thru_host_bridge: usize,
@@ -220,6 +327,13 @@ pub struct Diagnosis {
     /// GPUs, NICs, NVMe and accelerators and the path class between each
     /// two (`nvidia-smi topo -m` style), when there are two or more.
     pub class_matrix: Option<matrix::ClassMatrix>,
+    /// Every endpoint function (not bridges or ports): whether it does
+    /// P2P and the names the OS gives it, for the selection.
+    pub endpoints: BTreeMap<Bdf, select::Endpoint>,
+    /// What `check` shows and hides, and why ([`select::apply`]).
+    pub selection: select::SelectionReport,
+    /// Findings a config file suppressed, each with its reason.
+    pub suppressed: Vec<select::Suppressed>,
 }
 
 /// What to diagnose.
@@ -253,30 +367,17 @@ impl Diagnosis {
     /// changed statuses or added findings.
     pub fn resummarize(&mut self) {
         sort_findings(&mut self.findings);
-        self.summary = summarize(&self.findings, &self.pairs);
+        self.summary = summarize(self);
     }
 
-    /// Findings that count at their severity: predicted or confirmed.
-    fn counted(&self) -> impl Iterator<Item = &Finding> {
-        self.findings
-            .iter()
-            .filter(|f| matches!(f.status, Status::Predicted | Status::Confirmed))
-    }
-
-    /// 0 all clear, 1 warnings, 2 errors. Inconclusive warnings and errors
-    /// count as warnings: an unreadable fact is never "all clear".
+    /// 0 all clear, 1 warnings, 2 errors, from the summary's predicted
+    /// verdict: the findings shown plus those hidden only by
+    /// `--min-severity`, never suppressed ones. Inconclusive warnings and
+    /// errors count as warnings: an unreadable fact is never "all clear".
     pub fn exit_code(&self, fail_on: FailOn) -> i32 {
-        let errors = self.counted().any(|f| f.severity == Severity::Error);
-        if errors {
-            return EXIT_ERRORS;
-        }
-        let warnings = self.counted().any(|f| f.severity == Severity::Warning)
-            || self
-                .findings
-                .iter()
-                .any(|f| f.status == Status::Inconclusive && f.severity != Severity::Info);
-        match (warnings, fail_on) {
-            (true, FailOn::Warning) => EXIT_WARNINGS,
+        match (self.summary.verdict.predicted, fail_on) {
+            (Level::Errors, _) => EXIT_ERRORS,
+            (Level::Warnings, FailOn::Warning) => EXIT_WARNINGS,
             _ => EXIT_CLEAR,
         }
     }
@@ -381,6 +482,9 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         .as_ref()
         .map(|t| checks::vendor::compare(tree, t));
     findings.extend(checks::vendor::check(vendor_topology.as_ref()));
+    if let Some(t) = tree.host.nvidia_topology.as_ref() {
+        findings.extend(checks::vendor::check_p2p_read(tree, t, &view, &kernel));
+    }
     sort_findings(&mut findings);
 
     let mut in_pairs: BTreeSet<NodeId> = providers.iter().copied().collect();
@@ -409,10 +513,27 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
 
     let class_matrix = matrix::build(tree, &view, &kernel, &opts.roles);
     let header = checks::header(tree, &kernel, &params);
-    let summary = summarize(&findings, &pairs);
-    Diagnosis {
+    // Bridge functions (class 06, the host bridge's own included) are the
+    // path, not devices one selects.
+    let endpoints = tree
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.role.is_endpoint() && n.facts.class.is_none_or(|c| c >> 16 != 0x06))
+        .map(|(id, n)| {
+            (
+                n.bdf(),
+                select::Endpoint {
+                    p2p: checks::p2p_class(tree, id),
+                    names: n.facts.os_names.clone(),
+                    block_devices: n.facts.block_devices.clone(),
+                },
+            )
+        })
+        .collect();
+    let mut d = Diagnosis {
         header,
-        summary,
+        summary: Summary::default(),
         devices,
         pairs,
         findings,
@@ -424,7 +545,12 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         all_pairs_implied: opts.all_pairs_implied,
         vendor_topology,
         class_matrix,
-    }
+        endpoints,
+        selection: select::SelectionReport::default(),
+        suppressed: Vec::new(),
+    };
+    d.resummarize();
+    d
 }
 
 /// Pairs computed at most when every endpoint is only implied to be a
@@ -494,13 +620,25 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn summarize(findings: &[Finding], pairs: &PairTable) -> Summary {
+fn summarize(d: &Diagnosis) -> Summary {
+    // What counts: the findings shown, and those hidden only because they
+    // are below --min-severity (hiding a line does not change the verdict).
+    let below: Vec<(Severity, Status)> = d
+        .selection
+        .hidden_findings
+        .iter()
+        .filter(|h| h.reason == select::HiddenReason::BelowMinSeverity)
+        .map(|h| (h.severity, h.status))
+        .collect();
+    let all: Vec<(Severity, Status)> = d
+        .findings
+        .iter()
+        .map(|f| (f.severity, f.status))
+        .chain(below)
+        .collect();
     let counted = |s: Severity| {
-        findings
-            .iter()
-            .filter(|f| {
-                f.severity == s && matches!(f.status, Status::Predicted | Status::Confirmed)
-            })
+        all.iter()
+            .filter(|(sev, st)| *sev == s && matches!(st, Status::Predicted | Status::Confirmed))
             .count()
     };
     let (errors, warnings, info) = (
@@ -508,10 +646,11 @@ fn summarize(findings: &[Finding], pairs: &PairTable) -> Summary {
         counted(Severity::Warning),
         counted(Severity::Info),
     );
-    let inconclusive = findings
+    let inconclusive = all
         .iter()
-        .filter(|f| f.status == Status::Inconclusive)
+        .filter(|(_, st)| *st == Status::Inconclusive)
         .count();
+    let pairs = &d.pairs;
     let (mut bus, mut thru, mut ns) = (0, 0, 0);
     for p in pairs {
         match p.verdict().map_type {
@@ -520,16 +659,16 @@ fn summarize(findings: &[Finding], pairs: &PairTable) -> Summary {
             MapType::NotSupported => ns += 1,
         }
     }
-    let verdict = if errors > 0 {
-        "errors"
+    let predicted = if errors > 0 {
+        Level::Errors
     } else if warnings > 0
-        || findings
+        || all
             .iter()
-            .any(|f| f.status == Status::Inconclusive && f.severity != Severity::Info)
+            .any(|(sev, st)| *st == Status::Inconclusive && *sev != Severity::Info)
     {
-        "warnings"
+        Level::Warnings
     } else {
-        "clear"
+        Level::Clear
     };
     let mut parts = Vec::new();
     if errors > 0 {
@@ -579,16 +718,152 @@ fn summarize(findings: &[Finding], pairs: &PairTable) -> Summary {
             .collect();
         format!("; experiments: {}", parts.join(", "))
     };
+    let suppressed_text = if d.suppressed.is_empty() {
+        String::new()
+    } else {
+        let mut files: Vec<&str> = d.suppressed.iter().map(|s| s.file.as_str()).collect();
+        files.dedup();
+        format!(
+            "; {} suppressed by {}",
+            d.suppressed.len(),
+            files.join(", ")
+        )
+    };
     Summary {
-        verdict: verdict.to_string(),
-        headline: format!("{counts}; {pair_text}{confirm_text}"),
+        verdict: ReportVerdict {
+            predicted,
+            verified: verification(pairs),
+            caveats: caveats(d, predicted),
+        },
+        headline: format!("{counts}; {pair_text}{confirm_text}{suppressed_text}"),
         errors,
         warnings,
         info,
         inconclusive,
+        suppressed: d.suppressed.len(),
         pairs: pairs.len(),
         bus_addr: bus,
         thru_host_bridge: thru,
         not_supported: ns,
     }
+}
+
+/// The second tier, from the pairs `check --confirm` tried.
+fn verification(pairs: &PairTable) -> Option<Verification> {
+    use crate::confirm::pairs::PairOutcome;
+    let tried: Vec<&crate::confirm::pairs::PairConfirm> =
+        pairs.iter().filter_map(|p| p.confirm()).collect();
+    if tried.is_empty() {
+        return None;
+    }
+    let settled = tried
+        .iter()
+        .filter(|c| c.settles_pair && c.agrees.is_some())
+        .count();
+    let ok = tried
+        .iter()
+        .filter(|c| c.outcome == PairOutcome::Ok)
+        .count();
+    let outcome = if tried.iter().any(|c| c.outcome == PairOutcome::Mismatch) {
+        Verified::DataMismatch
+    } else if tried
+        .iter()
+        .any(|c| c.settles_pair && c.agrees == Some(false))
+    {
+        Verified::NotAsPredicted
+    } else if settled > 0 {
+        Verified::AsPredicted
+    } else {
+        Verified::Unsettled
+    };
+    Some(Verification {
+        outcome,
+        pairs_tried: tried.len(),
+        pairs_settled: settled,
+        pairs_ok: ok,
+    })
+}
+
+/// What a verdict without errors must add: refused pairs that carry no
+/// error, and bus-address pairs under a translating IOMMU.
+fn caveats(d: &Diagnosis, predicted: Level) -> Vec<Caveat> {
+    let mut out = Vec::new();
+    let does_p2p = |b: &Bdf| d.endpoints.get(b).is_none_or(|e| e.p2p);
+    if predicted != Level::Errors {
+        let refused: Vec<Pair<'_>> = d
+            .pairs
+            .iter()
+            .filter(|p| p.verdict().map_type == MapType::NotSupported)
+            .collect();
+        let (minor, major): (Vec<Pair<'_>>, Vec<Pair<'_>>) = refused
+            .into_iter()
+            .partition(|p| !does_p2p(&p.provider()) || !does_p2p(&p.client()));
+        if !minor.is_empty() {
+            let odd: BTreeSet<Bdf> = minor
+                .iter()
+                .flat_map(|p| [p.provider(), p.client()])
+                .filter(|b| !does_p2p(b))
+                .collect();
+            out.push(Caveat {
+                kind: CaveatKind::RefusedMinorPairs,
+                message: format!(
+                    "{} refused: each has an end that does not do P2P DMA ({}), so it is reported as info, not as an error",
+                    plural(minor.len(), "pair is", "pairs are"),
+                    odd.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        }
+        if !major.is_empty() {
+            let why = if d.suppressed.is_empty() {
+                "no error reports it".to_string()
+            } else {
+                let mut files: Vec<&str> = d.suppressed.iter().map(|s| s.file.as_str()).collect();
+                files.dedup();
+                format!(
+                    "its error may be among the findings suppressed by {}",
+                    files.join(", ")
+                )
+            };
+            out.push(Caveat {
+                kind: CaveatKind::RefusedNotReported,
+                message: format!(
+                    "{} of devices that do P2P {} refused by the kernel ({}): {why}",
+                    plural(major.len(), "pair", "pairs"),
+                    if major.len() == 1 { "is" } else { "are" },
+                    checks::pair_list(&major)
+                ),
+            });
+        }
+    }
+    let translating = !d.header.iommu.units.is_empty()
+        && matches!(
+            d.header.iommu.mode.as_str(),
+            "translated" | "mixed" | "unknown"
+        );
+    if translating {
+        let direct: Vec<Pair<'_>> = d
+            .pairs
+            .iter()
+            .filter(|p| {
+                p.verdict().map_type == MapType::BusAddr
+                    && p.provider() != p.client()
+                    && p.confirm().is_none_or(|c| {
+                        c.outcome != crate::confirm::pairs::PairOutcome::Ok || !c.settles_pair
+                    })
+            })
+            .collect();
+        if !direct.is_empty() {
+            out.push(Caveat {
+                kind: CaveatKind::IommuWithoutAcs,
+                message: format!(
+                    "the IOMMU is on ({}) and {} mapped by bus address with no ACS redirect on the path ({}): the kernel allows {}, but the lab saw such a peer write sent through the IOMMU, reported as a success, with data that did not arrive (docs/ARCHITECTURE.md, case 4); only a verifying transfer tells: run p2pdoctor check --confirm",
+                    d.header.iommu.mode,
+                    plural(direct.len(), "pair is", "pairs are"),
+                    checks::pair_list(&direct),
+                    if direct.len() == 1 { "it" } else { "them" },
+                ),
+            });
+        }
+    }
+    out
 }

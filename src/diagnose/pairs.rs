@@ -76,8 +76,12 @@ pub struct PairPath {
     pub effective_path_class: PathClass,
     /// PCIe switches crossed.
     pub switches: usize,
-    /// The narrowest link crossed, when every link's state was read.
+    /// The narrowest link crossed whose state was read.
     pub bottleneck: Option<PathBottleneck>,
+    /// The most the path can carry, one direction, GB/s: the narrowest
+    /// link by trained speed x width less the encoding overhead. None
+    /// where a link on the path could not be read.
+    pub bandwidth_bound: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -268,6 +272,10 @@ impl<'a> Pair<'a> {
         self.path().switches
     }
 
+    pub fn bandwidth_bound(&self) -> Option<f64> {
+        self.path().bandwidth_bound
+    }
+
     /// The narrowest link crossed, naming the device whose link it is.
     pub fn bottleneck(&self) -> Option<LinkBound> {
         let b = self.path().bottleneck.as_ref()?;
@@ -330,8 +338,9 @@ struct EndSignature {
     root_slot: Option<(u32, u8, u8)>,
     numa_node: Option<i32>,
     role: Role,
-    /// Its own link: description and GB/s (as bits, to hash).
-    link: Option<(String, u64)>,
+    /// Its own link as read (trained and capable speed and width): the
+    /// narrowest link of a path may be an end's.
+    link: String,
 }
 
 /// Builds a [`PairTable`], computing each path once.
@@ -388,8 +397,7 @@ impl<'a> Builder<'a> {
                 .then_some((bdf.domain, bdf.bus, bdf.device)),
             numa_node: n.facts.numa_node,
             role: n.role,
-            link: super::checks::own_link(self.tree, id)
-                .map(|l| (l.link, l.gbytes_per_s.to_bits())),
+            link: format!("{:?}", n.link),
         };
         let next = self.classes.len() as u32;
         let c = *self.classes.entry(sig).or_insert(next);
@@ -434,32 +442,22 @@ impl<'a> Builder<'a> {
         let tree = self.tree;
         let verdict = self.view.path_verdict(self.kernel, provider, client);
         let path = tree.path(provider, client);
-        // The links crossed: each node's upstream link, except where the
-        // "link" is a switch's internal bus (downstream ports) or a root
-        // port's own link (its child reports the same link).
-        let bottleneck = std::iter::once(provider)
-            .chain(path.up_from_a.iter().copied())
-            .chain(std::iter::once(client))
-            .chain(path.up_from_b.iter().copied())
-            .filter(|&id| {
-                !matches!(
-                    tree.node(id).role,
-                    Role::SwitchDownstreamPort | Role::RootPort
-                )
-            })
-            .filter_map(|id| super::checks::own_link(tree, id).map(|l| (id, l)))
-            .min_by(|(_, a), (_, b)| a.gbytes_per_s.total_cmp(&b.gbytes_per_s))
-            .map(|(id, l)| PathBottleneck {
-                at: if id == provider {
-                    LinkEnd::Provider
-                } else if id == client {
-                    LinkEnd::Client
-                } else {
-                    LinkEnd::Device(l.bdf)
-                },
-                link: l.link,
-                gbytes_per_s: l.gbytes_per_s,
-            });
+        let (narrowest, all_known) = super::checks::path_links(tree, provider, client);
+        let (provider_bdf, client_bdf) = (tree.node(provider).bdf(), tree.node(client).bdf());
+        let bandwidth_bound = all_known
+            .then(|| narrowest.as_ref().map(|b| b.gbytes_per_s))
+            .flatten();
+        let bottleneck = narrowest.map(|l| PathBottleneck {
+            at: if l.bdf == provider_bdf {
+                LinkEnd::Provider
+            } else if l.bdf == client_bdf {
+                LinkEnd::Client
+            } else {
+                LinkEnd::Device(l.bdf)
+            },
+            link: l.link,
+            gbytes_per_s: l.gbytes_per_s,
+        });
         self.table
             .representative
             .push((provider as u32, client as u32));
@@ -469,6 +467,7 @@ impl<'a> Builder<'a> {
             path_class: path.class,
             switches: path.switches.len(),
             bottleneck,
+            bandwidth_bound,
         });
         (self.table.paths.len() - 1) as PathId
     }

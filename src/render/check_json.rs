@@ -63,6 +63,7 @@ struct PathFields<'a> {
     effective_path_class: &'static str,
     switches: usize,
     bottleneck: Option<&'a PathBottleneck>,
+    bandwidth_bound: Option<f64>,
 }
 
 /// The fields of `path`, the kernel's lines as given.
@@ -84,6 +85,7 @@ fn path_fields(path: &PairPath, kernel_messages: Vec<String>) -> PathFields<'_> 
         effective_path_class: path.effective_path_class.as_str(),
         switches: path.switches,
         bottleneck: path.bottleneck.as_ref(),
+        bandwidth_bound: path.bandwidth_bound,
     }
 }
 
@@ -195,6 +197,7 @@ fn head_and_tail(d: &Diagnosis, source: &str) -> (Value, Value) {
             "warnings": s.warnings,
             "info": s.info,
             "inconclusive": s.inconclusive,
+            "suppressed": s.suppressed,
             "pairs": s.pairs,
             "bus_addr": s.bus_addr,
             "thru_host_bridge": s.thru_host_bridge,
@@ -224,6 +227,8 @@ fn head_and_tail(d: &Diagnosis, source: &str) -> (Value, Value) {
             "fix": f.fix,
             "evidence": f.evidence,
         })).collect::<Vec<_>>(),
+        "suppressed": d.suppressed,
+        "selection": d.selection,
         "limitations": d.limitations,
         "vendor_topology": d.vendor_topology,
         "class_matrix": d.class_matrix,

@@ -23,7 +23,7 @@ fn finding_text(f: &Finding) -> String {
     }
     if let Some(fix) = &f.fix {
         text.push_str("\nfix: ");
-        text.push_str(fix);
+        text.push_str(&fix.to_string());
     }
     text
 }
@@ -33,6 +33,8 @@ pub fn report(d: &Diagnosis, catalog: &Catalog, fail_on: FailOn, source: &str) -
     let mut suite = TestSuite::new("p2pdoctor check");
     suite.add_property(("source", source));
     suite.add_property(("verdict", d.summary.headline.as_str()));
+    // The tier: predicted by the kernel's rules, or verified by a transfer.
+    suite.add_property(("established", d.summary.verdict.established()));
     for rule in &catalog.rules {
         let classname = format!("p2pdoctor.{}", rule.family);
         let found: Vec<&Finding> = d.findings.iter().filter(|f| f.rule == rule.id).collect();

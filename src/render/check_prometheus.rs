@@ -110,16 +110,49 @@ pub fn exposition(d: &Diagnosis, stamp: RunStamp) -> String {
 
     e.family(
         "p2pdoctor_verdict",
-        "The check's verdict as a state set: 1 for the one that holds (clear, warnings, errors).",
+        "The verdict of the kernel's rules as a state set: 1 for the one that holds (clear, warnings, errors).",
     );
     for v in ["clear", "warnings", "errors"] {
-        let on = d.summary.verdict == v;
+        let on = d.summary.verdict.predicted.as_str() == v;
         e.sample(
             "p2pdoctor_verdict",
             &[("verdict", v)],
             f64::from(u8::from(on)),
         );
     }
+
+    e.family(
+        "p2pdoctor_verdict_verified",
+        "What transfers (check --confirm) established, as a state set: untested when none ran.",
+    );
+    let verified = d
+        .summary
+        .verdict
+        .verified
+        .as_ref()
+        .map_or("untested", |v| v.outcome.as_str());
+    for v in [
+        "untested",
+        "as_predicted",
+        "data_mismatch",
+        "not_as_predicted",
+        "unsettled",
+    ] {
+        e.sample(
+            "p2pdoctor_verdict_verified",
+            &[("outcome", v)],
+            f64::from(u8::from(verified == v)),
+        );
+    }
+    e.family(
+        "p2pdoctor_suppressed_findings",
+        "Findings a config file suppressed (each with a reason in --format json).",
+    );
+    e.sample(
+        "p2pdoctor_suppressed_findings",
+        &[],
+        d.summary.suppressed as f64,
+    );
 
     e.family(
         "p2pdoctor_findings",

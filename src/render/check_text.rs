@@ -7,7 +7,10 @@ use std::io::{self, Write};
 
 use super::RenderOptions;
 use super::style::{Painter, TerminalSafe};
-use crate::diagnose::{Catalog, Diagnosis, Finding, MapType, Pair, RuleInfo, Severity, Status};
+use super::wrap;
+use crate::diagnose::{
+    Catalog, Diagnosis, Finding, Fix, MapType, Pair, RuleInfo, Severity, Status,
+};
 use crate::pci::Bdf;
 
 /// The short code of a pair cell: `B4`, `H6*`, `N4`, with `?` when a
@@ -37,7 +40,98 @@ fn severity_mark(p: &Painter, s: Severity) -> String {
     }
 }
 
-fn write_finding(p: &Painter, f: &Finding, out: &mut dyn Write) -> io::Result<()> {
+/// `text` wrapped to `width` after `first` (then `rest`), each line's text
+/// painted by `paint` (the prefixes are not).
+fn para(
+    out: &mut dyn Write,
+    width: Option<usize>,
+    first: &str,
+    rest: &str,
+    text: &str,
+    paint: &dyn Fn(&str) -> String,
+) -> io::Result<()> {
+    para_label(out, width, first, first, rest, text, paint)
+}
+
+/// [`para`] whose first prefix is shown painted (`shown`) but measured
+/// as `plain`.
+fn para_label(
+    out: &mut dyn Write,
+    width: Option<usize>,
+    plain: &str,
+    shown: &str,
+    rest: &str,
+    text: &str,
+    paint: &dyn Fn(&str) -> String,
+) -> io::Result<()> {
+    for (i, line) in wrap::wrap(text, width, plain, rest).iter().enumerate() {
+        let (prefix, measured) = if i == 0 { (shown, plain) } else { (rest, rest) };
+        let body = line.strip_prefix(measured).unwrap_or(line);
+        writeln!(out, "{prefix}{}", paint(body))?;
+    }
+    Ok(())
+}
+
+/// A fix: its prose wrapped; each command, then each persistence command,
+/// whole on a line of its own (ready to paste: nothing before or after it).
+fn write_fix(p: &Painter, fix: &Fix, width: Option<usize>, out: &mut dyn Write) -> io::Result<()> {
+    let label = format!("    {} ", p.good("fix:"));
+    para_label(
+        out,
+        width,
+        "    fix: ",
+        &label,
+        "         ",
+        &fix.text,
+        &|t| t.to_string(),
+    )?;
+    for c in &fix.commands {
+        writeln!(out, "{}      {c}", wrap::NOWRAP)?;
+    }
+    if fix.kernel_params.is_empty() {
+        return Ok(());
+    }
+    let params = fix.params_line();
+    para_label(
+        out,
+        width,
+        "    boot with: ",
+        &format!("    {} ", p.good("boot with:")),
+        "      ",
+        &params,
+        &|t| t.to_string(),
+    )?;
+    let detected = fix.persist.iter().any(|x| x.detected);
+    if !detected && !fix.persist.is_empty() {
+        para(
+            out,
+            width,
+            "      ",
+            "      ",
+            "to keep it across reboots (no boot loader recognised under the root: the one this machine uses):",
+            &|t| p.dim(t),
+        )?;
+    }
+    for x in &fix.persist {
+        let head = if detected {
+            format!("to keep it across reboots, with {}:", x.label)
+        } else {
+            format!("{}:", x.label)
+        };
+        para(out, width, "      ", "        ", &head, &|t| p.dim(t))?;
+        for c in &x.commands {
+            writeln!(out, "{}        {c}", wrap::NOWRAP)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_finding(
+    p: &Painter,
+    f: &Finding,
+    width: Option<usize>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let status = match f.status {
         Status::Predicted => String::new(),
         other => format!(" [{}]", other.as_str()),
@@ -54,12 +148,12 @@ fn write_finding(p: &Painter, f: &Finding, out: &mut dyn Write) -> io::Result<()
         p.bold(&f.name),
         p.dim(&status)
     )?;
-    writeln!(out, "    {}", f.message)?;
+    para(out, width, "    ", "    ", &f.message, &|t| t.to_string())?;
     for e in &f.evidence {
-        writeln!(out, "    {}", p.dim(e))?;
+        para(out, width, "    ", "      ", e, &|t| p.dim(t))?;
     }
     if let Some(fix) = &f.fix {
-        writeln!(out, "    {} {fix}", p.good("fix:"))?;
+        write_fix(p, fix, width, out)?;
     }
     Ok(())
 }
@@ -120,7 +214,12 @@ fn write_header(d: &Diagnosis, p: &Painter, source: &str, out: &mut dyn Write) -
     writeln!(out, "{}", p.dim(&format!("source: {source}")))
 }
 
-fn write_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<()> {
+fn write_matrix(
+    d: &Diagnosis,
+    p: &Painter,
+    wrap_width: Option<usize>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     if d.pairs.is_empty() {
         writeln!(out, "\n{}", p.bold("pairs"))?;
         let why = if d.devices.is_empty() {
@@ -167,7 +266,7 @@ fn write_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<(
     for dev in &d.devices {
         head.push_str(&format!("  {:>width$}", label(&dev.bdf)));
     }
-    writeln!(out, "{}", head.trim_end())?;
+    writeln!(out, "{}{}", wrap::NOWRAP, head.trim_end())?;
     for r in &rows {
         let mut line = format!("  {:row_label_width$}", label(r));
         for dev in &d.devices {
@@ -188,7 +287,7 @@ fn write_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<(
             line.push_str("  ");
             line.push_str(&painted);
         }
-        writeln!(out, "{}", line.trim_end())?;
+        writeln!(out, "{}{}", wrap::NOWRAP, line.trim_end())?;
     }
     writeln!(out)?;
     for (i, dev) in d.devices.iter().enumerate() {
@@ -206,51 +305,102 @@ fn write_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<(
         writeln!(out, "  [{i}] {}", parts.join(" · "))?;
     }
     writeln!(out, "\n{}", p.bold("legend"))?;
-    for line in [
-        "X    the same device (no pair predicted; a provider with itself shows its verdict, distance 0)",
-        "B<n> bus address: the traffic turns around below a common bridge or switch",
-        "H<n> through the host bridge: allowed, mapped like ordinary DMA (IOMMU)",
-        "N<n> not supported: the kernel refuses, the I/O fails",
-        "     <n> is the kernel's distance (2: functions of one device, 4: below one switch)",
-        "*    ACS redirect on the path (see P2P301)",
-        "?    depends on registers that could not be read (inconclusive)",
-        "-    no pair predicted",
-    ] {
-        writeln!(out, "  {line}")?;
+    let shown: Vec<String> = d.pairs.iter().map(cell).collect();
+    let has = |c: char| shown.iter().any(|s| s.starts_with(c));
+    let mut distances: Vec<u32> = d.pairs.iter().map(|x| x.verdict().distance).collect();
+    distances.sort_unstable();
+    distances.dedup();
+    let distances: Vec<String> = distances.iter().map(|x| x.to_string()).collect();
+    let self_cell = rows.iter().any(|r| {
+        d.devices
+            .iter()
+            .any(|dev| dev.bdf == *r && !cells.contains_key(&(*r, *r)))
+    });
+    let missing_cell = rows.iter().any(|r| {
+        d.devices
+            .iter()
+            .any(|dev| dev.bdf != *r && !cells.contains_key(&(*r, dev.bdf)))
+    });
+    let mut legend: Vec<(&str, String)> = Vec::new();
+    if has('B') {
+        legend.push(("B<n>", "bus address: the traffic turns around below a common bridge or switch, the kernel maps the peer's bus address".into()));
+    }
+    if has('H') {
+        legend.push(("H<n>", "through the host bridge: allowed, mapped like ordinary DMA (through the IOMMU when it translates)".into()));
+    }
+    if has('N') {
+        legend.push((
+            "N<n>",
+            "not supported: the kernel refuses the pair, the I/O fails".into(),
+        ));
+    }
+    legend.push((
+        "<n>",
+        format!(
+            "the kernel's distance: bridges crossed from each device up to where their paths meet, summed (0: a provider with itself, 2: functions of one device, 4: below one switch); shown here: {}",
+            distances.join(", ")
+        ),
+    ));
+    if shown.iter().any(|s| s.contains('*')) {
+        legend.push(("*", "ACS redirect on the path: the kernel sends the pair through the root complex (see P2P301)".into()));
+    }
+    if shown.iter().any(|s| s.contains('?')) {
+        legend.push((
+            "?",
+            "depends on registers that could not be read (inconclusive)".into(),
+        ));
+    }
+    if self_cell {
+        legend.push(("X", "the device itself (no pair predicted for it)".into()));
+    }
+    if missing_cell {
+        legend.push((
+            "-",
+            "no pair predicted (the column is not a client of this provider)".into(),
+        ));
+    }
+    legend.push((
+        "[i]",
+        "a device, listed above the legend by its number".into(),
+    ));
+    write_legend(out, wrap_width, &legend)
+}
+
+/// Legend entries, the symbol in a column of its own and the meaning
+/// wrapped beside it.
+fn write_legend(
+    out: &mut dyn Write,
+    width: Option<usize>,
+    entries: &[(&str, String)],
+) -> io::Result<()> {
+    let w = entries
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (k, text) in entries {
+        let first = format!("  {k:<w$}  ");
+        let rest = " ".repeat(w + 4);
+        for line in wrap::wrap(text, width, &first, &rest) {
+            writeln!(out, "{}", line.trim_end())?;
+        }
     }
     Ok(())
 }
 
 /// The whole report.
 pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
-    let out = &mut TerminalSafe::new(out);
+    let mut wrapped = wrap::Wrapper::new(out, opts.width);
+    let out = &mut TerminalSafe::new(&mut wrapped);
     let p = Painter {
         enabled: opts.color,
     };
     write_header(d, &p, &opts.source, out)?;
-    let s = &d.summary;
-    let verdict = match s.verdict.as_str() {
-        "errors" => p.bad(&format!("✗ {}", s.headline)),
-        "warnings" => p.warn(&format!("! {}", s.headline)),
-        _ => p.good(&format!("✓ {}", s.headline)),
-    };
-    writeln!(out, "\nverdict: {verdict}")?;
-    for (sev, title) in [
-        (Severity::Error, "errors"),
-        (Severity::Warning, "warnings"),
-        (Severity::Info, "info"),
-    ] {
-        let list: Vec<&Finding> = d.findings.iter().filter(|f| f.severity == sev).collect();
-        if list.is_empty() {
-            continue;
-        }
-        writeln!(out, "\n{}", p.bold(title))?;
-        for f in list {
-            write_finding(&p, f, out)?;
-        }
-    }
-    write_matrix(d, &p, out)?;
-    write_class_matrix(d, &p, out)?;
+    write_verdict(d, &p, out)?;
+    write_findings(d, &p, opts.width, out)?;
+    write_matrix(d, &p, opts.width, out)?;
+    write_class_matrix(d, &p, opts.width, out)?;
+    super::bandwidth_text::write(d, &p, out)?;
     write_vendor(d, &p, out)?;
     write_confirm(d, &p, out)?;
     if !d.limitations.is_empty() {
@@ -263,12 +413,223 @@ pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::R
         out,
         "\n{}",
         p.dim("p2pdoctor explain <ID> tells more about a rule; --format json for scripts")
-    )
+    )?;
+    writeln!(out, "{}", p.bold(&summary_line(d)))
+}
+
+/// The line that closes the report: the verdict's tier, the counts of
+/// findings and pairs.
+pub fn summary_line(d: &Diagnosis) -> String {
+    let s = &d.summary;
+    let mut parts = vec![
+        format!(
+            "{} ({})",
+            s.verdict.predicted.as_str(),
+            s.verdict.established()
+        ),
+        format!(
+            "{} {}, {} {}, {} info",
+            s.errors,
+            if s.errors == 1 { "error" } else { "errors" },
+            s.warnings,
+            if s.warnings == 1 {
+                "warning"
+            } else {
+                "warnings"
+            },
+            s.info
+        ),
+        format!(
+            "pairs: {} allowed, {} refused",
+            s.bus_addr + s.thru_host_bridge,
+            s.not_supported
+        ),
+    ];
+    if s.inconclusive > 0 {
+        parts.insert(2, format!("{} inconclusive", s.inconclusive));
+    }
+    if s.suppressed > 0 {
+        parts.push(format!("{} suppressed", s.suppressed));
+    }
+    if !s.verdict.caveats.is_empty() {
+        parts.push(format!(
+            "{} {} above",
+            s.verdict.caveats.len(),
+            if s.verdict.caveats.len() == 1 {
+                "caveat"
+            } else {
+                "caveats"
+            }
+        ));
+    }
+    format!("summary: {}", parts.join(" · "))
+}
+
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The verdict: counts, then what established it (the kernel's rules or a
+/// transfer), its caveats, and what the selection left out.
+fn write_verdict(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<()> {
+    use crate::diagnose::select::HiddenReason;
+    use crate::diagnose::{Level, Verified};
+    let s = &d.summary;
+    let verdict = match s.verdict.predicted {
+        Level::Errors => p.bad(&format!("✗ {}", s.headline)),
+        Level::Warnings => p.warn(&format!("! {}", s.headline)),
+        Level::Clear => p.good(&format!("✓ {}", s.headline)),
+    };
+    writeln!(out, "\nverdict: {verdict}")?;
+    let tier = match &s.verdict.verified {
+        None => "predicted by the kernel's rules; not verified by a transfer (check --confirm tries the pairs)".to_string(),
+        Some(v) => {
+            let what = match v.outcome {
+                Verified::AsPredicted => p.good("verified by a transfer: as predicted"),
+                Verified::DataMismatch => {
+                    p.bad("a transfer moved data that did not verify (see the experiments)")
+                }
+                Verified::NotAsPredicted => {
+                    p.bad("a transfer did not do what the kernel's rules predicted (P2P902)")
+                }
+                Verified::Unsettled => p.warn(
+                    "predicted by the kernel's rules; the transfers tried settled nothing",
+                ),
+            };
+            format!(
+                "{what}; {} of {} pairs tried settled, {} moved data that verified",
+                v.pairs_settled, v.pairs_tried, v.pairs_ok
+            )
+        }
+    };
+    writeln!(out, "  {tier}")?;
+    for c in &s.verdict.caveats {
+        writeln!(out, "  {} {}", p.warn("caveat:"), c.message)?;
+    }
+    let sel = &d.selection;
+    let chipset: Vec<String> = sel
+        .hidden_devices
+        .iter()
+        .filter(|h| h.reason == HiddenReason::Chipset)
+        .map(|h| h.bdf.to_string())
+        .collect();
+    let by = |r: HiddenReason| sel.hidden_findings.iter().filter(|h| h.reason == r).count();
+    let mut hidden = Vec::new();
+    if !chipset.is_empty() || by(HiddenReason::Chipset) > 0 {
+        let devices = if chipset.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", chipset.join(", "))
+        };
+        hidden.push(format!(
+            "chipset functions{devices}: {} (--all-devices shows them)",
+            count(by(HiddenReason::Chipset), "finding", "findings")
+        ));
+    }
+    if by(HiddenReason::NotSelected) > 0 {
+        hidden.push(format!(
+            "{} about devices not selected",
+            count(by(HiddenReason::NotSelected), "finding", "findings")
+        ));
+    }
+    if sel.hidden_pairs > 0 {
+        hidden.push(count(sel.hidden_pairs, "pair", "pairs"));
+    }
+    if by(HiddenReason::BelowMinSeverity) > 0 {
+        hidden.push(format!(
+            "{} below --min-severity {} (counted above)",
+            count(by(HiddenReason::BelowMinSeverity), "finding", "findings"),
+            sel.min_severity.as_str()
+        ));
+    }
+    if !hidden.is_empty() {
+        writeln!(
+            out,
+            "  {}",
+            p.dim(&format!("not shown: {}", hidden.join("; ")))
+        )?;
+    }
+    Ok(())
+}
+
+/// Findings by severity; info findings with nothing to do folded into one
+/// line unless the selection shows them in full; then the suppressed ones.
+fn write_findings(
+    d: &Diagnosis,
+    p: &Painter,
+    width: Option<usize>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    use crate::diagnose::select::nothing_to_do;
+    let fold = d.selection.info_folded;
+    for (sev, title) in [
+        (Severity::Error, "errors"),
+        (Severity::Warning, "warnings"),
+        (Severity::Info, "info"),
+    ] {
+        let all: Vec<&Finding> = d.findings.iter().filter(|f| f.severity == sev).collect();
+        if all.is_empty() {
+            continue;
+        }
+        let (folded, list): (Vec<&Finding>, Vec<&Finding>) =
+            all.into_iter().partition(|f| fold && nothing_to_do(f));
+        writeln!(out, "\n{}", p.bold(title))?;
+        for f in list {
+            write_finding(p, f, width, out)?;
+        }
+        if !folded.is_empty() {
+            let mut rules: Vec<&str> = folded.iter().map(|f| f.rule.as_str()).collect();
+            rules.sort_unstable();
+            rules.dedup();
+            writeln!(
+                out,
+                "  {} {}",
+                severity_mark(p, Severity::Info),
+                p.dim(&format!(
+                    "{} more info {} with nothing to do ({}): --verbose or --all-devices shows them in full",
+                    folded.len(),
+                    if folded.len() == 1 { "finding" } else { "findings" },
+                    rules.join(", ")
+                ))
+            )?;
+        }
+    }
+    if !d.suppressed.is_empty() {
+        writeln!(out, "\n{}", p.bold("suppressed"))?;
+        for x in &d.suppressed {
+            let subjects = x
+                .subjects
+                .iter()
+                .map(|b| b.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            writeln!(
+                out,
+                "  {} {} {}{}: {}",
+                p.dim("-"),
+                x.rule,
+                x.name,
+                if subjects.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({subjects})")
+                },
+                x.reason
+            )?;
+            writeln!(out, "    {}", p.dim(&format!("by {}:{}", x.file, x.line)))?;
+        }
+    }
+    Ok(())
 }
 
 /// GPUs, NICs, NVMe and accelerators with the path class between each
 /// two, laid out like `nvidia-smi topo -m`.
-fn write_class_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<()> {
+fn write_class_matrix(
+    d: &Diagnosis,
+    p: &Painter,
+    wrap_width: Option<usize>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let Some(m) = &d.class_matrix else {
         return Ok(());
     };
@@ -309,7 +670,7 @@ fn write_class_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Re
         head.push_str(&format!("  {:>width$}", dev.label));
     }
     head.push_str("  NUMA  CPU affinity");
-    writeln!(out, "{head}")?;
+    writeln!(out, "{}{head}", wrap::NOWRAP)?;
     let detoured = m
         .cells
         .iter()
@@ -336,7 +697,7 @@ fn write_class_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Re
             "  {numa:>4}  {}",
             dev.cpu_affinity.as_deref().unwrap_or("-")
         ));
-        writeln!(out, "{line}")?;
+        writeln!(out, "{}{line}", wrap::NOWRAP)?;
     }
     writeln!(out)?;
     for dev in &m.devices {
@@ -358,26 +719,50 @@ fn write_class_matrix(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Re
             ))
         )?;
     }
-    writeln!(
-        out,
-        "  {}",
-        p.dim("X self · PIX at most one PCIe switch (or bridge) between · PXB several, without the host bridge · PHB through a host bridge · NODE across host bridges of one NUMA node · SYS across NUMA nodes")
-    )?;
+    // One entry per symbol the matrix shows.
+    let shown: Vec<String> = m.cells.iter().flatten().map(cell).collect();
+    let mut classes: Vec<&str> = Vec::new();
+    for c in m.cells.iter().flatten() {
+        for k in [c.path_class.as_str(), c.effective_path_class.as_str()] {
+            if !classes.contains(&k) {
+                classes.push(k);
+            }
+        }
+    }
+    let mut legend: Vec<(&str, String)> = vec![("X", "the device itself".into())];
+    for (k, what) in [
+        (
+            "PIX",
+            "at most one PCIe bridge (one switch) between the two",
+        ),
+        (
+            "PXB",
+            "several PCIe bridges between, without crossing the host bridge",
+        ),
+        ("PHB", "through a PCIe host bridge (the root complex)"),
+        ("NODE", "across the host bridges of one NUMA node"),
+        ("SYS", "across NUMA nodes, over the CPU interconnect"),
+    ] {
+        if classes.contains(&k) {
+            legend.push((k, what.into()));
+        }
+    }
     if detoured {
-        writeln!(
-            out,
-            "  {}",
-            p.dim("A>B: wired as A, but the kernel's decision (ACS redirect, or no common bridge) sends the traffic through the root complex: it behaves as B")
-        )?;
+        legend.push(("A>B", "wired as A, but the kernel's decision (ACS redirect, or no common bridge) sends the traffic through the root complex: it behaves as B".into()));
     }
-    if uncertain {
-        writeln!(
-            out,
-            "  {}",
-            p.dim("?: where the traffic goes depends on registers that could not be read (ACS Control without root)")
-        )?;
+    if uncertain || shown.iter().any(|s| s.contains('?')) {
+        legend.push(("?", "where the traffic goes depends on registers that could not be read (ACS Control without root)".into()));
     }
-    Ok(())
+    legend.push((
+        "NUMA",
+        "the device's NUMA node (numa_node in sysfs; - when unknown)".into(),
+    ));
+    legend.push((
+        "CPU affinity",
+        "the CPUs near the device (local_cpulist; - when unknown)".into(),
+    ));
+    writeln!(out)?;
+    write_legend(out, wrap_width, &legend)
 }
 
 /// `nvidia-smi topo -m` beside p2pdoctor: how each column was tied to a

@@ -3,10 +3,10 @@
 
 use std::io::{self, Write};
 
-use super::human_bytes;
 use super::style::{Painter, TerminalSafe};
 use crate::confirm::buffer::BufferKind;
 use crate::confirm::copy::{CopyReport, Outcome, PassReport};
+use crate::units::human_bytes;
 
 fn pass_line(p: &Painter, label: &str, r: &PassReport) -> String {
     let lat = r
@@ -25,7 +25,7 @@ fn pass_line(p: &Painter, label: &str, r: &PassReport) -> String {
         label,
         human_bytes(r.bytes),
         r.seconds,
-        p.bold(&format!("{:>6.2} GB/s", r.gbps)),
+        p.bold(&format!("{:>11}", crate::units::rate(r.gbps))),
         r.iops,
     );
     if let Some(f) = &r.failure {

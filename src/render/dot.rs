@@ -5,8 +5,9 @@
 
 use std::io::{self, Write};
 
-use super::{Render, RenderOptions, human_bytes};
+use super::{Render, RenderOptions};
 use crate::topology::{Node, NodeId, Role, Tree};
+use crate::units::human_bytes;
 
 pub struct DotGraph;
 
@@ -27,7 +28,7 @@ pub fn quote(s: &str) -> String {
     q
 }
 
-fn label(node: &Node) -> String {
+pub(crate) fn label(node: &Node) -> String {
     let mut lines = vec![format!("{} {}", node.bdf(), node.role.label()), node.name()];
     let mut extra = Vec::new();
     if let Some(acs) = node.caps.acs.as_ref().and_then(|a| a.ctrl)
@@ -50,7 +51,7 @@ fn label(node: &Node) -> String {
     lines.join("\n")
 }
 
-fn node_attrs(node: &Node) -> &'static str {
+pub(crate) fn node_attrs(node: &Node) -> &'static str {
     match node.role {
         Role::RootPort => "shape=box, style=filled, fillcolor=\"#dde8f5\"",
         Role::SwitchUpstreamPort | Role::SwitchDownstreamPort => {

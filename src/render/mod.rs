@@ -3,6 +3,7 @@
 //! Each format implements [`Render`] for the value it shows; the CLI picks
 //! one by [`Format`]. Renderers know formats and nothing about sysfs.
 
+mod bandwidth_text;
 pub mod check_json;
 pub mod check_junit;
 pub mod check_prometheus;
@@ -14,9 +15,12 @@ pub mod dot;
 pub mod fleet_json;
 pub mod fleet_text;
 pub mod json;
+pub mod picture;
 mod pretty;
+pub mod report_html;
 pub mod style;
 pub mod text;
+pub mod wrap;
 
 use std::io::{self, Write};
 
@@ -47,6 +51,9 @@ pub struct RenderOptions {
     /// `check --format json`: every pair's row carries its path's fields
     /// (`check --expand-pairs`).
     pub expand_pairs: bool,
+    /// Wrap prose to this many columns (text only); None: no wrapping
+    /// (piped output without --width). See [`wrap::resolve`].
+    pub width: Option<usize>,
 }
 
 /// A renderer of a topology.
@@ -75,34 +82,4 @@ impl ToolBlock {
         name: "p2pdoctor",
         version: env!("CARGO_PKG_VERSION"),
     };
-}
-
-/// `16 MiB`, `1.5 GiB`, `512 B`: binary units, as `p2pmem/size` is bytes.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else if (v - v.round()).abs() < 0.05 {
-        format!("{:.0} {}", v, UNITS[u])
-    } else {
-        format!("{:.1} {}", v, UNITS[u])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_bytes;
-
-    #[test]
-    fn bytes_in_binary_units() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(16 << 20), "16 MiB");
-        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
-    }
 }

@@ -3,14 +3,19 @@
 use std::io::{self, Write};
 
 use super::style::{Painter, TerminalSafe};
-use super::{Render, RenderOptions, human_bytes};
+use super::wrap::NOWRAP;
+use super::{Render, RenderOptions};
 use crate::topology::{Node, NodeId, Role, Tree};
+use crate::units::human_bytes;
 
 pub struct TextTree;
 
 impl Render for TextTree {
     fn render(&self, tree: &Tree, opts: &RenderOptions, out: &mut dyn Write) -> io::Result<()> {
-        let out = &mut TerminalSafe::new(out);
+        // The tree's lines stay whole (their branches must line up); the
+        // notes and the legend wrap.
+        let mut wrapped = super::wrap::Wrapper::new(out, opts.width);
+        let out = &mut TerminalSafe::new(&mut wrapped);
         let p = Painter {
             enabled: opts.color,
         };
@@ -38,14 +43,68 @@ impl Render for TextTree {
                     fnode.facts.device.unwrap_or(0xffff)
                 ));
             }
-            writeln!(out, "{}", p.bold(&head))?;
+            writeln!(out, "{}{}", NOWRAP, p.bold(&head))?;
             let roots = &hb.root_functions;
             for (i, &id) in roots.iter().enumerate() {
                 write_subtree(tree, id, "", i + 1 == roots.len(), &p, out)?;
             }
         }
-        Ok(())
+        write_acs_legend(tree, opts.width, &p, out)
     }
+}
+
+/// What the ACS words on the tree mean: each ACS Control bit shown, and
+/// `off`/`?` when they appear (PCIe Base Specification 6.0, 7.7.11.3).
+fn write_acs_legend(
+    tree: &Tree,
+    width: Option<usize>,
+    p: &Painter,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut shown: Vec<&str> = Vec::new();
+    let (mut off, mut unknown) = (false, false);
+    for n in &tree.nodes {
+        match n.caps.acs.as_ref().map(|a| a.ctrl) {
+            Some(Some(c)) if c.0 & 0x7f == 0 => off = true,
+            Some(Some(c)) => {
+                for name in c.names() {
+                    if !shown.contains(&name) {
+                        shown.push(name);
+                    }
+                }
+            }
+            Some(None) => unknown = true,
+            None => {}
+        }
+    }
+    if shown.is_empty() && !off && !unknown {
+        return Ok(());
+    }
+    let mut parts: Vec<String> = [
+        ("SV", "source validation"),
+        ("TB", "translation blocking"),
+        ("RR", "P2P request redirect (to the root complex)"),
+        ("CR", "P2P completion redirect"),
+        ("UF", "upstream forwarding"),
+        ("EC", "egress control"),
+        ("DT", "direct translated P2P"),
+    ]
+    .iter()
+    .filter(|(k, _)| shown.contains(k))
+    .map(|(k, what)| format!("{k} {what}"))
+    .collect();
+    if off {
+        parts.push("off: none set".into());
+    }
+    if unknown {
+        parts.push("?: ACS Control could not be read (not root)".into());
+    }
+    let text = format!("ACS bits (ACS Control): {}", parts.join(" · "));
+    writeln!(out)?;
+    for line in super::wrap::wrap(&text, width, "", "  ") {
+        writeln!(out, "{}", p.dim(&line))?;
+    }
+    Ok(())
 }
 
 fn host_line(tree: &Tree, p: &Painter) -> String {
@@ -95,7 +154,7 @@ fn write_subtree(
     // the 256 bus numbers of a domain.
     let node = tree.node(id);
     let branch = if last { "└─ " } else { "├─ " };
-    writeln!(out, "{prefix}{branch}{}", describe(node, p))?;
+    writeln!(out, "{NOWRAP}{prefix}{branch}{}", describe(node, p))?;
     let child_prefix = format!("{prefix}{}", if last { "   " } else { "│  " });
     for (i, &c) in node.children.iter().enumerate() {
         write_subtree(tree, c, &child_prefix, i + 1 == node.children.len(), p, out)?;

@@ -30,6 +30,11 @@ pub struct DeviceFacts {
     pub vendor_name: Option<String>,
     pub device_name: Option<String>,
     pub driver: Option<String>,
+    /// With no driver bound: the modules whose modules.alias patterns
+    /// match its modalias, in the file's order (empty when bound, or when
+    /// no modules.alias was found).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub driver_candidates: Vec<String>,
     pub numa_node: Option<i32>,
     pub iommu_group: Option<u32>,
     /// The group's default domain type: `DMA`, `DMA-FQ`, `identity`, ...

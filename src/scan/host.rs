@@ -29,12 +29,23 @@ pub struct HostFacts {
     /// when there is none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nvidia_topology: Option<super::nvidia::NvidiaTopology>,
+    /// The IOMMU driver's per-device translation state from debugfs
+    /// (Intel VT-d, root only), when it could be read.
+    #[serde(skip)]
+    pub iommu_debugfs: Option<super::iommu_debugfs::IommuDebugfs>,
     /// The hypervisor this kernel runs under, when it says so
     /// (`/sys/hypervisor/type`, `/proc/xen`).
     pub hypervisor: Option<Hypervisor>,
     /// A virtual machine, and what says so (None on bare metal or when
     /// nothing tells).
     pub virtualization: Option<super::virt::Virtualization>,
+    /// The boot-loader files found (which tool makes a kernel parameter
+    /// persistent). Kept out of topo's JSON; check's fixes carry it.
+    #[serde(skip)]
+    pub boot: super::boot::BootFacts,
+    /// The modules.alias lines that matched an unbound function.
+    #[serde(skip)]
+    pub module_aliases: super::modalias::ModuleAliases,
 }
 
 /// What `/sys/hypervisor` and `/proc/xen` tell.
@@ -217,7 +228,10 @@ pub(super) fn read_host(root: &SystemRoot, limitations: &mut Vec<Limitation>) ->
         kernel_config_source,
         iommu_units,
         nvidia_topology: None,
+        iommu_debugfs: None,
         virtualization: None,
+        boot: super::boot::read_boot(root),
+        module_aliases: Default::default(),
     }
 }
 

@@ -4,10 +4,13 @@
 //! [`SystemRoot`]). It knows Linux and nothing about rules: it returns
 //! [`Facts`], plain values that every later stage takes as input.
 
+pub mod boot;
 mod device;
 pub mod evidence;
 mod host;
+pub mod iommu_debugfs;
 pub mod kmsg;
+pub mod modalias;
 mod nesting;
 pub mod nvidia;
 mod nvme;
@@ -141,9 +144,13 @@ pub fn scan(root: &SystemRoot, options: &ScanOptions) -> Facts {
         let (nvme, blocks, os_names) = join(others);
         let mut host = host;
         host.nvidia_topology = join(vendor);
+        if !host.iommu_units.is_empty() {
+            host.iommu_debugfs = iommu_debugfs::read(root);
+        }
         host.virtualization = virt::detect(root, &host, &devices);
         nvme::attach_block_devices(&mut devices, &blocks);
         nvme::attach_os_names(&mut devices, &os_names);
+        host.module_aliases = modalias::attach(root, host.kernel_release.as_deref(), &mut devices);
         if let Some(index) = ids.and_then(join) {
             let names = index.names(&wanted_ids(&devices));
             name_devices(&mut devices, &names);

@@ -9,10 +9,15 @@
 //! the diagnosis falls back to NVML's order (GPUs by PCI address) and says
 //! so.
 //!
+//! Beside the matrix, `nvidia-smi topo -p2p r` tells whether the driver
+//! allows each GPU pair peer reads (OK, or why not: CNS chipset, GNS GPU,
+//! TNS topology, NS, DR disabled by regkey, U unknown).
+//!
 //! On the live machine the tool is run read-only, with a time limit, and
 //! only when it is on the PATH; its output is kept in a snapshot
-//! (`p2pdoctor/nvidia-smi-topo-m.txt`, `p2pdoctor/nvidia-smi-gpus.csv`), so
-//! a capture analysed elsewhere shows the same comparison. Never required.
+//! (`p2pdoctor/nvidia-smi-topo-m.txt`, `p2pdoctor/nvidia-smi-gpus.csv`,
+//! `p2pdoctor/nvidia-smi-topo-p2p-r.txt`), so a capture analysed elsewhere
+//! shows the same comparison. Never required.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -27,6 +32,7 @@ use crate::root::SystemRoot;
 /// Where a snapshot keeps the tool's output.
 pub const TOPO_FILE: &str = "p2pdoctor/nvidia-smi-topo-m.txt";
 pub const GPUS_FILE: &str = "p2pdoctor/nvidia-smi-gpus.csv";
+pub const P2P_READ_FILE: &str = "p2pdoctor/nvidia-smi-topo-p2p-r.txt";
 
 /// How long the tool may take before it is killed (it can hang on a GPU
 /// that fell off the bus).
@@ -53,6 +59,83 @@ pub struct NvidiaTopology {
     pub gpu_addresses: BTreeMap<u32, Bdf>,
     /// RDMA device → PCI address (`/sys/class/infiniband/<name>/device`).
     pub rdma_addresses: BTreeMap<String, Bdf>,
+    /// `nvidia-smi topo -p2p r`: whether the driver allows peer reads.
+    pub p2p_read: Option<P2pMatrix>,
+}
+
+/// `nvidia-smi topo -p2p r` (or w, rw, n, a, p: one format), parsed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct P2pMatrix {
+    /// Where it was read.
+    pub source: String,
+    /// `GPU0`, `GPU1`, ...
+    pub devices: Vec<String>,
+    /// `cells[i][j]`: `X`, `OK`, `CNS`, `GNS`, `TNS`, `NS`, `DR` or `U`.
+    pub cells: Vec<Vec<String>>,
+}
+
+/// What a `-p2p` cell means, from the tool's legend.
+pub fn p2p_status_meaning(cell: &str) -> &'static str {
+    match cell {
+        "X" => "self",
+        "OK" => "supported",
+        "CNS" => "chipset not supported",
+        "GNS" => "GPU not supported",
+        "TNS" => "topology not supported",
+        "NS" => "not supported",
+        "DR" => "disabled by regkey",
+        _ => "unknown",
+    }
+}
+
+fn is_p2p_cell(word: &str) -> bool {
+    matches!(word, "X" | "OK" | "CNS" | "GNS" | "TNS" | "NS" | "DR" | "U")
+}
+
+fn is_gpu_name(w: &str) -> bool {
+    w.len() > 3 && w.starts_with("GPU") && w[3..].bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Parses the matrix of `nvidia-smi topo -p2p <r|w|rw|n|a|p>` out of any
+/// text that holds one: a header of GPU names, then one row per GPU of
+/// status cells (tabs or spaces, rows often start with a space). A paste
+/// may hold `topo -m` too: a header whose rows are not status cells is
+/// skipped. None when there is no such matrix.
+pub fn parse_p2p_matrix(text: &str) -> Option<P2pMatrix> {
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    for (i, l) in lines.iter().enumerate() {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        if words.is_empty() || !words.iter().all(|w| is_gpu_name(w)) {
+            continue;
+        }
+        let devices: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        let n = devices.len();
+        let mut cells = vec![Vec::new(); n];
+        let mut rows = 0;
+        for r in &lines[i + 1..] {
+            let w: Vec<&str> = r.split_whitespace().collect();
+            let Some(row) = w.first().and_then(|x| devices.iter().position(|d| d == x)) else {
+                if rows > 0 || !r.trim().is_empty() {
+                    break;
+                }
+                continue;
+            };
+            let row_cells: Vec<String> = w[1..].iter().take(n).map(|c| c.to_string()).collect();
+            if row_cells.len() < n || !row_cells.iter().all(|c| is_p2p_cell(c)) {
+                break; // not a -p2p matrix (topo -m's rows hold PIX, NV#)
+            }
+            cells[row] = row_cells;
+            rows += 1;
+        }
+        if rows > 0 && rows == n {
+            return Some(P2pMatrix {
+                source: String::new(),
+                devices,
+                cells,
+            });
+        }
+    }
+    None
 }
 
 impl NvidiaTopology {
@@ -68,23 +151,40 @@ impl NvidiaTopology {
 /// Reads the tool's view: on the live machine by running it (when
 /// `run_tool` and it is on the PATH), elsewhere from a snapshot's files.
 pub fn read(root: &SystemRoot, run_tool: bool) -> Option<NvidiaTopology> {
-    let (topo, gpus, source) = if root.is_live() {
+    let (topo, gpus, p2p, source) = if root.is_live() {
         if !run_tool {
             return None;
         }
         let topo = run(&["topo", "-m"])?;
         let gpus =
             run(&["--query-gpu=index,pci.bus_id", "--format=csv,noheader"]).unwrap_or_default();
+        let p2p = run(&["topo", "-p2p", "r"]).unwrap_or_default();
         root.note_generated(TOPO_FILE, topo.as_bytes());
         root.note_generated(GPUS_FILE, gpus.as_bytes());
-        (topo, gpus, "nvidia-smi topo -m (run now)".to_string())
+        if !p2p.is_empty() {
+            root.note_generated(P2P_READ_FILE, p2p.as_bytes());
+        }
+        let p2p = parse_p2p_matrix(&p2p).map(|m| P2pMatrix {
+            source: "nvidia-smi topo -p2p r (run now)".into(),
+            ..m
+        });
+        (topo, gpus, p2p, "nvidia-smi topo -m (run now)".to_string())
     } else {
         let topo = root.read_string(TOPO_FILE).ok()?;
         let gpus = root.read_string(GPUS_FILE).unwrap_or_default();
-        (topo, gpus, format!("{TOPO_FILE} in the capture"))
+        let p2p = root
+            .read_string(P2P_READ_FILE)
+            .ok()
+            .and_then(|t| parse_p2p_matrix(&t))
+            .map(|m| P2pMatrix {
+                source: format!("{P2P_READ_FILE} in the capture"),
+                ..m
+            });
+        (topo, gpus, p2p, format!("{TOPO_FILE} in the capture"))
     };
     let mut parsed = parse_topo_matrix(&topo)?;
     parsed.source = source;
+    parsed.p2p_read = p2p;
     parsed.gpu_addresses = parse_gpu_addresses(&gpus);
     parsed.rdma_addresses = rdma_addresses(root);
     Some(parsed)
@@ -158,6 +258,23 @@ fn is_cell(word: &str) -> bool {
 /// (spaces in copies of copies), and the `X` on the diagonal is padded.
 pub fn parse_topo_matrix(text: &str) -> Option<NvidiaTopology> {
     let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    // A header whose rows hold no matrix (`topo -p2p`'s, pasted first) is
+    // passed over for the next one.
+    let mut start = 0;
+    while start < lines.len() {
+        match parse_topo_matrix_from(&lines, start) {
+            Ok(t) => return Some(t),
+            Err(Some(next)) => start = next,
+            Err(None) => return None,
+        }
+    }
+    None
+}
+
+/// The matrix under the first header at or after `start`; `Err(Some(i))`
+/// when that header had no rows (try from line i), `Err(None)` when there
+/// is no header.
+fn parse_topo_matrix_from(lines: &[&str], start: usize) -> Result<NvidiaTopology, Option<usize>> {
     let is_device = |w: &str| {
         (w.starts_with("GPU") && w[3..].bytes().all(|b| b.is_ascii_digit()) && w.len() > 3)
             || (w.starts_with("NIC") && w[3..].bytes().all(|b| b.is_ascii_digit()) && w.len() > 3)
@@ -168,19 +285,24 @@ pub fn parse_topo_matrix(text: &str) -> Option<NvidiaTopology> {
             || w.starts_with("ionic")
             || w.starts_with("hfi")
     };
-    let (head_at, devices) = lines.iter().enumerate().find_map(|(i, l)| {
-        let words: Vec<&str> = l.split_whitespace().collect();
-        let n = words.iter().take_while(|w| is_device(w)).count();
-        (n >= 1
-            && words.first().is_some_and(|w| w.starts_with("GPU"))
-            && (l.contains("Affinity") || n == words.len()))
-        .then(|| {
-            (
-                i,
-                words[..n].iter().map(|w| w.to_string()).collect::<Vec<_>>(),
-            )
+    let (head_at, devices) = lines
+        .iter()
+        .enumerate()
+        .skip(start)
+        .find_map(|(i, l)| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let n = words.iter().take_while(|w| is_device(w)).count();
+            (n >= 1
+                && words.first().is_some_and(|w| w.starts_with("GPU"))
+                && (l.contains("Affinity") || n == words.len()))
+            .then(|| {
+                (
+                    i,
+                    words[..n].iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+                )
+            })
         })
-    })?;
+        .ok_or(None)?;
     let n = devices.len();
     let mut out = NvidiaTopology {
         devices: devices.clone(),
@@ -195,6 +317,9 @@ pub fn parse_topo_matrix(text: &str) -> Option<NvidiaTopology> {
     let mut rows = 0;
     for l in &lines[head_at + 1..] {
         let words: Vec<&str> = l.split_whitespace().collect();
+        if words.len() >= 2 && is_device(words[0]) && is_device(words[1]) {
+            break; // the next matrix's header (a row has a cell second)
+        }
         let Some(row) = words
             .first()
             .and_then(|w| devices.iter().position(|d| d == w))
@@ -219,7 +344,7 @@ pub fn parse_topo_matrix(text: &str) -> Option<NvidiaTopology> {
         rows += 1;
     }
     if rows == 0 {
-        return None;
+        return Err(Some(head_at + 1));
     }
     // NIC Legend:  NIC0: mlx5_0
     for l in &lines[head_at..] {
@@ -233,7 +358,7 @@ pub fn parse_topo_matrix(text: &str) -> Option<NvidiaTopology> {
             out.nic_legend.insert(k.to_string(), v.trim().to_string());
         }
     }
-    Some(out)
+    Ok(out)
 }
 
 /// `0, 00000000:1A:00.0` lines (`--query-gpu=index,pci.bus_id
@@ -320,6 +445,54 @@ mlx4_0  PHB     PHB     SYS      X
         for junk in ["GPU", "\tGPU0\n GPU0", "GPU0\tGPU0\nGPU0 X X X X"] {
             let _ = parse_topo_matrix(junk);
         }
+    }
+
+    /// Real outputs from public threads (tests/fixtures/evidence/
+    /// nvidia_smi_p2p/README.md names each source).
+    const P2P_GNS: &str =
+        include_str!("../../tests/fixtures/evidence/nvidia_smi_p2p/club3090_1124_2x5090_gns.txt");
+    const P2P_NS: &str =
+        include_str!("../../tests/fixtures/evidence/nvidia_smi_p2p/axolotl_3132_runpod_ns.txt");
+    const P2P_OK: &str = include_str!(
+        "../../tests/fixtures/evidence/nvidia_smi_p2p/open_gpu_kernel_modules_13_5gpu_ok.txt"
+    );
+
+    #[test]
+    fn p2p_matrices_from_public_threads() {
+        let m = parse_p2p_matrix(P2P_GNS).unwrap();
+        assert_eq!(m.devices, ["GPU0", "GPU1"]);
+        assert_eq!(m.cells, [["X", "GNS"], ["GNS", "X"]]);
+        assert_eq!(p2p_status_meaning(&m.cells[0][1]), "GPU not supported");
+        // Spaces and a prompt line before it.
+        let m = parse_p2p_matrix(P2P_NS).unwrap();
+        assert_eq!(m.cells[1], ["NS", "X"]);
+        let m = parse_p2p_matrix(P2P_OK).unwrap();
+        assert_eq!(m.devices.len(), 5);
+        assert!((0..5).all(|i| (0..5).all(|j| m.cells[i][j] == if i == j { "X" } else { "OK" })));
+    }
+
+    #[test]
+    fn p2p_matrix_beside_topo_m_and_garbage() {
+        // topo -m first in a paste: its header is skipped, -p2p's found.
+        let both = format!("{DGX}\n{P2P_GNS}");
+        let m = parse_p2p_matrix(&both).unwrap();
+        assert_eq!(m.cells[0][1], "GNS");
+        // -p2p first: topo -m's parser passes its header over.
+        let both = format!("{P2P_GNS}\n{DGX}");
+        assert_eq!(parse_topo_matrix(&both).unwrap().devices.len(), 6);
+        assert_eq!(parse_p2p_matrix(&both).unwrap().devices.len(), 2);
+        assert_eq!(parse_p2p_matrix(DGX), None);
+        assert_eq!(parse_p2p_matrix(""), None);
+        // A row short or with a cell outside the legend: no matrix.
+        assert_eq!(parse_p2p_matrix(" \tGPU0\tGPU1\n GPU0\tX\n"), None);
+        assert_eq!(
+            parse_p2p_matrix(" \tGPU0\tGPU1\n GPU0\tX\tYES\n GPU1\tOK\tX\n"),
+            None
+        );
+        for junk in ["GPU", "GPU0", "GPU0\nGPU0 X", "\u{0}GPU0\n GPU0 X X X"] {
+            let _ = parse_p2p_matrix(junk);
+        }
+        assert_eq!(p2p_status_meaning("??"), "unknown");
     }
 
     #[test]

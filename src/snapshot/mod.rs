@@ -26,7 +26,8 @@ pub const SNAPSHOT_SCHEMA_VERSION: u32 = 1;
 pub const CONTENTS: &[&str] = &[
     "sys/bus/pci/devices and sys/devices/pci*: per PCI function the raw config space, resource (BARs), vendor/device/class/revision/subsystem/irq/label (so lspci -A linux-sysfs reads the snapshot too), numa_node, link speed/width attributes, p2pmem/{size,available,published}, and the driver, iommu_group and physfn links",
     "sys/kernel/iommu_groups/*/type: the IOMMU default domain type of each group in use",
-    "sys/class/iommu: the IOMMU unit names",
+    "sys/class/iommu: the IOMMU unit names, and the devices of each unit",
+    "sys/kernel/debug/iommu/intel/dmar_translation_struct (root, where debugfs is mounted): the Intel IOMMU driver's root and context entries per device (whether it translates or passes through)",
     "sys/class/nvme/*: controller model, subsysnqn, transport, CMB registers (cmb, cmbloc, cmbsz) and namespace names",
     "sys/class/block: the links from block devices to the devices they sit on",
     "proc/cmdline: the kernel command line, whole (it may hold anything its owner put there)",
@@ -126,6 +127,18 @@ fn trim(entries: &mut BTreeMap<String, Entry>, facts: &scan::Facts) {
             text.into_bytes()
         };
         entries.insert(source.clone(), Entry::File(bytes));
+    }
+    // modules.alias: only the lines that named a driver for an unbound
+    // function here (the whole file is a megabyte of other buses').
+    if let Some(source) = &facts.host.module_aliases.source {
+        let text = facts.host.module_aliases.render();
+        entries.insert(source.clone(), Entry::File(text.into_bytes()));
+    }
+    // Boot tools (grubby, update-grub): that they exist, not their bytes.
+    for (path, entry) in entries.iter_mut() {
+        if scan::boot::is_tool(path) {
+            *entry = Entry::File(Vec::new());
+        }
     }
     if let Some(Entry::File(b)) = entries.get_mut("proc/cpuinfo") {
         let keep = [

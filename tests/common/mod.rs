@@ -56,7 +56,9 @@ pub fn p2pdoctor() -> Command {
     c.env_remove("P2PDOCTOR_ROOT")
         .env_remove("NO_COLOR")
         // Empty: no names file, IDs stay hex, whatever the machine has.
-        .env("P2PDOCTOR_PCI_IDS", "");
+        .env("P2PDOCTOR_PCI_IDS", "")
+        // No config file of the person running the tests (suppressions).
+        .env("XDG_CONFIG_HOME", "/nonexistent/p2pdoctor-tests");
     c
 }
 

@@ -4,9 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    Ctx, RuleRef, bdf_list, group_pairs, minor_note, pair_list, pair_matters, pairs_phrase, plural,
+    Ctx, RuleRef, bdf_list, group_pairs, kernel_evidence, minor_note, pair_list, pair_matters,
+    pairs_phrase, plural,
 };
 use crate::diagnose::acs_params::{DeviceIdent, ParamError, match_param};
+use crate::diagnose::fix::{Fix, KernelParam};
 use crate::diagnose::p2pdma::{AcsState, Unknown};
 use crate::diagnose::{Finding, MapType, Pair, Severity, Status};
 use crate::pci::{AcsFlags, Bdf};
@@ -136,9 +138,12 @@ fn drift(ctx: &Ctx, out: &mut Vec<Finding>) {
                         what.join("; ")
                     ),
                 )
-                .fix(format!(
-                    "Make the intended setting durable on the kernel command line (pci=disable_acs_redir={bdf} clears RR CR EC at every boot and every restore); after a run-time change, unbind and rebind the provider's driver so cached verdicts are recomputed"
-                ))
+                .fix(
+                    Fix::new(format!(
+                        "Make the intended setting durable on the kernel command line (pci=disable_acs_redir={bdf} clears RR CR EC at every boot and every restore); after a run-time change, unbind and rebind the provider's driver so cached verdicts are recomputed"
+                    ))
+                    .param(KernelParam::new("pci", format!("disable_acs_redir={bdf}"))),
+                )
                 .evidence([format!(
                     "{bdf}: ACS Capability {:#06x}; Linux's value for this IOMMU state and command line: {}",
                     acs.cap.0,
@@ -170,6 +175,11 @@ fn describe_ctrl(ctrl: AcsFlags) -> String {
 /// The `pci=disable_acs_redir=` value that keeps what the command line
 /// already has and adds `bridges` (one parameter: a second one would
 /// replace the first).
+/// `pci=X` as a [`KernelParam`] (`param` starts with `pci=`).
+fn pci_param(param: &str) -> KernelParam {
+    KernelParam::new("pci", param.strip_prefix("pci=").unwrap_or(param))
+}
+
 fn merged_param(ctx: &Ctx, bridges: &[Bdf]) -> String {
     let mut entries: Vec<String> = ctx
         .params
@@ -203,10 +213,24 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
         if p.verdict().acs_redirect.is_empty() || p.verdict().blocked_by.is_some() {
             return None;
         }
+        // The outcome is part of the sentence: the reason a pair is
+        // refused, or what admits it, is the same for the whole group.
         let refused = p.verdict().map_type == MapType::NotSupported;
-        Some((!pair_matters(ctx.tree, p), !refused))
+        let outcome = if refused {
+            format!("{}: the kernel refuses", host_bridge_reason(p))
+        } else {
+            let how = if p.verdict().cpu_rule {
+                "admitted by cpu_supports_p2pdma() (AMD Zen)"
+            } else {
+                "admitted by the host-bridge whitelist"
+            };
+            format!(
+                "the kernel allows the detour ({how}), at root-complex bandwidth and through the IOMMU when one translates"
+            )
+        };
+        Some((!pair_matters(ctx.tree, p), !refused, outcome))
     });
-    for ((minor, _), pairs) in groups {
+    for ((minor, _, outcome), pairs) in groups {
         // The bridges in the kernel's order for the first pair, then any
         // others the group adds.
         let mut bridges: Vec<Bdf> = Vec::new();
@@ -240,22 +264,6 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
         if bridges.len() > SHOWN {
             bridge_text.push(format!("and {} more", bridges.len() - SHOWN));
         }
-        let first = pairs[0];
-        let outcome = if refused.len() == pairs.len() {
-            let why = host_bridge_reason(first);
-            format!("{why}: the kernel refuses")
-        } else if refused.is_empty() {
-            let how = if first.verdict().cpu_rule {
-                "admitted by cpu_supports_p2pdma() (AMD Zen)".to_string()
-            } else {
-                "admitted by the host-bridge whitelist".to_string()
-            };
-            format!(
-                "the kernel allows the detour ({how}), at root-complex bandwidth and through the IOMMU when one translates"
-            )
-        } else {
-            format!("the kernel refuses {} of them", refused.len())
-        };
         let all_std = bridges
             .iter()
             .all(|b| ctrl_of(ctx, *b).is_some_and(|c| c.0 & 0x0c == 0x0c && c.0 & 0x60 == 0));
@@ -274,25 +282,15 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
         if minor {
             message.push_str(&minor_note(ctx, &pairs));
         }
-        let mut evidence: Vec<String> = first
-            .kernel_messages()
-            .iter()
-            .map(|m| format!("kernel: {m}"))
-            .collect();
-        if !evidence.is_empty() {
-            evidence.push(format!(
-                "kernel lines above: {}",
-                crate::diagnose::p2pdma::KERNEL_MESSAGES_NOTE
-            ));
-        }
+        let mut evidence = kernel_evidence(&pairs);
         for b in &bridges {
             if let Some(c) = ctrl_of(ctx, *b) {
                 evidence.push(format!("{b}: {}", describe_ctrl(c)));
             }
         }
-        let mut fix = format!(
-            "Add the kernel parameter {} (this exact list; a second pci=disable_acs_redir= would replace the first)",
-            merged_param(ctx, &bridges)
+        let param = merged_param(ctx, &bridges);
+        let mut text = format!(
+            "Add the kernel parameter {param} (this exact list; a second pci=disable_acs_redir= would replace the first)"
         );
         // Many ports of one model: the ID form names them all at once.
         if bridges.len() > 4 {
@@ -311,7 +309,7 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
                 }
             }
             if ids.len() < bridges.len() {
-                fix.push_str(&format!(
+                text.push_str(&format!(
                     "; shorter, by device ID (every device of those models, here and elsewhere): pci=disable_acs_redir={}",
                     ids.join(";")
                 ));
@@ -321,13 +319,12 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
             .iter()
             .filter(|b| ctrl_of(ctx, **b).is_some())
             .take(SHOWN)
-            .map(|b| format!("setpci -s {b} ECAP_ACS+6.w=0000:{REDIR:04x}"))
+            .map(|b| format!("sudo setpci -s {b} ECAP_ACS+6.w=0000:{REDIR:04x}"))
             .collect();
         if !setpci.is_empty() {
             let more = bridges.len().saturating_sub(setpci.len());
-            fix.push_str(&format!(
-                ". Or clear RR/CR/EC at run time: {}{} ({SETPCI_CAVEAT})",
-                setpci.join("; "),
+            text.push_str(&format!(
+                ". Or clear RR/CR/EC at run time with the commands below{} ({SETPCI_CAVEAT})",
                 if more > 0 {
                     format!(" (and the same for the {more} others)")
                 } else {
@@ -335,7 +332,8 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
                 }
             ));
         }
-        fix.push_str(". Devices below those bridges then reach each other without the IOMMU (they share an IOMMU group)");
+        text.push_str(". Devices below those bridges then reach each other without the IOMMU (they share an IOMMU group)");
+        let fix = Fix::new(text).param(pci_param(&param)).commands(setpci);
         let mut subjects: Vec<Bdf> = bridges.clone();
         for p in &pairs {
             subjects.push(p.provider());
@@ -447,7 +445,10 @@ fn redirect_unknown(ctx: &Ctx, out: &mut Vec<Finding>) {
                     pair_list(&affected),
                 ),
             )
-            .fix("Run p2pdoctor as root (sudo p2pdoctor check) so config space can be read in full")
+            .fix(
+                Fix::new("Run p2pdoctor as root so config space can be read in full")
+                    .command("sudo p2pdoctor check"),
+            )
             .evidence(inferred.into_values()),
     );
 }
@@ -505,9 +506,12 @@ fn ordering(ctx: &Ctx, out: &mut Vec<Finding>) {
                             pair_list(pairs)
                         ),
                     )
-                    .fix(format!(
-                        "Make RR and CR agree: pci=disable_acs_redir={bdf} clears both (direct P2P), or pci=config_acs=xxx11xx@{bdf} (kernel 6.11+) sets both"
-                    )),
+                    .fix(
+                        Fix::new(format!(
+                            "Make RR and CR agree: pci=disable_acs_redir={bdf} clears both (direct P2P), or pci=config_acs=xxx11xx@{bdf} (kernel 6.11+) sets both"
+                        ))
+                        .param(KernelParam::new("pci", format!("disable_acs_redir={bdf}"))),
+                    ),
             );
         }
         if ctrl.dt() {
@@ -543,9 +547,12 @@ fn ordering(ctx: &Ctx, out: &mut Vec<Finding>) {
                                 if ats.len() == 1 { "has" } else { "have" }
                             ),
                         )
-                        .fix(format!(
-                            "Use one path: clear DT with pci=config_acs=0xxxxxx@{bdf} (kernel 6.11+), or make sure the device's P2P traffic is all translated"
-                        )),
+                        .fix(
+                            Fix::new(format!(
+                                "Use one path: clear DT with pci=config_acs=0xxxxxx@{bdf} (kernel 6.11+), or make sure the device's P2P traffic is all translated"
+                            ))
+                            .param(KernelParam::new("pci", format!("config_acs=0xxxxxx@{bdf}"))),
+                        ),
                 );
             }
         }
@@ -574,7 +581,12 @@ fn ordering(ctx: &Ctx, out: &mut Vec<Finding>) {
                             "{bdf} has ACS EC+ (egress control vector {vector}): it blocks or redirects P2P requests to the ports its vector selects; the kernel counts EC as redirect whatever the vector says"
                         ),
                     )
-                    .fix(format!("pci=disable_acs_redir={bdf} clears EC together with RR and CR")),
+                    .fix(
+                        Fix::new(format!(
+                            "pci=disable_acs_redir={bdf} clears EC together with RR and CR"
+                        ))
+                        .param(KernelParam::new("pci", format!("disable_acs_redir={bdf}"))),
+                    ),
             );
         }
     }
@@ -616,10 +628,13 @@ fn params(ctx: &Ctx, out: &mut Vec<Finding>) {
                             all[..all.len() - 1].join(", ")
                         ),
                     )
-                    .fix(format!(
-                        "Give one pci={name}= with every device in one ;-separated list: pci={name}={}",
-                        all.join(";")
-                    )),
+                    .fix(
+                        Fix::new(format!(
+                            "Give one pci={name}= with every device in one ;-separated list: pci={name}={}",
+                            all.join(";")
+                        ))
+                        .param(KernelParam::new("pci", format!("{name}={}", all.join(";")))),
+                    ),
             );
         }
     }
@@ -769,7 +784,12 @@ fn params(ctx: &Ctx, out: &mut Vec<Finding>) {
                         describe_ctrl(ctrl)
                     ),
                 )
-                .fix(format!("Clear the bits (setpci -s {bdf} ECAP_ACS+6.w=0000:{REDIR:04x}; {SETPCI_CAVEAT}) and find what sets them")),
+                .fix(
+                    Fix::new(format!(
+                        "Clear the bits with the command below ({SETPCI_CAVEAT}) and find what sets them"
+                    ))
+                    .command(format!("sudo setpci -s {bdf} ECAP_ACS+6.w=0000:{REDIR:04x}")),
+                ),
         );
     }
 }

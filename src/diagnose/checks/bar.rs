@@ -7,8 +7,9 @@
 //! at a time; drivers then fall back or fail as the window runs out.
 
 use super::{Ctx, RuleRef};
+use crate::diagnose::fix::Fix;
 use crate::diagnose::{Finding, Severity, Status};
-use crate::render::human_bytes;
+use crate::units::human_bytes;
 
 pub const SMALL_BAR: RuleRef = RuleRef {
     id: "P2P804",
@@ -62,10 +63,24 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                             human_bytes(current),
                         ),
                     )
-                    .fix(format!(
-                        "Turn on \"Above 4G Decoding\" and \"Resizable BAR\" in the firmware setup, then reboot: the firmware or the driver sizes the BAR at boot. On Linux 6.1 and later it can be resized with no driver bound: echo {code} > /sys/bus/pci/devices/{}/resource{bar}_resize (n means 2^n MiB), then bind the driver again. If the bridge windows above it are too small, add the kernel parameter pci=realloc",
-                        n.bdf()
-                    )),
+                    .fix({
+                        let bdf = n.bdf();
+                        let mut commands = Vec::new();
+                        if n.facts.driver.is_some() {
+                            commands.push(format!(
+                                "echo {bdf} | sudo tee /sys/bus/pci/devices/{bdf}/driver/unbind"
+                            ));
+                        }
+                        commands.push(format!(
+                            "echo {code} | sudo tee /sys/bus/pci/devices/{bdf}/resource{bar}_resize"
+                        ));
+                        commands.push(format!("echo {bdf} | sudo tee /sys/bus/pci/drivers_probe"));
+                        Fix::new(format!(
+                            "Turn on \"Above 4G Decoding\" and \"Resizable BAR\" in the firmware setup, then reboot: the firmware or the driver sizes the BAR at boot. On Linux 6.1 and later it can be resized with no driver bound, with the commands below ({code} means 2^{code} MiB, {}). If the bridge windows above it are too small, add the kernel parameter pci=realloc",
+                            human_bytes(1 << (20 + u64::from(code)))
+                        ))
+                        .commands(commands)
+                    }),
             );
         }
     }

@@ -1,7 +1,42 @@
 //! Device family: drivers and bus mastering of the pair's devices.
 
 use super::{Ctx, RuleRef, p2p_class};
+use crate::diagnose::fix::Fix;
 use crate::diagnose::{Finding, Severity, Status};
+use crate::topology::Node;
+
+/// Loading the driver that modules.alias names for the function's IDs
+/// (scan::modalias), and letting the PCI core bind it (drivers_probe
+/// binds whichever driver matches; Documentation/ABI/testing/sysfs-bus-pci).
+fn driver_fix(ctx: &Ctx, n: &Node) -> Fix {
+    let bdf = n.bdf();
+    let probe = format!("echo {bdf} | sudo tee /sys/bus/pci/drivers_probe");
+    match n.facts.driver_candidates.as_slice() {
+        [first, rest @ ..] => {
+            let others = if rest.is_empty() {
+                String::new()
+            } else {
+                format!(" (modules.alias also names {})", rest.join(", "))
+            };
+            Fix::new(format!(
+                "Load {first}, the module whose modules.alias patterns match its IDs{others}, and let the PCI core bind it; if it does not bind, dmesg says why its probe failed"
+            ))
+            .command(format!("sudo modprobe {first}"))
+            .command(probe)
+        }
+        [] if ctx.tree.host.module_aliases.source.is_some() => Fix::new(
+            "No module of this kernel claims its IDs (modules.alias): install the vendor's driver, then let the PCI core bind it",
+        )
+        .command(probe),
+        [] => Fix::new(
+            "Which module claims its IDs is unknown (no modules.alias was read for this kernel): load its driver, then let the PCI core bind it; modprobe prints which module matches its modalias",
+        )
+        .command(format!(
+            "modprobe -R \"$(cat /sys/bus/pci/devices/{bdf}/modalias)\""
+        ))
+        .command(probe),
+    }
+}
 
 pub const NO_DRIVER: RuleRef = RuleRef {
     id: "P2P801",
@@ -37,10 +72,7 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                             n.name()
                         ),
                     )
-                    .fix(format!(
-                        "Load and bind its driver: modprobe <driver>; echo {} > /sys/bus/pci/drivers/<driver>/bind",
-                        n.bdf()
-                    )),
+                    .fix(driver_fix(ctx, n)),
             );
         }
     }

@@ -2,6 +2,7 @@
 //! passes silently.
 
 use super::{Ctx, RuleRef};
+use crate::diagnose::fix::Fix;
 use crate::diagnose::{Finding, Severity, Status};
 
 pub const UNREADABLE: RuleRef = RuleRef {
@@ -56,6 +57,11 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                     ctx.tree.nodes.len()
                 ),
             )
-            .fix("Run as root (sudo p2pdoctor check), or analyse a snapshot taken as root: sudo p2pdoctor snapshot -o s.tar.gz; p2pdoctor --root s.tar.gz check"),
+            .fix(
+                Fix::new("Run as root (the first command), or analyse a snapshot taken as root (the other two, where p2pdoctor runs as root and wherever the snapshot is read)")
+                    .command("sudo p2pdoctor check")
+                    .command("sudo p2pdoctor snapshot -o s.tar.gz")
+                    .command("p2pdoctor --root s.tar.gz check"),
+            ),
     ]
 }

@@ -2,7 +2,7 @@
 //! whether the kernel trusts it.
 
 use super::acs::host_bridge_reason;
-use super::{Ctx, RuleRef, group_pairs, minor_note, pair_matters, pairs_phrase};
+use super::{Ctx, RuleRef, group_pairs, kernel_evidence, minor_note, pair_matters, pairs_phrase};
 use crate::diagnose::p2pdma::{HostBridgeResult, Unknown};
 use crate::diagnose::{Finding, MapType, Pair, Severity, Status};
 use crate::topology::PathClass;
@@ -97,6 +97,8 @@ fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
             && p.verdict().acs_redirect.is_empty()
             && p.verdict().blocked_by.is_none()
     });
+    // The key is everything the sentence says besides the pairs: pairs are
+    // grouped only when the sentence is the same for each of them.
     let groups = group_pairs(refused, |p| {
         let uncertain = p.verdict().unknown.iter().any(|u| {
             matches!(
@@ -108,38 +110,55 @@ fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
                     | Unknown::Placement { .. }
             )
         });
-        Some((!pair_matters(ctx.tree, p), uncertain, host_bridge_reason(p)))
-    });
-    for ((minor, uncertain, reason), pairs) in groups {
-        let first = pairs[0];
-        let same = first
+        let same = p
             .verdict()
             .whitelist
             .as_ref()
             .is_some_and(|w| w.same_host_bridge);
         let where_ = if same {
-            format!(
-                "below host bridge {}",
-                first.verdict().host_bridges.join(", ")
-            )
+            format!("below host bridge {}", p.verdict().host_bridges.join(", "))
         } else {
             format!(
                 "across host bridges {}",
-                first.verdict().host_bridges.join(" and ")
+                p.verdict().host_bridges.join(" and ")
             )
         };
-        let status = if uncertain {
-            Status::Inconclusive
-        } else {
-            Status::Predicted
-        };
-        let unknowns: Vec<String> = first
+        let unknowns: Vec<String> = p
             .verdict()
             .unknown
             .iter()
             .filter(|u| !matches!(u, Unknown::Acs { .. }))
             .map(|u| u.to_string())
             .collect();
+        let mut fix = "Put the provider and the client below one PCIe switch (or below one root port through a switch), so the traffic never reaches the root complex".to_string();
+        if same {
+            if let Some(h) = newer_kernel_hint(ctx, p) {
+                fix.push_str(&format!("; or upgrade: {h}"));
+            }
+        } else if p.verdict().whitelist.as_ref().is_some_and(|w| {
+            w.checks
+                .iter()
+                .any(|c| c.result == HostBridgeResult::NeedsSameHostBridge)
+        }) {
+            fix.push_str("; this root complex is whitelisted only within one host bridge: pick a provider below the client's host bridge");
+        } else if let Some(h) = newer_kernel_hint(ctx, p) {
+            fix.push_str(&format!("; or upgrade: {h}"));
+        }
+        Some((
+            !pair_matters(ctx.tree, p),
+            uncertain,
+            host_bridge_reason(p),
+            where_,
+            unknowns,
+            fix,
+        ))
+    });
+    for ((minor, uncertain, reason, where_, unknowns, fix), pairs) in groups {
+        let status = if uncertain {
+            Status::Inconclusive
+        } else {
+            Status::Predicted
+        };
         let mut message = format!(
             "{} share no upstream bridge, so the traffic must turn around in the root complex {where_}; {reason}, and {}: the kernel refuses ({})",
             pairs_phrase(&pairs),
@@ -164,31 +183,7 @@ fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
         } else {
             Severity::Error
         };
-        let mut fix = "Put the provider and the client below one PCIe switch (or below one root port through a switch), so the traffic never reaches the root complex".to_string();
-        if same {
-            if let Some(h) = newer_kernel_hint(ctx, first) {
-                fix.push_str(&format!("; or upgrade: {h}"));
-            }
-        } else if first.verdict().whitelist.as_ref().is_some_and(|w| {
-            w.checks
-                .iter()
-                .any(|c| c.result == HostBridgeResult::NeedsSameHostBridge)
-        }) {
-            fix.push_str("; this root complex is whitelisted only within one host bridge: pick a provider below the client's host bridge");
-        } else if let Some(h) = newer_kernel_hint(ctx, first) {
-            fix.push_str(&format!("; or upgrade: {h}"));
-        }
-        let mut evidence = first
-            .kernel_messages()
-            .iter()
-            .map(|m| format!("kernel: {m}"))
-            .collect::<Vec<_>>();
-        if !evidence.is_empty() {
-            evidence.push(format!(
-                "kernel lines above: {}",
-                crate::diagnose::p2pdma::KERNEL_MESSAGES_NOTE
-            ));
-        }
+        let evidence = kernel_evidence(&pairs);
         out.push(
             NOT_WHITELISTED
                 .finding(
@@ -208,7 +203,7 @@ fn admitted(ctx: &Ctx, out: &mut Vec<Finding>) {
         p.verdict().map_type == MapType::ThruHostBridge && p.verdict().acs_redirect.is_empty()
     });
     let groups = group_pairs(thru, |p| {
-        Some(if p.verdict().cpu_rule {
+        let how = if p.verdict().cpu_rule {
             match (&ctx.view.cpu.vendor, ctx.view.cpu.family) {
                 (Some(v), Some(f)) => format!("cpu_supports_p2pdma() ({v} family 0x{f:x})"),
                 _ => "cpu_supports_p2pdma()".to_string(),
@@ -223,18 +218,12 @@ fn admitted(ctx: &Ctx, out: &mut Vec<Finding>) {
                 .collect();
             entries.dedup();
             format!("the host-bridge whitelist: {}", entries.join(", "))
-        })
+        };
+        // The host bridges are part of the sentence: pairs through
+        // different ones are different findings.
+        Some((how, p.verdict().host_bridges.join(", ")))
     });
-    for (how, pairs) in groups {
-        let mut all: Vec<&str> = Vec::new();
-        for p in &pairs {
-            for h in &p.verdict().host_bridges {
-                if !all.contains(&h.as_str()) {
-                    all.push(h);
-                }
-            }
-        }
-        let bridges = all.join(", ");
+    for ((how, bridges), pairs) in groups {
         out.push(
             ROOT_COMPLEX
                 .finding(
@@ -256,30 +245,29 @@ fn classes(ctx: &Ctx, out: &mut Vec<Finding>) {
         .pairs
         .iter()
         .filter(|p| p.verdict().map_type != MapType::NotSupported);
+    let numa = |b| {
+        ctx.tree
+            .find(b)
+            .and_then(|id| ctx.tree.node(id).facts.numa_node)
+            .map(|n| format!("numa {n}"))
+            .unwrap_or_else(|| "numa ?".into())
+    };
+    // The key carries the NUMA nodes and host bridges the sentence names.
     let groups = group_pairs(allowed, |p| match p.path_class() {
         PathClass::Node | PathClass::Sys => Some((
             !pair_matters(ctx.tree, p),
             p.path_class(),
             p.verdict().host_bridges.clone(),
+            (p.path_class() == PathClass::Sys).then(|| (numa(p.provider()), numa(p.client()))),
         )),
         _ => None,
     });
-    for ((minor, class, bridges), pairs) in groups {
-        let numa = |b| {
-            ctx.tree
-                .find(b)
-                .and_then(|id| ctx.tree.node(id).facts.numa_node)
-                .map(|n| format!("numa {n}"))
-                .unwrap_or_else(|| "numa ?".into())
-        };
-        let (rule, what, fix) = if class == PathClass::Sys {
+    for ((minor, class, bridges, nodes), pairs) in groups {
+        let (rule, what, fix) = if let Some((from, to)) = nodes.filter(|_| class == PathClass::Sys)
+        {
             (
                 SYS,
-                format!(
-                    "cross NUMA nodes ({} → {}) over the CPU interconnect (SYS)",
-                    numa(pairs[0].provider()),
-                    numa(pairs[0].client())
-                ),
+                format!("cross NUMA nodes ({from} → {to}) over the CPU interconnect (SYS)"),
                 "Pick a provider on the client's NUMA node, below the same switch if possible",
             )
         } else {

@@ -6,8 +6,10 @@ use super::{
     Ctx, RuleRef, bdf_list, group_pairs, minor_note, pair_matters, pairs_phrase,
     passthrough_by_cmdline,
 };
+use crate::diagnose::fix::{Fix, KernelParam};
 use crate::diagnose::{Finding, MapType, Severity, Status};
 use crate::pci::Bdf;
+use crate::scan::iommu_debugfs::{DeviceTranslation, DmaTranslation};
 use crate::topology::NodeId;
 
 pub const TRANSLATES: RuleRef = RuleRef {
@@ -64,6 +66,10 @@ fn translates_peers(ctx: &Ctx) -> Vec<Finding> {
         let ty = f
             .iommu_group_type
             .clone()
+            .or_else(|| {
+                from_debugfs(ctx, *id)
+                    .map(|(_, d)| format!("translated per the {} driver entry", d.unit))
+            })
             .unwrap_or_else(|| "unknown domain type".to_string());
         let group = f
             .iommu_group
@@ -98,17 +104,91 @@ fn translates_peers(ctx: &Ctx) -> Vec<Finding> {
                     listed.join("; ")
                 ),
             )
-            .fix(format!(
-                "Boot with iommu=pt (identity for every device the host owns), or switch a group at run time (Linux 5.11+): unbind the driver of {first}, echo identity > /sys/kernel/iommu_groups/{first_group}/type, bind it again; keep translation only for devices handed to VMs (vfio)"
-            )),
+            .fix(
+                Fix::new(format!(
+                    "Boot with {} (identity for every device the host owns), or switch a group at run time (Linux 5.11+) with the commands below, shown for group {first_group} ({first}; every device of the group must be unbound first); keep translation only for devices handed to VMs (vfio)",
+                    passthrough(ctx)
+                ))
+                .param(passthrough(ctx))
+                .commands(identity_commands(first, first_group)),
+            )
+            .evidence(through.iter().map(|(id, _)| translation_source(ctx, *id))),
     ]
 }
 
-/// Some(true) when the client's DMA is translated, None when unknown.
+/// The parameter that makes the host's DMA identity-mapped: `iommu=pt` on
+/// x86 (Intel VT-d, AMD-Vi), `iommu.passthrough=1` on Arm SMMUs
+/// (Documentation/admin-guide/kernel-parameters.txt).
+fn passthrough(ctx: &Ctx) -> KernelParam {
+    if ctx
+        .tree
+        .host
+        .iommu_units
+        .iter()
+        .any(|u| u.kind == "arm-smmu")
+    {
+        KernelParam::new("iommu.passthrough", "1")
+    } else {
+        KernelParam::new("iommu", "pt")
+    }
+}
+
+/// Switching one IOMMU group to identity at run time (Linux 5.11+,
+/// Documentation/ABI/testing/sysfs-kernel-iommu_groups): unbind, write
+/// the type, let the PCI core bind the driver again.
+fn identity_commands(bdf: Bdf, group: u32) -> Vec<String> {
+    vec![
+        format!("echo {bdf} | sudo tee /sys/bus/pci/devices/{bdf}/driver/unbind"),
+        format!("echo identity | sudo tee /sys/kernel/iommu_groups/{group}/type"),
+        format!("echo {bdf} | sudo tee /sys/bus/pci/drivers_probe"),
+    ]
+}
+
+/// The IOMMU driver's own entry for a device (debugfs), when it was read
+/// and says something this reader knows.
+fn from_debugfs<'a>(ctx: &'a Ctx, id: NodeId) -> Option<(&'a str, &'a DeviceTranslation)> {
+    let dbg = ctx.tree.host.iommu_debugfs.as_ref()?;
+    let d = dbg.device(ctx.bdf(id))?;
+    (d.translation != DmaTranslation::Unknown).then_some((dbg.source.as_str(), d))
+}
+
+/// Where the translation state of `id` came from, for the evidence lines:
+/// the driver's debugfs when it names the device, else the group's type.
+fn translation_source(ctx: &Ctx, id: NodeId) -> String {
+    let bdf = ctx.bdf(id);
+    if let Some((source, d)) = from_debugfs(ctx, id) {
+        return format!(
+            "{bdf}: {} per the IOMMU driver ({}: {}, {source})",
+            match d.translation {
+                DmaTranslation::Identity => "identity",
+                _ => "translated",
+            },
+            d.unit,
+            d.detail
+        );
+    }
+    let f = &ctx.tree.node(id).facts;
+    match (f.iommu_group, f.iommu_group_type.as_deref()) {
+        (Some(g), Some(t)) => {
+            format!("{bdf}: group {g} default domain {t} (/sys/kernel/iommu_groups/{g}/type)")
+        }
+        (Some(g), None) => format!(
+            "{bdf}: group {g}, domain type unreadable (no /sys/kernel/iommu_groups/{g}/type; the driver's debugfs was not readable)"
+        ),
+        (None, _) => format!("{bdf}: in no IOMMU group"),
+    }
+}
+
+/// Some(true) when the client's DMA is translated, None when unknown. The
+/// IOMMU driver's own per-device state (debugfs) wins over the group's
+/// default domain type: it is what the hardware was told.
 fn translated(ctx: &Ctx, client: NodeId) -> Option<bool> {
     if ctx.tree.host.iommu_units.is_empty() {
         // No IOMMU registered, or (an evidence file) no way to tell.
         return ctx.tree.host.sources.iommu_units.map(|_| false);
+    }
+    if let Some((_, d)) = from_debugfs(ctx, client) {
+        return Some(d.translation == DmaTranslation::Translated);
     }
     let f = &ctx.tree.node(client).facts;
     match f.iommu_group_type.as_deref() {
@@ -207,11 +287,28 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                     ),
                 )
                 .fix(if first_group == u32::MAX {
-                    "To know, add `sudo lspci -vvv` (IOMMU groups) and `grep . /sys/kernel/iommu_groups/*/type` to the paste; if they translate, boot with iommu=pt".to_string()
+                    Fix::new(format!(
+                        "To know, add the output of the commands below to the paste (IOMMU groups and their domain types); if they translate, boot with {}",
+                        passthrough(ctx)
+                    ))
+                    .command("sudo lspci -vvv")
+                    .command("grep . /sys/kernel/iommu_groups/*/type")
                 } else {
-                    format!(
-                        "Boot with iommu=pt, or switch each group to identity at run time, e.g. for group {first_group}: unbind the driver of {first_client}, echo identity > /sys/kernel/iommu_groups/{first_group}/type, bind it again"
-                    )
+                    Fix::new(format!(
+                        "Boot with {}, or switch each group to identity at run time with the commands below, shown for group {first_group} (every device of the group must be unbound first)",
+                        passthrough(ctx)
+                    ))
+                    .param(passthrough(ctx))
+                    .commands(identity_commands(first_client, first_group))
+                })
+                .evidence({
+                    let mut clients: Vec<NodeId> = pairs.iter().map(|p| p.client_id()).collect();
+                    clients.sort_unstable();
+                    clients.dedup();
+                    clients
+                        .into_iter()
+                        .map(|id| translation_source(ctx, id))
+                        .collect::<Vec<_>>()
                 }),
         );
     }

@@ -1,6 +1,7 @@
 //! Kernel family: can this kernel do user-space P2P at all?
 
 use super::{Ctx, RuleRef};
+use crate::diagnose::fix::Fix;
 use crate::diagnose::{Finding, KernelVersion, Severity, Status};
 
 pub const NO_P2PDMA: RuleRef = RuleRef {
@@ -100,7 +101,11 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                         )
                     },
                 )
-                .fix("grep CONFIG_PCI_P2PDMA /boot/config-$(uname -r), or zcat /proc/config.gz | grep P2PDMA"),
+                .fix(
+                    Fix::new("Look the option up in the running kernel's config, in /boot or in /proc/config.gz (either command)")
+                        .command("grep CONFIG_PCI_P2PDMA /boot/config-$(uname -r)")
+                        .command("zcat /proc/config.gz | grep CONFIG_PCI_P2PDMA"),
+                ),
         ),
         _ => {}
     }

@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Ctx, RuleRef, group_pairs, own_link, pairs_phrase};
+use super::{Ctx, RuleRef, group_pairs, link_gbytes, own_link, pairs_phrase, path_links};
+use crate::diagnose::matrix::DeviceKind;
 use crate::diagnose::{Finding, MapType, Pair, Severity, Status};
 use crate::pci::Bdf;
 use crate::topology::{LinkState, NodeId, Role, Tree};
@@ -23,6 +24,10 @@ pub const MPS: RuleRef = RuleRef {
 pub const AER: RuleRef = RuleRef {
     id: "P2P704",
     name: "aer-errors",
+};
+pub const BELOW_CAPABILITY: RuleRef = RuleRef {
+    id: "P2P705",
+    name: "path-below-capability",
 };
 
 pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
@@ -58,9 +63,9 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                     Status::Predicted,
                     std::iter::once(bdf).chain(pairs.iter().flat_map(|p| [p.provider(), p.client()])),
                     format!(
-                        "{} are capped at {:.1} GB/s by the {} link of {bdf}, narrower than both devices' own links",
+                        "{} are capped at {} by the {} link of {bdf}, narrower than both devices' own links",
                         pairs_phrase(&pairs),
-                        b.gbytes_per_s,
+                        crate::units::rate(b.gbytes_per_s),
                         b.link
                     ),
                 )
@@ -129,6 +134,8 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
             }
         }
     }
+
+    out.extend(below_capability(ctx));
 
     // Max Payload Size along each path.
     let mps = |id: NodeId| tree.node(id).dev_ctl().map(|c| c.max_payload);
@@ -199,6 +206,129 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
         );
     }
     out
+}
+
+/// What a function's own link can do by its Link Capabilities, GB/s.
+fn capability(tree: &Tree, id: NodeId) -> Option<(f64, String)> {
+    let l = tree.node(id).link.as_ref()?;
+    let (s, w) = (l.max_speed_gts?, l.max_width?);
+    (w > 0).then(|| (link_gbytes(s, w), format!("{} x{w}", generation(s))))
+}
+
+/// The pairs one narrow link bounds: the link, the pairs, and the most
+/// their ends can do (GB/s and `Gen5 x16`).
+type BelowGroup = (crate::diagnose::LinkBound, Vec<(Bdf, Bdf)>, f64, String);
+
+/// P2P705: GPU and NIC paths (every two of them, whatever pairs this run
+/// predicts: NCCL and GPUDirect choose their own) whose narrowest link
+/// carries less than both devices' links can: a Gen5 GPU behind a Gen4
+/// switch, a x16 NIC behind a x8 uplink.
+fn below_capability(ctx: &Ctx) -> Vec<Finding> {
+    let tree = ctx.tree;
+    let devices: Vec<NodeId> = (0..tree.nodes.len())
+        .filter(|&id| {
+            let n = tree.node(id);
+            n.role.is_endpoint()
+                && n.facts.physfn.is_none()
+                && !n.facts.missing
+                && matches!(
+                    DeviceKind::of_class(n.facts.class),
+                    Some(DeviceKind::Gpu | DeviceKind::Nic)
+                )
+        })
+        .collect();
+    let mut groups: BTreeMap<Bdf, BelowGroup> = BTreeMap::new();
+    for (i, &a) in devices.iter().enumerate() {
+        for &b in &devices[i + 1..] {
+            let (Some(narrowest), true) = path_links(tree, a, b) else {
+                continue;
+            };
+            let (Some(ca), Some(cb)) = (capability(tree, a), capability(tree, b)) else {
+                continue;
+            };
+            let can = if ca.0 <= cb.0 { ca } else { cb };
+            if narrowest.gbytes_per_s + 0.05 >= can.0 {
+                continue;
+            }
+            let e = groups
+                .entry(narrowest.bdf)
+                .or_insert_with(|| (narrowest.clone(), Vec::new(), 0.0, String::new()));
+            e.1.push((ctx.bdf(a), ctx.bdf(b)));
+            if can.0 > e.2 {
+                e.2 = can.0;
+                e.3 = can.1;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (bdf, (bound, pairs, can, can_link)) in groups {
+        let id = tree.find(bdf);
+        let role = id.map(|i| tree.node(i).role.label()).unwrap_or("link");
+        let shown: Vec<String> = pairs
+            .iter()
+            .take(4)
+            .map(|(a, b)| format!("{a} ↔ {b}"))
+            .collect();
+        let more = if pairs.len() > 4 {
+            format!(" and {} more", pairs.len() - 4)
+        } else {
+            String::new()
+        };
+        let cause = match id.and_then(|i| degraded(tree, i)) {
+            Some(text) => format!("; that link {text} (P2P702)"),
+            None => match id.and_then(|i| limiting_partner(tree, i)) {
+                Some(text) => format!(": {text}"),
+                None => match id.and_then(|i| capability(tree, i)) {
+                    Some(c) if c.0 + 0.05 < can => {
+                        format!(
+                            ": {bdf} itself can do only {} (an older generation or a narrower width than the devices)",
+                            c.1
+                        )
+                    }
+                    _ => ": a link of an older generation or narrower width than the devices"
+                        .to_string(),
+                },
+            },
+        };
+        out.push(
+            BELOW_CAPABILITY
+                .finding(
+                    Severity::Warning,
+                    Status::Predicted,
+                    std::iter::once(bdf).chain(pairs.iter().flat_map(|&(a, b)| [a, b])),
+                    format!(
+                        "GPU/NIC {} {}{more}: bandwidth bound {:.1} GB/s, set by the {} link of {bdf} ({role}), where both devices' links can do up to {can:.1} GB/s ({can_link}){cause}",
+                        if pairs.len() == 1 { "path" } else { "paths" },
+                        shown.join(", "),
+                        bound.gbytes_per_s,
+                        bound.link,
+                    ),
+                )
+                .fix("Put the devices below ports of their own generation and width (a Gen5 switch or root port for Gen5 GPUs), or count on the bound; check --format json gives bandwidth_bound for every pair"),
+        );
+    }
+    out
+}
+
+/// `its other end, 0000:02:00.0 (switch downstream), can do only Gen4
+/// x16`: when the port above a link caps it below what the function below
+/// can do.
+fn limiting_partner(tree: &Tree, id: NodeId) -> Option<String> {
+    let n = tree.node(id);
+    let parent = n.parent.filter(|&p| is_port(tree.node(p).role))?;
+    let own = capability(tree, id)?;
+    let theirs = capability(tree, parent)?;
+    (theirs.0 + 0.05 < own.0).then(|| {
+        let p = tree.node(parent);
+        format!(
+            "its other end, {} ({}), can do only {} where {} can do {}",
+            p.bdf(),
+            p.role.label(),
+            theirs.1,
+            n.bdf(),
+            own.1
+        )
+    })
 }
 
 fn is_port(role: Role) -> bool {

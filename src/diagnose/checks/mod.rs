@@ -26,7 +26,7 @@ use super::{
     Finding, Header, IommuState, LinkBound, P2pdmaSupport, Pair, PairTable, Severity, Status,
 };
 use crate::pci::Bdf;
-use crate::topology::{LinkState, NodeId, Tree};
+use crate::topology::{LinkState, NodeId, Role, Tree};
 
 /// A rule's stable ID and name, as code refers to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -60,7 +60,7 @@ impl RuleRef {
 }
 
 impl Finding {
-    pub(crate) fn fix(mut self, fix: impl Into<String>) -> Finding {
+    pub(crate) fn fix(mut self, fix: impl Into<super::fix::Fix>) -> Finding {
         self.fix = Some(fix.into());
         self
     }
@@ -99,14 +99,18 @@ pub const ALL_RULES: &[RuleRef] = &[
     ordering::DUAL_PATH,
     ordering::CASCADED,
     ordering::RELAXED,
+    ordering::RELAXED_QUIRKED_PORT,
+    ordering::RELAXED_OFF_RDMA_NIC,
     link::BOTTLENECK,
     link::DEGRADED,
     link::MPS,
     link::AER,
+    link::BELOW_CAPABILITY,
     device::NO_DRIVER,
     device::BUS_MASTER,
     vendor::DISAGREES,
     bar::SMALL_BAR,
+    vendor::P2P_READ_DISAGREES,
     facts::UNREADABLE,
     facts::CONTRADICTED,
     facts::MISMATCH,
@@ -172,9 +176,11 @@ impl Ctx<'_> {
     }
 }
 
-/// A device of a class that takes part in P2P DMA in practice (NVMe,
-/// network and InfiniBand, display, multimedia, co-processors,
-/// accelerators), or a provider. An unknown class counts.
+/// A device of a class that takes part in P2P DMA in practice (NVMe, SAS
+/// and RAID host bus adapters, network and InfiniBand, display, video
+/// capture, co-processors, accelerators), or a provider. An unknown class
+/// counts. Chipset functions (SATA, USB, SMBus, LPC, audio) do not: `check`
+/// hides them unless --all-devices, and findings about them are info.
 pub(crate) fn p2p_class(tree: &Tree, id: NodeId) -> bool {
     let n = tree.node(id);
     if n.facts.p2pmem.is_some() {
@@ -186,7 +192,13 @@ pub(crate) fn p2p_class(tree: &Tree, id: NodeId) -> bool {
     let (base, sub) = (class >> 16, (class >> 8) & 0xff);
     matches!(
         (base, sub),
-        (0x01, 0x08) | (0x02, _) | (0x03, _) | (0x04, _) | (0x0b, _) | (0x12, _) | (0x0c, 0x06)
+        (0x01, 0x04 | 0x07 | 0x08)
+            | (0x02, _)
+            | (0x03, _)
+            | (0x04, 0x00)
+            | (0x0b, _)
+            | (0x12, _)
+            | (0x0c, 0x04 | 0x06)
     )
 }
 
@@ -248,6 +260,27 @@ pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     super::plural(n, one, many)
 }
 
+/// Every pair's predicted kernel-log lines, each once (they name the pair,
+/// so a group shows them all), with the note on when they appear.
+pub(crate) fn kernel_evidence(pairs: &[Pair<'_>]) -> Vec<String> {
+    let mut evidence: Vec<String> = Vec::new();
+    for p in pairs {
+        for m in p.kernel_messages() {
+            let line = format!("kernel: {m}");
+            if !evidence.contains(&line) {
+                evidence.push(line);
+            }
+        }
+    }
+    if !evidence.is_empty() {
+        evidence.push(format!(
+            "kernel lines above: {}",
+            crate::diagnose::p2pdma::KERNEL_MESSAGES_NOTE
+        ));
+    }
+    evidence
+}
+
 /// Groups pair reports by a key, keeping first-seen order of the keys.
 pub(crate) fn group_pairs<'p, K: Ord + Clone>(
     pairs: impl IntoIterator<Item = Pair<'p>>,
@@ -285,6 +318,13 @@ pub(crate) fn run_all(ctx: &Ctx) -> Vec<Finding> {
     out.extend(device::check(ctx));
     out.extend(bar::check(ctx));
     out.extend(facts::check(ctx));
+    // Every kernel parameter a rule asks for, with how to keep it on this
+    // machine's boot loader.
+    for f in &mut out {
+        if let Some(fix) = &mut f.fix {
+            fix.persist = super::fix::persist(fix, &ctx.tree.host.boot);
+        }
+    }
     out
 }
 
@@ -318,6 +358,58 @@ fn link_bound(bdf: Bdf, link: &LinkState) -> Option<LinkBound> {
 pub(crate) fn own_link(tree: &Tree, id: NodeId) -> Option<LinkBound> {
     let n = tree.node(id);
     link_bound(n.bdf(), n.link.as_ref()?)
+}
+
+/// The links the traffic between `a` and `b` crosses: each node's upstream
+/// link, except where the "link" is a switch's internal bus (downstream
+/// ports) or a root port's own link (its child reports the same link).
+/// Root-complex integrated endpoints have no link to cross. Returns the
+/// narrowest link whose speed and width are known, and whether every
+/// crossed link was known (else the narrowest may be one not read).
+pub(crate) fn path_links(tree: &Tree, a: NodeId, b: NodeId) -> (Option<LinkBound>, bool) {
+    let path = tree.path(a, b);
+    let crossed: Vec<NodeId> = std::iter::once(a)
+        .chain(path.up_from_a.iter().copied())
+        .chain(std::iter::once(b))
+        .chain(path.up_from_b.iter().copied())
+        .filter(|&id| {
+            !matches!(
+                tree.node(id).role,
+                Role::SwitchDownstreamPort
+                    | Role::RootPort
+                    | Role::RcIntegratedEndpoint
+                    | Role::RcEventCollector
+                    | Role::HostBridgeDevice
+            )
+        })
+        .collect();
+    let bounds: Vec<Option<(LinkBound, f64)>> = crossed
+        .iter()
+        .map(|&id| {
+            let b = own_link(tree, id)?;
+            // Among equally narrow links, the one that cannot do more
+            // (a Gen4 switch's uplink rather than a Gen5 GPU trained at
+            // Gen4 below it) names the cause.
+            let cap = tree
+                .node(id)
+                .link
+                .as_ref()
+                .and_then(|l| Some(link_gbytes(l.max_speed_gts?, l.max_width?)))
+                .unwrap_or(f64::INFINITY);
+            Some((b, cap))
+        })
+        .collect();
+    let all_known = !bounds.is_empty() && bounds.iter().all(Option::is_some);
+    let narrowest = bounds
+        .into_iter()
+        .flatten()
+        .min_by(|x, y| {
+            x.0.gbytes_per_s
+                .total_cmp(&y.0.gbytes_per_s)
+                .then(x.1.total_cmp(&y.1))
+        })
+        .map(|x| x.0);
+    (narrowest, all_known)
 }
 
 /// The report header: host, kernel, IOMMU mode, P2PDMA support.
@@ -416,8 +508,20 @@ fn iommu_state(tree: &Tree) -> IommuState {
         .iter()
         .filter_map(|n| n.facts.iommu_group_type.as_deref())
         .collect();
-    let translated = types.iter().any(|t| t.starts_with("DMA"));
-    let identity = types.contains("identity");
+    // The driver's own per-device entries (debugfs) where the groups'
+    // types could not be read.
+    let debugfs = tree
+        .host
+        .iommu_debugfs
+        .as_ref()
+        .filter(|_| types.is_empty());
+    let driver_says = |want: crate::scan::iommu_debugfs::DmaTranslation| {
+        debugfs.is_some_and(|d| d.devices.iter().any(|x| x.translation == want))
+    };
+    let translated = types.iter().any(|t| t.starts_with("DMA"))
+        || driver_says(crate::scan::iommu_debugfs::DmaTranslation::Translated);
+    let identity = types.contains("identity")
+        || driver_says(crate::scan::iommu_debugfs::DmaTranslation::Identity);
     let mode = match (translated, identity) {
         (true, true) => "mixed",
         (true, false) => "translated",
@@ -426,6 +530,12 @@ fn iommu_state(tree: &Tree) -> IommuState {
         (false, false) => "unknown",
     };
     let describe = match mode {
+        "translated" if types.is_empty() => {
+            format!("{kind}, translating DMA (the driver's context entries in debugfs)")
+        }
+        "mixed" if types.is_empty() => format!(
+            "{kind}, some devices translated, some identity (the driver's context entries in debugfs)"
+        ),
         "translated" => format!(
             "{kind}, translating DMA ({})",
             types.iter().copied().collect::<Vec<_>>().join(", ")

@@ -2,8 +2,8 @@
 
 use super::{Ctx, RuleRef};
 use crate::diagnose::{Finding, Severity, Status};
-use crate::render::human_bytes;
 use crate::scan::{Cmb, NvmeController};
+use crate::units::human_bytes;
 
 pub const NO_PROVIDER: RuleRef = RuleRef {
     id: "P2P201",

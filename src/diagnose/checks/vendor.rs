@@ -7,14 +7,20 @@
 use serde::Serialize;
 
 use super::{RuleRef, plural};
-use crate::diagnose::{Finding, Severity, Status};
+use crate::diagnose::kernel::KernelModel;
+use crate::diagnose::p2pdma::P2pView;
+use crate::diagnose::{Finding, MapType, Severity, Status};
 use crate::pci::Bdf;
-use crate::scan::nvidia::NvidiaTopology;
+use crate::scan::nvidia::{NvidiaTopology, p2p_status_meaning};
 use crate::topology::{NodeId, PathClass, Tree};
 
 pub const DISAGREES: RuleRef = RuleRef {
     id: "P2P803",
     name: "vendor-topology-disagrees",
+};
+pub const P2P_READ_DISAGREES: RuleRef = RuleRef {
+    id: "P2P805",
+    name: "vendor-p2p-read-disagrees",
 };
 
 /// How a matrix column was tied to a PCI function.
@@ -89,6 +95,27 @@ fn nics_by_address(tree: &Tree) -> Vec<NodeId> {
     v
 }
 
+/// GPU `k` of NVML's numbering: by `--query-gpu` when it was saved, else
+/// by NVML's order (GPUs by PCI address).
+fn gpu_address(
+    tree: &Tree,
+    topo: &NvidiaTopology,
+    gpus: &[NodeId],
+    k: usize,
+) -> (Option<Bdf>, Mapping) {
+    let listed = topo
+        .gpu_addresses
+        .get(&(k as u32))
+        .filter(|b| tree.find(**b).is_some());
+    match listed {
+        Some(b) => (Some(*b), Mapping::QueryGpu),
+        None => match gpus.get(k) {
+            Some(&id) => (Some(tree.node(id).bdf()), Mapping::Order),
+            None => (None, Mapping::NotFound),
+        },
+    }
+}
+
 fn index_of(name: &str, prefix: &str) -> Option<usize> {
     name.strip_prefix(prefix)?.parse().ok()
 }
@@ -104,17 +131,7 @@ pub fn compare(tree: &Tree, topo: &NvidiaTopology) -> VendorComparison {
         .iter()
         .map(|name| {
             if let Some(k) = index_of(name, "GPU") {
-                let listed = topo
-                    .gpu_addresses
-                    .get(&(k as u32))
-                    .filter(|b| tree.find(**b).is_some());
-                let (bdf, mapping) = match listed {
-                    Some(b) => (Some(*b), Mapping::QueryGpu),
-                    None => match gpus.get(k) {
-                        Some(&id) => (Some(tree.node(id).bdf()), Mapping::Order),
-                        None => (None, Mapping::NotFound),
-                    },
-                };
+                let (bdf, mapping) = gpu_address(tree, topo, &gpus, k);
                 return VendorDevice {
                     name: name.clone(),
                     rdma: None,
@@ -220,7 +237,7 @@ pub(crate) fn check(cmp: Option<&VendorComparison>) -> Vec<Finding> {
     }
     let compared = cmp.pairs.iter().filter(|p| p.agree.is_some()).count();
     let mut message = format!(
-        "{} and p2pdoctor read {} of the {compared} compared {} differently ({}). p2pdoctor's class comes from the PCI tree it read (bridges, switches, host bridges, NUMA nodes); nvidia-smi's from NVML.",
+        "{} and p2pdoctor read {} of {} compared differently ({}). p2pdoctor's class comes from the PCI tree it read (bridges, switches, host bridges, NUMA nodes); nvidia-smi's from NVML.",
         cmp.tool,
         differ.len(),
         plural(compared, "pair", "pairs"),
@@ -251,6 +268,138 @@ pub(crate) fn check(cmp: Option<&VendorComparison>) -> Vec<Finding> {
             .fix(
                 "Check the mapping first (the evidence lines name each device's PCI address). If it is right, the two tools read the platform differently: p2pdoctor topo shows the bridges on each path; a virtual machine's emulated topology, a switch that hides its ports, or an NVML that does not know the CPU's root complex are the usual causes. For P2P what counts is the effective path (effective_path_class in check --format json).",
             )
+            .evidence(evidence),
+    ]
+}
+
+/// P2P805: `nvidia-smi topo -p2p r` against p2pdoctor's prediction for
+/// each GPU pair. p2pdoctor predicts peer reads when the kernel's
+/// calc_map_type_and_dist() maps the pair (bus address or through the host
+/// bridge) and the root complex forwards P2P reads (rules/platforms.toml,
+/// P2P111). Pairs whose verdict is not certain, and cells the tool marks
+/// `U`, are not compared.
+pub(crate) fn check_p2p_read(
+    tree: &Tree,
+    topo: &NvidiaTopology,
+    view: &P2pView,
+    kernel: &KernelModel,
+) -> Vec<Finding> {
+    let Some(m) = &topo.p2p_read else {
+        return Vec::new();
+    };
+    let gpus = gpus_by_address(tree);
+    let writes_only = {
+        let cpu = &tree.host.cpu;
+        super::platform::platforms().iter().any(|p| {
+            p.forwards == "writes"
+                && cpu.vendor.as_deref() == Some(p.vendor.as_str())
+                && cpu.family == Some(p.family)
+                && cpu.model.is_some_and(|x| p.models.contains(&x))
+        })
+    };
+    let mapped: Vec<(Option<Bdf>, Mapping)> = m
+        .devices
+        .iter()
+        .map(|name| match index_of(name, "GPU") {
+            Some(k) => gpu_address(tree, topo, &gpus, k),
+            None => (None, Mapping::NotFound),
+        })
+        .collect();
+    let mut evidence = Vec::new();
+    let mut subjects = Vec::new();
+    let (mut compared, mut guessed) = (0usize, false);
+    let (mut nvidia_no, mut nvidia_yes) = (0usize, 0usize);
+    for i in 0..m.devices.len() {
+        for j in (i + 1)..m.devices.len() {
+            let cell = m.cells.get(i).and_then(|r| r.get(j)).map(String::as_str);
+            let says = match cell {
+                Some("OK") => true,
+                Some("CNS" | "GNS" | "TNS" | "NS" | "DR") => false,
+                _ => continue,
+            };
+            let (Some(a), Some(b)) = (mapped[i].0, mapped[j].0) else {
+                continue;
+            };
+            let (Some(na), Some(nb)) = (tree.find(a), tree.find(b)) else {
+                continue;
+            };
+            let (Some(pa), Some(pb)) = (view.find(a), view.find(b)) else {
+                continue;
+            };
+            let v = view.calc_map_type_and_dist(kernel, pa, pb);
+            if !v.certain() {
+                continue;
+            }
+            compared += 1;
+            let class = tree.path(na, nb).class;
+            let (ours, why) = match v.map_type {
+                MapType::NotSupported => (
+                    false,
+                    format!(
+                        "no P2P: the kernel refuses ({})",
+                        v.blocked_by.as_deref().unwrap_or("not_supported")
+                    ),
+                ),
+                MapType::ThruHostBridge if writes_only => (
+                    false,
+                    format!(
+                        "writes only: the root complex does not forward P2P reads ({}, P2P111)",
+                        class.as_str()
+                    ),
+                ),
+                t => (
+                    true,
+                    format!("direct P2P, {} ({})", t.as_str(), class.as_str()),
+                ),
+            };
+            if ours == says {
+                continue;
+            }
+            if says {
+                nvidia_yes += 1;
+            } else {
+                nvidia_no += 1;
+            }
+            guessed |= mapped[i].1 == Mapping::Order || mapped[j].1 == Mapping::Order;
+            subjects.extend([a, b]);
+            let cell = cell.unwrap_or("?");
+            evidence.push(format!(
+                "{} = {a} ↔ {} = {b}: nvidia-smi {cell} ({}); p2pdoctor: {why}",
+                m.devices[i],
+                m.devices[j],
+                p2p_status_meaning(cell),
+            ));
+        }
+    }
+    if evidence.is_empty() {
+        return Vec::new();
+    }
+    let mut message = format!(
+        "nvidia-smi topo -p2p r and p2pdoctor disagree on peer reads for {} of {} compared ({}).",
+        evidence.len(),
+        plural(compared, "GPU pair", "GPU pairs"),
+        m.source,
+    );
+    if nvidia_no > 0 {
+        message.push_str(&format!(
+            " Where the driver says no ({nvidia_no}) and the PCI tree allows it, the NVIDIA driver applies rules of its own that the tree cannot show: GeForce parts (GNS), chipsets it does not validate (CNS), a registry key (DR); CUDA peer access and NCCL's P2P transport follow the driver."
+        ));
+    }
+    if nvidia_yes > 0 {
+        message.push_str(&format!(
+            " Where the driver says OK ({nvidia_yes}) and p2pdoctor predicts no P2P read, the driver maps peers by its own rules, not the kernel's P2PDMA: CUDA may do what the kernel refuses for NVMe or RDMA through dma-buf, but reads through a root complex that drops them, or through an IOMMU that translates, fail or corrupt."
+        ));
+    }
+    let status = if guessed {
+        message.push_str(" Some GPUs were tied to PCI addresses by NVML's order: save nvidia-smi --query-gpu=index,pci.bus_id --format=csv,noheader beside it.");
+        Status::Inconclusive
+    } else {
+        Status::Predicted
+    };
+    vec![
+        P2P_READ_DISAGREES
+            .finding(Severity::Warning, status, subjects, message)
+            .fix("Trust each view for its own user: nvidia-smi for CUDA peer access and NCCL (confirm with cuda-samples p2pBandwidthLatencyTest), p2pdoctor for the kernel's P2PDMA (check --confirm). Where they disagree on the PCIe path, p2pdoctor topo shows the bridges, ACS and host bridges on it.")
             .evidence(evidence),
     ]
 }

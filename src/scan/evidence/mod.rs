@@ -899,6 +899,11 @@ fn host_facts(p: &mut Parsed, devices: &[DeviceFacts], notes: &mut Vec<Limitatio
     if let Some(mut t) = super::nvidia::parse_topo_matrix(&h.leftover) {
         t.source = "nvidia-smi topo -m (in the paste)".into();
         t.gpu_addresses = super::nvidia::parse_gpu_addresses(&h.gpu_lines);
+        t.p2p_read =
+            super::nvidia::parse_p2p_matrix(&h.leftover).map(|m| super::nvidia::P2pMatrix {
+                source: "nvidia-smi topo -p2p (in the paste)".into(),
+                ..m
+            });
         host.nvidia_topology = Some(t);
     }
     h.leftover = String::new();
