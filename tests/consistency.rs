@@ -54,8 +54,23 @@ fn inputs() -> Vec<(String, PathBuf, Option<Built>)> {
 
 fn check(root: &Path) -> Value {
     let out = run(root, &["check", "--all-pairs", "--format", "json"]);
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    let compact: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    // The rows and the shared paths say what --expand-pairs says of each
+    // pair: nothing is lost by sharing a path.
+    let out = run(
+        root,
+        &["check", "--all-pairs", "--expand-pairs", "--format", "json"],
+    );
+    let expanded: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let joined = expand_pairs(&compact);
+    assert_eq!(
+        joined["pairs"],
+        expanded["pairs"],
+        "{}: --expand-pairs differs from pairs joined to their paths",
+        root.display()
+    );
+    joined
 }
 
 #[test]

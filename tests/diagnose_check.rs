@@ -30,7 +30,11 @@ fn every_fixture_checks_and_json_matches_the_schema() {
     for name in spec_names() {
         let built = build(&name);
         let root = built.root();
-        for extra in [&[][..], &["--all-pairs"]] {
+        for extra in [
+            &[][..],
+            &["--all-pairs"],
+            &["--all-pairs", "--expand-pairs"],
+        ] {
             let mut args = vec!["--format", "json"];
             args.extend_from_slice(extra);
             let (code, out, err) = check(&root, &args);
@@ -53,6 +57,7 @@ fn every_fixture_checks_and_json_matches_the_schema() {
                 _ => 0,
             };
             assert_eq!(code, want, "{name}: exit {code} for verdict {verdict}");
+            let doc = expand_pairs(&doc);
             for p in doc["pairs"].as_array().unwrap() {
                 let bdf = |k: &str| {
                     p[k].as_str()
@@ -136,6 +141,7 @@ fn check_writes_to_a_file() {
     assert_eq!(code, 2);
     assert!(out.is_empty());
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let doc = expand_pairs(&doc);
     let pair = doc["pairs"]
         .as_array()
         .unwrap()

@@ -157,6 +157,7 @@ fn gpu_server_paste_is_analysed() {
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     common::schema::assert_valid("check", &doc);
     assert_eq!(doc["all_pairs_implied"], true);
+    let doc = common::expand_pairs(&doc);
     let pairs = doc["pairs"].as_array().unwrap();
     assert!(!pairs.is_empty());
     // Two GPUs below one switch whose downstream ports have ACS redirect

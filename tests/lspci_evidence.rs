@@ -17,7 +17,7 @@ use serde_json::Value;
 
 /// (provider, client) → the pair object.
 fn pairs(doc: &Value) -> BTreeMap<(String, String), Value> {
-    doc["pairs"]
+    expand_pairs(doc)["pairs"]
         .as_array()
         .unwrap()
         .iter()

@@ -115,7 +115,7 @@ fn check_in_browser(browser: &str, name: &str, html: &Path, json: &serde_json::V
         dom.contains("data-p2pdoctor-js=\"ok\""),
         "{name}: the inline script did not run to its end"
     );
-    let verdict = json["summary"]["verdict"].as_str().unwrap();
+    let verdict = json["summary"]["verdict"]["predicted"].as_str().unwrap();
     assert!(
         dom.contains(&format!("data-verdict=\"{verdict}\"")),
         "{name}: verdict {verdict} not in the DOM"
