@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    Ctx, RuleRef, bdf_list, group_pairs, kernel_evidence, minor_note, pair_list, pair_matters,
-    pairs_phrase, plural,
+    Ctx, PerPath, RuleRef, bdf_list, group_pairs, kernel_evidence, minor_note, pair_list,
+    pair_matters, pairs_phrase, plural,
 };
 use crate::diagnose::acs_params::{DeviceIdent, ParamError, match_param};
 use crate::diagnose::fix::{Fix, KernelParam};
@@ -207,6 +207,7 @@ fn merged_param(ctx: &Ctx, bridges: &[Bdf]) -> String {
 
 fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
     let iommu = !ctx.tree.host.iommu_units.is_empty();
+    let outcomes = PerPath::new(ctx.pairs);
     let groups = group_pairs(ctx.pairs, |p| {
         // One finding per outcome: the fix is one kernel parameter anyway.
         // A client that cannot map P2P memory at all is P2P103's.
@@ -216,7 +217,8 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
         // The outcome is part of the sentence: the reason a pair is
         // refused, or what admits it, is the same for the whole group.
         let refused = p.verdict().map_type == MapType::NotSupported;
-        let outcome = if refused {
+        let outcome = outcomes.get(p, |p| {
+        if refused {
             format!("{}: the kernel refuses", host_bridge_reason(p))
         } else {
             let how = if p.verdict().cpu_rule {
@@ -227,7 +229,8 @@ fn redirect(ctx: &Ctx, out: &mut Vec<Finding>) {
             format!(
                 "the kernel allows the detour ({how}), at root-complex bandwidth and through the IOMMU when one translates"
             )
-        };
+        }
+        });
         Some((!pair_matters(ctx.tree, p), !refused, outcome))
     });
     for ((minor, _, outcome), pairs) in groups {

@@ -2,7 +2,9 @@
 //! whether the kernel trusts it.
 
 use super::acs::host_bridge_reason;
-use super::{Ctx, RuleRef, group_pairs, kernel_evidence, minor_note, pair_matters, pairs_phrase};
+use super::{
+    Ctx, PerPath, RuleRef, group_pairs, kernel_evidence, minor_note, pair_matters, pairs_phrase,
+};
 use crate::diagnose::p2pdma::{HostBridgeResult, Unknown};
 use crate::diagnose::{Finding, MapType, Pair, Severity, Status};
 use crate::topology::PathClass;
@@ -99,61 +101,16 @@ fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
     });
     // The key is everything the sentence says besides the pairs: pairs are
     // grouped only when the sentence is the same for each of them.
+    // Everything but pair_matters is the path's: worked out once per path.
+    let words = PerPath::new(ctx.pairs);
     let groups = group_pairs(refused, |p| {
-        let uncertain = p.verdict().unknown.iter().any(|u| {
-            matches!(
-                u,
-                Unknown::FirstDeviceType { .. }
-                    | Unknown::FirstDeviceId { .. }
-                    | Unknown::Cpu
-                    | Unknown::KernelRelease
-                    | Unknown::Placement { .. }
-            )
-        });
-        let same = p
-            .verdict()
-            .whitelist
-            .as_ref()
-            .is_some_and(|w| w.same_host_bridge);
-        let where_ = if same {
-            format!("below host bridge {}", p.verdict().host_bridges.join(", "))
-        } else {
-            format!(
-                "across host bridges {}",
-                p.verdict().host_bridges.join(" and ")
-            )
-        };
-        let unknowns: Vec<String> = p
-            .verdict()
-            .unknown
-            .iter()
-            .filter(|u| !matches!(u, Unknown::Acs { .. }))
-            .map(|u| u.to_string())
-            .collect();
-        let mut fix = "Put the provider and the client below one PCIe switch (or below one root port through a switch), so the traffic never reaches the root complex".to_string();
-        if same {
-            if let Some(h) = newer_kernel_hint(ctx, p) {
-                fix.push_str(&format!("; or upgrade: {h}"));
-            }
-        } else if p.verdict().whitelist.as_ref().is_some_and(|w| {
-            w.checks
-                .iter()
-                .any(|c| c.result == HostBridgeResult::NeedsSameHostBridge)
-        }) {
-            fix.push_str("; this root complex is whitelisted only within one host bridge: pick a provider below the client's host bridge");
-        } else if let Some(h) = newer_kernel_hint(ctx, p) {
-            fix.push_str(&format!("; or upgrade: {h}"));
-        }
         Some((
             !pair_matters(ctx.tree, p),
-            uncertain,
-            host_bridge_reason(p),
-            where_,
-            unknowns,
-            fix,
+            words.get(p, |p| refused_words(ctx, p)),
         ))
     });
-    for ((minor, uncertain, reason, where_, unknowns, fix), pairs) in groups {
+    for ((minor, words), pairs) in groups {
+        let (uncertain, reason, where_, unknowns, fix) = (*words).clone();
         let status = if uncertain {
             Status::Inconclusive
         } else {
@@ -198,32 +155,87 @@ fn not_whitelisted(ctx: &Ctx, out: &mut Vec<Finding>) {
     }
 }
 
+/// What P2P401's sentence says of a refused pair besides the pairs: whether
+/// it is uncertain, why the kernel refuses, where the traffic turns, what
+/// is not known, and the fix. The same for every pair on a path.
+fn refused_words(ctx: &Ctx, p: Pair<'_>) -> (bool, String, String, Vec<String>, String) {
+    let uncertain = p.verdict().unknown.iter().any(|u| {
+        matches!(
+            u,
+            Unknown::FirstDeviceType { .. }
+                | Unknown::FirstDeviceId { .. }
+                | Unknown::Cpu
+                | Unknown::KernelRelease
+                | Unknown::Placement { .. }
+        )
+    });
+    let same = p
+        .verdict()
+        .whitelist
+        .as_ref()
+        .is_some_and(|w| w.same_host_bridge);
+    let where_ = if same {
+        format!("below host bridge {}", p.verdict().host_bridges.join(", "))
+    } else {
+        format!(
+            "across host bridges {}",
+            p.verdict().host_bridges.join(" and ")
+        )
+    };
+    let unknowns: Vec<String> = p
+        .verdict()
+        .unknown
+        .iter()
+        .filter(|u| !matches!(u, Unknown::Acs { .. }))
+        .map(|u| u.to_string())
+        .collect();
+    let mut fix = "Put the provider and the client below one PCIe switch (or below one root port through a switch), so the traffic never reaches the root complex".to_string();
+    if same {
+        if let Some(h) = newer_kernel_hint(ctx, p) {
+            fix.push_str(&format!("; or upgrade: {h}"));
+        }
+    } else if p.verdict().whitelist.as_ref().is_some_and(|w| {
+        w.checks
+            .iter()
+            .any(|c| c.result == HostBridgeResult::NeedsSameHostBridge)
+    }) {
+        fix.push_str("; this root complex is whitelisted only within one host bridge: pick a provider below the client's host bridge");
+    } else if let Some(h) = newer_kernel_hint(ctx, p) {
+        fix.push_str(&format!("; or upgrade: {h}"));
+    }
+    (uncertain, host_bridge_reason(p), where_, unknowns, fix)
+}
+
 fn admitted(ctx: &Ctx, out: &mut Vec<Finding>) {
     let thru = ctx.pairs.iter().filter(|p| {
         p.verdict().map_type == MapType::ThruHostBridge && p.verdict().acs_redirect.is_empty()
     });
+    let words = PerPath::new(ctx.pairs);
     let groups = group_pairs(thru, |p| {
-        let how = if p.verdict().cpu_rule {
-            match (&ctx.view.cpu.vendor, ctx.view.cpu.family) {
-                (Some(v), Some(f)) => format!("cpu_supports_p2pdma() ({v} family 0x{f:x})"),
-                _ => "cpu_supports_p2pdma()".to_string(),
-            }
-        } else {
-            let mut entries: Vec<String> = p
-                .verdict()
-                .whitelist
-                .iter()
-                .flat_map(|w| w.checks.iter())
-                .filter_map(|c| c.entry.as_ref().map(|e| format!("{} ({})", e.id(), e.name)))
-                .collect();
-            entries.dedup();
-            format!("the host-bridge whitelist: {}", entries.join(", "))
-        };
-        // The host bridges are part of the sentence: pairs through
-        // different ones are different findings.
-        Some((how, p.verdict().host_bridges.join(", ")))
+        Some(words.get(p, |p| {
+            let how = if p.verdict().cpu_rule {
+                match (&ctx.view.cpu.vendor, ctx.view.cpu.family) {
+                    (Some(v), Some(f)) => format!("cpu_supports_p2pdma() ({v} family 0x{f:x})"),
+                    _ => "cpu_supports_p2pdma()".to_string(),
+                }
+            } else {
+                let mut entries: Vec<String> = p
+                    .verdict()
+                    .whitelist
+                    .iter()
+                    .flat_map(|w| w.checks.iter())
+                    .filter_map(|c| c.entry.as_ref().map(|e| format!("{} ({})", e.id(), e.name)))
+                    .collect();
+                entries.dedup();
+                format!("the host-bridge whitelist: {}", entries.join(", "))
+            };
+            // The host bridges are part of the sentence: pairs through
+            // different ones are different findings.
+            (how, p.verdict().host_bridges.join(", "))
+        }))
     });
-    for ((how, bridges), pairs) in groups {
+    for (words, pairs) in groups {
+        let (how, bridges) = (*words).clone();
         out.push(
             ROOT_COMPLEX
                 .finding(

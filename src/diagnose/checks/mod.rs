@@ -43,9 +43,10 @@ impl RuleRef {
         subjects: impl IntoIterator<Item = Bdf>,
         message: impl Into<String>,
     ) -> Finding {
-        let mut subjects: Vec<Bdf> = subjects.into_iter().collect();
-        subjects.sort_unstable();
-        subjects.dedup();
+        // Each once, in address order; a group of a million pairs names a
+        // few thousand functions, so they are not gathered twice first.
+        let subjects: BTreeSet<Bdf> = subjects.into_iter().collect();
+        let subjects: Vec<Bdf> = subjects.into_iter().collect();
         Finding {
             rule: self.id.to_string(),
             name: self.name.to_string(),
@@ -263,14 +264,27 @@ pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
 /// Every pair's predicted kernel-log lines, each once (they name the pair,
 /// so a group shows them all), with the note on when they appear.
 pub(crate) fn kernel_evidence(pairs: &[Pair<'_>]) -> Vec<String> {
+    // A group can hold millions of pairs: the first lines, each once, and
+    // how many more there are.
+    const SHOWN: usize = 16;
     let mut evidence: Vec<String> = Vec::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut more = 0usize;
     for p in pairs {
+        if evidence.len() >= SHOWN {
+            more += p.verdict().kernel_lines.len();
+            continue;
+        }
         for m in p.kernel_messages() {
-            let line = format!("kernel: {m}");
-            if !evidence.contains(&line) {
-                evidence.push(line);
+            if seen.insert(m.clone()) {
+                evidence.push(format!("kernel: {m}"));
             }
         }
+    }
+    if more > 0 {
+        evidence.push(format!(
+            "kernel: ... and {more} more lines like these, for the other pairs"
+        ));
     }
     if !evidence.is_empty() {
         evidence.push(format!(
@@ -279,6 +293,33 @@ pub(crate) fn kernel_evidence(pairs: &[Pair<'_>]) -> Vec<String> {
         ));
     }
     evidence
+}
+
+/// A value computed once per path and shared by every pair on it: the
+/// words a group's key needs (a host bridge's reason, a whitelist entry)
+/// are the same for all of a path's pairs, and a server has millions of
+/// pairs over a few thousand paths.
+pub(crate) struct PerPath<T> {
+    cache: std::cell::RefCell<Vec<Option<std::rc::Rc<T>>>>,
+}
+
+impl<T> PerPath<T> {
+    pub fn new(pairs: &PairTable) -> Self {
+        PerPath {
+            cache: std::cell::RefCell::new((0..pairs.paths().len()).map(|_| None).collect()),
+        }
+    }
+
+    /// `f(p)` for the first pair of `p`'s path, then the same value.
+    pub fn get(&self, p: Pair<'_>, f: impl FnOnce(Pair<'_>) -> T) -> std::rc::Rc<T> {
+        let id = p.path_id() as usize;
+        if let Some(v) = &self.cache.borrow()[id] {
+            return v.clone();
+        }
+        let v = std::rc::Rc::new(f(p));
+        self.cache.borrow_mut()[id] = Some(v.clone());
+        v
+    }
 }
 
 /// Groups pair reports by a key, keeping first-seen order of the keys.
