@@ -96,6 +96,9 @@ struct Row {
 struct End {
     bdf: Bdf,
     printk: String,
+    /// Ends of one class sit alike: every pair of theirs shares its path
+    /// with the same pair of any other member.
+    class: u32,
 }
 
 /// Every pair of a diagnosis, with the paths they share.
@@ -148,6 +151,17 @@ impl PairTable {
             .iter()
             .enumerate()
             .filter_map(|(i, e)| e.as_ref().map(|_| i))
+    }
+
+    /// The class of an end: ends of one class sit alike, so a pair's path
+    /// is the same with any member in an end's place (the matrix groups
+    /// them). None for a function that is no end of a pair.
+    pub fn class_of(&self, bdf: Bdf) -> Option<u32> {
+        self.ends
+            .iter()
+            .flatten()
+            .find(|e| e.bdf == bdf)
+            .map(|e| e.class)
     }
 
     /// One (provider, client) pair of nodes for each path.
@@ -405,6 +419,7 @@ impl<'a> Builder<'a> {
         self.table.ends[id] = Some(End {
             bdf,
             printk: printk_name(f.driver.as_deref(), bdf),
+            class: c,
         });
         c
     }

@@ -16,7 +16,12 @@ use crate::pci::Bdf;
 /// The short code of a pair cell: `B4`, `H6*`, `N4`, with `?` when a
 /// register the decision depends on could not be read.
 pub fn cell(p: Pair<'_>) -> String {
-    let v = &p.verdict();
+    path_cell(p.verdict())
+}
+
+/// A matrix cell: the kernel's decision and distance, `*` for ACS
+/// redirect on the path, `?` where a register could not be read.
+fn path_cell(v: &crate::diagnose::Verdict) -> String {
     let code = match v.map_type {
         MapType::BusAddr => 'B',
         MapType::ThruHostBridge => 'H',
@@ -214,6 +219,12 @@ fn write_header(d: &Diagnosis, p: &Painter, source: &str, out: &mut dyn Write) -
     writeln!(out, "{}", p.dim(&format!("source: {source}")))
 }
 
+/// Above this many devices the pair matrix shows groups of devices that
+/// sit alike, not every device.
+const GROUP_ABOVE: usize = 32;
+/// The most rows and columns the pair matrix shows.
+const MAX_UNITS: usize = 48;
+
 fn write_matrix(
     d: &Diagnosis,
     p: &Painter,
@@ -229,54 +240,93 @@ fn write_matrix(
         };
         return writeln!(out, "  {why}");
     }
-    let index: HashMap<Bdf, usize> = d
-        .devices
-        .iter()
-        .enumerate()
-        .map(|(i, dev)| (dev.bdf, i))
-        .collect();
-    let cells: HashMap<(Bdf, Bdf), String> = d
-        .pairs
-        .iter()
-        .map(|pr| ((pr.provider(), pr.client()), cell(pr)))
-        .collect();
-    let mut rows: Vec<Bdf> = Vec::new();
+    // Rows and columns: a device each, or, on a large machine, a group of
+    // devices that sit alike (every pair of theirs shares its path with
+    // the same pair of any other member: PairTable::class_of).
+    let grouped = d.devices.len() > GROUP_ABOVE;
+    let mut units: Vec<Vec<&crate::diagnose::DeviceSummary>> = Vec::new();
+    let mut unit_of: HashMap<Bdf, usize> = HashMap::new();
+    let mut by_class: HashMap<u32, usize> = HashMap::new();
+    for dev in &d.devices {
+        let class = d.pairs.class_of(dev.bdf).filter(|_| grouped);
+        let u = match class.and_then(|c| by_class.get(&c)) {
+            Some(&u) => u,
+            None => {
+                units.push(Vec::new());
+                if let Some(c) = class {
+                    by_class.insert(c, units.len() - 1);
+                }
+                units.len() - 1
+            }
+        };
+        units[u].push(dev);
+        unit_of.insert(dev.bdf, u);
+    }
+    // One pair per (row, column): a pair of two functions where a group
+    // has two, else the provider with itself.
+    let mut cells: HashMap<(usize, usize), (crate::diagnose::PathId, bool)> = HashMap::new();
+    let mut rows: Vec<usize> = Vec::new();
+    let mut is_row = vec![false; units.len()];
     for pr in &d.pairs {
-        if !rows.contains(&pr.provider()) {
-            rows.push(pr.provider());
+        let (Some(&r), Some(&c)) = (unit_of.get(&pr.provider()), unit_of.get(&pr.client())) else {
+            continue;
+        };
+        if !is_row[r] {
+            is_row[r] = true;
+            rows.push(r);
+        }
+        let itself = pr.provider() == pr.client();
+        let e = cells.entry((r, c)).or_insert((pr.path_id(), itself));
+        if e.1 && !itself {
+            *e = (pr.path_id(), false);
         }
     }
-    let label = |b: &Bdf| format!("[{}]", index.get(b).copied().unwrap_or(0));
-    let width = d
-        .pairs
+    let shown_units = units.len().min(MAX_UNITS);
+    rows.retain(|&r| r < shown_units);
+    let paths = d.pairs.paths();
+    let cell_at = |r: usize, c: usize| -> String {
+        match cells.get(&(r, c)) {
+            Some(&(path, _)) => path_cell(&paths[path as usize].verdict),
+            // The provider with itself is a pair the kernel computes too
+            // (distance 0); X only where no such pair was predicted.
+            None if r == c && units[r].len() == 1 => "X".to_string(),
+            None => "-".to_string(),
+        }
+    };
+    let label = |u: usize| format!("[{u}]");
+    let mut shown: Vec<String> = Vec::new();
+    for &r in &rows {
+        for c in 0..shown_units {
+            shown.push(cell_at(r, c));
+        }
+    }
+    let width = shown
         .iter()
-        .map(|pr| cell(pr).chars().count())
-        .chain(d.devices.iter().map(|dev| label(&dev.bdf).len()))
+        .map(|c| c.chars().count())
+        .chain((0..shown_units).map(|u| label(u).len()))
         .max()
         .unwrap_or(3)
         .max(3);
-    let row_label_width = rows.iter().map(|r| label(r).len()).max().unwrap_or(3);
+    let row_label_width = rows.iter().map(|&r| label(r).len()).max().unwrap_or(3);
 
     writeln!(
         out,
         "\n{}",
-        p.bold("pairs (rows: providers, columns: clients; the kernel's decision and distance)")
+        p.bold(if grouped {
+            "pairs (rows: providers, columns: clients, each a group of devices that sit alike; the kernel's decision and distance)"
+        } else {
+            "pairs (rows: providers, columns: clients; the kernel's decision and distance)"
+        })
     )?;
     let mut head = format!("  {:row_label_width$}", "");
-    for dev in &d.devices {
-        head.push_str(&format!("  {:>width$}", label(&dev.bdf)));
+    for u in 0..shown_units {
+        head.push_str(&format!("  {:>width$}", label(u)));
     }
     writeln!(out, "{}{}", wrap::NOWRAP, head.trim_end())?;
-    for r in &rows {
+    for &r in &rows {
         let mut line = format!("  {:row_label_width$}", label(r));
-        for dev in &d.devices {
-            // The provider with itself is a pair the kernel computes too
-            // (distance 0); X only where no such pair was predicted.
-            let c = match cells.get(&(*r, dev.bdf)) {
-                Some(c) => c.clone(),
-                None if dev.bdf == *r => "X".to_string(),
-                None => "-".to_string(),
-            };
+        for c in 0..shown_units {
+            let c = cell_at(r, c);
             let padded = format!("{c:>width$}");
             let painted = match c.chars().next() {
                 Some('B') => p.good(&padded),
@@ -290,12 +340,21 @@ fn write_matrix(
         writeln!(out, "{}{}", wrap::NOWRAP, line.trim_end())?;
     }
     writeln!(out)?;
-    for (i, dev) in d.devices.iter().enumerate() {
+    for (i, members) in units.iter().take(shown_units).enumerate() {
+        let dev = members[0];
         let mut parts = vec![dev.bdf.to_string()];
+        if members.len() > 1 {
+            parts[0] = format!(
+                "{} … {} ({} devices)",
+                dev.bdf,
+                members[members.len() - 1].bdf,
+                members.len()
+            );
+        }
         if dev.provider {
             parts.push(p.good("provider"));
         }
-        if !dev.block_devices.is_empty() {
+        if !dev.block_devices.is_empty() && members.len() == 1 {
             parts.push(dev.block_devices.join(","));
         }
         parts.push(dev.name.clone());
@@ -304,23 +363,26 @@ fn write_matrix(
         }
         writeln!(out, "  [{i}] {}", parts.join(" · "))?;
     }
+    if units.len() > shown_units {
+        writeln!(
+            out,
+            "  {} more {} left out (the matrix shows {shown_units}; --format json has every pair)",
+            units.len() - shown_units,
+            if grouped { "groups" } else { "devices" }
+        )?;
+    }
     writeln!(out, "\n{}", p.bold("legend"))?;
-    let shown: Vec<String> = d.pairs.iter().map(cell).collect();
     let has = |c: char| shown.iter().any(|s| s.starts_with(c));
-    let mut distances: Vec<u32> = d.pairs.iter().map(|x| x.verdict().distance).collect();
+    let mut distances: Vec<u32> = cells
+        .iter()
+        .filter(|((r, c), _)| *r < shown_units && *c < shown_units)
+        .map(|(_, &(path, _))| paths[path as usize].verdict.distance)
+        .collect();
     distances.sort_unstable();
     distances.dedup();
     let distances: Vec<String> = distances.iter().map(|x| x.to_string()).collect();
-    let self_cell = rows.iter().any(|r| {
-        d.devices
-            .iter()
-            .any(|dev| dev.bdf == *r && !cells.contains_key(&(*r, *r)))
-    });
-    let missing_cell = rows.iter().any(|r| {
-        d.devices
-            .iter()
-            .any(|dev| dev.bdf != *r && !cells.contains_key(&(*r, dev.bdf)))
-    });
+    let self_cell = shown.iter().any(|s| s == "X");
+    let missing_cell = shown.iter().any(|s| s == "-");
     let mut legend: Vec<(&str, String)> = Vec::new();
     if has('B') {
         legend.push(("B<n>", "bus address: the traffic turns around below a common bridge or switch, the kernel maps the peer's bus address".into()));
@@ -361,7 +423,11 @@ fn write_matrix(
     }
     legend.push((
         "[i]",
-        "a device, listed above the legend by its number".into(),
+        if grouped {
+            "a group of devices that sit alike (each pair of theirs gets the same answer), listed above the legend by its number".into()
+        } else {
+            "a device, listed above the legend by its number".into()
+        },
     ));
     write_legend(out, wrap_width, &legend)
 }
