@@ -542,7 +542,7 @@ fn an_experiment_carried_by_another_controller_settles_nothing() {
         .find(|p| p.client().to_string() == "0000:02:00.0" && p.client() != p.provider())
         .unwrap()
         .confirm()
-        .clone()
+        .cloned()
         .unwrap();
     assert!(!c.settles_pair);
     assert_eq!(c.agrees, None);
