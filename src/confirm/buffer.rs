@@ -26,6 +26,19 @@ pub enum BufferKind {
     StandIn,
 }
 
+impl BufferKind {
+    /// What a file mapped as the P2P buffer is: a provider's p2pmem
+    /// allocate file under /sys, or a stand-in anywhere else. The one
+    /// place that tells them apart.
+    pub fn of_file(path: &Path) -> BufferKind {
+        if path.starts_with("/sys/") {
+            BufferKind::P2pmem
+        } else {
+            BufferKind::StandIn
+        }
+    }
+}
+
 /// A page-aligned mapping the kernel DMAs into or out of.
 ///
 /// The kernel writes into it behind the borrow checker's back (O_DIRECT
@@ -139,7 +152,7 @@ impl DmaBuffer {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let stand_in = !path.starts_with("/sys/");
+        let stand_in = BufferKind::of_file(path) == BufferKind::StandIn;
         if stand_in {
             let have = file
                 .metadata()

@@ -58,7 +58,7 @@ pub fn resolve_via(v: &str) -> Result<Via> {
         .ancestors()
         .filter_map(|a| a.file_name())
         .find_map(|n| n.to_str().and_then(|s| s.parse::<Bdf>().ok()))
-        .filter(|_| path.starts_with("/sys/"))
+        .filter(|_| super::buffer::BufferKind::of_file(&path) == super::buffer::BufferKind::P2pmem)
         .map(|b| b.to_string());
     Ok(Via::P2p { path, bdf })
 }

@@ -57,6 +57,16 @@ pub enum Via {
     Host,
 }
 
+impl Via {
+    /// What memory the transfer goes through.
+    pub fn kind(&self) -> BufferKind {
+        match self {
+            Via::P2p { path, .. } => BufferKind::of_file(path),
+            Via::Host => BufferKind::Host,
+        }
+    }
+}
+
 /// What to move.
 pub enum Shape<'a> {
     Read { src: &'a Target },
@@ -385,11 +395,7 @@ pub fn run(shape: &Shape, via: &Via, p: &Params, journal_dir: &Path) -> CopyRepo
         }),
         via: match via {
             Via::P2p { path, bdf } => ViaInfo {
-                kind: if path.starts_with("/sys/") {
-                    BufferKind::P2pmem
-                } else {
-                    BufferKind::StandIn
-                },
+                kind: via.kind(),
                 path: Some(path.clone()),
                 bdf: bdf.clone(),
                 buffer_bytes: buf_bytes,
