@@ -113,3 +113,35 @@ fn a_large_server_shares_paths_and_its_pairs_stay_exact() {
         d.pairs.len()
     );
 }
+
+#[test]
+fn a_large_servers_matrix_shows_groups_of_devices_that_sit_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    p2pdoctor::fixture::build(&p2pdoctor::fixture::large_server(300), dir.path()).unwrap();
+    let out = run(dir.path(), &["check", "--all-pairs", "--width", "200"]);
+    assert!(out.status.code().is_some_and(|c| c <= 2), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let start = text
+        .find("each a group of devices that sit alike")
+        .unwrap_or_else(|| panic!("no grouped matrix:\n{text}"));
+    let matrix = &text[start..text[start..].find("legend").unwrap() + start];
+    // A row per group, at most 48, each listed with its devices.
+    let rows = matrix
+        .lines()
+        .filter(|l| l.trim_start().starts_with('[') && l.contains("  "))
+        .filter(|l| !l.contains(" · "))
+        .count();
+    assert!((2..=48).contains(&rows), "{rows} rows:\n{matrix}");
+    let groups: Vec<&str> = matrix.lines().filter(|l| l.contains(" devices)")).collect();
+    assert!(!groups.is_empty(), "no group lists its devices:\n{matrix}");
+    // Every cell symbol shown is in the legend.
+    let legend = &text[text.find("legend").unwrap()..];
+    for sym in ["B<n>", "H<n>", "N<n>"] {
+        let code = &sym[..1];
+        let shown = matrix
+            .lines()
+            .filter(|l| !l.contains(" · "))
+            .any(|l| l.split_whitespace().skip(1).any(|c| c.starts_with(code)));
+        assert_eq!(shown, legend.contains(sym), "{sym}:\n{matrix}\n{legend}");
+    }
+}

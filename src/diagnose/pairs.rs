@@ -139,12 +139,6 @@ impl PairTable {
         (0..self.rows.len() as u32).map(move |index| Pair { table: self, index })
     }
 
-    /// The pair of these two functions, if it was predicted.
-    pub fn find(&self, provider: Bdf, client: Bdf) -> Option<Pair<'_>> {
-        self.iter()
-            .find(|p| p.provider() == provider && p.client() == client)
-    }
-
     /// The functions that are an end of some pair, in node order.
     pub fn ends(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.ends
@@ -153,15 +147,11 @@ impl PairTable {
             .filter_map(|(i, e)| e.as_ref().map(|_| i))
     }
 
-    /// The class of an end: ends of one class sit alike, so a pair's path
-    /// is the same with any member in an end's place (the matrix groups
-    /// them). None for a function that is no end of a pair.
-    pub fn class_of(&self, bdf: Bdf) -> Option<u32> {
-        self.ends
-            .iter()
-            .flatten()
-            .find(|e| e.bdf == bdf)
-            .map(|e| e.class)
+    /// Every end with its class: ends of one class sit alike, so a pair's
+    /// path is the same with any member in an end's place (the matrix
+    /// groups them).
+    pub fn classes(&self) -> impl Iterator<Item = (Bdf, u32)> + '_ {
+        self.ends.iter().flatten().map(|e| (e.bdf, e.class))
     }
 
     /// One (provider, client) pair of nodes for each path.

@@ -219,6 +219,107 @@ fn write_header(d: &Diagnosis, p: &Painter, source: &str, out: &mut dyn Write) -
     writeln!(out, "{}", p.dim(&format!("source: {source}")))
 }
 
+type Cells = HashMap<(usize, usize), (crate::diagnose::PathId, bool)>;
+
+/// Merges rows and columns of the pair matrix that read the same: units
+/// whose cells to every other unit are equal, both ways, and that show the
+/// same cell among themselves (devices below the ports of one switch, say).
+/// Returns the merged units, one representative pair per cell, and the
+/// rows. Past a few hundred units the comparison (cubic) is skipped.
+fn merge_alike<'a>(
+    units: Vec<Vec<&'a crate::diagnose::DeviceSummary>>,
+    cells: &Cells,
+    rows: &[usize],
+    paths: &[crate::diagnose::PairPath],
+) -> (
+    Vec<Vec<&'a crate::diagnose::DeviceSummary>>,
+    Cells,
+    Vec<usize>,
+) {
+    const MOST: usize = 400;
+    let n = units.len();
+    if !(2..=MOST).contains(&n) {
+        return (units, cells.clone(), rows.to_vec());
+    }
+    // Each cell as the text it shows, interned; u32::MAX where none.
+    let mut texts: HashMap<String, u32> = HashMap::new();
+    let mut m = vec![vec![u32::MAX; n]; n];
+    for (&(r, c), &(path, _)) in cells {
+        let t = path_cell(&paths[path as usize].verdict);
+        let next = texts.len() as u32;
+        m[r][c] = *texts.entry(t).or_insert(next);
+    }
+    // Greedy: a unit joins the first group it reads the same as.
+    let mut groups: Vec<(Vec<usize>, Option<u32>)> = Vec::new();
+    let mut group_of: Vec<Option<usize>> = vec![None; n];
+    for u in 0..n {
+        let fits = |g: &(Vec<usize>, Option<u32>)| -> bool {
+            let r = g.0[0];
+            if m[u][u] != m[r][r] || m[u][r] != m[r][u] {
+                return false;
+            }
+            let inner = g.1.unwrap_or(m[u][r]);
+            // Several devices in one unit show their own pairs on the
+            // diagonal: they must read as the pairs across the group.
+            let multi = units[u].len() > 1 || g.0.iter().any(|&x| units[x].len() > 1);
+            if multi && m[u][u] != inner {
+                return false;
+            }
+            (0..n).filter(|&w| w != u).all(|w| {
+                if g.0.contains(&w) {
+                    m[u][w] == inner && m[w][u] == inner
+                } else {
+                    m[u][w] == m[r][w] && m[w][u] == m[w][r]
+                }
+            })
+        };
+        match groups.iter().position(fits) {
+            Some(g) => {
+                let r = groups[g].0[0];
+                groups[g].1.get_or_insert(m[u][r]);
+                groups[g].0.push(u);
+                group_of[u] = Some(g);
+            }
+            None => {
+                groups.push((vec![u], None));
+                group_of[u] = Some(groups.len() - 1);
+            }
+        }
+    }
+    let merged: Vec<Vec<&crate::diagnose::DeviceSummary>> = groups
+        .iter()
+        .map(|(members, _)| {
+            members
+                .iter()
+                .flat_map(|&x| units[x].iter().copied())
+                .collect()
+        })
+        .collect();
+    let mut out: Cells = HashMap::new();
+    for (g, (gm, _)) in groups.iter().enumerate() {
+        for (h, (hm, _)) in groups.iter().enumerate() {
+            // Between two groups their first members' cell; inside a
+            // group a cell between two of its units (or the unit's own).
+            let (r, c) = if g != h || gm.len() == 1 {
+                (gm[0], hm[0])
+            } else {
+                (gm[0], gm[1])
+            };
+            if let Some(&cell) = cells.get(&(r, c)) {
+                out.insert((g, h), cell);
+            }
+        }
+    }
+    let mut merged_rows: Vec<usize> = Vec::new();
+    for &r in rows {
+        let g = group_of[r].expect("every unit is in a group");
+        if !merged_rows.contains(&g) {
+            merged_rows.push(g);
+        }
+    }
+    (merged, out, merged_rows)
+}
+
 /// Above this many devices the pair matrix shows groups of devices that
 /// sit alike, not every device.
 const GROUP_ABOVE: usize = 32;
@@ -242,13 +343,14 @@ fn write_matrix(
     }
     // Rows and columns: a device each, or, on a large machine, a group of
     // devices that sit alike (every pair of theirs shares its path with
-    // the same pair of any other member: PairTable::class_of).
+    // the same pair of any other member: PairTable::classes).
     let grouped = d.devices.len() > GROUP_ABOVE;
     let mut units: Vec<Vec<&crate::diagnose::DeviceSummary>> = Vec::new();
     let mut unit_of: HashMap<Bdf, usize> = HashMap::new();
     let mut by_class: HashMap<u32, usize> = HashMap::new();
+    let classes: HashMap<Bdf, u32> = d.pairs.classes().collect();
     for dev in &d.devices {
-        let class = d.pairs.class_of(dev.bdf).filter(|_| grouped);
+        let class = classes.get(&dev.bdf).copied().filter(|_| grouped);
         let u = match class.and_then(|c| by_class.get(&c)) {
             Some(&u) => u,
             None => {
@@ -264,7 +366,7 @@ fn write_matrix(
     }
     // One pair per (row, column): a pair of two functions where a group
     // has two, else the provider with itself.
-    let mut cells: HashMap<(usize, usize), (crate::diagnose::PathId, bool)> = HashMap::new();
+    let mut cells: Cells = HashMap::new();
     let mut rows: Vec<usize> = Vec::new();
     let mut is_row = vec![false; units.len()];
     for pr in &d.pairs {
@@ -281,9 +383,12 @@ fn write_matrix(
             *e = (pr.path_id(), false);
         }
     }
+    let paths = d.pairs.paths();
+    if grouped {
+        (units, cells, rows) = merge_alike(units, &cells, &rows, paths);
+    }
     let shown_units = units.len().min(MAX_UNITS);
     rows.retain(|&r| r < shown_units);
-    let paths = d.pairs.paths();
     let cell_at = |r: usize, c: usize| -> String {
         match cells.get(&(r, c)) {
             Some(&(path, _)) => path_cell(&paths[path as usize].verdict),
@@ -342,26 +447,63 @@ fn write_matrix(
     writeln!(out)?;
     for (i, members) in units.iter().take(shown_units).enumerate() {
         let dev = members[0];
-        let mut parts = vec![dev.bdf.to_string()];
-        if members.len() > 1 {
-            parts[0] = format!(
+        let line = if let [one] = members.as_slice() {
+            let mut parts = vec![one.bdf.to_string()];
+            if one.provider {
+                parts.push(p.good("provider"));
+            }
+            if !one.block_devices.is_empty() {
+                parts.push(one.block_devices.join(","));
+            }
+            parts.push(one.name.clone());
+            if let Some(n) = one.numa_node {
+                parts.push(format!("numa {n}"));
+            }
+            parts.join(" · ")
+        } else {
+            // A group: its span, what it holds, and what its members share.
+            let mut parts = vec![format!(
                 "{} … {} ({} devices)",
                 dev.bdf,
                 members[members.len() - 1].bdf,
                 members.len()
-            );
-        }
-        if dev.provider {
-            parts.push(p.good("provider"));
-        }
-        if !dev.block_devices.is_empty() && members.len() == 1 {
-            parts.push(dev.block_devices.join(","));
-        }
-        parts.push(dev.name.clone());
-        if let Some(n) = dev.numa_node {
-            parts.push(format!("numa {n}"));
-        }
-        writeln!(out, "  [{i}] {}", parts.join(" · "))?;
+            )];
+            let providers = members.iter().filter(|m| m.provider).count();
+            if providers > 0 {
+                parts.push(p.good(&format!(
+                    "{providers} {}",
+                    if providers == 1 {
+                        "provider"
+                    } else {
+                        "providers"
+                    }
+                )));
+            }
+            let mut names: Vec<(&str, usize)> = Vec::new();
+            for m in members {
+                match names.iter_mut().find(|(n, _)| *n == m.name) {
+                    Some(e) => e.1 += 1,
+                    None => names.push((&m.name, 1)),
+                }
+            }
+            parts.push(if names.len() == 1 {
+                names[0].0.to_string()
+            } else {
+                names
+                    .iter()
+                    .map(|(n, k)| format!("{k}× {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
+            if let Some(n) = dev
+                .numa_node
+                .filter(|n| members.iter().all(|m| m.numa_node == Some(*n)))
+            {
+                parts.push(format!("numa {n}"));
+            }
+            parts.join(" · ")
+        };
+        writeln!(out, "  [{i}] {line}")?;
     }
     if units.len() > shown_units {
         writeln!(
