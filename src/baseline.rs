@@ -329,7 +329,7 @@ pub fn record(tree: &Tree, diagnosis: &Diagnosis) -> Record {
             kernel_release: h.kernel_release.clone(),
             p2pdma_config: h.p2pdma_config,
             iommu_kind: diagnosis.header.iommu.kind.clone(),
-            iommu_mode: diagnosis.header.iommu.mode.clone(),
+            iommu_mode: diagnosis.header.iommu.mode.as_str().to_string(),
             cmdline: relevant_cmdline(&h.cmdline.raw),
             cpu,
         },

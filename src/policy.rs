@@ -31,7 +31,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::diagnose::{Diagnosis, Finding, KernelVersion, MapType, RuleRef, Severity, Status};
+use crate::diagnose::{
+    Diagnosis, Finding, IommuMode, KernelVersion, MapType, RuleRef, Severity, Status,
+};
 use crate::pci::AcsFlags;
 use crate::topology::{LinkState, NodeId, Role, Tree};
 
@@ -85,28 +87,6 @@ pub struct KernelPolicy {
     pub p2pdma: Option<bool>,
     #[serde(default = "default_severity")]
     pub severity: Severity,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IommuMode {
-    Off,
-    /// Also spelled `identity`.
-    #[serde(alias = "identity")]
-    Passthrough,
-    Translated,
-    Mixed,
-}
-
-impl IommuMode {
-    fn as_str(&self) -> &'static str {
-        match self {
-            IommuMode::Off => "off",
-            IommuMode::Passthrough => "passthrough",
-            IommuMode::Translated => "translated",
-            IommuMode::Mixed => "mixed",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -377,10 +357,10 @@ pub fn evaluate(policy: &Policy, tree: &Tree, diagnosis: &Diagnosis) -> Vec<Find
     }
 
     if let Some(i) = &policy.iommu {
-        let mode = diagnosis.header.iommu.mode.as_str();
+        let mode = diagnosis.header.iommu.mode;
         let allowed: Vec<&str> = i.modes.iter().map(IommuMode::as_str).collect();
-        if !allowed.contains(&mode) {
-            let status = if mode == "unknown" {
+        if !i.modes.contains(&mode) {
+            let status = if mode == IommuMode::Unknown {
                 Status::Inconclusive
             } else {
                 Status::Predicted

@@ -1063,9 +1063,15 @@ fn iommu_findings_rest_on_the_drivers_debugfs_when_present() {
             "{line}"
         );
     }
-    assert_eq!(d.header.iommu.mode, "translated");
+    assert_eq!(
+        d.header.iommu.mode,
+        p2pdoctor::diagnose::IommuMode::Translated
+    );
     let d = diagnose_spec("rule_iommu_debugfs_identity");
-    assert_eq!(d.header.iommu.mode, "passthrough");
+    assert_eq!(
+        d.header.iommu.mode,
+        p2pdoctor::diagnose::IommuMode::Passthrough
+    );
     // Without debugfs, the group type is the source, and it says so.
     let d = diagnose_spec("two_socket_server");
     let f = d.findings.iter().find(|f| f.rule == "P2P503").unwrap();

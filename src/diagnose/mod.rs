@@ -118,13 +118,56 @@ pub const EXIT_CLEAR: i32 = 0;
 pub const EXIT_WARNINGS: i32 = 1;
 pub const EXIT_ERRORS: i32 = 2;
 
+/// What the IOMMU does with DMA, over the whole machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IommuMode {
+    /// No IOMMU registered: DMA addresses are physical.
+    Off,
+    /// Identity for every device the host owns. Also spelled `identity`
+    /// (the IOMMU group type's word) in a site policy.
+    #[serde(alias = "identity")]
+    Passthrough,
+    /// DMA is translated (`DMA`, `DMA-FQ` domains).
+    Translated,
+    /// Some groups translated, some identity.
+    Mixed,
+    /// Units are registered, but what they do could not be read.
+    Unknown,
+}
+
+impl IommuMode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            IommuMode::Off => "off",
+            IommuMode::Passthrough => "passthrough",
+            IommuMode::Translated => "translated",
+            IommuMode::Mixed => "mixed",
+            IommuMode::Unknown => "unknown",
+        }
+    }
+
+    /// Some DMA may be translated (or nothing says it is not).
+    pub fn may_translate(&self) -> bool {
+        matches!(
+            self,
+            IommuMode::Translated | IommuMode::Mixed | IommuMode::Unknown
+        )
+    }
+}
+
+impl std::fmt::Display for IommuMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How the IOMMU treats DMA on this machine.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IommuState {
     /// `none`, `intel`, `amd`, `arm-smmu`, ...
     pub kind: String,
-    /// `off`, `translated`, `passthrough`, `mixed`, `unknown`.
-    pub mode: String,
+    pub mode: IommuMode,
     pub units: Vec<String>,
     /// One line for people.
     pub describe: String,
@@ -835,11 +878,7 @@ fn caveats(d: &Diagnosis, predicted: Level) -> Vec<Caveat> {
             });
         }
     }
-    let translating = !d.header.iommu.units.is_empty()
-        && matches!(
-            d.header.iommu.mode.as_str(),
-            "translated" | "mixed" | "unknown"
-        );
+    let translating = !d.header.iommu.units.is_empty() && d.header.iommu.mode.may_translate();
     if translating {
         let direct: Vec<Pair<'_>> = d
             .pairs

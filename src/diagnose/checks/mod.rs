@@ -23,7 +23,8 @@ use super::acs_params::{AcsParams, CmdlineEffect};
 use super::kernel::{KernelData, KernelModel};
 use super::p2pdma::P2pView;
 use super::{
-    Finding, Header, IommuState, LinkBound, P2pdmaSupport, Pair, PairTable, Severity, Status,
+    Finding, Header, IommuMode, IommuState, LinkBound, P2pdmaSupport, Pair, PairTable, Severity,
+    Status,
 };
 use crate::pci::Bdf;
 use crate::topology::{LinkState, NodeId, Role, Tree};
@@ -531,7 +532,7 @@ fn iommu_state(tree: &Tree) -> IommuState {
         // An evidence file without `IOMMU group:` lines.
         return IommuState {
             kind: "unknown".into(),
-            mode: "unknown".into(),
+            mode: IommuMode::Unknown,
             units,
             describe: "unknown: not in the input (`sudo lspci -vvv` shows IOMMU groups; `ls /sys/class/iommu`)".into(),
         };
@@ -539,7 +540,7 @@ fn iommu_state(tree: &Tree) -> IommuState {
     if units.is_empty() {
         return IommuState {
             kind,
-            mode: "off".into(),
+            mode: IommuMode::Off,
             units,
             describe: "none registered: DMA addresses are physical".into(),
         };
@@ -564,25 +565,25 @@ fn iommu_state(tree: &Tree) -> IommuState {
     let identity = types.contains("identity")
         || driver_says(crate::scan::iommu_debugfs::DmaTranslation::Identity);
     let mode = match (translated, identity) {
-        (true, true) => "mixed",
-        (true, false) => "translated",
-        (false, true) => "passthrough",
-        (false, false) if passthrough_by_cmdline(tree) => "passthrough",
-        (false, false) => "unknown",
+        (true, true) => IommuMode::Mixed,
+        (true, false) => IommuMode::Translated,
+        (false, true) => IommuMode::Passthrough,
+        (false, false) if passthrough_by_cmdline(tree) => IommuMode::Passthrough,
+        (false, false) => IommuMode::Unknown,
     };
     let describe = match mode {
-        "translated" if types.is_empty() => {
+        IommuMode::Translated if types.is_empty() => {
             format!("{kind}, translating DMA (the driver's context entries in debugfs)")
         }
-        "mixed" if types.is_empty() => format!(
+        IommuMode::Mixed if types.is_empty() => format!(
             "{kind}, some devices translated, some identity (the driver's context entries in debugfs)"
         ),
-        "translated" => format!(
+        IommuMode::Translated => format!(
             "{kind}, translating DMA ({})",
             types.iter().copied().collect::<Vec<_>>().join(", ")
         ),
-        "passthrough" => format!("{kind}, passthrough (identity)"),
-        "mixed" => format!(
+        IommuMode::Passthrough => format!("{kind}, passthrough (identity)"),
+        IommuMode::Mixed => format!(
             "{kind}, some groups translated, some identity ({})",
             types.iter().copied().collect::<Vec<_>>().join(", ")
         ),
@@ -590,7 +591,7 @@ fn iommu_state(tree: &Tree) -> IommuState {
     };
     IommuState {
         kind,
-        mode: mode.to_string(),
+        mode,
         units,
         describe,
     }
