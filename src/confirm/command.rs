@@ -102,7 +102,8 @@ pub fn recover_journals(dir: &Path, force: bool, quiet_if_none: bool) -> bool {
         );
         // A journal refused as not ours is not applied and does not stop
         // the run; a directory that cannot be trusted does.
-        ok &= matches!(r.outcome.as_str(), "restored" | "in-use" | "refused");
+        use journal::RecoveryOutcome::{InUse, Refused, Restored};
+        ok &= matches!(r.outcome, Restored | InUse | Refused);
     }
     if recs.is_empty() && !quiet_if_none {
         let _ = writeln!(

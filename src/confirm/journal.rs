@@ -670,6 +670,25 @@ impl Journal {
     }
 }
 
+/// What restoring one journal came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecoveryOutcome {
+    /// The saved range was written back.
+    Restored,
+    /// Its writer still runs, or another run writes the device: left for later.
+    InUse,
+    /// The device is not the one the journal was written for: kept.
+    Skipped,
+    /// The device could not be opened or written: kept.
+    Failed,
+    /// A journal this user did not write, or a symlink or special file:
+    /// never applied.
+    Refused,
+    /// The directory itself: others can write into it.
+    Untrusted,
+}
+
 /// What happened to one journal found at start-up.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Recovery {
@@ -677,11 +696,7 @@ pub struct Recovery {
     pub device: Option<PathBuf>,
     pub offset: Option<u64>,
     pub length: Option<u64>,
-    /// `restored`, `in-use` (its writer still runs, or another run writes
-    /// the device), `skipped`, `failed`, `refused` (a journal this user did
-    /// not write, or a symlink or special file: never applied),
-    /// `untrusted` (the directory itself: others can write into it).
-    pub outcome: String,
+    pub outcome: RecoveryOutcome,
     pub message: String,
 }
 
@@ -698,7 +713,7 @@ pub fn recover(dir: &Path, force: bool) -> Vec<Recovery> {
             device: None,
             offset: None,
             length: None,
-            outcome: "untrusted".into(),
+            outcome: RecoveryOutcome::Untrusted,
             message: format!("{e}; no journal in it was read"),
         });
         return out;
@@ -721,7 +736,7 @@ pub fn recover(dir: &Path, force: bool) -> Vec<Recovery> {
                     device: None,
                     offset: None,
                     length: None,
-                    outcome: "refused".into(),
+                    outcome: RecoveryOutcome::Refused,
                     message: format!(
                         "refusing the journal {}: {e}; only journals this user wrote are applied (a journal decides what is written onto a device); it is left in place: remove it if you did not make it",
                         path.display()
@@ -735,7 +750,7 @@ pub fn recover(dir: &Path, force: bool) -> Vec<Recovery> {
                     device: None,
                     offset: None,
                     length: None,
-                    outcome: "failed".into(),
+                    outcome: RecoveryOutcome::Failed,
                     message: format!(
                         "cannot read the journal {}: {e}; it is left in place",
                         path.display()
@@ -745,33 +760,35 @@ pub fn recover(dir: &Path, force: bool) -> Vec<Recovery> {
             }
         };
         let h = j.header.clone();
-        let mut rec = Recovery {
+        let rec = |outcome: RecoveryOutcome, message: String| Recovery {
             journal: path.clone(),
             device: Some(h.device.clone()),
             offset: Some(h.offset),
             length: Some(h.length),
-            outcome: String::new(),
-            message: String::new(),
+            outcome,
+            message,
         };
         let busy = open_trusted(&path).map(|(f, _)| !lock(&f)).unwrap_or(false);
         if busy {
-            rec.outcome = "in-use".into();
-            rec.message = format!(
-                "the run that wrote it (pid {}) is still going; left alone",
-                h.pid
-            );
-            out.push(rec);
+            out.push(rec(
+                RecoveryOutcome::InUse,
+                format!(
+                    "the run that wrote it (pid {}) is still going; left alone",
+                    h.pid
+                ),
+            ));
             continue;
         }
         let t = match Target::open(&h.device, true, force) {
             Ok(t) => t,
             Err(e) => {
-                rec.outcome = "failed".into();
-                rec.message = format!(
-                    "cannot open {} to restore it: {e}; the journal is kept",
-                    h.device.display()
-                );
-                out.push(rec);
+                out.push(rec(
+                    RecoveryOutcome::Failed,
+                    format!(
+                        "cannot open {} to restore it: {e}; the journal is kept",
+                        h.device.display()
+                    ),
+                ));
                 continue;
             }
         };
@@ -780,37 +797,32 @@ pub fn recover(dir: &Path, force: bool) -> Vec<Recovery> {
         let _claim = match claim(&t, false) {
             Ok(c) => c,
             Err(e) => {
-                rec.outcome = "in-use".into();
-                rec.message = format!("{e}; this journal is left for later");
-                out.push(rec);
+                out.push(rec(
+                    RecoveryOutcome::InUse,
+                    format!("{e}; this journal is left for later"),
+                ));
                 continue;
             }
         };
         if t.identity != h.identity {
-            rec.outcome = "skipped".into();
-            rec.message = format!(
+            out.push(rec(RecoveryOutcome::Skipped, format!(
                 "{} is not the device the journal was written for (device number, inode, size or world-wide ID changed); the journal is kept",
                 h.device.display()
-            );
-            out.push(rec);
+            )));
             continue;
         }
-        match j.restore(&t) {
-            Ok(n) => {
-                rec.outcome = "restored".into();
-                rec.message = format!(
+        out.push(match j.restore(&t) {
+            Ok(n) => rec(
+                RecoveryOutcome::Restored,
+                format!(
                     "restored {n} bytes at offset {} of {} left by an interrupted run (pid {})",
                     h.offset,
                     h.device.display(),
                     h.pid
-                );
-            }
-            Err(e) => {
-                rec.outcome = "failed".into();
-                rec.message = e.to_string();
-            }
-        }
-        out.push(rec);
+                ),
+            ),
+            Err(e) => rec(RecoveryOutcome::Failed, e.to_string()),
+        });
     }
     out
 }
@@ -875,7 +887,7 @@ mod tests {
         std::fs::write(dir.path().join("disk.img"), vec![0u8; 1 << 16]).unwrap();
         let recs = recover(&jdir, false);
         assert_eq!(recs.len(), 1);
-        assert_eq!(recs[0].outcome, "restored", "{:?}", recs[0]);
+        assert_eq!(recs[0].outcome, RecoveryOutcome::Restored, "{:?}", recs[0]);
         assert_eq!(
             &std::fs::read(dir.path().join("disk.img")).unwrap()[..4096],
             &orig[..4096]
@@ -886,7 +898,7 @@ mod tests {
         let torn = jdir.join("torn.journal");
         std::fs::write(&torn, &text).unwrap();
         let recs = recover(&jdir, false);
-        assert_eq!(recs[0].outcome, "failed");
+        assert_eq!(recs[0].outcome, RecoveryOutcome::Failed);
         assert!(recs[0].message.contains("torn"), "{}", recs[0].message);
         assert!(torn.exists());
     }
@@ -909,7 +921,7 @@ mod lock_tests {
         let jdir = dir.path().join("journal");
         let j = Journal::save(&t, 0, 8192, &jdir).unwrap();
         let recs = recover(&jdir, false);
-        assert_eq!(recs[0].outcome, "in-use", "{:?}", recs[0]);
+        assert_eq!(recs[0].outcome, RecoveryOutcome::InUse, "{:?}", recs[0]);
         let e = Journal::save(&t, 4096, 8192, &jdir)
             .err()
             .expect("overlap refused");
