@@ -76,8 +76,38 @@ fn check(root: &Path) -> Value {
 #[test]
 fn findings_and_pairs_never_contradict_each_other() {
     let mut failures = Vec::new();
+    // The catalog's severity is the most a rule's findings may take.
+    let rules: Value = serde_json::from_slice(
+        &p2pdoctor()
+            .args(["rules", "--format", "json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let rank = |s: &str| ["info", "warning", "error"].iter().position(|x| *x == s);
+    let most: HashMap<String, usize> = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                rank(r["severity"].as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect();
     for (name, root, _keep) in inputs() {
         let doc = check(&root);
+        for f in doc["findings"].as_array().unwrap() {
+            let rule = f["rule"].as_str().unwrap();
+            match (most.get(rule), rank(f["severity"].as_str().unwrap())) {
+                (Some(&m), Some(s)) if s <= m => {}
+                (m, s) => failures.push(format!(
+                    "{name}: {rule} found at {s:?}, above its catalog severity {m:?} (or not in the catalog)"
+                )),
+            }
+        }
         let topo = run(&root, &["topo", "--format", "json"]);
         let topo: Value = serde_json::from_slice(&topo.stdout).unwrap();
         let in_tree: std::collections::HashSet<&str> = topo["devices"]
