@@ -181,7 +181,7 @@ impl Fleet {
     }
 }
 
-/// Reads one input into its tree and diagnosis (cli.rs wires the scan).
+/// Reads one input into its tree and diagnosis (commands/compare.rs wires the scan).
 pub type Loader<'a> = dyn Fn(&Path) -> anyhow::Result<(Tree, Diagnosis)> + Sync + 'a;
 
 struct Seen {

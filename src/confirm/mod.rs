@@ -8,7 +8,6 @@
 //! - [`pairs`]: `check --confirm`, an experiment per provider/client pair.
 
 pub mod buffer;
-pub mod command;
 pub mod copy;
 pub mod engine;
 pub mod journal;

@@ -103,11 +103,12 @@ struct PathJson<'a> {
 struct PairJson<'a> {
     provider: String,
     client: String,
+    /// Right after the two ends, as schema 1 had them.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    expanded: Option<PathFields<'a>>,
     path: PathId,
     #[serde(skip_serializing_if = "Option::is_none")]
     confirm: Option<&'a PairConfirm>,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    expanded: Option<PathFields<'a>>,
 }
 
 fn pair_json<'a>(p: Pair<'a>, expand: bool) -> PairJson<'a> {

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use super::copy::{self, CopyReport, Outcome, Params, Shape, Via};
-use super::journal;
-use super::target::{Target, same_file};
-use crate::cli::{CopyArgs, CopyFormat, EXIT_TOOL_FAILURE, GlobalArgs, RestoreArgs, write_output};
+use super::write_output;
+use crate::cli::{CopyArgs, CopyFormat, EXIT_TOOL_FAILURE, GlobalArgs, RestoreArgs};
+use crate::confirm::copy::{self, CopyReport, Outcome, Params, Shape, Via};
+use crate::confirm::journal;
+use crate::confirm::target::{Target, same_file};
 use crate::pci::Bdf;
 
 /// Refuses `--root`: experiments run on the live machine only.
@@ -58,7 +59,10 @@ pub fn resolve_via(v: &str) -> Result<Via> {
         .ancestors()
         .filter_map(|a| a.file_name())
         .find_map(|n| n.to_str().and_then(|s| s.parse::<Bdf>().ok()))
-        .filter(|_| super::buffer::BufferKind::of_file(&path) == super::buffer::BufferKind::P2pmem)
+        .filter(|_| {
+            crate::confirm::buffer::BufferKind::of_file(&path)
+                == crate::confirm::buffer::BufferKind::P2pmem
+        })
         .map(|b| b.to_string());
     Ok(Via::P2p { path, bdf })
 }
@@ -218,7 +222,7 @@ pub fn copy(global: &GlobalArgs, a: CopyArgs) -> Result<i32> {
         chunk: chunk as usize,
         qd: a.threads.unwrap_or(a.qd) as usize,
         engine: if a.threads.is_some() {
-            super::engine::EngineKind::Threads
+            crate::confirm::engine::EngineKind::Threads
         } else {
             a.engine
         },
@@ -235,7 +239,7 @@ pub fn copy(global: &GlobalArgs, a: CopyArgs) -> Result<i32> {
         Some(d) => Shape::Copy { src: &src, dst: d },
         None => Shape::Read { src: &src },
     };
-    super::signal::install();
+    crate::confirm::signal::install();
     let report = copy::run(&shape, &via, &params, &journal_dir);
     let mut buf = Vec::new();
     match a.format {
@@ -269,7 +273,7 @@ pub fn exit_code(r: &CopyReport) -> i32 {
         Outcome::Ok => 0,
         Outcome::Refused | Outcome::Mismatch => 2,
         Outcome::Error => EXIT_TOOL_FAILURE,
-        Outcome::Interrupted => super::signal::EXIT_INTERRUPTED,
+        Outcome::Interrupted => crate::confirm::signal::EXIT_INTERRUPTED,
     }
 }
 
