@@ -145,3 +145,25 @@ fn a_large_servers_matrix_shows_groups_of_devices_that_sit_alike() {
         assert_eq!(shown, legend.contains(sym), "{sym}:\n{matrix}\n{legend}");
     }
 }
+
+#[test]
+fn the_selection_leaves_no_path_that_no_pair_uses() {
+    // 03-multifunction-iommu: the chipset functions' pairs are hidden by
+    // default, and their paths go with them.
+    let lab = fixtures_dir().join("lab/03-multifunction-iommu.tar.gz");
+    for args in [
+        &["check", "--format", "json"][..],
+        &["check", "--all-devices", "--format", "json"],
+    ] {
+        let doc = json_on(&lab, args);
+        let paths = doc["paths"].as_array().unwrap();
+        let mut used = vec![false; paths.len()];
+        for p in doc["pairs"].as_array().unwrap() {
+            used[p["path"].as_u64().unwrap() as usize] = true;
+        }
+        assert!(used.iter().all(|u| *u), "{args:?}: a path no pair uses");
+        for (i, p) in paths.iter().enumerate() {
+            assert_eq!(p["id"], i, "{args:?}: paths are numbered in order");
+        }
+    }
+}

@@ -167,7 +167,7 @@ impl PairTable {
         self.confirm.insert(index as u32, result);
     }
 
-    /// Keeps the pairs `keep` says yes to (and the paths they use).
+    /// Keeps the pairs `keep` says yes to, and the paths and ends they use.
     pub fn retain(&mut self, mut keep: impl FnMut(Pair<'_>) -> bool) {
         let verdicts: Vec<bool> = self.iter().map(&mut keep).collect();
         let mut confirm = HashMap::new();
@@ -182,6 +182,44 @@ impl PairTable {
         }
         self.rows = rows;
         self.confirm = confirm;
+        // Paths no row uses any more go, and the rest are numbered again
+        // in their order: a document never lists a decision no pair has.
+        let mut used = vec![false; self.paths.len()];
+        for r in &self.rows {
+            used[r.path as usize] = true;
+        }
+        let mut renumber = vec![PathId::MAX; self.paths.len()];
+        let mut next = 0;
+        for (i, u) in used.iter().enumerate() {
+            if *u {
+                renumber[i] = next;
+                next += 1;
+            }
+        }
+        let mut i = 0;
+        self.paths.retain(|_| {
+            i += 1;
+            used[i - 1]
+        });
+        let mut i = 0;
+        self.representative.retain(|_| {
+            i += 1;
+            used[i - 1]
+        });
+        for r in &mut self.rows {
+            r.path = renumber[r.path as usize];
+        }
+        // Ends no row names any more go too.
+        let mut named = vec![false; self.ends.len()];
+        for r in &self.rows {
+            named[r.provider as usize] = true;
+            named[r.client as usize] = true;
+        }
+        for (e, n) in self.ends.iter_mut().zip(named) {
+            if !n {
+                *e = None;
+            }
+        }
     }
 }
 
