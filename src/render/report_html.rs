@@ -578,13 +578,11 @@ fn unread(s: &mut String, tree: &Tree, d: &Diagnosis) {
     );
     for n in &tree.nodes {
         if !n.facts.unknown_registers.is_empty() {
-            let regs: Vec<&str> = n
-                .facts
-                .unknown_registers
-                .iter()
-                .map(|r| r.as_str())
-                .collect();
-            items.push(format!("{} registers: {}", n.bdf(), regs.join(", ")));
+            items.push(format!(
+                "{} registers: {}",
+                n.bdf(),
+                n.facts.unknown_registers.names()
+            ));
         }
     }
     if items.is_empty() {

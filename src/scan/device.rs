@@ -151,6 +151,14 @@ impl UnknownRegisters {
     pub fn iter(&self) -> impl Iterator<Item = Register> + '_ {
         Register::ALL.into_iter().filter(|r| self.contains(*r))
     }
+
+    /// `Link, AcsCtrl`: the registers' names, for people.
+    pub fn names(&self) -> String {
+        self.iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl Serialize for UnknownRegisters {

@@ -157,13 +157,12 @@ fn node_title(n: &Node, red: bool) -> String {
         let _ = write!(t, "\n{}", n.facts.os_names.join(", "));
     }
     if !n.facts.unknown_registers.is_empty() {
-        let regs: Vec<&str> = n
-            .facts
-            .unknown_registers
-            .iter()
-            .map(|r| r.as_str())
-            .collect();
-        let _ = write!(t, "\nnot read: {}", regs.join(", "));
+        let _ = write!(
+            t,
+            "
+not read: {}",
+            n.facts.unknown_registers.names()
+        );
     }
     t
 }
