@@ -196,44 +196,26 @@ impl Ctx<'_> {
         let kids: Vec<Item> = self.children(item);
         match item {
             Item::Top => self.stack(item, kids, 0.0, 0.0, false),
-            Item::Numa(n) => {
-                let mut b = self.stack(item, kids, PAD, PAD + LABEL_H, false);
-                b.w += PAD;
-                b.h += PAD;
-                b.frames.insert(
-                    0,
-                    (
-                        Frame::Numa(n),
-                        Rect {
-                            x: 0.0,
-                            y: 0.0,
-                            w: b.w,
-                            h: b.h,
-                        },
-                    ),
-                );
-                b
-            }
-            Item::HostBridge(h) => {
-                let mut b = self.stack(item, kids, PAD, PAD + LABEL_H, true);
-                b.w += PAD;
-                b.h += PAD;
-                b.frames.insert(
-                    0,
-                    (
-                        Frame::HostBridge(h),
-                        Rect {
-                            x: 0.0,
-                            y: 0.0,
-                            w: b.w,
-                            h: b.h,
-                        },
-                    ),
-                );
-                b
-            }
+            Item::Numa(n) => self.framed(item, kids, Frame::Numa(n), false),
+            Item::HostBridge(h) => self.framed(item, kids, Frame::HostBridge(h), true),
             Item::Node(_) => self.stack(item, kids, 0.0, 0.0, true),
         }
+    }
+
+    /// `item`'s children inside a frame (a NUMA node, a host bridge) with
+    /// its label on top; the item itself is a box when `boxed`.
+    fn framed(&self, item: Item, kids: Vec<Item>, frame: Frame, boxed: bool) -> Block {
+        let mut b = self.stack(item, kids, PAD, PAD + LABEL_H, boxed);
+        b.w += PAD;
+        b.h += PAD;
+        let whole = Rect {
+            x: 0.0,
+            y: 0.0,
+            w: b.w,
+            h: b.h,
+        };
+        b.frames.insert(0, (frame, whole));
+        b
     }
 
     /// Lays out `item` (a box when `boxed`) with its children below, at
