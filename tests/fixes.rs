@@ -8,21 +8,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{fixtures_dir, p2pdoctor, schema::assert_valid, spec_names};
+use common::{p2pdoctor, schema::assert_valid, snapshot, spec_names, variant_of};
 use serde_json::Value;
-
-/// `spec` from tests/fixtures/specs changed by `edit`, built into a
-/// temporary tree.
-fn variant_of(spec: &str, edit: impl FnOnce(&mut toml::Value)) -> (tempfile::TempDir, PathBuf) {
-    let text = std::fs::read_to_string(fixtures_dir().join(format!("specs/{spec}.toml"))).unwrap();
-    let mut v: toml::Value = toml::from_str(&text).unwrap();
-    edit(&mut v);
-    let spec = p2pdoctor::fixture::Spec::from_toml(&toml::to_string(&v).unwrap()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    p2pdoctor::fixture::build(&spec, &root).unwrap();
-    (dir, root)
-}
 
 /// `[host] key = value` in a spec.
 fn set_host(v: &mut toml::Value, key: &str, value: toml::Value) {
@@ -186,20 +173,9 @@ fn no_boot_loader_files_list_every_candidate_labelled() {
 
 /// `check --format json` on a snapshot of `root`.
 fn through_snapshot(root: &Path) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("s.tar.gz");
-    let out = p2pdoctor()
-        .arg("--root")
-        .arg(root)
-        .args(["snapshot", "-o"])
-        .arg(&snap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = p2pdoctor();
+    cmd.arg("--root").arg(root);
+    let (_dir, snap) = snapshot(cmd);
     check_json(&snap)
 }
 

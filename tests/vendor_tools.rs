@@ -47,19 +47,9 @@ fn live_check(tool: &Path) -> Value {
 /// Snapshots this machine with `PATH` set to `snapshot_path`, then
 /// checks the snapshot with no tool on the PATH: the check's JSON.
 fn check_of_live_snapshot(snapshot_path: &str) -> Value {
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("s.tar.gz");
-    let out = p2pdoctor()
-        .env("PATH", snapshot_path)
-        .args(["--root", "/", "snapshot", "-o"])
-        .arg(&snap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = p2pdoctor();
+    cmd.env("PATH", snapshot_path).args(["--root", "/"]);
+    let (_dir, snap) = snapshot(cmd);
     let out = p2pdoctor()
         .env("PATH", "/nonexistent")
         .arg("--root")
@@ -133,19 +123,10 @@ fn the_p2p_read_matrix_is_run_and_kept_in_a_snapshot() {
         p2p.replace('\t', "\\t").replace('\n', "\\n"),
         MATRIX.replace('\t', "\\t").replace('\n', "\\n")
     ));
-    let dir = tempfile::tempdir().unwrap();
-    let snap = dir.path().join("s.tar.gz");
-    let out = p2pdoctor()
-        .env("PATH", path_with(tool.path()))
-        .args(["--root", "/", "snapshot", "-o"])
-        .arg(&snap)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = p2pdoctor();
+    cmd.env("PATH", path_with(tool.path()))
+        .args(["--root", "/"]);
+    let (_dir, snap) = snapshot(cmd);
     let list = std::process::Command::new("tar")
         .arg("xzOf")
         .arg(&snap)

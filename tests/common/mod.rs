@@ -126,7 +126,13 @@ pub fn have(tool: &str) -> bool {
 /// The acs_switch spec, changed by `edit`, built into a temporary tree
 /// (removed when the returned directory is dropped).
 pub fn variant(edit: impl FnOnce(&mut toml::Value)) -> (tempfile::TempDir, PathBuf) {
-    let text = std::fs::read_to_string(fixtures_dir().join("specs/acs_switch.toml")).unwrap();
+    variant_of("acs_switch", edit)
+}
+
+/// `tests/fixtures/specs/<spec>.toml`, changed by `edit`, built into a
+/// temporary tree (removed when the returned directory is dropped).
+pub fn variant_of(spec: &str, edit: impl FnOnce(&mut toml::Value)) -> (tempfile::TempDir, PathBuf) {
+    let text = std::fs::read_to_string(fixtures_dir().join(format!("specs/{spec}.toml"))).unwrap();
     let mut v: toml::Value = toml::from_str(&text).unwrap();
     edit(&mut v);
     let spec = p2pdoctor::fixture::Spec::from_toml(&toml::to_string(&v).unwrap()).unwrap();
@@ -220,4 +226,19 @@ pub fn expand_pairs(doc: &serde_json::Value) -> serde_json::Value {
         }
     }
     doc
+}
+
+/// Runs `cmd` (a `p2pdoctor()` with its root and environment set) with
+/// `snapshot -o` into a temporary file, which must succeed: the archive's
+/// path, inside the returned directory.
+pub fn snapshot(mut cmd: Command) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("s.tar.gz");
+    let out = cmd.args(["snapshot", "-o"]).arg(&snap).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (dir, snap)
 }
