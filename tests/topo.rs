@@ -364,3 +364,63 @@ fn virtual_functions_take_their_ids_from_sysfs() {
         assert_eq!(d["device_id"], "101e", "{d:#}");
     }
 }
+
+/// An SR-IOV VF's Vendor and Device ID registers read all ones; the scan
+/// takes the kernel's values from the PF (its vendor, and the VF Device ID
+/// of its SR-IOV capability) instead of two more files per VF. They must
+/// be what sysfs' `vendor` and `device` attributes say, also when the PF's
+/// extended space cannot be read (a non-root scan), where the scan falls
+/// back to those attributes.
+#[test]
+fn virtual_functions_have_the_identity_sysfs_gives_them() {
+    let built = build("two_socket_server");
+    let root = built.root();
+    let devices = root.join("sys/bus/pci/devices");
+    let attr = |bdf: &str, a: &str| {
+        let s = std::fs::read_to_string(devices.join(bdf).join(a)).unwrap();
+        s.trim().trim_start_matches("0x").to_string()
+    };
+    let check = |doc: &Value| {
+        let vfs: Vec<&Value> = doc["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| {
+                devices
+                    .join(d["bdf"].as_str().unwrap())
+                    .join("physfn")
+                    .exists()
+            })
+            .collect();
+        assert!(!vfs.is_empty(), "the fixture has VFs");
+        for vf in vfs {
+            let bdf = vf["bdf"].as_str().unwrap();
+            let config = std::fs::read(devices.join(bdf).join("config")).unwrap();
+            assert_eq!(
+                &config[..4],
+                &[0xff; 4],
+                "{bdf}: a VF's ID registers read all ones"
+            );
+            assert_eq!(vf["vendor_id"], attr(bdf, "vendor"), "{bdf}");
+            assert_eq!(vf["device_id"], attr(bdf, "device"), "{bdf}");
+        }
+    };
+    check(&topo_json(&root));
+    // The PFs as a non-root scan sees them: 64 bytes of config space.
+    let mut pfs = 0;
+    for entry in std::fs::read_dir(&devices).unwrap() {
+        let dir = entry.unwrap().path();
+        if std::fs::read_dir(&dir).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("virtfn")
+        }) {
+            let config = std::fs::read(dir.join("config")).unwrap();
+            std::fs::write(dir.join("config"), &config[..64]).unwrap();
+            pfs += 1;
+        }
+    }
+    assert!(pfs > 0, "the fixture's PFs link their VFs");
+    check(&topo_json(&root));
+}

@@ -249,16 +249,16 @@ pub(super) fn read_devices(
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 s.spawn(|| {
-                    // IOMMU group types, per thread: a group's functions
-                    // are neighbours, and a shared map only adds locking.
-                    let mut groups = HashMap::new();
+                    // Per thread: a group's functions are neighbours,
+                    // and a shared map only adds locking.
+                    let mut seen = Seen::default();
                     let mut done = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(batch) = batches.get(i) else { break };
                         let read: Vec<_> = batch
                             .iter()
-                            .map(|name| read_device(root, bus, name, &mut groups))
+                            .map(|name| read_device(root, bus, name, &mut seen))
                             .collect();
                         done.push((i, read));
                     }
@@ -298,6 +298,7 @@ pub(super) fn read_devices(
             ),
         });
     }
+    vf_identities(root, &mut devices);
     let missing = missing_bridges(&devices, limitations);
     devices.extend(missing);
     number_copied_groups(root, &mut devices, limitations);
@@ -306,11 +307,76 @@ pub(super) fn read_devices(
     devices
 }
 
+/// The Vendor and Device ID of each SR-IOV virtual function whose
+/// registers read all ones, as the kernel sets them when it adds the VF
+/// (`pci_iov_add_virtfn()` in drivers/pci/iov.c: `virtfn->vendor =
+/// dev->vendor; virtfn->device = iov->vf_device`, the VF Device ID at
+/// +0x1a of the PF's SR-IOV capability, read by `sriov_init()`). Derived
+/// from the PF's config space, which the scan holds already: two files
+/// fewer per VF, thousands on a server with SR-IOV NICs. Where the PF's
+/// extended space cannot be read (a non-root scan sees 64 bytes), the
+/// VF's own `vendor` and `device` attributes say it.
+fn vf_identities(root: &SystemRoot, devices: &mut [DeviceFacts]) {
+    let is_vf = |d: &DeviceFacts| d.vendor.is_none() && d.config.get(..2) == Some(&[0xff, 0xff]);
+    if !devices.iter().any(is_vf) {
+        return;
+    }
+    let index: HashMap<Bdf, usize> = devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.bdf, i))
+        .collect();
+    let mut of_pf: HashMap<Bdf, Option<(u16, u16)>> = HashMap::new();
+    for i in 0..devices.len() {
+        if !is_vf(&devices[i]) {
+            continue;
+        }
+        let from_pf = devices[i].physfn.and_then(|pf| {
+            *of_pf.entry(pf).or_insert_with(|| {
+                let pf = &devices[*index.get(&pf)?];
+                let vendor = pf.vendor.filter(|&v| v != 0xffff)?;
+                let sriov = crate::pci::decode(&pf.config).sriov?;
+                Some((vendor, sriov.vf_device_id))
+            })
+        });
+        let d = &mut devices[i];
+        match from_pf {
+            Some((vendor, device)) => {
+                d.vendor = Some(vendor);
+                d.device = Some(device);
+            }
+            None => {
+                let id = |a: &str| {
+                    root.read_string(&join(&d.sysfs_path, a))
+                        .ok()
+                        .and_then(|s| parse_hex(&s))
+                        .map(|v| v as u16)
+                };
+                d.vendor = id("vendor");
+                d.device = id("device");
+            }
+        }
+    }
+}
+
+/// What one device's reading tells about the next: attributes that are
+/// a function of a value many devices share, read once per value.
+#[derive(Default)]
+struct Seen {
+    /// An IOMMU group's `type`, by group number.
+    group_types: HashMap<u32, Option<String>>,
+    /// `local_cpulist`, by the text of `numa_node`. The kernel prints the
+    /// CPUs of the device's node there (all online CPUs for node -1):
+    /// `pci_dev_show_local_cpu()` in drivers/pci/pci-sysfs.c, under
+    /// CONFIG_NUMA, the only configuration with a `numa_node` attribute.
+    cpulists: HashMap<String, Option<String>>,
+}
+
 fn read_device(
     root: &SystemRoot,
     bus: Option<&DirHandle>,
     name: &str,
-    groups: &mut HashMap<u32, Option<String>>,
+    seen: &mut Seen,
 ) -> Result<DeviceFacts, String> {
     let bdf: Bdf = name
         .parse()
@@ -363,10 +429,11 @@ fn read_device(
         d.class = Some(u32::from_le_bytes([config[9], config[10], config[11], 0]));
         if d.vendor == Some(0xffff) {
             // An SR-IOV virtual function: its Vendor and Device ID registers
-            // read all ones by design; the kernel fills in the PF's vendor
-            // and the VF Device ID from the SR-IOV capability.
-            d.vendor = text("vendor").and_then(|s| parse_hex(&s)).map(|v| v as u16);
-            d.device = text("device").and_then(|s| parse_hex(&s)).map(|v| v as u16);
+            // read all ones by design. The kernel gives it the PF's vendor
+            // and the VF Device ID of the PF's SR-IOV capability; they come
+            // from the PF once every device is read (vf_identities).
+            d.vendor = None;
+            d.device = None;
         }
     } else {
         d.vendor = text("vendor").and_then(|s| parse_hex(&s)).map(|v| v as u16);
@@ -386,7 +453,9 @@ fn read_device(
                 .map(str::to_string)
         });
     }
-    d.numa_node = text("numa_node")
+    let numa_node = text("numa_node");
+    d.numa_node = numa_node
+        .as_deref()
         .and_then(|s| s.parse::<i32>().ok())
         .filter(|&n| n >= 0);
     d.iommu_group = root
@@ -401,7 +470,8 @@ fn read_device(
             .filter(|s| !s.is_empty());
     }
     if let Some(g) = d.iommu_group {
-        d.iommu_group_type = groups
+        d.iommu_group_type = seen
+            .group_types
             .entry(g)
             .or_insert_with(|| {
                 root.read_string_below("sys/kernel/iommu_groups", &g.to_string(), "type")
@@ -423,7 +493,11 @@ fn read_device(
     if d.class
         .is_some_and(|c| matches!(c >> 16, 0x01 | 0x02 | 0x03 | 0x0b | 0x12))
     {
-        d.local_cpulist = text("local_cpulist").filter(|s| !s.is_empty());
+        let read = || text("local_cpulist").filter(|s| !s.is_empty());
+        d.local_cpulist = match numa_node {
+            Some(node) => seen.cpulists.entry(node).or_insert_with(read).clone(),
+            None => read(),
+        };
     }
     d.bars = text("resource")
         .map(|s| parse_resource(&s))
