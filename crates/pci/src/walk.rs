@@ -231,7 +231,7 @@ pub(crate) fn walk_extended(config: &[u8]) -> ExtendedWalk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pci::testutil::Config;
+    use crate::testutil::Config;
 
     fn std_walk(bytes: &[u8]) -> StandardWalk {
         walk_standard(bytes, Some(HeaderType::Normal), Some(0x0010))

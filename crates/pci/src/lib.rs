@@ -7,9 +7,14 @@
 //! here panics on input: short buffers give `None` fields, and malformed
 //! capability lists are walked defensively and reported in
 //! [`Decoded::problems`].
+//!
+//! A crate of its own (p2pdoctor re-exports it as `p2pdoctor::pci`): it
+//! knows the PCI specifications and nothing about Linux, sysfs or P2PDMA,
+//! so it can be used and tested alone. Its only dependencies are `serde`
+//! (every decoded value serialises into p2pdoctor's JSON) and `thiserror`.
 
 mod acs;
-pub mod bdf;
+mod bdf;
 mod ecaps;
 mod express;
 mod header;

@@ -157,7 +157,7 @@ pub(crate) fn decode(config: &[u8], offset: u16) -> Option<Acs> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pci::testutil::{Config, words};
+    use crate::testutil::{Config, words};
 
     #[test]
     fn flag_bits_and_names() {

@@ -375,7 +375,7 @@ pub(crate) fn decode(config: &[u8], offset: u16) -> Option<Express> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pci::testutil::{Config, ExpressBody};
+    use crate::testutil::{Config, ExpressBody};
 
     fn express_at(off: usize, body: &ExpressBody) -> Vec<u8> {
         let mut c = Config::endpoint(0x8086, 0x1, 0x020000);

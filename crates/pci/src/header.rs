@@ -146,7 +146,7 @@ pub(crate) fn decode_header(config: &[u8]) -> Header {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pci::testutil::Config;
+    use crate::testutil::Config;
 
     #[test]
     fn endpoint_header() {

@@ -253,7 +253,7 @@ impl Aer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pci::testutil::{Config, dwords, words};
+    use crate::testutil::{Config, dwords, words};
 
     fn with_ecap(id: u16, body: &[u8]) -> Vec<u8> {
         let mut c = Config::endpoint(0x8086, 0x1, 0x020000);
