@@ -4,7 +4,7 @@
 #
 #   bench/fleet.sh [NODES] [JOBS]
 #
-# The snapshots come from examples/mkfleet.rs (p2pdoctor::fixture::fleet:
+# The snapshots come from examples/mkfleet.rs (p2pdoctor_fixture::fleet:
 # two machine models and variants with ACS cleared, a narrow link, a missing
 # NVMe, renumbered buses; each node with its own host name, serials and
 # root=UUID). Target: 1,000 nodes in seconds, peak memory bounded (it must

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use p2pdoctor::fixture::{Spec, build, large_server};
+use p2pdoctor_fixture::{Spec, build, large_server};
 
 const USAGE: &str = "usage: mkfixture SPEC.toml OUT_DIR\n       mkfixture --large FUNCTIONS OUT_DIR\n       mkfixture (SPEC.toml | --large FUNCTIONS) --dump";
 

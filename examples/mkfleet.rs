@@ -3,7 +3,7 @@
 //!     cargo run --release --example mkfleet -- 1000 OUT_DIR
 //!
 //! Node i is a variant of two fixture machines (see
-//! p2pdoctor::fixture::fleet): most are the GPU server as it is, one in 25 a
+//! p2pdoctor_fixture::fleet): most are the GPU server as it is, one in 25 a
 //! storage server, and one in 50 each has ACS cleared on a switch port, a
 //! GPU link trained x8, or an NVMe missing; all have their own host name,
 //! serial numbers and root=UUID. Each is built as a tree, captured with the
@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use p2pdoctor::fixture::{build, fleet};
 use p2pdoctor::root::SystemRoot;
+use p2pdoctor_fixture::{build, fleet};
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

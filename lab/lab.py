@@ -439,7 +439,8 @@ def build_p2pdoctor(cache: Path, out: Path) -> Path | None:
     last_good = cache / "bin" / "p2pdoctor"
     env = dict(os.environ, CARGO_TARGET_DIR=str(target_dir))
     env["RUSTFLAGS"] = (env.get("RUSTFLAGS", "") + " -C target-feature=+crt-static").strip()
-    cmd = ["cargo", "build", "--release", "--locked", "--target", "x86_64-unknown-linux-gnu"]
+    # --package: the binary alone, not the workspace's test-fixture crate.
+    cmd = ["cargo", "build", "--release", "--locked", "--package", "p2pdoctor", "--target", "x86_64-unknown-linux-gnu"]
     log(f"building p2pdoctor (static, CARGO_TARGET_DIR={target_dir})")
     t = time.monotonic()
     with open(out / "build.log", "w") as f:

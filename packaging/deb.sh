@@ -11,7 +11,9 @@ if ! command -v cargo-deb >/dev/null 2>&1; then
     exit 3
 fi
 
-cargo build --release --locked
+# Only the program: the workspace's other crates are its decoder (built
+# with it) and the test-fixture builder, which the package does not ship.
+cargo build --release --locked --package p2pdoctor
 bin=target/release/p2pdoctor
 assets=target/package-assets
 rm -rf "$assets"

@@ -3,6 +3,11 @@
 //! The pipeline (see docs/ARCHITECTURE.md): `root` gives access to a system tree,
 //! `scan` reads it into [`scan::Facts`], `pci` decodes config-space bytes,
 //! `topology` builds the tree and paths, `render` turns values into bytes.
+//!
+//! `pci` is the `p2pdoctor-pci` crate (crates/pci), re-exported here so that
+//! `p2pdoctor::pci::...` and `crate::pci::...` name it. The fixture builder
+//! the tests use is the `p2pdoctor-fixture` crate (crates/fixture), a
+//! dev-dependency: this library does not export it.
 
 pub mod baseline;
 pub mod cli;
@@ -11,9 +16,8 @@ pub mod compare;
 pub mod config;
 pub mod confirm;
 pub mod diagnose;
-pub mod fixture;
 pub mod fleet;
-pub mod pci;
+pub use p2pdoctor_pci as pci;
 pub mod policy;
 pub mod render;
 pub mod root;

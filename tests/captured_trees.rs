@@ -319,8 +319,8 @@ bus = 0
       device = 0x2000
       class = 0x030000
 "#;
-    let spec = p2pdoctor::fixture::Spec::from_toml(spec).unwrap();
-    p2pdoctor::fixture::build(&spec, &dir.path().join("root")).unwrap();
+    let spec = p2pdoctor_fixture::Spec::from_toml(spec).unwrap();
+    p2pdoctor_fixture::build(&spec, &dir.path().join("root")).unwrap();
     let topo = json_on(&dir.path().join("root"), &["topo", "--format", "json"]);
     let bridge = topo["devices"]
         .as_array()

@@ -66,10 +66,10 @@ fn narrow_gpu_link() -> (tempfile::TempDir, PathBuf) {
     let mut v: toml::Value = toml::from_str(&text).unwrap();
     v["host_bridge"][0]["device"][2]["children"][0]["children"][3]["children"][0]["link"]["width"] =
         toml::Value::Integer(8);
-    let spec = p2pdoctor::fixture::Spec::from_toml(&toml::to_string(&v).unwrap()).unwrap();
+    let spec = p2pdoctor_fixture::Spec::from_toml(&toml::to_string(&v).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    p2pdoctor::fixture::build(&spec, &root).unwrap();
+    p2pdoctor_fixture::build(&spec, &root).unwrap();
     (dir, root)
 }
 

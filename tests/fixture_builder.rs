@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use p2pdoctor::fixture::{FixtureError, Spec, build, large_server};
+use p2pdoctor_fixture::{FixtureError, Spec, build, large_server};
 
 fn specs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/specs")

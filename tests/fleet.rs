@@ -1,4 +1,4 @@
-//! `p2pdoctor fleet` over 50 generated snapshots (p2pdoctor::fixture::fleet:
+//! `p2pdoctor fleet` over 50 generated snapshots (p2pdoctor_fixture::fleet:
 //! two machine models, and variants with ACS cleared, a narrow link, a
 //! missing NVMe, renumbered buses; every node with its own host name,
 //! serials and root=UUID): the families, the outliers with exactly what
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::*;
-use p2pdoctor::fixture::fleet::{Variant, fleet_node, node_name};
+use p2pdoctor_fixture::fleet::{Variant, fleet_node, node_name};
 use serde_json::{Value, json};
 
 const NODES: usize = 50;
@@ -24,7 +24,7 @@ fn fleet_dir() -> &'static Path {
         for i in 0..NODES {
             let tree = tempfile::tempdir().unwrap();
             let root = tree.path().join("root");
-            p2pdoctor::fixture::build(&fleet_node(i).unwrap(), &root).unwrap();
+            p2pdoctor_fixture::build(&fleet_node(i).unwrap(), &root).unwrap();
             let snap = p2pdoctor::snapshot::capture(
                 p2pdoctor::root::SystemRoot::open(&root).unwrap(),
                 false,

@@ -97,7 +97,7 @@ fn every_pair_gets_the_answer_it_would_get_alone() {
 fn a_large_server_shares_paths_and_its_pairs_stay_exact() {
     // 300 functions: hundreds of endpoints below a few switch ports.
     let dir = tempfile::tempdir().unwrap();
-    p2pdoctor::fixture::build(&p2pdoctor::fixture::large_server(300), dir.path()).unwrap();
+    p2pdoctor_fixture::build(&p2pdoctor_fixture::large_server(300), dir.path()).unwrap();
     let tree = tree_at(dir.path());
     let paths = holds("large_server(300)", &tree);
     let d = diagnose::diagnose(
@@ -117,7 +117,7 @@ fn a_large_server_shares_paths_and_its_pairs_stay_exact() {
 #[test]
 fn a_large_servers_matrix_shows_groups_of_devices_that_sit_alike() {
     let dir = tempfile::tempdir().unwrap();
-    p2pdoctor::fixture::build(&p2pdoctor::fixture::large_server(300), dir.path()).unwrap();
+    p2pdoctor_fixture::build(&p2pdoctor_fixture::large_server(300), dir.path()).unwrap();
     let out = run(dir.path(), &["check", "--all-pairs", "--width", "200"]);
     assert!(out.status.code().is_some_and(|c| c <= 2), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();

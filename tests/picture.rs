@@ -321,10 +321,10 @@ fn svg_and_report_need_no_graphviz() {
 #[test]
 fn a_large_server_is_a_picture_not_a_hairball() {
     // The generated large server: two providers paired with every NIC.
-    let spec = p2pdoctor::fixture::large_server(200);
+    let spec = p2pdoctor_fixture::large_server(200);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    p2pdoctor::fixture::build(&spec, &root).unwrap();
+    p2pdoctor_fixture::build(&spec, &root).unwrap();
     let svg = check_out(&root, &["--format", "svg"]);
     let (w, h) = size(&svg);
     assert!(w <= 3.0 * h && h <= 3.0 * w, "{w}×{h}");

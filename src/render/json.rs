@@ -575,8 +575,8 @@ mod tests {
     #[test]
     fn large_tree_renders_as_serde_json() {
         let dir = tempfile::tempdir().unwrap();
-        let spec = crate::fixture::large_server(300);
-        crate::fixture::build(&spec, dir.path()).unwrap();
+        let spec = p2pdoctor_fixture::large_server(300);
+        p2pdoctor_fixture::build(&spec, dir.path()).unwrap();
         assert!(spec.function_count().unwrap() > 2 * PIECE, "several pieces");
         assert_renders_as_serde_json(dir.path(), "large_server(300)");
     }
@@ -587,9 +587,9 @@ mod tests {
         for entry in std::fs::read_dir(specs).unwrap() {
             let path = entry.unwrap().path();
             let text = std::fs::read_to_string(&path).unwrap();
-            let spec = crate::fixture::Spec::from_toml(&text).unwrap();
+            let spec = p2pdoctor_fixture::Spec::from_toml(&text).unwrap();
             let dir = tempfile::tempdir().unwrap();
-            crate::fixture::build(&spec, dir.path()).unwrap();
+            p2pdoctor_fixture::build(&spec, dir.path()).unwrap();
             assert_renders_as_serde_json(dir.path(), &path.display().to_string());
         }
     }

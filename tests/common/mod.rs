@@ -42,10 +42,10 @@ pub fn build(spec_name: &str) -> Built {
         .join("specs")
         .join(format!("{spec_name}.toml"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let spec = p2pdoctor::fixture::Spec::from_toml(&text)
+    let spec = p2pdoctor_fixture::Spec::from_toml(&text)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let dir = tempfile::tempdir().unwrap();
-    p2pdoctor::fixture::build(&spec, &dir.path().join("root"))
+    p2pdoctor_fixture::build(&spec, &dir.path().join("root"))
         .unwrap_or_else(|e| panic!("building {spec_name}: {e}"));
     Built { dir }
 }
@@ -135,10 +135,10 @@ pub fn variant_of(spec: &str, edit: impl FnOnce(&mut toml::Value)) -> (tempfile:
     let text = std::fs::read_to_string(fixtures_dir().join(format!("specs/{spec}.toml"))).unwrap();
     let mut v: toml::Value = toml::from_str(&text).unwrap();
     edit(&mut v);
-    let spec = p2pdoctor::fixture::Spec::from_toml(&toml::to_string(&v).unwrap()).unwrap();
+    let spec = p2pdoctor_fixture::Spec::from_toml(&toml::to_string(&v).unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    p2pdoctor::fixture::build(&spec, &root).unwrap();
+    p2pdoctor_fixture::build(&spec, &root).unwrap();
     (dir, root)
 }
 

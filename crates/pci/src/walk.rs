@@ -27,15 +27,20 @@ const EXT_NEXT_MASK: usize = 0xffc;
 /// One entry of the standard capability list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct CapabilityEntry {
+    /// Capability ID (`CAP_ID_*`).
     pub id: u8,
+    /// Where the capability starts in config space.
     pub offset: u16,
 }
 
 /// One entry of the extended capability list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct ExtCapabilityEntry {
+    /// Extended capability ID (`ECAP_ID_*`).
     pub id: u16,
+    /// Capability Version, bits 19:16 of the header.
     pub version: u8,
+    /// Where the capability starts in config space.
     pub offset: u16,
 }
 
@@ -46,15 +51,27 @@ pub struct ExtCapabilityEntry {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WalkProblem {
     /// The list led back to a capability already visited.
-    Loop { offset: u16 },
+    Loop {
+        /// The offset of the offending entry (or pointer).
+        offset: u16,
+    },
     /// A pointer into the header (below 0x40) or, for the extended list,
     /// below 0x100.
-    OutOfBounds { offset: u16 },
+    OutOfBounds {
+        /// The offset of the offending entry (or pointer).
+        offset: u16,
+    },
     /// A capability header read as all ones: the device is gone or the read
     /// was refused.
-    AllOnes { offset: u16 },
+    AllOnes {
+        /// The offset of the offending entry (or pointer).
+        offset: u16,
+    },
     /// A pointer with its reserved low two bits set (followed, masked).
-    Misaligned { offset: u16 },
+    Misaligned {
+        /// The offset of the offending entry (or pointer).
+        offset: u16,
+    },
     /// More capabilities than fit in the space (the kernel's TTL ran out).
     TooMany,
 }
@@ -231,7 +248,7 @@ pub(crate) fn walk_extended(config: &[u8]) -> ExtendedWalk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pci::testutil::Config;
+    use crate::testutil::Config;
 
     fn std_walk(bytes: &[u8]) -> StandardWalk {
         walk_standard(bytes, Some(HeaderType::Normal), Some(0x0010))

@@ -62,24 +62,31 @@ impl AcsFlags {
         self.0 & other.0 != 0
     }
 
+    /// Source Validation set.
     pub fn sv(&self) -> bool {
         self.contains(Self::SV)
     }
+    /// Translation Blocking set.
     pub fn tb(&self) -> bool {
         self.contains(Self::TB)
     }
+    /// P2P Request Redirect set.
     pub fn rr(&self) -> bool {
         self.contains(Self::RR)
     }
+    /// P2P Completion Redirect set.
     pub fn cr(&self) -> bool {
         self.contains(Self::CR)
     }
+    /// Upstream Forwarding set.
     pub fn uf(&self) -> bool {
         self.contains(Self::UF)
     }
+    /// P2P Egress Control set.
     pub fn ec(&self) -> bool {
         self.contains(Self::EC)
     }
+    /// Direct Translated P2P set.
     pub fn dt(&self) -> bool {
         self.contains(Self::DT)
     }
@@ -124,6 +131,7 @@ impl fmt::Display for AcsFlags {
 /// The decoded ACS capability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Acs {
+    /// Where the capability starts in config space.
     pub offset: u16,
     /// What the port can do (ACS Capability Register, §7.7.11.2).
     pub cap: AcsFlags,
@@ -157,7 +165,7 @@ pub(crate) fn decode(config: &[u8], offset: u16) -> Option<Acs> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pci::testutil::{Config, words};
+    use crate::testutil::{Config, words};
 
     #[test]
     fn flag_bits_and_names() {

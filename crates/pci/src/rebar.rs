@@ -61,7 +61,7 @@ pub(crate) fn decode(config: &[u8], offset: u16) -> Vec<ResizableBar> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pci::testutil::{Config, dwords};
+    use crate::testutil::{Config, dwords};
 
     const MB: u64 = 1 << 20;
     const GB: u64 = 1 << 30;

@@ -7,9 +7,16 @@
 //! here panics on input: short buffers give `None` fields, and malformed
 //! capability lists are walked defensively and reported in
 //! [`Decoded::problems`].
+//!
+//! A crate of its own (p2pdoctor re-exports it as `p2pdoctor::pci`): it
+//! knows the PCI specifications and nothing about Linux, sysfs or P2PDMA,
+//! so it can be used and tested alone. Its only dependencies are `serde`
+//! (every decoded value serialises into p2pdoctor's JSON) and `thiserror`.
+
+#![warn(missing_docs)]
 
 mod acs;
-pub mod bdf;
+mod bdf;
 mod ecaps;
 mod express;
 mod header;
@@ -47,13 +54,19 @@ const EXT_SPACE: usize = 0x1000;
 pub struct Decoded {
     /// Number of bytes that were available.
     pub length: usize,
+    /// Vendor ID (+0x00).
     pub vendor_id: Option<u16>,
+    /// Device ID (+0x02).
     pub device_id: Option<u16>,
+    /// Command register (+0x04).
     pub command: Option<u16>,
+    /// Status register (+0x06).
     pub status: Option<u16>,
+    /// Revision ID (+0x08).
     pub revision: Option<u8>,
     /// Base class, sub-class and programming interface, 24 bits.
     pub class_code: Option<u32>,
+    /// Header Type bits 6:0 (+0x0e): the layout of the rest of the header.
     pub header_type: Option<HeaderType>,
     /// Header Type bit 7.
     pub multifunction: bool,
@@ -74,17 +87,27 @@ pub struct Decoded {
     pub capabilities_readable: bool,
     /// The buffer holds the extended space (at least 4096 bytes).
     pub extended_readable: bool,
+    /// The PCI Express capability.
     pub express: Option<Express>,
+    /// Access Control Services.
     pub acs: Option<Acs>,
+    /// Advanced Error Reporting.
     pub aer: Option<Aer>,
+    /// Address Translation Services.
     pub ats: Option<Ats>,
+    /// Page Request Interface.
     pub pri: Option<Pri>,
+    /// Process Address Space ID.
     pub pasid: Option<Pasid>,
     /// Device Serial Number (PCIe r6.0 §7.9.3).
     pub dsn: Option<u64>,
+    /// Alternative Routing-ID Interpretation.
     pub ari: Option<Ari>,
+    /// Single Root I/O Virtualization.
     pub sriov: Option<Sriov>,
+    /// Resizable BAR: one entry per BAR the capability lists.
     pub resizable_bar: Vec<ResizableBar>,
+    /// Downstream Port Containment.
     pub dpc: Option<Dpc>,
 }
 

@@ -12,6 +12,7 @@ use super::read::{bit, read_u16, read_u32};
 /// severity registers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Aer {
+    /// Where the capability starts in config space.
     pub offset: u16,
     /// Uncorrectable Error Status, +0x04 (§7.8.4.2).
     pub uncorrectable_status: u32,
@@ -49,6 +50,7 @@ pub(crate) fn decode_dsn(config: &[u8], offset: u16) -> Option<u64> {
 /// Alternative Routing-ID Interpretation (PCIe r6.0 §7.8.8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Ari {
+    /// Where the capability starts in config space.
     pub offset: u16,
     /// Next Function Number, ARI Capability bits 15:8 (§7.8.8.2).
     pub next_function: u8,
@@ -65,6 +67,7 @@ pub(crate) fn decode_ari(config: &[u8], offset: u16) -> Option<Ari> {
 /// Address Translation Services (PCIe r6.0 §10.5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Ats {
+    /// Where the capability starts in config space.
     pub offset: u16,
     /// Invalidate Queue Depth, ATS Capability bits 4:0, raw as lspci prints
     /// it (the encoding 0 means 32).
@@ -93,6 +96,7 @@ pub(crate) fn decode_ats(config: &[u8], offset: u16) -> Option<Ats> {
 /// Page Request Interface (PCIe r6.0 §10.5.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Pri {
+    /// Where the capability starts in config space.
     pub offset: u16,
     /// Enable, Page Request Control bit 0 (+0x04).
     pub enabled: bool,
@@ -113,6 +117,7 @@ pub(crate) fn decode_pri(config: &[u8], offset: u16) -> Option<Pri> {
 /// Process Address Space ID (PCIe r6.0 §7.8.9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Pasid {
+    /// Where the capability starts in config space.
     pub offset: u16,
     /// PASID Enable, PASID Control bit 0 (§7.8.9.3).
     pub enabled: bool,
@@ -140,6 +145,7 @@ pub(crate) fn decode_pasid(config: &[u8], offset: u16) -> Option<Pasid> {
 /// Single Root I/O Virtualization (PCIe r6.0 §9.3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Sriov {
+    /// Where the capability starts in config space.
     pub offset: u16,
     /// TotalVFs (+0x0e).
     pub total_vfs: u16,
@@ -172,6 +178,7 @@ pub(crate) fn decode_sriov(config: &[u8], offset: u16) -> Option<Sriov> {
 /// Downstream Port Containment (PCIe r6.0 §7.9.14).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Dpc {
+    /// Where the capability starts in config space.
     pub offset: u16,
     /// DPC Trigger Enable, DPC Control bits 1:0 (§7.9.14.3): 0 disabled,
     /// 1 on ERR_FATAL, 2 on ERR_NONFATAL or ERR_FATAL.
@@ -253,7 +260,7 @@ impl Aer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pci::testutil::{Config, dwords, words};
+    use crate::testutil::{Config, dwords, words};
 
     fn with_ecap(id: u16, body: &[u8]) -> Vec<u8> {
         let mut c = Config::endpoint(0x8086, 0x1, 0x020000);

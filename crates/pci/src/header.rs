@@ -85,8 +85,11 @@ impl HeaderType {
 /// Bus numbers of a type 1 header (§7.5.1.3.2 - §7.5.1.3.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct BridgeBuses {
+    /// Primary Bus Number (+0x18): the bus the bridge sits on.
     pub primary: u8,
+    /// Secondary Bus Number (+0x19): the bus directly below it.
     pub secondary: u8,
+    /// Subordinate Bus Number (+0x1a): the highest bus below it.
     pub subordinate: u8,
 }
 
@@ -146,7 +149,7 @@ pub(crate) fn decode_header(config: &[u8]) -> Header {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pci::testutil::Config;
+    use crate::testutil::Config;
 
     #[test]
     fn endpoint_header() {

@@ -9,13 +9,18 @@ use std::str::FromStr;
 /// printed with five hex digits (`10000:e1:00.0`).
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Bdf {
+    /// PCI domain (segment), 16 bits on most machines, more on VMD.
     pub domain: u32,
+    /// Bus number.
     pub bus: u8,
+    /// Device number, 0-31.
     pub device: u8,
+    /// Function number, 0-7.
     pub function: u8,
 }
 
 impl Bdf {
+    /// The address `domain:bus:device.function`.
     pub fn new(domain: u32, bus: u8, device: u8, function: u8) -> Self {
         Bdf {
             domain,

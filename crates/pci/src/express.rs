@@ -23,15 +23,25 @@ const DEVCTL2: usize = 0x28; // Device Control 2, §7.5.3.16
 /// (PCIe r6.0 §7.5.3.2). Serialized as the snake_case name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PortType {
+    /// PCI Express Endpoint, code 0b0000.
     Endpoint,
+    /// Legacy PCI Express Endpoint, code 0b0001.
     LegacyEndpoint,
+    /// Root Port of a Root Complex, code 0b0100.
     RootPort,
+    /// Upstream Port of a switch, code 0b0101.
     UpstreamPort,
+    /// Downstream Port of a switch, code 0b0110.
     DownstreamPort,
+    /// PCI Express to PCI/PCI-X Bridge, code 0b0111.
     PcieToPciBridge,
+    /// PCI/PCI-X to PCI Express Bridge, code 0b1000.
     PciToPcieBridge,
+    /// Root Complex Integrated Endpoint, code 0b1001.
     RcIntegratedEndpoint,
+    /// Root Complex Event Collector, code 0b1010.
     RcEventCollector,
+    /// A reserved code, kept as read.
     Unknown(u8),
 }
 
@@ -184,6 +194,7 @@ pub struct DevCtl {
     pub max_payload: u16,
     /// Max_Read_Request_Size, bits 14:12, in bytes.
     pub max_read_request: u16,
+    /// The whole register as read.
     pub raw: u16,
 }
 
@@ -218,7 +229,9 @@ pub struct LinkStatus {
 /// The link registers of a PCI Express capability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Link {
+    /// Link Capabilities (+0x0c).
     pub cap: LinkCap,
+    /// Link Status (+0x12).
     pub status: LinkStatus,
     /// Link Control (§7.5.3.7), undecoded.
     pub ctl_raw: u16,
@@ -241,6 +254,7 @@ pub struct DevCap2 {
     pub atomic128_completer: bool,
     /// LTR Mechanism Supported, bit 11.
     pub ltr: bool,
+    /// The whole register as read.
     pub raw: u32,
 }
 
@@ -255,24 +269,30 @@ pub struct DevCtl2 {
     pub atomic_op_egress_blocking: bool,
     /// LTR Mechanism Enable, bit 10.
     pub ltr_enable: bool,
+    /// The whole register as read.
     pub raw: u16,
 }
 
 /// The decoded PCI Express capability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Express {
+    /// Where the capability starts in config space.
     pub offset: u16,
     /// Capability Version, bits 3:0 of the capabilities register.
     pub version: u8,
+    /// Device/Port Type, bits 7:4 of the capabilities register.
     pub port_type: PortType,
     /// Slot Implemented, bit 8 of the capabilities register.
     pub slot_implemented: bool,
+    /// Device Capabilities (+0x04).
     pub dev_cap: DevCap,
+    /// Device Control (+0x08).
     pub dev_ctl: DevCtl,
     /// `None` when the port type has no link or the bytes are missing.
     pub link: Option<Link>,
     /// Only for capability version >= 2 (the register was reserved before).
     pub dev_cap2: Option<DevCap2>,
+    /// Device Control 2 (+0x28), under the same condition as `dev_cap2`.
     pub dev_ctl2: Option<DevCtl2>,
 }
 
@@ -375,7 +395,7 @@ pub(crate) fn decode(config: &[u8], offset: u16) -> Option<Express> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pci::testutil::{Config, ExpressBody};
+    use crate::testutil::{Config, ExpressBody};
 
     fn express_at(off: usize, body: &ExpressBody) -> Vec<u8> {
         let mut c = Config::endpoint(0x8086, 0x1, 0x020000);
