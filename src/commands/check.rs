@@ -106,13 +106,14 @@ pub fn run_check(
             force: args.force,
             journal_dir,
             progress: true,
-            sysfs: PathBuf::from("/sys"),
-            dev: PathBuf::from("/dev"),
+            // `require_live` above: the root is this machine's `/`.
+            root_dir: PathBuf::from("/"),
         };
         if copts.size == 0 || !copts.size.is_multiple_of(4096) {
             anyhow::bail!("--confirm-size must be a non-zero multiple of 4096 bytes");
         }
-        crate::confirm::pairs::confirm(&mut diagnosis, &copts);
+        let results = crate::confirm::pairs::confirm(&diagnosis, &root, &copts);
+        diagnosis = diagnosis.settle(results);
         if let Some(note) = crate::confirm::pairs::nothing_confirmed(&diagnosis) {
             eprintln!("{}", crate::render::style::escape_controls(&note));
         }

@@ -12,8 +12,8 @@
 //!   every rule (data in `rules/catalog.toml`).
 //!
 //! Findings are `predicted` here, `inconclusive` when the facts they need
-//! could not be read; a later confirmation stage turns them `confirmed` or
-//! `refuted`.
+//! could not be read; the confirm stage's results, taken in by
+//! [`Diagnosis::settle`] ([`settle`]), turn them `confirmed` or `refuted`.
 
 pub mod acs_params;
 pub mod catalog;
@@ -26,6 +26,7 @@ pub mod matrix;
 pub mod p2pdma;
 pub mod pairs;
 pub mod select;
+pub mod settle;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -41,6 +42,7 @@ pub use fix::{Fix, KernelParam};
 pub use kernel::{KernelData, KernelModel, KernelVersion};
 pub use p2pdma::{MapType, P2pView, PairVerdict, Verdict};
 pub use pairs::{Pair, PairPath, PairTable, PathId};
+pub use settle::{PairConfirm, PairOutcome, PairResult};
 
 /// The JSON schema version of `check --format json`.
 pub const CHECK_SCHEMA_VERSION: u32 = 2;
@@ -793,9 +795,7 @@ fn summarize(d: &Diagnosis) -> Summary {
 
 /// The second tier, from the pairs `check --confirm` tried.
 fn verification(pairs: &PairTable) -> Option<Verification> {
-    use crate::confirm::pairs::PairOutcome;
-    let tried: Vec<&crate::confirm::pairs::PairConfirm> =
-        pairs.iter().filter_map(|p| p.confirm()).collect();
+    let tried: Vec<&PairConfirm> = pairs.iter().filter_map(|p| p.confirm()).collect();
     if tried.is_empty() {
         return None;
     }
@@ -886,9 +886,8 @@ fn caveats(d: &Diagnosis, predicted: Level) -> Vec<Caveat> {
             .filter(|p| {
                 p.verdict().map_type == MapType::BusAddr
                     && p.provider() != p.client()
-                    && p.confirm().is_none_or(|c| {
-                        c.outcome != crate::confirm::pairs::PairOutcome::Ok || !c.settles_pair
-                    })
+                    && p.confirm()
+                        .is_none_or(|c| c.outcome != PairOutcome::Ok || !c.settles_pair)
             })
             .collect();
         if !direct.is_empty() {
