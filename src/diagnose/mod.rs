@@ -6,7 +6,7 @@
 //!
 //! - [`p2pdma`] mirrors the kernel's `calc_map_type_and_dist()` as a pure
 //!   function, [`acs_params`] the `pci=disable_acs_redir=`/`config_acs=`
-//!   parsing, [`kernel`] the per-release whitelist (data in
+//!   matching, [`kernel`] the per-release whitelist (data in
 //!   `rules/kernel.toml`);
 //! - `checks/` holds one file per rule family; [`catalog`] the words of
 //!   every rule (data in `rules/catalog.toml`).
@@ -468,8 +468,8 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         .kernel_data
         .for_release(tree.host.kernel_release.as_deref())
         .with_live_evidence(allocate_seen);
-    let params = acs_params::AcsParams::from_cmdline(&tree.host.cmdline.raw);
-    let (view, effects) = P2pView::from_tree(tree, &params, &kernel);
+    let params = &tree.host.cmdline.acs;
+    let (view, effects) = P2pView::from_tree(tree, params, &kernel);
 
     let mut candidates: Vec<NodeId> = (0..tree.nodes.len())
         .filter(|&i| dma_capable(tree, i))
@@ -517,7 +517,7 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         data: &opts.kernel_data,
         view: &view,
         effects: &effects,
-        params: &params,
+        params,
         pairs: &pairs,
     };
     let mut findings = checks::run_all(&ctx);
@@ -557,7 +557,7 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         .collect();
 
     let class_matrix = matrix::build(tree, &view, &kernel, &opts.roles);
-    let header = checks::header(tree, &kernel, &params);
+    let header = checks::header(tree, &kernel, params);
     // Bridge functions (class 06, the host bridge's own included) are the
     // path, not devices one selects.
     let endpoints = tree
