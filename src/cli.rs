@@ -5,8 +5,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::render::Format;
-use crate::render::style::ColorChoice;
 use crate::units::{parse_duration, parse_size};
 
 /// Exit status when the tool itself failed (bad arguments, unreadable
@@ -433,8 +431,8 @@ pub struct CopyArgs {
     pub qd: u32,
 
     /// The I/O engine: io_uring, or QD threads with blocking pread/pwrite.
-    #[arg(long, value_enum, default_value_t = crate::confirm::engine::EngineKind::Uring)]
-    pub engine: crate::confirm::engine::EngineKind,
+    #[arg(long, value_enum, default_value_t = EngineKind::Uring)]
+    pub engine: EngineKind,
 
     /// Use N threads with one blocking request each (the threads engine
     /// with a queue depth of N; p2pmem-test's model, scaled out).
@@ -522,6 +520,136 @@ Exit status:
 Only findings about the selected devices that no config file suppresses
 count; findings hidden by --min-severity still do. --baseline and --policy
 compare the whole machine whatever the selection.";
+
+/// An option's values as the command line spells them, mirroring a
+/// stage's own enum variant for variant (the stages know nothing of clap):
+/// the doc comments are the `--help` text of each value, and `From` goes
+/// both ways, so a variant added on either side without the other fails
+/// to compile.
+macro_rules! value_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident => $stage:ty {
+            $($(#[$vmeta:meta])* $variant:ident,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl From<$name> for $stage {
+            fn from(v: $name) -> Self {
+                match v {
+                    $($name::$variant => <$stage>::$variant,)+
+                }
+            }
+        }
+
+        impl From<$stage> for $name {
+            fn from(v: $stage) -> Self {
+                match v {
+                    $(<$stage>::$variant => $name::$variant,)+
+                }
+            }
+        }
+    };
+}
+
+value_enum! {
+    /// Output formats, as `--format` spells them.
+    pub enum Format => crate::render::Format {
+        /// A tree for people, like `lspci -tv`.
+        Text,
+        /// Machine-readable, with `schema_version`.
+        Json,
+        /// Graphviz: pipe into `dot -Tsvg`.
+        Dot,
+    }
+}
+
+value_enum! {
+    /// When to colour, as `--color` spells it.
+    pub enum ColorChoice => crate::render::style::ColorChoice {
+        /// Colour when standard output is a terminal and NO_COLOR is unset.
+        Auto,
+        Always,
+        Never,
+    }
+}
+
+value_enum! {
+    /// Which engine moves the data.
+    pub enum EngineKind => crate::confirm::engine::EngineKind {
+        /// io_uring: one thread, up to QD requests in flight.
+        Uring,
+        /// QD threads, each with one blocking pread/pwrite in flight.
+        Threads,
+    }
+}
+
+value_enum! {
+    /// The kinds of difference `diff --ignore` can leave out.
+    pub enum ChangeClass => crate::compare::ChangeClass {
+        /// A pair's map type, distance or path class.
+        Pair,
+        /// A finding appeared or went away.
+        Finding,
+        /// ACS Control bits of a function.
+        Acs,
+        /// IOMMU mode, a group's domain type, who shares a group.
+        Iommu,
+        /// The kernel release.
+        Kernel,
+        /// The kernel command line.
+        Cmdline,
+        /// A device added, removed or moved to another address.
+        Device,
+        /// Link speed or width.
+        Link,
+        /// P2P memory: size, published.
+        P2pmem,
+        /// CPU vendor, family, model.
+        Cpu,
+    }
+}
+
+value_enum! {
+    /// The kinds of device `--role` knows.
+    pub enum DeviceKind => crate::diagnose::matrix::DeviceKind {
+        /// Display and 3D controllers (class 03).
+        Gpu,
+        /// Network and InfiniBand controllers (class 02).
+        Nic,
+        /// NVMe controllers (class 01 08).
+        Nvme,
+        /// Processing accelerators (class 12) and co-processors (0b 40).
+        Accelerator,
+    }
+}
+
+value_enum! {
+    /// How bad a finding is, as `--min-severity` spells it.
+    pub enum Severity => crate::diagnose::Severity {
+        /// The kernel will refuse, or data can be lost.
+        Error,
+        /// It works, but worse than it could, or at a risk.
+        Warning,
+        /// Worth knowing; nothing to fix.
+        Info,
+    }
+}
+
+value_enum! {
+    /// The threshold for a non-zero exit status.
+    pub enum FailOn => crate::diagnose::FailOn {
+        /// Exit 1 on warnings, 2 on errors.
+        Warning,
+        /// Exit 2 on errors; warnings alone exit 0.
+        Error,
+    }
+}
 
 /// Output formats of `rules`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -622,7 +750,7 @@ pub struct CheckArgs {
     /// (comma-separated): gpu, nic, nvme, accelerator. With --all-pairs,
     /// `--role gpu,nic` predicts every GPU and NIC pair.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND")]
-    pub role: Vec<crate::diagnose::matrix::DeviceKind>,
+    pub role: Vec<DeviceKind>,
 
     /// Show chipset functions too (SATA, USB, SMBus, audio, ...): by
     /// default pairs and findings are about devices that do P2P (NVMe,
@@ -648,8 +776,8 @@ pub struct CheckArgs {
 
     /// Hide findings below this severity: info, warning or error. Hidden
     /// findings still count in the verdict and the exit status.
-    #[arg(long, value_enum, default_value_t = crate::diagnose::Severity::Info, value_name = "LEVEL")]
-    pub min_severity: crate::diagnose::Severity,
+    #[arg(long, value_enum, default_value_t = Severity::Info, value_name = "LEVEL")]
+    pub min_severity: Severity,
 
     /// Show info findings with nothing to do in full (by default the text
     /// report folds them into one count line).
@@ -668,8 +796,8 @@ pub struct CheckArgs {
     /// The least severe finding that makes the exit status non-zero:
     /// `warning` (exit 1 on warnings, 2 on errors) or `error` (exit 2 on
     /// errors, warnings alone exit 0).
-    #[arg(long, value_enum, default_value_t = crate::diagnose::FailOn::Warning, value_name = "LEVEL")]
-    pub fail_on: crate::diagnose::FailOn,
+    #[arg(long, value_enum, default_value_t = FailOn::Warning, value_name = "LEVEL")]
+    pub fail_on: FailOn,
 
     /// Write to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
@@ -701,8 +829,8 @@ pub struct CheckArgs {
     pub confirm_size: u64,
 
     /// With --confirm: the I/O engine.
-    #[arg(long, value_enum, default_value_t = crate::confirm::engine::EngineKind::Uring, requires = "confirm")]
-    pub engine: crate::confirm::engine::EngineKind,
+    #[arg(long, value_enum, default_value_t = EngineKind::Uring, requires = "confirm")]
+    pub engine: EngineKind,
 
     /// With --confirm --write: write even to a device that looks in use.
     #[arg(long, requires = "confirm")]
@@ -795,7 +923,7 @@ pub struct DiffArgs {
     /// Leave out whole classes of difference (comma-separated): pair,
     /// finding, acs, iommu, kernel, cmdline, device, link, p2pmem, cpu.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "CLASS")]
-    pub ignore: Vec<crate::compare::ChangeClass>,
+    pub ignore: Vec<ChangeClass>,
 
     /// Compare every endpoint pair, not only pairs with a P2P memory
     /// provider (see `check --all-pairs`).

@@ -106,7 +106,7 @@ impl Finding {
 }
 
 /// The threshold for a non-zero exit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FailOn {
     /// Exit 1 on warnings, 2 on errors.
     #[default]
