@@ -888,7 +888,7 @@ def check_scenario(s: Scenario, rdir: Path, has_snapshot: bool, with_copies: boo
     return checks
 
 
-# Rules about timing-dependent hazards (src/confirm/pairs.rs Settles::Hazard):
+# Rules about timing-dependent hazards (src/diagnose/settle.rs Settles::Hazard):
 # only a data mismatch settles them.
 HAZARD_RULES = {"P2P302", "P2P303", "P2P601", "P2P603"}
 

@@ -22,7 +22,7 @@ use crate::topology::{NodeId, Tree};
 
 /// The kinds of difference, in the order a report ranks them: what
 /// changes the kernel's decisions first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeClass {
     /// A pair's map type, distance or path class.

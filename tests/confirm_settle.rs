@@ -7,10 +7,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use p2pdoctor::confirm::copy::Outcome;
 use p2pdoctor::confirm::engine::EngineKind;
-use p2pdoctor::confirm::pairs::{self, ConfirmOptions, Direction, PairConfirm, PairOutcome};
-use p2pdoctor::diagnose::{self, Diagnosis, Status};
+use p2pdoctor::confirm::pairs::{self, ConfirmOptions};
+use p2pdoctor::diagnose::settle::{Direction, DirectionOutcome, IoPath};
+use p2pdoctor::diagnose::{self, Diagnosis, PairConfirm, PairOutcome, PairResult, Status};
 use p2pdoctor::root::SystemRoot;
 use p2pdoctor::scan::{self, ScanOptions};
 use p2pdoctor::topology::Tree;
@@ -35,6 +35,7 @@ fn fake_machine(d: &Diagnosis, dir: &Path) -> (PathBuf, PathBuf) {
     let sys = dir.join("sys");
     let dev = dir.join("dev");
     std::fs::create_dir_all(&dev).unwrap();
+    std::fs::create_dir_all(&sys).unwrap();
     for x in &d.devices {
         if x.provider {
             let p = sys.join(format!("bus/pci/devices/{}/p2pmem", x.bdf));
@@ -51,7 +52,7 @@ fn fake_machine(d: &Diagnosis, dir: &Path) -> (PathBuf, PathBuf) {
     (sys, dev)
 }
 
-fn options(sys: PathBuf, dev: PathBuf, journal: PathBuf, write: Vec<PathBuf>) -> ConfirmOptions {
+fn options(root_dir: &Path, journal: PathBuf, write: Vec<PathBuf>) -> ConfirmOptions {
     ConfirmOptions {
         size: 1 << 20,
         chunk: 128 << 10,
@@ -61,16 +62,24 @@ fn options(sys: PathBuf, dev: PathBuf, journal: PathBuf, write: Vec<PathBuf>) ->
         force: false,
         journal_dir: journal,
         progress: false,
-        sysfs: sys,
-        dev,
+        root_dir: root_dir.to_path_buf(),
     }
+}
+
+/// Runs the experiments on the fake machine in `dir` (read through a
+/// system root opened on it) and settles the diagnosis with them.
+fn confirm(d: Diagnosis, dir: &Path, opts: &ConfirmOptions) -> Diagnosis {
+    let root = SystemRoot::open(dir).unwrap();
+    let results = pairs::confirm(&d, &root, opts);
+    assert_eq!(results.len(), d.pairs.len(), "a result for every pair");
+    d.settle(results)
 }
 
 #[test]
 fn the_pipeline_runs_every_pair_with_a_namespace_and_skips_the_rest() {
     let mut d = lab("01-switch");
     let dir = tempfile::tempdir().unwrap();
-    let (sys, dev) = fake_machine(&d, dir.path());
+    let (_, dev) = fake_machine(&d, dir.path());
     // the client's namespace may be written
     let client = d
         .pairs
@@ -86,15 +95,12 @@ fn the_pipeline_runs_every_pair_with_a_namespace_and_skips_the_rest() {
         .block_devices[0]
         .clone();
     let before = std::fs::read(dev.join(&client_dev)).unwrap();
-    pairs::confirm(
-        &mut d,
-        &options(
-            sys,
-            dev.clone(),
-            dir.path().join("j"),
-            vec![dev.join(&client_dev)],
-        ),
+    let opts = options(
+        dir.path(),
+        dir.path().join("j"),
+        vec![dev.join(&client_dev)],
     );
+    d = confirm(d, dir.path(), &opts);
     for p in &d.pairs {
         let c = p.confirm().expect("every pair has a result");
         match p.client().to_string().as_str() {
@@ -149,13 +155,16 @@ fn the_pipeline_runs_every_pair_with_a_namespace_and_skips_the_rest() {
 
 #[test]
 fn without_p2pmem_or_permission_it_says_what_it_could_not_do() {
-    let mut d = lab("01-switch");
+    let d = lab("01-switch");
     let dir = tempfile::tempdir().unwrap();
-    let (_, dev) = fake_machine(&d, dir.path());
+    let (sys, _) = fake_machine(&d, dir.path());
     // a sysfs without the provider's p2pmem/
-    pairs::confirm(
-        &mut d,
-        &options(dir.path().join("empty"), dev, dir.path().join("j"), vec![]),
+    std::fs::remove_dir_all(&sys).unwrap();
+    std::fs::create_dir_all(&sys).unwrap();
+    let d = confirm(
+        d,
+        dir.path(),
+        &options(dir.path(), dir.path().join("j"), vec![]),
     );
     for p in &d.pairs {
         let c = p.confirm().unwrap();
@@ -176,19 +185,23 @@ fn with_no_pair_or_with_one_transfer_it_says_so_or_nothing() {
     let note = pairs::nothing_confirmed(&d).unwrap();
     assert!(note.contains("nothing to confirm"), "{note}");
     // One pair that ran: no note.
-    let mut d = lab("01-switch");
+    let d = lab("01-switch");
     let dir = tempfile::tempdir().unwrap();
-    let (sys, dev) = fake_machine(&d, dir.path());
-    pairs::confirm(&mut d, &options(sys, dev, dir.path().join("j"), vec![]));
+    fake_machine(&d, dir.path());
+    let d = confirm(
+        d,
+        dir.path(),
+        &options(dir.path(), dir.path().join("j"), vec![]),
+    );
     assert_eq!(pairs::nothing_confirmed(&d), None);
 }
 
 fn result(outcome: PairOutcome, errno: Option<i32>, log: &[&str]) -> PairConfirm {
     let o = match outcome {
-        PairOutcome::Ok => Outcome::Ok,
-        PairOutcome::Refused => Outcome::Refused,
-        PairOutcome::Mismatch => Outcome::Mismatch,
-        _ => Outcome::Error,
+        PairOutcome::Ok => DirectionOutcome::Ok,
+        PairOutcome::Refused => DirectionOutcome::Refused,
+        PairOutcome::Mismatch => DirectionOutcome::Mismatch,
+        _ => DirectionOutcome::Error,
     };
     PairConfirm {
         outcome,
@@ -223,23 +236,33 @@ fn result(outcome: PairOutcome, errno: Option<i32>, log: &[&str]) -> PairConfirm
     }
 }
 
-/// Puts `r` on the pair with `client`, with agreement worked out as
-/// `pairs::confirm` does it.
-fn inject(d: &mut Diagnosis, client: &str, mut r: PairConfirm) {
+/// The result `r` for the pair with `client`, with agreement worked out
+/// as `pairs::confirm` does it (over a root with no sysfs to read).
+fn result_for(d: &Diagnosis, client: &str, mut r: PairConfirm) -> PairResult {
     let p = d
         .pairs
         .iter()
         .find(|p| p.client().to_string() == client && p.client() != p.provider())
         .unwrap();
-    let index = p.index();
+    let empty = SystemRoot::from_entries(Path::new("empty"), Default::default());
     pairs::judge(
         &mut r,
         p.provider(),
         p.client(),
         p.verdict().map_type,
-        Path::new("/nonexistent"),
+        &empty,
     );
-    d.pairs.set_confirm(index, r);
+    PairResult {
+        provider: p.provider(),
+        client: p.client(),
+        confirm: r,
+    }
+}
+
+/// Settles `d` with the one result `r` for the pair with `client`.
+fn settle_one(d: Diagnosis, client: &str, r: PairConfirm) -> Diagnosis {
+    let result = result_for(&d, client, r);
+    d.settle(vec![result])
 }
 
 fn status_of(d: &Diagnosis, rule: &str) -> Option<Status> {
@@ -251,8 +274,8 @@ fn a_refusal_confirms_acs_redirect_and_a_pass_refutes_it() {
     let mut d = lab("03-multifunction-iommu");
     assert_eq!(status_of(&d, "P2P301"), Some(Status::Predicted));
     assert_eq!(d.exit_code(diagnose::FailOn::Warning), 2);
-    inject(
-        &mut d,
+    d = settle_one(
+        d,
         "0000:01:00.1",
         result(
             PairOutcome::Refused,
@@ -262,7 +285,6 @@ fn a_refusal_confirms_acs_redirect_and_a_pass_refutes_it() {
             ],
         ),
     );
-    pairs::settle(&mut d);
     let f = d.findings.iter().find(|f| f.rule == "P2P301").unwrap();
     assert_eq!(f.status, Status::Confirmed);
     assert!(
@@ -283,8 +305,7 @@ fn a_refusal_confirms_acs_redirect_and_a_pass_refutes_it() {
     assert_eq!(d.summary.verdict.established(), "verified by a transfer");
 
     let mut d = lab("03-multifunction-iommu");
-    inject(&mut d, "0000:01:00.1", result(PairOutcome::Ok, None, &[]));
-    pairs::settle(&mut d);
+    d = settle_one(d, "0000:01:00.1", result(PairOutcome::Ok, None, &[]));
     assert_eq!(status_of(&d, "P2P301"), Some(Status::Refuted));
     // the model was wrong: say so, as a confirmed warning
     let c = d
@@ -310,12 +331,11 @@ fn a_refusal_confirms_acs_redirect_and_a_pass_refutes_it() {
 #[test]
 fn a_refusal_confirms_the_whitelist_rule() {
     let mut d = lab("02-root-ports");
-    inject(
-        &mut d,
+    d = settle_one(
+        d,
         "0000:02:00.0",
         result(PairOutcome::Refused, Some(libc::EREMOTEIO), &[]),
     );
-    pairs::settle(&mut d);
     assert_eq!(status_of(&d, "P2P401"), Some(Status::Confirmed));
     assert_eq!(d.summary.errors, 1);
 }
@@ -324,8 +344,8 @@ fn a_refusal_confirms_the_whitelist_rule() {
 fn a_silent_mismatch_is_an_error_with_the_iommu_faults_as_evidence() {
     let mut d = lab("04-switch-iommu");
     let before = d.summary.errors;
-    inject(
-        &mut d,
+    d = settle_one(
+        d,
         "0000:04:00.0",
         result(
             PairOutcome::Mismatch,
@@ -335,7 +355,6 @@ fn a_silent_mismatch_is_an_error_with_the_iommu_faults_as_evidence() {
             ],
         ),
     );
-    pairs::settle(&mut d);
     let m = d
         .findings
         .iter()
@@ -376,8 +395,7 @@ fn a_verified_transfer_lifts_the_iommu_caveat_and_a_skip_settles_nothing() {
         d.summary.verdict.established(),
         "predicted by the kernel's rules"
     );
-    inject(&mut d, "0000:04:00.0", result(PairOutcome::Ok, None, &[]));
-    pairs::settle(&mut d);
+    d = settle_one(d, "0000:04:00.0", result(PairOutcome::Ok, None, &[]));
     assert!(!caveat(&d), "the pair moved data that verified");
     let v = d.summary.verdict.verified.as_ref().unwrap();
     assert_eq!(
@@ -388,8 +406,7 @@ fn a_verified_transfer_lifts_the_iommu_caveat_and_a_skip_settles_nothing() {
     let mut d = lab("04-switch-iommu");
     let mut skipped = result(PairOutcome::Skipped, None, &[]);
     skipped.directions.clear();
-    inject(&mut d, "0000:04:00.0", skipped);
-    pairs::settle(&mut d);
+    d = settle_one(d, "0000:04:00.0", skipped);
     assert!(caveat(&d));
     let v = d.summary.verdict.verified.as_ref().unwrap();
     assert_eq!(v.outcome, diagnose::Verified::Unsettled);
@@ -430,8 +447,7 @@ fn an_enomem_mapping_confirms_the_exhausted_pool_and_a_mapped_buffer_refutes_it(
     let mut enomem = result(PairOutcome::Error, Some(libc::ENOMEM), &[]);
     enomem.reason =
         "read: cannot map 524288 bytes of .../p2pmem/allocate: Cannot allocate memory".into();
-    inject(&mut d, &client, enomem);
-    pairs::settle(&mut d);
+    d = settle_one(d, &client, enomem);
     let f = d.findings.iter().find(|f| f.rule == "P2P205").unwrap();
     assert_eq!(f.status, Status::Confirmed);
     assert!(
@@ -441,8 +457,7 @@ fn an_enomem_mapping_confirms_the_exhausted_pool_and_a_mapped_buffer_refutes_it(
     );
 
     let mut d = diagnose_built();
-    inject(&mut d, &client, result(PairOutcome::Ok, None, &[]));
-    pairs::settle(&mut d);
+    d = settle_one(d, &client, result(PairOutcome::Ok, None, &[]));
     assert_eq!(status_of(&d, "P2P205"), Some(Status::Refuted));
 }
 
@@ -494,8 +509,8 @@ fn check_confirm_from_the_command_line() {
 #[test]
 fn only_fault_lines_naming_the_pair_count() {
     let mut d = lab("04-switch-iommu");
-    inject(
-        &mut d,
+    d = settle_one(
+        d,
         "0000:04:00.0",
         result(
             PairOutcome::Mismatch,
@@ -505,7 +520,6 @@ fn only_fault_lines_naming_the_pair_count() {
             ],
         ),
     );
-    pairs::settle(&mut d);
     let m = d.findings.iter().find(|f| f.rule == "P2P903").unwrap();
     assert!(
         m.message.contains("no IOMMU fault was logged"),
@@ -529,13 +543,13 @@ fn an_experiment_carried_by_another_controller_settles_nothing() {
         .unwrap();
     let provider = pair.provider();
     let mut r = result(PairOutcome::Ok, None, &[]);
-    r.carried_by = vec![pairs::IoPath {
+    r.carried_by = vec![IoPath {
         controller: "nvme0".into(),
         pci: Some(provider),
         path: "nvme0c0n1".into(),
         ios: 512,
     }];
-    inject(&mut d, "0000:02:00.0", r);
+    d = settle_one(d, "0000:02:00.0", r);
     let c = d
         .pairs
         .iter()
@@ -553,7 +567,6 @@ fn an_experiment_carried_by_another_controller_settles_nothing() {
             .contains("nvme0 (nvme0c0n1)")
     );
     assert!(c.path().iter().any(|l| l.contains("via controller nvme0")));
-    pairs::settle(&mut d);
     assert_eq!(
         status_of(&d, "P2P401"),
         Some(Status::Predicted),
@@ -564,14 +577,13 @@ fn an_experiment_carried_by_another_controller_settles_nothing() {
     let mut d = lab("02-root-ports");
     let client: p2pdoctor::pci::Bdf = "0000:02:00.0".parse().unwrap();
     let mut r = result(PairOutcome::Refused, Some(libc::EINVAL), &[]);
-    r.carried_by = vec![pairs::IoPath {
+    r.carried_by = vec![IoPath {
         controller: "nvme1".into(),
         pci: Some(client),
         path: "nvme1n1".into(),
         ios: 3,
     }];
-    inject(&mut d, "0000:02:00.0", r);
-    pairs::settle(&mut d);
+    d = settle_one(d, "0000:02:00.0", r);
     assert_eq!(status_of(&d, "P2P401"), Some(Status::Confirmed));
     let v = p2pdoctor::render::check_json::check_value_of(&d, "test");
     common::schema::assert_valid("check", &v);
@@ -591,29 +603,28 @@ fn an_outcome_the_kernel_log_contradicts_is_suspect() {
         "nvme 0000:02:00.0: cannot be used for peer-to-peer DMA as the client and provider ({}) do not share an upstream bridge or whitelisted host bridge",
         pair.provider()
     );
-    inject(
-        &mut d,
-        "0000:02:00.0",
-        result(PairOutcome::Ok, None, &[&line]),
-    );
-    pairs::settle(&mut d);
+    d = settle_one(d, "0000:02:00.0", result(PairOutcome::Ok, None, &[&line]));
     assert_eq!(status_of(&d, "P2P401"), Some(Status::Predicted));
     assert!(!d.findings.iter().any(|f| f.rule == "P2P902"));
 }
 
 /// Issue 11 item 10: the controller, namespace and path that carried the
 /// I/O, read from per-path statistics (a fake sysfs with a two-controller
-/// subsystem: head nvme0n1, paths nvme0c0n1 and nvme0c1n1).
+/// subsystem: head nvme0n1, paths nvme0c0n1 and nvme0c1n1), through a
+/// system root opened on it.
 #[test]
 fn the_path_that_carried_the_io_is_read_from_per_path_stats() {
     let dir = tempfile::tempdir().unwrap();
-    let sys = dir.path();
+    let sys = dir.path().join("sys");
     let mk = |ctrl: &str, bdf: &str, path: &str, reads: u64| {
         let c = sys.join("class/nvme").join(ctrl);
         std::fs::create_dir_all(c.join(path)).unwrap();
         let dev = sys.join("devices/pci0000:00").join(bdf);
         std::fs::create_dir_all(&dev).unwrap();
-        let _ = std::os::unix::fs::symlink(&dev, c.join("device"));
+        let _ = std::os::unix::fs::symlink(
+            format!("../../../devices/pci0000:00/{bdf}"),
+            c.join("device"),
+        );
         std::fs::write(
             c.join(path).join("stat"),
             format!("{reads} 0 {} 0 7 0 0 0 0 0 0 0 0 0 0 0 0\n", reads * 8),
@@ -623,11 +634,12 @@ fn the_path_that_carried_the_io_is_read_from_per_path_stats() {
     mk("nvme0", "0000:03:00.0", "nvme0c0n1", 100);
     mk("nvme1", "0000:04:00.0", "nvme0c1n1", 40);
     std::fs::create_dir_all(sys.join("class/nvme/nvme1/ng0n2")).unwrap();
-    let before = pairs::namespace_paths(sys, "nvme0n1");
+    let root = SystemRoot::open(dir.path()).unwrap();
+    let before = pairs::namespace_paths(&root, "nvme0n1");
     assert_eq!(before.len(), 2, "{before:?}");
     assert_eq!(before[0].ios, 107, "reads + writes completed");
     mk("nvme1", "0000:04:00.0", "nvme0c1n1", 140);
-    let used = pairs::paths_used(&before, &pairs::namespace_paths(sys, "nvme0n1"));
+    let used = pairs::paths_used(&before, &pairs::namespace_paths(&root, "nvme0n1"));
     assert_eq!(used.len(), 1);
     assert_eq!(used[0].controller, "nvme1");
     assert_eq!(used[0].pci, Some("0000:04:00.0".parse().unwrap()));
@@ -643,7 +655,59 @@ fn the_path_that_carried_the_io_is_read_from_per_path_stats() {
     // Without multipath the namespace sits under its only controller.
     mk("nvme2", "0000:05:00.0", "nvme2n1", 1);
     assert_eq!(
-        pairs::namespace_paths(sys, "nvme2n1")[0].controller,
+        pairs::namespace_paths(&root, "nvme2n1")[0].controller,
         "nvme2"
     );
+}
+
+/// The statistics and the subsystem's I/O policy come from the system root
+/// the diagnosis was read from, never from this machine's /sys: over a
+/// snapshot (an in-memory root) a multipath experiment is judged with the
+/// snapshot's per-path counts and iopolicy.
+#[test]
+fn confirm_reads_sysfs_through_the_root() {
+    use p2pdoctor::root::Entry;
+    let file = |t: &str| Entry::File(t.as_bytes().to_vec());
+    let entries: std::collections::BTreeMap<String, Entry> = [
+        ("sys", Entry::Dir),
+        ("sys/class", Entry::Dir),
+        ("sys/class/nvme", Entry::Dir),
+        ("sys/class/nvme/nvme7", Entry::Dir),
+        (
+            "sys/class/nvme/nvme7/device",
+            Entry::Symlink("../../../devices/pci0000:00/0000:07:00.0".into()),
+        ),
+        ("sys/class/nvme/nvme7/nvme9c7n1", Entry::Dir),
+        (
+            "sys/class/nvme/nvme7/nvme9c7n1/stat",
+            file("5 0 0 0 6 0 0\n"),
+        ),
+        ("sys/class/nvme-subsystem", Entry::Dir),
+        ("sys/class/nvme-subsystem/nvme-subsys9", Entry::Dir),
+        (
+            "sys/class/nvme-subsystem/nvme-subsys9/iopolicy",
+            file("round-robin\n"),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let root = SystemRoot::from_entries(Path::new("snapshot"), entries);
+    let paths = pairs::namespace_paths(&root, "nvme9n1");
+    assert_eq!(paths.len(), 1, "{paths:?}");
+    assert_eq!(paths[0].ios, 11);
+    assert_eq!(paths[0].pci, Some("0000:07:00.0".parse().unwrap()));
+    let mut r = result(PairOutcome::Ok, None, &[]);
+    r.namespace = Some("nvme9n1".into());
+    r.carried_by = paths;
+    pairs::judge(
+        &mut r,
+        "0000:03:00.0".parse().unwrap(),
+        "0000:04:00.0".parse().unwrap(),
+        diagnose::MapType::BusAddr,
+        &root,
+    );
+    assert!(!r.settles_pair);
+    let why = r.unsettled.unwrap();
+    assert!(why.contains("(iopolicy round-robin)"), "{why}");
 }

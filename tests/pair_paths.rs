@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use p2pdoctor::diagnose::acs_params::AcsParams;
 use p2pdoctor::diagnose::{self, KernelData, Options, P2pView};
 use p2pdoctor::root::SystemRoot;
 use p2pdoctor::scan::{self, ScanOptions};
@@ -42,8 +41,7 @@ fn holds(what: &str, tree: &Tree) -> usize {
         .any(|n| n.facts.p2pmem.as_ref().and_then(|m| m.allocate) == Some(true))
         .then_some(true);
     let kernel = kernel.with_live_evidence(allocate_seen);
-    let params = AcsParams::from_cmdline(&tree.host.cmdline.raw);
-    let (view, _) = P2pView::from_tree(tree, &params, &kernel);
+    let (view, _) = P2pView::from_tree(tree, &tree.host.cmdline.acs, &kernel);
     for p in &d.pairs {
         let (a, b) = (p.provider_id(), p.client_id());
         let alone = view.calc_map_type_and_dist(&kernel, a, b);

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::{DeviceKind, EngineKind, FailOn, Severity};
+
 use crate::units::parse_size;
 
 /// Exit statuses of `check`.
@@ -77,7 +79,7 @@ pub struct CheckArgs {
     /// (comma-separated): gpu, nic, nvme, accelerator. With --all-pairs,
     /// `--role gpu,nic` predicts every GPU and NIC pair.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND")]
-    pub role: Vec<crate::diagnose::matrix::DeviceKind>,
+    pub role: Vec<DeviceKind>,
 
     /// Show chipset functions too (SATA, USB, SMBus, audio, ...): by
     /// default pairs and findings are about devices that do P2P (NVMe,
@@ -103,8 +105,8 @@ pub struct CheckArgs {
 
     /// Hide findings below this severity: info, warning or error. Hidden
     /// findings still count in the verdict and the exit status.
-    #[arg(long, value_enum, default_value_t = crate::diagnose::Severity::Info, value_name = "LEVEL")]
-    pub min_severity: crate::diagnose::Severity,
+    #[arg(long, value_enum, default_value_t = Severity::Info, value_name = "LEVEL")]
+    pub min_severity: Severity,
 
     /// Show info findings with nothing to do in full (by default the text
     /// report folds them into one count line).
@@ -123,8 +125,8 @@ pub struct CheckArgs {
     /// The least severe finding that makes the exit status non-zero:
     /// `warning` (exit 1 on warnings, 2 on errors) or `error` (exit 2 on
     /// errors, warnings alone exit 0).
-    #[arg(long, value_enum, default_value_t = crate::diagnose::FailOn::Warning, value_name = "LEVEL")]
-    pub fail_on: crate::diagnose::FailOn,
+    #[arg(long, value_enum, default_value_t = FailOn::Warning, value_name = "LEVEL")]
+    pub fail_on: FailOn,
 
     /// Write to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
@@ -156,8 +158,8 @@ pub struct CheckArgs {
     pub confirm_size: u64,
 
     /// With --confirm: the I/O engine.
-    #[arg(long, value_enum, default_value_t = crate::confirm::engine::EngineKind::Uring, requires = "confirm")]
-    pub engine: crate::confirm::engine::EngineKind,
+    #[arg(long, value_enum, default_value_t = EngineKind::Uring, requires = "confirm")]
+    pub engine: EngineKind,
 
     /// With --confirm --write: write even to a device that looks in use.
     #[arg(long, requires = "confirm")]

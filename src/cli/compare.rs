@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::ChangeClass;
+
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The first machine: a snapshot, a captured tree, or `/`.
@@ -22,7 +24,7 @@ pub struct DiffArgs {
     /// Leave out whole classes of difference (comma-separated): pair,
     /// finding, acs, iommu, kernel, cmdline, device, link, p2pmem, cpu.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "CLASS")]
-    pub ignore: Vec<crate::compare::ChangeClass>,
+    pub ignore: Vec<ChangeClass>,
 
     /// Compare every endpoint pair, not only pairs with a P2P memory
     /// provider (see `check --all-pairs`).

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::EngineKind;
+
 use crate::units::{parse_duration, parse_size};
 
 /// Exit statuses of `copy`.
@@ -56,8 +58,8 @@ pub struct CopyArgs {
     pub qd: u32,
 
     /// The I/O engine: io_uring, or QD threads with blocking pread/pwrite.
-    #[arg(long, value_enum, default_value_t = crate::confirm::engine::EngineKind::Uring)]
-    pub engine: crate::confirm::engine::EngineKind,
+    #[arg(long, value_enum, default_value_t = EngineKind::Uring)]
+    pub engine: EngineKind,
 
     /// Use N threads with one blocking request each (the threads engine
     /// with a queue depth of N; p2pmem-test's model, scaled out).

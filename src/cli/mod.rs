@@ -17,8 +17,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::render::style::ColorChoice;
-
 pub use check::{CheckArgs, ReportArgs, ReportFormat};
 pub use compare::{BaselineArgs, DiffArgs, DiffFormat, FleetArgs, FleetFormat};
 pub use copy::{CopyArgs, CopyFormat, RestoreArgs};
@@ -371,5 +369,135 @@ fn die_of_sigpipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         libc::raise(libc::SIGPIPE);
+    }
+}
+
+/// An option's values as the command line spells them, mirroring a
+/// stage's own enum variant for variant (the stages know nothing of clap):
+/// the doc comments are the `--help` text of each value, and `From` goes
+/// both ways, so a variant added on either side without the other fails
+/// to compile.
+macro_rules! value_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident => $stage:ty {
+            $($(#[$vmeta:meta])* $variant:ident,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl From<$name> for $stage {
+            fn from(v: $name) -> Self {
+                match v {
+                    $($name::$variant => <$stage>::$variant,)+
+                }
+            }
+        }
+
+        impl From<$stage> for $name {
+            fn from(v: $stage) -> Self {
+                match v {
+                    $(<$stage>::$variant => $name::$variant,)+
+                }
+            }
+        }
+    };
+}
+
+value_enum! {
+    /// Output formats, as `--format` spells them.
+    pub enum Format => crate::render::Format {
+        /// A tree for people, like `lspci -tv`.
+        Text,
+        /// Machine-readable, with `schema_version`.
+        Json,
+        /// Graphviz: pipe into `dot -Tsvg`.
+        Dot,
+    }
+}
+
+value_enum! {
+    /// When to colour, as `--color` spells it.
+    pub enum ColorChoice => crate::render::style::ColorChoice {
+        /// Colour when standard output is a terminal and NO_COLOR is unset.
+        Auto,
+        Always,
+        Never,
+    }
+}
+
+value_enum! {
+    /// Which engine moves the data.
+    pub enum EngineKind => crate::confirm::engine::EngineKind {
+        /// io_uring: one thread, up to QD requests in flight.
+        Uring,
+        /// QD threads, each with one blocking pread/pwrite in flight.
+        Threads,
+    }
+}
+
+value_enum! {
+    /// The kinds of difference `diff --ignore` can leave out.
+    pub enum ChangeClass => crate::compare::ChangeClass {
+        /// A pair's map type, distance or path class.
+        Pair,
+        /// A finding appeared or went away.
+        Finding,
+        /// ACS Control bits of a function.
+        Acs,
+        /// IOMMU mode, a group's domain type, who shares a group.
+        Iommu,
+        /// The kernel release.
+        Kernel,
+        /// The kernel command line.
+        Cmdline,
+        /// A device added, removed or moved to another address.
+        Device,
+        /// Link speed or width.
+        Link,
+        /// P2P memory: size, published.
+        P2pmem,
+        /// CPU vendor, family, model.
+        Cpu,
+    }
+}
+
+value_enum! {
+    /// The kinds of device `--role` knows.
+    pub enum DeviceKind => crate::diagnose::matrix::DeviceKind {
+        /// Display and 3D controllers (class 03).
+        Gpu,
+        /// Network and InfiniBand controllers (class 02).
+        Nic,
+        /// NVMe controllers (class 01 08).
+        Nvme,
+        /// Processing accelerators (class 12) and co-processors (0b 40).
+        Accelerator,
+    }
+}
+
+value_enum! {
+    /// How bad a finding is, as `--min-severity` spells it.
+    pub enum Severity => crate::diagnose::Severity {
+        /// The kernel will refuse, or data can be lost.
+        Error,
+        /// It works, but worse than it could, or at a risk.
+        Warning,
+        /// Worth knowing; nothing to fix.
+        Info,
+    }
+}
+
+value_enum! {
+    /// The threshold for a non-zero exit status.
+    pub enum FailOn => crate::diagnose::FailOn {
+        /// Exit 1 on warnings, 2 on errors.
+        Warning,
+        /// Exit 2 on errors; warnings alone exit 0.
+        Error,
     }
 }

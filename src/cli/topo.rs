@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::render::Format;
+use super::Format;
 
 #[derive(Debug, Args)]
 pub struct TopoArgs {

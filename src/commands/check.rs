@@ -76,7 +76,7 @@ pub fn run_check(
     let opts = crate::diagnose::Options {
         all_pairs: args.all_pairs || implied,
         all_pairs_implied: implied,
-        roles: args.role.clone(),
+        roles: args.role.iter().map(|&k| k.into()).collect(),
         catalog,
         kernel_data,
     };
@@ -101,18 +101,19 @@ pub fn run_check(
             size: args.confirm_size,
             chunk: 128 << 10,
             qd: 4,
-            engine: args.engine,
+            engine: args.engine.into(),
             write: args.write.clone(),
             force: args.force,
             journal_dir,
             progress: true,
-            sysfs: PathBuf::from("/sys"),
-            dev: PathBuf::from("/dev"),
+            // `require_live` above: the root is this machine's `/`.
+            root_dir: PathBuf::from("/"),
         };
         if copts.size == 0 || !copts.size.is_multiple_of(4096) {
             anyhow::bail!("--confirm-size must be a non-zero multiple of 4096 bytes");
         }
-        crate::confirm::pairs::confirm(&mut diagnosis, &copts);
+        let results = crate::confirm::pairs::confirm(&diagnosis, &root, &copts);
+        diagnosis = diagnosis.settle(results);
         if let Some(note) = crate::confirm::pairs::nothing_confirmed(&diagnosis) {
             eprintln!("{}", crate::render::style::escape_controls(&note));
         }
@@ -135,14 +136,14 @@ pub fn run_check(
         devices: args.device.clone(),
         providers: args.provider.clone(),
         clients: args.client.clone(),
-        min_severity: args.min_severity,
+        min_severity: args.min_severity.into(),
         verbose: args.verbose,
         suppress: config.map(|c| c.suppress).unwrap_or_default(),
     };
     let diagnosis =
         crate::diagnose::select::apply(diagnosis, &selection).map_err(anyhow::Error::msg)?;
     let render_opts = RenderOptions {
-        color: args.output.is_none() && args.format == ReportFormat::Text && global.color.resolve(),
+        color: args.output.is_none() && args.format == ReportFormat::Text && super::color(global),
         source: root.describe(),
         expand_pairs: args.expand_pairs,
         width: crate::render::wrap::resolve(global.width, args.output.is_none()),
@@ -164,7 +165,7 @@ pub fn run_check(
         ReportFormat::Junit => crate::render::check_junit::render(
             &diagnosis,
             &opts.catalog,
-            args.fail_on,
+            args.fail_on.into(),
             &render_opts.source,
             buf,
         ),
@@ -190,5 +191,5 @@ pub fn run_check(
     if crate::confirm::signal::interrupted() {
         return Ok(crate::confirm::signal::EXIT_INTERRUPTED);
     }
-    Ok(diagnosis.exit_code(args.fail_on))
+    Ok(diagnosis.exit_code(args.fail_on.into()))
 }

@@ -32,12 +32,13 @@ pub fn run_diff(global: &GlobalArgs, scan_options: &ScanOptions, args: DiffArgs)
         tree,
         diagnosis,
     };
-    let diff = crate::compare::diff(&side(&ta, &da, na), &side(&tb, &db, nb), &args.ignore);
+    let ignore: Vec<crate::compare::ChangeClass> = args.ignore.iter().map(|&c| c.into()).collect();
+    let diff = crate::compare::diff(&side(&ta, &da, na), &side(&tb, &db, nb), &ignore);
     let mut buf = Vec::new();
     match args.format {
         DiffFormat::Text => crate::render::diff_text::render(
             &diff,
-            args.output.is_none() && global.color.resolve(),
+            args.output.is_none() && super::color(global),
             &mut buf,
         )?,
         DiffFormat::Json => crate::render::diff_json::render(&diff, &mut buf)?,
@@ -114,7 +115,7 @@ pub fn run_fleet(global: &GlobalArgs, scan_options: &ScanOptions, args: FleetArg
     match args.format {
         FleetFormat::Text => crate::render::fleet_text::render(
             &fleet,
-            args.output.is_none() && global.color.resolve(),
+            args.output.is_none() && super::color(global),
             &mut buf,
         )?,
         FleetFormat::Json => crate::render::fleet_json::render(&fleet, &mut buf)?,

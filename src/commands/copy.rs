@@ -224,7 +224,7 @@ pub fn copy(global: &GlobalArgs, a: CopyArgs) -> Result<i32> {
         engine: if a.threads.is_some() {
             crate::confirm::engine::EngineKind::Threads
         } else {
-            a.engine
+            a.engine.into()
         },
         size,
         duration: a.duration,
@@ -256,7 +256,7 @@ pub fn copy(global: &GlobalArgs, a: CopyArgs) -> Result<i32> {
         }
         CopyFormat::Text => crate::render::copy_text::render(
             &report,
-            a.output.is_none() && global.color.resolve(),
+            a.output.is_none() && super::color(global),
             &mut buf,
         )?,
     }

@@ -80,7 +80,7 @@ pub fn run_explain(global: &GlobalArgs, args: ExplainArgs) -> Result<i32> {
         );
     };
     let mut buf = Vec::new();
-    crate::render::check_text::render_explain(rule, global.color.resolve(), &mut buf)?;
+    crate::render::check_text::render_explain(rule, super::color(global), &mut buf)?;
     write_output(None, &buf, true)?;
     Ok(0)
 }
@@ -91,7 +91,7 @@ pub fn run_rules(global: &GlobalArgs, args: RulesArgs) -> Result<i32> {
     let mut buf = Vec::new();
     match args.format {
         RulesFormat::Text => {
-            crate::render::check_text::render_rules(&catalog, global.color.resolve(), &mut buf)?
+            crate::render::check_text::render_rules(&catalog, super::color(global), &mut buf)?
         }
         RulesFormat::Json => crate::render::check_json::render_rules(&catalog, &mut buf)?,
     }

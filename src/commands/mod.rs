@@ -68,6 +68,11 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
+/// Whether human output is coloured: `--color`, NO_COLOR, a terminal.
+pub(crate) fn color(global: &crate::cli::GlobalArgs) -> bool {
+    crate::render::style::ColorChoice::from(global.color).resolve()
+}
+
 pub(crate) fn open_root(path: Option<&Path>) -> Result<SystemRoot> {
     match path {
         None => Ok(SystemRoot::live()),

@@ -17,9 +17,13 @@ pub fn topo(global: &GlobalArgs, scan_options: &ScanOptions, args: TopoArgs) -> 
     let root = open_root(global.root.as_deref())?;
     let facts = scan::scan(&root, scan_options);
     let tree = Tree::build(facts);
-    let format = if args.dot { Format::Dot } else { args.format };
+    let format = if args.dot {
+        Format::Dot
+    } else {
+        args.format.into()
+    };
     let opts = RenderOptions {
-        color: args.output.is_none() && format == Format::Text && global.color.resolve(),
+        color: args.output.is_none() && format == Format::Text && super::color(global),
         source: root.describe(),
         width: crate::render::wrap::resolve(global.width, args.output.is_none()),
         ..Default::default()

@@ -13,7 +13,7 @@ use super::buffer::DmaBuffer;
 use super::signal;
 
 /// Which engine moves the data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
     /// io_uring: one thread, up to QD requests in flight.

@@ -1,5 +1,8 @@
 //! `check --confirm`: for each pair an experiment can settle, the smallest
-//! real transfer, and what it says about each finding.
+//! real transfer. [`confirm`] hands back one
+//! [`PairResult`](crate::diagnose::PairResult) per pair and leaves the
+//! diagnosis alone; `Diagnosis::settle` (diagnose/settle.rs) says what the
+//! results mean for each finding.
 //!
 //! The client's controller is the DMA master: its NVMe namespace is read
 //! into the provider's P2P memory (the client writes into the BAR). With
@@ -9,15 +12,18 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use super::buffer::Comparison;
 use super::copy::{self, Outcome, Params, Shape, Via};
 use super::engine::{EngineKind, errno_name};
 use super::target::{Target, same_file};
-use crate::diagnose::{Diagnosis, MapType, Severity, Status};
-use crate::diagnose::{RULE_CONTRADICTED as CONTRADICTED, RULE_MISMATCH as MISMATCH};
+use crate::diagnose::settle::{Compared, Direction, DirectionOutcome, IoPath};
+use crate::diagnose::{Diagnosis, MapType, PairOutcome, PairResult};
 use crate::pci::Bdf;
+use crate::root::SystemRoot;
+
+/// The experiment's result as check's JSON writes it (render/check_json.rs
+/// names it here).
+pub use crate::diagnose::PairConfirm;
 
 /// How the experiments run.
 #[derive(Debug, Clone)]
@@ -32,150 +38,35 @@ pub struct ConfirmOptions {
     pub force: bool,
     pub journal_dir: PathBuf,
     pub progress: bool,
-    /// Where sysfs is (tests point it elsewhere).
-    pub sysfs: PathBuf,
-    /// Where device nodes are.
-    pub dev: PathBuf,
+    /// The system root's directory on this machine (`/` on the live
+    /// machine; tests point it at a fake one): the providers' `p2pmem/allocate`
+    /// files are mapped and the block devices under `dev/` opened from it.
+    /// Everything read from sysfs goes through the [`SystemRoot`] given to
+    /// [`confirm`], which must be opened on the same directory.
+    pub root_dir: PathBuf,
 }
 
-/// The outcome of a pair's experiment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PairOutcome {
-    Ok,
-    Refused,
-    Mismatch,
-    Skipped,
-    Error,
-}
-
-impl PairOutcome {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            PairOutcome::Ok => "ok",
-            PairOutcome::Refused => "refused",
-            PairOutcome::Mismatch => "mismatch",
-            PairOutcome::Skipped => "skipped",
-            PairOutcome::Error => "error",
+impl From<Outcome> for DirectionOutcome {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Ok => DirectionOutcome::Ok,
+            Outcome::Refused => DirectionOutcome::Refused,
+            Outcome::Mismatch => DirectionOutcome::Mismatch,
+            Outcome::Error => DirectionOutcome::Error,
+            Outcome::Interrupted => DirectionOutcome::Interrupted,
         }
     }
 }
 
-/// One direction of a pair's experiment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Direction {
-    /// `read` (client → provider memory) or `write` (provider memory → client).
-    pub direction: &'static str,
-    pub block_device: PathBuf,
-    pub outcome: Outcome,
-    pub errno: Option<i32>,
-    pub errno_name: Option<&'static str>,
-    pub message: String,
-    pub bytes: u64,
-    pub gbps: Option<f64>,
-    pub host_gbps: Option<f64>,
-    pub verify: Option<Comparison>,
-    pub restored: Option<bool>,
-}
-
-/// What real transfers showed for a pair.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PairConfirm {
-    pub outcome: PairOutcome,
-    pub errno: Option<i32>,
-    pub errno_name: Option<&'static str>,
-    /// P2P throughput (GB/s) of the read direction.
-    pub throughput: Option<f64>,
-    /// The same through host memory.
-    pub host_throughput: Option<f64>,
-    /// Why it was skipped or failed; what happened otherwise.
-    pub reason: String,
-    /// Whether the kernel's decision matched the predicted map type
-    /// (allowed vs refused); None when nothing ran.
-    pub agrees: Option<bool>,
-    pub directions: Vec<Direction>,
-    /// Kernel-log lines that appeared during the transfers.
-    pub log: Vec<String>,
-    /// The namespace block device the I/O was issued to (`nvme0n1`).
-    pub namespace: Option<String>,
-    /// The controllers and paths that carried the I/O, from the per-path
-    /// block statistics before and after (empty when they could not be
-    /// read).
-    pub carried_by: Vec<IoPath>,
-    /// False when the experiment did not test the pair it names (another
-    /// controller of the subsystem carried the I/O, or the kernel's own
-    /// log contradicts the outcome); `unsettled` says why. Such an
-    /// experiment confirms and refutes nothing.
-    pub settles_pair: bool,
-    pub unsettled: Option<String>,
-}
-
-/// One path of an NVMe namespace and the I/O it carried during an
-/// experiment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct IoPath {
-    /// `nvme1`
-    pub controller: String,
-    /// The controller's PCI function.
-    pub pci: Option<Bdf>,
-    /// `nvme0c1n1` (a native-multipath path) or `nvme1n1` (no multipath).
-    pub path: String,
-    /// I/Os completed on it during the experiment (reads + writes).
-    pub ios: u64,
-}
-
-impl IoPath {
-    pub fn describe(&self) -> String {
-        format!(
-            "controller {} ({}), path {}: {} I/Os",
-            self.controller,
-            self.pci
-                .map(|b| b.to_string())
-                .unwrap_or_else(|| "not PCI".into()),
-            self.path,
-            self.ios
-        )
-    }
-}
-
-impl PairConfirm {
-    fn skipped(reason: impl Into<String>) -> PairConfirm {
-        PairConfirm {
-            outcome: PairOutcome::Skipped,
-            errno: None,
-            errno_name: None,
-            throughput: None,
-            host_throughput: None,
-            reason: reason.into(),
-            agrees: None,
-            directions: Vec::new(),
-            log: Vec::new(),
-            namespace: None,
-            carried_by: Vec::new(),
-            settles_pair: true,
-            unsettled: None,
+impl From<Comparison> for Compared {
+    fn from(c: Comparison) -> Self {
+        Compared {
+            bytes_compared: c.bytes_compared,
+            bytes_differ: c.bytes_differ,
+            first_mismatch: c.first_mismatch,
+            untouched: c.untouched,
+            stale_buffer: c.stale_buffer,
         }
-    }
-
-    /// Lines naming the controller, namespace and path that carried the
-    /// I/O (issue 11 item 10).
-    pub fn path(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if let Some(ns) = &self.namespace {
-            if self.carried_by.is_empty() {
-                out.push(format!(
-                    "namespace {ns}; the path that carried the I/O could not be read"
-                ));
-            } else {
-                for p in &self.carried_by {
-                    out.push(format!("namespace {ns} via {}", p.describe()));
-                }
-            }
-        }
-        if let Some(u) = &self.unsettled {
-            out.push(format!("does not settle the pair: {u}"));
-        }
-        out
     }
 }
 
@@ -200,34 +91,33 @@ fn path_parts(name: &str) -> Option<(u32, u32, u32)> {
 /// hidden per-path disk `nvmeXcCnY` under /sys/class/nvme/nvmeC/ (no /dev
 /// node, and no per-path /dev/ng char device either: nvme_alloc_ns()
 /// creates one only when the head is not multipath); without it `nvmeXnY`
-/// sits under its only controller. Reads `<dir>/stat` fields 1 and 5.
-pub fn namespace_paths(sysfs: &Path, name: &str) -> Vec<IoPath> {
+/// sits under its only controller. Reads `<dir>/stat` fields 1 and 5,
+/// through the system root.
+pub fn namespace_paths(root: &SystemRoot, name: &str) -> Vec<IoPath> {
     let Some((subsys, nsid)) = head_parts(name) else {
         return Vec::new();
     };
-    let class = sysfs.join("class/nvme");
-    let Ok(ctrls) = std::fs::read_dir(&class) else {
+    let class = "sys/class/nvme";
+    let Ok(ctrls) = root.read_dir(class) else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for c in ctrls.flatten() {
-        let ctrl = c.file_name().to_string_lossy().to_string();
-        let dir = class.join(&ctrl);
-        let pci = std::fs::read_link(dir.join("device"))
-            .ok()
-            .and_then(|l| l.file_name().map(|f| f.to_string_lossy().to_string()))
+    for ctrl in ctrls {
+        let dir = format!("{class}/{ctrl}");
+        let pci = root
+            .link_name(&format!("{dir}/device"))
             .and_then(|f| f.parse::<Bdf>().ok());
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+        let Ok(entries) = root.read_dir(&dir) else {
             continue;
         };
-        for e in entries.flatten() {
-            let entry = e.file_name().to_string_lossy().to_string();
+        for entry in entries {
             let ours = entry == name
                 || path_parts(&entry).is_some_and(|(s, _, n)| s == subsys && n == nsid);
             if !ours {
                 continue;
             }
-            let ios = std::fs::read_to_string(dir.join(&entry).join("stat"))
+            let ios = root
+                .read_string(&format!("{dir}/{entry}/stat"))
                 .ok()
                 .map(|t| {
                     let f: Vec<u64> = t
@@ -293,13 +183,15 @@ fn writable(path: &Path) -> bool {
 }
 
 /// Runs one pair.
-fn run_pair(provider: Bdf, client_devs: &[String], opts: &ConfirmOptions) -> PairConfirm {
-    let alloc = opts
-        .sysfs
-        .join(format!("bus/pci/devices/{provider}/p2pmem/allocate"));
-    if !alloc.exists() {
-        let dir = alloc.parent().unwrap();
-        return PairConfirm::skipped(if dir.exists() {
+fn run_pair(
+    provider: Bdf,
+    client_devs: &[String],
+    root: &SystemRoot,
+    opts: &ConfirmOptions,
+) -> PairConfirm {
+    let p2pmem = format!("sys/bus/pci/devices/{provider}/p2pmem");
+    if !root.exists(&format!("{p2pmem}/allocate")) {
+        return PairConfirm::skipped(if root.exists(&p2pmem) {
             format!(
                 "{provider} has p2pmem/ but no allocate file: this kernel cannot map P2P memory into user space (6.2 added it)"
             )
@@ -309,6 +201,8 @@ fn run_pair(provider: Bdf, client_devs: &[String], opts: &ConfirmOptions) -> Pai
             )
         });
     }
+    // mapped, not read: opened on this machine below the root's directory
+    let alloc = opts.root_dir.join(&p2pmem).join("allocate");
     if !writable(&alloc) {
         return PairConfirm::skipped(format!(
             "{} is not writable by this user: run as root to try the pair",
@@ -320,7 +214,7 @@ fn run_pair(provider: Bdf, client_devs: &[String], opts: &ConfirmOptions) -> Pai
             "the client has no block device to drive the DMA (experiments use an NVMe namespace of the client)",
         );
     };
-    let dev = opts.dev.join(name);
+    let dev = opts.root_dir.join("dev").join(name);
     let via = Via::P2p {
         path: alloc.clone(),
         bdf: Some(provider.to_string()),
@@ -353,7 +247,7 @@ fn run_pair(provider: Bdf, client_devs: &[String], opts: &ConfirmOptions) -> Pai
     };
     let mut dirs = Vec::new();
     let mut log = Vec::new();
-    let paths_before = namespace_paths(&opts.sysfs, name);
+    let paths_before = namespace_paths(root, name);
     let read = copy::run(&Shape::Read { src: &src }, &via, &params, &opts.journal_dir);
     log.extend(read.kernel_log.iter().cloned());
     dirs.push(direction("read", &dev, &read));
@@ -373,7 +267,7 @@ fn run_pair(provider: Bdf, client_devs: &[String], opts: &ConfirmOptions) -> Pai
             Err(e) => dirs.push(Direction {
                 direction: "write",
                 block_device: dev.clone(),
-                outcome: Outcome::Error,
+                outcome: DirectionOutcome::Error,
                 errno: None,
                 errno_name: None,
                 message: e.to_string(),
@@ -388,18 +282,18 @@ fn run_pair(provider: Bdf, client_devs: &[String], opts: &ConfirmOptions) -> Pai
     // the worst direction decides
     // (a direction that could not run says nothing about the pair: one
     // with a definite result outranks it)
-    let rank = |o: Outcome| match o {
-        Outcome::Mismatch => 4,
-        Outcome::Refused => 3,
-        Outcome::Ok => 2,
-        Outcome::Error | Outcome::Interrupted => 1,
+    let rank = |o: DirectionOutcome| match o {
+        DirectionOutcome::Mismatch => 4,
+        DirectionOutcome::Refused => 3,
+        DirectionOutcome::Ok => 2,
+        DirectionOutcome::Error | DirectionOutcome::Interrupted => 1,
     };
     let worst = dirs.iter().max_by_key(|d| rank(d.outcome)).unwrap();
     let outcome = match worst.outcome {
-        Outcome::Ok => PairOutcome::Ok,
-        Outcome::Refused => PairOutcome::Refused,
-        Outcome::Mismatch => PairOutcome::Mismatch,
-        Outcome::Error | Outcome::Interrupted => PairOutcome::Error,
+        DirectionOutcome::Ok => PairOutcome::Ok,
+        DirectionOutcome::Refused => PairOutcome::Refused,
+        DirectionOutcome::Mismatch => PairOutcome::Mismatch,
+        DirectionOutcome::Error | DirectionOutcome::Interrupted => PairOutcome::Error,
     };
     let reason = dirs
         .iter()
@@ -408,7 +302,7 @@ fn run_pair(provider: Bdf, client_devs: &[String], opts: &ConfirmOptions) -> Pai
         .join("; ");
     // The host-bounce baseline goes through the same namespace, so the
     // counts include it; which controller moved them is what matters.
-    let carried_by = paths_used(&paths_before, &namespace_paths(&opts.sysfs, name));
+    let carried_by = paths_used(&paths_before, &namespace_paths(root, name));
     PairConfirm {
         outcome,
         errno: worst.errno,
@@ -430,7 +324,7 @@ fn direction(which: &'static str, dev: &Path, r: &copy::CopyReport) -> Direction
     Direction {
         direction: which,
         block_device: dev.to_path_buf(),
-        outcome: r.outcome,
+        outcome: r.outcome.into(),
         errno: r.errno,
         errno_name: r.errno_name,
         message: r.message.clone(),
@@ -445,67 +339,30 @@ fn direction(which: &'static str, dev: &Path, r: &copy::CopyReport) -> Direction
             .as_ref()
             .filter(|m| m.failure.is_none())
             .map(|m| m.gbps),
-        verify: r.verify,
+        verify: r.verify.map(Compared::from),
         restored: r.restore.as_ref().map(|x| x.restored),
     }
 }
 
-/// How an experiment bears on a rule.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Settles {
-    /// The rule predicts the kernel refuses the pair.
-    Refusal,
-    /// The rule predicts faults or wrong data.
-    Corruption,
-    /// The rule predicts slow P2P relative to the host bounce.
-    Slow,
-    /// Timing-dependent hazards: a failure confirms, a pass proves nothing.
-    Hazard,
-}
-
-fn settles(rule: &str) -> Option<Settles> {
-    Some(match rule {
-        "P2P301" | "P2P401" => Settles::Refusal,
-        "P2P501" => Settles::Corruption,
-        "P2P403" | "P2P404" | "P2P402" => Settles::Slow,
-        "P2P302" | "P2P303" | "P2P601" | "P2P603" => Settles::Hazard,
-        _ => return None,
-    })
-}
-
-/// An IOMMU fault line about one of `devs` (a fault of another device
-/// during the experiment says nothing about this pair).
-fn fault_about(l: &str, devs: &[Bdf]) -> bool {
-    fault_line(l)
-        && devs.iter().any(|b| {
-            let short = format!("{:02x}:{:02x}.{:x}", b.bus, b.device, b.function);
-            l.contains(&short)
-        })
-}
-
-fn fault_line(l: &str) -> bool {
-    l.contains("DMAR") && l.contains("fault")
-        || l.contains("IO_PAGE_FAULT")
-        || l.contains("PTE Write access")
-        || l.contains("PTE Read access")
-        || l.contains("AMD-Vi: Event logged")
-        || l.contains("Unhandled context fault")
-}
-
-/// Runs the experiments for every pair and settles what they can.
-pub fn confirm(d: &mut Diagnosis, opts: &ConfirmOptions) {
+/// Runs the experiments for every pair, and hands back what each showed
+/// (`Diagnosis::settle` takes them in). Reads sysfs through `root`.
+pub fn confirm(d: &Diagnosis, root: &SystemRoot, opts: &ConfirmOptions) -> Vec<PairResult> {
     let blocks: BTreeMap<Bdf, Vec<String>> = d
         .devices
         .iter()
         .map(|dev| (dev.bdf, dev.block_devices.clone()))
         .collect();
     let total = d.pairs.len();
-    for i in 0..total {
-        let pair = d.pairs.get(i).expect("i < len");
+    let mut results = Vec::with_capacity(total);
+    for (i, pair) in d.pairs.iter().enumerate() {
         let (provider, client, map_type) =
             (pair.provider(), pair.client(), pair.verdict().map_type);
         if super::signal::interrupted() {
-            d.pairs.set_confirm(i, PairConfirm::skipped("interrupted"));
+            results.push(PairResult {
+                provider,
+                client,
+                confirm: PairConfirm::skipped("interrupted"),
+            });
             continue;
         }
         if opts.progress && total > 1 {
@@ -520,9 +377,13 @@ pub fn confirm(d: &mut Diagnosis, opts: &ConfirmOptions) {
             }
         }
         let devs = blocks.get(&client).cloned().unwrap_or_default();
-        let mut c = run_pair(provider, &devs, opts);
-        judge(&mut c, provider, client, map_type, &opts.sysfs);
-        d.pairs.set_confirm(i, c);
+        let mut c = run_pair(provider, &devs, root, opts);
+        judge(&mut c, provider, client, map_type, root);
+        results.push(PairResult {
+            provider,
+            client,
+            confirm: c,
+        });
     }
     if opts.progress && total > 1 {
         use std::io::IsTerminal;
@@ -530,7 +391,7 @@ pub fn confirm(d: &mut Diagnosis, opts: &ConfirmOptions) {
             eprint!("\r{:70}\r", "");
         }
     }
-    settle(d);
+    results
 }
 
 /// What to tell the user when `check --confirm` ran no transfer at all:
@@ -569,7 +430,13 @@ pub fn nothing_confirmed(d: &Diagnosis) -> Option<String> {
 /// - When the outcome contradicts the prediction and the kernel's own log
 ///   lines for this pair agree with the prediction, the outcome is
 ///   suspect, not the prediction.
-pub fn judge(c: &mut PairConfirm, provider: Bdf, client: Bdf, predicted: MapType, sysfs: &Path) {
+pub fn judge(
+    c: &mut PairConfirm,
+    provider: Bdf,
+    client: Bdf,
+    predicted: MapType,
+    root: &SystemRoot,
+) {
     if c.outcome == PairOutcome::Skipped {
         return;
     }
@@ -585,10 +452,8 @@ pub fn judge(c: &mut PairConfirm, provider: Bdf, client: Bdf, predicted: MapType
             .as_deref()
             .and_then(head_parts)
             .and_then(|(s, _)| {
-                std::fs::read_to_string(
-                    sysfs.join(format!("class/nvme-subsystem/nvme-subsys{s}/iopolicy")),
-                )
-                .ok()
+                root.read_string(&format!("sys/class/nvme-subsystem/nvme-subsys{s}/iopolicy"))
+                    .ok()
             })
             .map(|p| format!(" (iopolicy {})", p.trim()))
             .unwrap_or_default();
@@ -615,225 +480,5 @@ pub fn judge(c: &mut PairConfirm, provider: Bdf, client: Bdf, predicted: MapType
             "the transfer went through, but the kernel logged that it refuses {client} with {provider}, as predicted: the I/O did not take the named path, so the outcome is suspect, not the prediction"
         ));
         c.agrees = None;
-    }
-}
-
-/// Sets finding statuses from the pairs' experiments, and adds findings
-/// for contradictions and mismatches.
-pub fn settle(d: &mut Diagnosis) {
-    settle_pool(d);
-    let tried: Vec<(Bdf, Bdf, &PairConfirm, MapType)> = d
-        .pairs
-        .iter()
-        .filter_map(|p| {
-            p.confirm()
-                .filter(|c| {
-                    c.outcome != PairOutcome::Skipped
-                        && c.outcome != PairOutcome::Error
-                        && c.settles_pair
-                })
-                .map(|c| (p.provider(), p.client(), c, p.verdict().map_type))
-        })
-        .collect();
-    let mut added = Vec::new();
-    for f in d.findings.iter_mut() {
-        let Some(kind) = settles(&f.rule) else {
-            continue;
-        };
-        let mine: Vec<_> = tried
-            .iter()
-            .filter(|(p, c, _, _)| f.subjects.contains(p) && f.subjects.contains(c))
-            .collect();
-        if mine.is_empty() {
-            continue;
-        }
-        let mut confirmed = Vec::new();
-        let mut refuted = Vec::new();
-        let mut open = Vec::new();
-        for (p, c, x, _) in &mine {
-            let faults = x.log.iter().any(|l| fault_about(l, &[*p, *c]));
-            let line = format!("confirm {c} → {p}: {}", describe(x));
-            let verdict = match kind {
-                Settles::Refusal => match x.outcome {
-                    PairOutcome::Refused => Some(true),
-                    PairOutcome::Ok | PairOutcome::Mismatch => Some(false),
-                    _ => None,
-                },
-                Settles::Corruption => match x.outcome {
-                    PairOutcome::Mismatch => Some(true),
-                    PairOutcome::Ok if faults => Some(true),
-                    PairOutcome::Ok => Some(false),
-                    _ => None,
-                },
-                Settles::Slow => match (x.outcome, x.throughput, x.host_throughput) {
-                    (PairOutcome::Ok, Some(p2p), Some(host)) if host > 0.0 => {
-                        let r = p2p / host;
-                        if r < 0.5 {
-                            Some(true)
-                        } else if r >= 0.8 {
-                            Some(false)
-                        } else {
-                            None
-                        }
-                    }
-                    _ => None,
-                },
-                Settles::Hazard => match x.outcome {
-                    PairOutcome::Mismatch => Some(true),
-                    _ => None,
-                },
-            };
-            match verdict {
-                Some(true) => confirmed.push(line),
-                Some(false) => refuted.push(line),
-                None => open.push(line),
-            }
-        }
-        f.status = if !confirmed.is_empty() {
-            Status::Confirmed
-        } else if !refuted.is_empty() {
-            Status::Refuted
-        } else {
-            Status::Inconclusive
-        };
-        if kind == Settles::Hazard && confirmed.is_empty() {
-            open.push("the transfers passed, but ordering failures are timing-dependent: a pass does not rule them out".into());
-        }
-        if kind == Settles::Slow && f.status == Status::Inconclusive {
-            open.push("P2P ran between half and 0.8 of the host-bounce throughput: neither clearly slow nor clearly fine".into());
-        }
-        f.evidence.extend(confirmed);
-        f.evidence.extend(refuted);
-        f.evidence.extend(open);
-    }
-    for (p, c, x, map) in &tried {
-        let predicted_allowed = *map != MapType::NotSupported;
-        if x.agrees == Some(false) {
-            let (what, did) = if predicted_allowed {
-                (
-                    format!("{} (allowed)", map.as_str()),
-                    "refused it".to_string(),
-                )
-            } else {
-                (
-                    "refused (not_supported)".to_string(),
-                    "allowed it".to_string(),
-                )
-            };
-            added.push(
-                CONTRADICTED
-                    .finding(
-                        Severity::Warning,
-                        Status::Confirmed,
-                        [*p, *c],
-                        format!(
-                            "p2pdoctor predicted {c} → {p} {what}, but the kernel {did}: {}",
-                            describe(x)
-                        ),
-                    )
-                    .fix("Trust the experiment for this pair, and report it with the output of p2pdoctor snapshot so the model can be corrected")
-                    .evidence(x.log.iter().map(|l| format!("kernel: {l}"))),
-            );
-        }
-        if x.outcome == PairOutcome::Mismatch {
-            let faults: Vec<String> = x
-                .log
-                .iter()
-                .filter(|l| fault_about(l, &[*p, *c]))
-                .cloned()
-                .collect();
-            let cause = if faults.is_empty() {
-                "no IOMMU fault was logged".to_string()
-            } else {
-                format!("the IOMMU logged {} fault line(s)", faults.len())
-            };
-            added.push(
-                MISMATCH
-                    .finding(
-                        Severity::Error,
-                        Status::Confirmed,
-                        [*p, *c],
-                        format!(
-                            "{c} with {p}'s P2P memory: {} ({cause})",
-                            describe(x)
-                        ),
-                    )
-                    .fix("Do not use this pair for P2P until the cause is fixed: with an IOMMU on, boot with iommu=pt or set both devices' IOMMU groups to identity; otherwise move both devices below one PCIe switch")
-                    .evidence(x.log.iter().map(|l| format!("kernel: {l}"))),
-            );
-        }
-    }
-    d.findings.extend(added);
-    d.resummarize();
-}
-
-/// P2P205 (pool exhausted) is about the provider alone: an experiment whose
-/// mapping of P2P memory failed with ENOMEM confirms it; one that mapped its
-/// buffer refutes it for that size.
-fn settle_pool(d: &mut Diagnosis) {
-    let mut by_provider: BTreeMap<Bdf, Vec<&PairConfirm>> = BTreeMap::new();
-    for p in &d.pairs {
-        if let Some(c) = p
-            .confirm()
-            .as_ref()
-            .filter(|c| c.outcome != PairOutcome::Skipped)
-        {
-            by_provider.entry(p.provider()).or_default().push(c);
-        }
-    }
-    for f in d.findings.iter_mut().filter(|f| f.rule == "P2P205") {
-        let exps: Vec<&PairConfirm> = f
-            .subjects
-            .iter()
-            .filter_map(|b| by_provider.get(b))
-            .flatten()
-            .copied()
-            .collect();
-        // (ENOMEM as an Error is the mapping of P2P memory failing; a
-        // transfer refused with it had its buffer)
-        if let Some(c) = exps
-            .iter()
-            .find(|c| c.outcome == PairOutcome::Error && c.errno == Some(libc::ENOMEM))
-        {
-            f.status = Status::Confirmed;
-            f.evidence.push(format!(
-                "confirm: mapping P2P memory failed with ENOMEM: {}",
-                c.reason
-            ));
-        } else if let Some(c) = exps.iter().find(|c| c.outcome != PairOutcome::Error) {
-            f.status = Status::Refuted;
-            let bytes = c.directions.first().map(|x| x.bytes).unwrap_or(0);
-            f.evidence.push(format!(
-                "confirm: a P2P buffer was mapped and {} moved through it",
-                crate::units::human_bytes(bytes)
-            ));
-        }
-    }
-}
-
-/// One line about a pair's experiment.
-pub fn describe(x: &PairConfirm) -> String {
-    match x.outcome {
-        PairOutcome::Ok => {
-            let dirs: Vec<&str> = x.directions.iter().map(|d| d.direction).collect();
-            let speed = match (x.throughput, x.host_throughput) {
-                (Some(p), Some(h)) => format!(
-                    " at {} (host bounce {})",
-                    crate::units::rate(p),
-                    crate::units::rate(h)
-                ),
-                (Some(p), None) => format!(" at {}", crate::units::rate(p)),
-                _ => String::new(),
-            };
-            format!("{} verified{speed}", dirs.join(" and "))
-        }
-        PairOutcome::Refused => format!("refused with {}", x.errno_name.unwrap_or("an error")),
-        PairOutcome::Mismatch => x
-            .directions
-            .iter()
-            .find(|d| d.outcome == Outcome::Mismatch)
-            .map(|d| format!("{}: {}", d.direction, d.message))
-            .unwrap_or_else(|| "data mismatch".into()),
-        PairOutcome::Skipped | PairOutcome::Error => x.reason.clone(),
     }
 }

@@ -2,6 +2,12 @@
 //! O_DIRECT, sized, identified (for the journal), and checked before any
 //! write: never a mounted device, one with partitions in use, one held by
 //! device-mapper/md, or active swap.
+//!
+//! The sysfs and procfs read here (`/sys/dev/block`, `/sys/class/block`,
+//! `/sys/block`, `/proc/self/mountinfo`, `/proc/swaps`) are this machine's
+//! on purpose, not the system root's: they say whether the file actually
+//! opened here is mounted, held or swapped on, which only the running
+//! kernel knows, and a capture's tree must never vouch for a host device.
 
 use std::fs::{File, OpenOptions};
 use std::io;

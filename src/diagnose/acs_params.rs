@@ -1,9 +1,9 @@
 //! The kernel parameters that change ACS: `pci=disable_acs_redir=` and
-//! `pci=config_acs=`, parsed and matched the way drivers/pci/pci.c does.
+//! `pci=config_acs=`, matched the way drivers/pci/pci.c does.
 //!
-//! - `pci_setup()` splits the `pci=` value on `,` and keeps only the *last*
-//!   `disable_acs_redir=` / `config_acs=` it sees (a later one replaces an
-//!   earlier one; they do not add up).
+//! - `pci_setup()` keeps only the *last* `disable_acs_redir=` /
+//!   `config_acs=`; the scan reads them so ([`AcsParams`], parsed with the
+//!   rest of the command line in `scan/host.rs`).
 //! - `pci_enable_acs()` then, for every device with an ACS capability,
 //!   reads the firmware's ACS Control (`fw_ctrl`), lets the IOMMU default
 //!   (`pci_std_enable_acs()`) set bits, and applies `__pci_config_acs()`
@@ -19,46 +19,9 @@
 use serde::Serialize;
 
 use crate::pci::{AcsFlags, Bdf};
-
-/// The two parameters as the kernel kept them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct AcsParams {
-    /// The value of the last `disable_acs_redir=` option.
-    pub disable_acs_redir: Option<String>,
-    /// The value of the last `config_acs=` option.
-    pub config_acs: Option<String>,
-    /// Every `disable_acs_redir=` value given, in order (only the last counts).
-    pub disable_acs_redir_all: Vec<String>,
-    /// Every `config_acs=` value given, in order (only the last counts).
-    pub config_acs_all: Vec<String>,
-}
-
-impl AcsParams {
-    /// Reads the parameters from a raw kernel command line (`/proc/cmdline`).
-    pub fn from_cmdline(raw: &str) -> AcsParams {
-        let mut out = AcsParams::default();
-        for word in crate::scan::split_cmdline(raw) {
-            let Some(value) = word.strip_prefix("pci=") else {
-                continue;
-            };
-            // pci_setup(): options are separated by commas.
-            for opt in value.split(',') {
-                if let Some(v) = opt.strip_prefix("disable_acs_redir=") {
-                    out.disable_acs_redir = Some(v.to_string());
-                    out.disable_acs_redir_all.push(v.to_string());
-                } else if let Some(v) = opt.strip_prefix("config_acs=") {
-                    out.config_acs = Some(v.to_string());
-                    out.config_acs_all.push(v.to_string());
-                }
-            }
-        }
-        out
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.disable_acs_redir.is_none() && self.config_acs.is_none()
-    }
-}
+/// The two parameters, parsed once by the scan from the command line
+/// (`Facts.host.cmdline.acs`); matched against devices here.
+pub use crate::scan::AcsParams;
 
 /// What `pci_dev_str_match()` needs to know about a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -400,20 +363,6 @@ mod tests {
     }
 
     const REDIR: Option<(u16, u16)> = Some((0x2c, !0x2c));
-
-    #[test]
-    fn last_parameter_wins() {
-        let p = AcsParams::from_cmdline(
-            "root=/dev/sda pci=noaer,disable_acs_redir=0000:00:01.0 quiet pci=disable_acs_redir=0000:00:03.0;pci:10b5:8747,config_acs=101xxxx@0000:00:02.0 -- pci=disable_acs_redir=ignored",
-        );
-        assert_eq!(
-            p.disable_acs_redir.as_deref(),
-            Some("0000:00:03.0;pci:10b5:8747")
-        );
-        assert_eq!(p.disable_acs_redir_all.len(), 2);
-        assert_eq!(p.config_acs.as_deref(), Some("101xxxx@0000:00:02.0"));
-        assert!(AcsParams::from_cmdline("quiet").is_empty());
-    }
 
     #[test]
     fn address_forms() {

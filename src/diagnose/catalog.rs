@@ -14,19 +14,7 @@ use serde::{Deserialize, Serialize};
 pub const CATALOG: &str = include_str!("../../rules/catalog.toml");
 
 /// How bad a finding is. Ordered most severe first.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The kernel will refuse, or data can be lost.

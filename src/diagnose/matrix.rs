@@ -12,7 +12,7 @@ use crate::pci::Bdf;
 use crate::topology::{NodeId, PathClass, Tree};
 
 /// The kinds of device the matrix (and `--role`) knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceKind {
     /// Display and 3D controllers (class 03).

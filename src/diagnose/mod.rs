@@ -6,14 +6,14 @@
 //!
 //! - [`p2pdma`] mirrors the kernel's `calc_map_type_and_dist()` as a pure
 //!   function, [`acs_params`] the `pci=disable_acs_redir=`/`config_acs=`
-//!   parsing, [`kernel`] the per-release whitelist (data in
+//!   matching, [`kernel`] the per-release whitelist (data in
 //!   `rules/kernel.toml`);
 //! - `checks/` holds one file per rule family; [`catalog`] the words of
 //!   every rule (data in `rules/catalog.toml`).
 //!
 //! Findings are `predicted` here, `inconclusive` when the facts they need
-//! could not be read; a later confirmation stage turns them `confirmed` or
-//! `refuted`.
+//! could not be read; the confirm stage's results, taken in by
+//! [`Diagnosis::settle`] ([`settle`]), turn them `confirmed` or `refuted`.
 
 pub mod acs_params;
 pub mod catalog;
@@ -26,6 +26,7 @@ pub mod matrix;
 pub mod p2pdma;
 pub mod pairs;
 pub mod select;
+pub mod settle;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -41,6 +42,7 @@ pub use fix::{Fix, KernelParam};
 pub use kernel::{KernelData, KernelModel, KernelVersion};
 pub use p2pdma::{MapType, P2pView, PairVerdict, Verdict};
 pub use pairs::{Pair, PairPath, PairTable, PathId};
+pub use settle::{PairConfirm, PairOutcome, PairResult};
 
 /// The JSON schema version of `check --format json`.
 pub const CHECK_SCHEMA_VERSION: u32 = 2;
@@ -104,7 +106,7 @@ impl Finding {
 }
 
 /// The threshold for a non-zero exit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FailOn {
     /// Exit 1 on warnings, 2 on errors.
     #[default]
@@ -466,8 +468,8 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         .kernel_data
         .for_release(tree.host.kernel_release.as_deref())
         .with_live_evidence(allocate_seen);
-    let params = acs_params::AcsParams::from_cmdline(&tree.host.cmdline.raw);
-    let (view, effects) = P2pView::from_tree(tree, &params, &kernel);
+    let params = &tree.host.cmdline.acs;
+    let (view, effects) = P2pView::from_tree(tree, params, &kernel);
 
     let mut candidates: Vec<NodeId> = (0..tree.nodes.len())
         .filter(|&i| dma_capable(tree, i))
@@ -515,7 +517,7 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         data: &opts.kernel_data,
         view: &view,
         effects: &effects,
-        params: &params,
+        params,
         pairs: &pairs,
     };
     let mut findings = checks::run_all(&ctx);
@@ -555,7 +557,7 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         .collect();
 
     let class_matrix = matrix::build(tree, &view, &kernel, &opts.roles);
-    let header = checks::header(tree, &kernel, &params);
+    let header = checks::header(tree, &kernel, params);
     // Bridge functions (class 06, the host bridge's own included) are the
     // path, not devices one selects.
     let endpoints = tree
@@ -793,9 +795,7 @@ fn summarize(d: &Diagnosis) -> Summary {
 
 /// The second tier, from the pairs `check --confirm` tried.
 fn verification(pairs: &PairTable) -> Option<Verification> {
-    use crate::confirm::pairs::PairOutcome;
-    let tried: Vec<&crate::confirm::pairs::PairConfirm> =
-        pairs.iter().filter_map(|p| p.confirm()).collect();
+    let tried: Vec<&PairConfirm> = pairs.iter().filter_map(|p| p.confirm()).collect();
     if tried.is_empty() {
         return None;
     }
@@ -886,9 +886,8 @@ fn caveats(d: &Diagnosis, predicted: Level) -> Vec<Caveat> {
             .filter(|p| {
                 p.verdict().map_type == MapType::BusAddr
                     && p.provider() != p.client()
-                    && p.confirm().is_none_or(|c| {
-                        c.outcome != crate::confirm::pairs::PairOutcome::Ok || !c.settles_pair
-                    })
+                    && p.confirm()
+                        .is_none_or(|c| c.outcome != PairOutcome::Ok || !c.settles_pair)
             })
             .collect();
         if !direct.is_empty() {

@@ -21,10 +21,10 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::confirm::pairs::PairConfirm;
 use crate::diagnose::KernelModel;
 use crate::diagnose::LinkBound;
 use crate::diagnose::p2pdma::{P2pView, Verdict, printk_name};
+use crate::diagnose::settle::PairConfirm;
 use crate::pci::Bdf;
 use crate::topology::{NodeId, PathClass, Role, Tree};
 
@@ -161,8 +161,10 @@ impl PairTable {
             .map(|&(a, b)| (a as NodeId, b as NodeId))
     }
 
-    /// Records what a transfer between the pair's ends showed.
-    pub fn set_confirm(&mut self, index: usize, result: PairConfirm) {
+    /// Records what a transfer between the pair's ends showed
+    /// ([`Diagnosis::settle`](super::Diagnosis::settle) does, for the
+    /// confirm stage's results).
+    pub(super) fn set_confirm(&mut self, index: usize, result: PairConfirm) {
         assert!(index < self.rows.len(), "no pair {index}");
         self.confirm.insert(index as u32, result);
     }

@@ -1019,7 +1019,8 @@ fn write_vendor(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<(
 
 /// `check --confirm`: what each pair's experiment did.
 fn write_confirm(d: &Diagnosis, p: &Painter, out: &mut dyn Write) -> io::Result<()> {
-    use crate::confirm::pairs::{PairOutcome, describe};
+    use crate::diagnose::PairOutcome;
+    use crate::diagnose::settle::describe;
     let tried: Vec<Pair<'_>> = d.pairs.iter().filter(|x| x.confirm().is_some()).collect();
     if tried.is_empty() {
         return Ok(());

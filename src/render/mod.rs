@@ -31,7 +31,7 @@ use crate::topology::Tree;
 pub const TOPO_SCHEMA_VERSION: u32 = 1;
 
 /// Output formats, as `--format` spells them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// A tree for people, like `lspci -tv`.
     Text,

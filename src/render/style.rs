@@ -168,7 +168,7 @@ impl Painter {
 }
 
 /// When to colour, as `--color` spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ColorChoice {
     /// Colour when standard output is a terminal and NO_COLOR is unset.
     #[default]

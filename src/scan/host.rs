@@ -123,6 +123,34 @@ pub struct KernelCmdline {
     pub disable_acs_redir: Vec<String>,
     /// Entries of the last `pci=config_acs=`, in order.
     pub config_acs: Vec<String>,
+    /// The two ACS parameters as the kernel kept them, with every value
+    /// given (diagnose matches them against devices; not in topo's JSON,
+    /// which lists the entries above).
+    #[serde(skip)]
+    pub acs: AcsParams,
+}
+
+/// The kernel parameters that change ACS, `pci=disable_acs_redir=` and
+/// `pci=config_acs=`, as drivers/pci/pci.c `pci_setup()` keeps them: it
+/// splits the `pci=` value on `,` and keeps only the *last*
+/// `disable_acs_redir=` / `config_acs=` it sees (a later one replaces an
+/// earlier one; they do not add up).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AcsParams {
+    /// The value of the last `disable_acs_redir=` option.
+    pub disable_acs_redir: Option<String>,
+    /// The value of the last `config_acs=` option.
+    pub config_acs: Option<String>,
+    /// Every `disable_acs_redir=` value given, in order (only the last counts).
+    pub disable_acs_redir_all: Vec<String>,
+    /// Every `config_acs=` value given, in order (only the last counts).
+    pub config_acs_all: Vec<String>,
+}
+
+impl AcsParams {
+    pub fn is_empty(&self) -> bool {
+        self.disable_acs_redir.is_none() && self.config_acs.is_none()
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -292,30 +320,35 @@ pub fn parse_cmdline(raw: &str) -> KernelCmdline {
             "intel_iommu" => out.intel_iommu = Some(value),
             "amd_iommu" => out.amd_iommu = Some(value),
             "iommu.passthrough" => out.iommu_passthrough = Some(value),
-            "pci" => parse_pci_param(&value, &mut out),
+            "pci" => parse_pci_param(&value, &mut out.acs),
             _ => {}
         }
     }
-    out
-}
-
-/// `pci=` takes comma-separated options (drivers/pci/pci.c pci_setup());
-/// the device lists of disable_acs_redir= and config_acs= use `;`.
-/// pci_setup() keeps a pointer to the value of the last
-/// `disable_acs_redir=` (and `config_acs=`) it sees, so a later occurrence
-/// replaces an earlier one rather than adding to it.
-fn parse_pci_param(value: &str, out: &mut KernelCmdline) {
-    let list = |l: &str| {
-        l.split(';')
+    // The device lists of disable_acs_redir= and config_acs= use `;`.
+    let list = |l: &Option<String>| {
+        l.iter()
+            .flat_map(|l| l.split(';'))
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect()
     };
+    out.disable_acs_redir = list(&out.acs.disable_acs_redir);
+    out.config_acs = list(&out.acs.config_acs);
+    out
+}
+
+/// `pci=` takes comma-separated options (drivers/pci/pci.c pci_setup()).
+/// pci_setup() keeps a pointer to the value of the last
+/// `disable_acs_redir=` (and `config_acs=`) it sees, so a later occurrence
+/// replaces an earlier one rather than adding to it.
+fn parse_pci_param(value: &str, out: &mut AcsParams) {
     for opt in value.split(',') {
-        if let Some(l) = opt.strip_prefix("disable_acs_redir=") {
-            out.disable_acs_redir = list(l);
-        } else if let Some(l) = opt.strip_prefix("config_acs=") {
-            out.config_acs = list(l);
+        if let Some(v) = opt.strip_prefix("disable_acs_redir=") {
+            out.disable_acs_redir = Some(v.to_string());
+            out.disable_acs_redir_all.push(v.to_string());
+        } else if let Some(v) = opt.strip_prefix("config_acs=") {
+            out.config_acs = Some(v.to_string());
+            out.config_acs_all.push(v.to_string());
         }
     }
 }
@@ -441,6 +474,24 @@ mod tests {
             "pci=disable_acs_redir=0000:00:01.0 pci=disable_acs_redir=0000:00:02.0;0000:00:03.0",
         );
         assert_eq!(c.disable_acs_redir, vec!["0000:00:02.0", "0000:00:03.0"]);
+    }
+
+    #[test]
+    fn acs_params_keep_the_last_value_and_every_value() {
+        let p = parse_cmdline(
+            "root=/dev/sda pci=noaer,disable_acs_redir=0000:00:01.0 quiet pci=disable_acs_redir=0000:00:03.0;pci:10b5:8747,config_acs=101xxxx@0000:00:02.0 -- pci=disable_acs_redir=ignored",
+        )
+        .acs;
+        assert_eq!(
+            p.disable_acs_redir.as_deref(),
+            Some("0000:00:03.0;pci:10b5:8747")
+        );
+        assert_eq!(
+            p.disable_acs_redir_all,
+            ["0000:00:01.0", "0000:00:03.0;pci:10b5:8747"]
+        );
+        assert_eq!(p.config_acs.as_deref(), Some("101xxxx@0000:00:02.0"));
+        assert!(parse_cmdline("quiet").acs.is_empty());
     }
 
     #[test]

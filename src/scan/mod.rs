@@ -26,8 +26,8 @@ use crate::root::SystemRoot;
 
 pub use device::{Bar, DeviceFacts, LinkAttributes, P2pMem, Register, UnknownRegisters};
 pub use host::{
-    CpuFacts, HostFacts, HostSources, Hypervisor, IommuUnit, KernelCmdline, parse_cmdline,
-    render_kernel_config, split_cmdline,
+    AcsParams, CpuFacts, HostFacts, HostSources, Hypervisor, IommuUnit, KernelCmdline,
+    parse_cmdline, render_kernel_config, split_cmdline,
 };
 pub use nvme::{Cmb, NvmeController};
 pub use virt::Virtualization;

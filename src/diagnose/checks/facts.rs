@@ -10,13 +10,13 @@ pub const UNREADABLE: RuleRef = RuleRef {
     name: "facts-unreadable",
 };
 
-/// Set by `check --confirm` (crate::confirm::pairs), not by a check.
+/// Set by `check --confirm` (Diagnosis::settle), not by a check.
 pub const CONTRADICTED: RuleRef = RuleRef {
     id: "P2P902",
     name: "prediction-contradicted",
 };
 
-/// Set by `check --confirm` (crate::confirm::pairs), not by a check.
+/// Set by `check --confirm` (Diagnosis::settle), not by a check.
 pub const MISMATCH: RuleRef = RuleRef {
     id: "P2P903",
     name: "data-mismatch",
