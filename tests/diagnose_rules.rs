@@ -553,7 +553,18 @@ fn every_fixture_s_findings_keep_to_their_rule_and_catalog_severity() {
     let specs = common::spec_names();
     assert!(specs.len() > 10, "the corpus is in tests/fixtures/specs");
     for spec in &specs {
-        let d = diagnose_spec(spec);
+        let d = match std::panic::catch_unwind(|| diagnose_spec(spec)) {
+            Ok(d) => d,
+            Err(e) => {
+                let why = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                failures.push(format!("{spec}: the diagnosis panicked: {why}"));
+                continue;
+            }
+        };
         for f in &d.findings {
             let Some(entry) = RULES.iter().find(|r| r.id() == f.rule) else {
                 failures.push(format!("{spec}: {} has no registry entry", f.rule));
