@@ -17,7 +17,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::compare::place;
-use crate::diagnose::{Diagnosis, Finding, MapType, RuleRef, Severity, Status};
+use crate::diagnose::{
+    Diagnosis, Family, Finding, MapType, Rule, RuleRef, Severity, Stage, Status,
+};
 use crate::pci::Bdf;
 use crate::topology::{LinkState, NodeId, PathClass, Role, Tree};
 
@@ -44,6 +46,15 @@ pub const HOST: RuleRef = RuleRef {
     id: "P2P1005",
     name: "baseline-host",
 };
+
+/// This family's registry entries (crate::diagnose::RULES).
+pub(crate) const RULES: &[Rule] = &[
+    Rule::elsewhere(PAIR, Family::Baseline, Stage::Baseline),
+    Rule::elsewhere(DEVICE, Family::Baseline, Stage::Baseline),
+    Rule::elsewhere(LINK, Family::Baseline, Stage::Baseline),
+    Rule::elsewhere(ACS, Family::Baseline, Stage::Baseline),
+    Rule::elsewhere(HOST, Family::Baseline, Stage::Baseline),
+];
 
 /// Kernel parameters that change P2P (IOMMU, ACS, PCIe port services):
 /// the only part of the command line a record keeps (the rest, such as

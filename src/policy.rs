@@ -32,7 +32,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::diagnose::{
-    Diagnosis, Finding, IommuMode, KernelVersion, MapType, RuleRef, Severity, Status,
+    Diagnosis, Family, Finding, IommuMode, KernelVersion, MapType, Rule, RuleRef, Severity, Stage,
+    Status,
 };
 use crate::pci::AcsFlags;
 use crate::topology::{LinkState, NodeId, Role, Tree};
@@ -57,6 +58,15 @@ pub const KERNEL: RuleRef = RuleRef {
     id: "P2P1105",
     name: "policy-kernel",
 };
+
+/// This family's registry entries (crate::diagnose::RULES).
+pub(crate) const RULES: &[Rule] = &[
+    Rule::elsewhere(PAIR, Family::Policy, Stage::Policy),
+    Rule::elsewhere(LINK, Family::Policy, Stage::Policy),
+    Rule::elsewhere(ACS, Family::Policy, Stage::Policy),
+    Rule::elsewhere(IOMMU, Family::Policy, Stage::Policy),
+    Rule::elsewhere(KERNEL, Family::Policy, Stage::Policy),
+];
 
 fn default_severity() -> Severity {
     Severity::Error

@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::build;
-use p2pdoctor::diagnose::{self, ALL_RULES, Diagnosis, Options, Severity, Status};
+use p2pdoctor::diagnose::{self, Catalog, Diagnosis, Options, RULES, Severity, Stage, Status};
 use p2pdoctor::root::SystemRoot;
 use p2pdoctor::scan::{self, ScanOptions};
 use p2pdoctor::topology::Tree;
@@ -22,10 +22,6 @@ struct Case {
     fires: &'static [(&'static str, Severity, Status)],
     silent: &'static [&'static str],
 }
-
-/// Rules only `check --confirm` sets, from experiments: tested with
-/// injected experiment results in tests/confirm_settle.rs.
-const SET_BY_CONFIRM: &[&str] = &["P2P902", "P2P903"];
 
 const CASES: &[Case] = &[
     Case {
@@ -508,32 +504,90 @@ fn every_rule_fires_where_it_must_and_nowhere_else() {
 
 #[test]
 fn every_rule_has_a_firing_and_a_silent_fixture() {
-    for r in ALL_RULES {
-        if SET_BY_CONFIRM.contains(&r.id) {
-            continue;
+    let mut confirm = 0;
+    for r in &RULES {
+        let id = r.id();
+        match r.stage() {
+            // Set by `check --confirm` from experiments: tested with
+            // injected experiment results in tests/confirm_settle.rs.
+            Stage::Confirm => {
+                confirm += 1;
+                continue;
+            }
+            Stage::Baseline | Stage::Policy => {
+                let case = STAGE_CASES
+                    .iter()
+                    .find(|c| c.rule == id)
+                    .unwrap_or_else(|| panic!("{id} has no case in STAGE_CASES"));
+                assert!(!case.fires.is_empty() && !case.silent.is_empty(), "{id}");
+                assert!(
+                    matches!(
+                        (r.stage(), case.against),
+                        (Stage::Baseline, Baseline(_)) | (Stage::Policy, Policy(_))
+                    ),
+                    "{id} is tested against another stage than its own"
+                );
+            }
+            Stage::Diagnose | Stage::VendorTopology => {
+                let case = CASES
+                    .iter()
+                    .find(|c| c.rule == id)
+                    .unwrap_or_else(|| panic!("{id} has no case in the table"));
+                assert!(!case.fires.is_empty() && !case.silent.is_empty(), "{id}");
+            }
         }
-        if let Some(case) = STAGE_CASES.iter().find(|c| c.rule == r.id) {
-            assert!(
-                !case.fires.is_empty() && !case.silent.is_empty(),
-                "{}",
-                r.id
-            );
-            continue;
-        }
-        let case = CASES
-            .iter()
-            .find(|c| c.rule == r.id)
-            .unwrap_or_else(|| panic!("{} has no case in the table", r.id));
-        assert!(
-            !case.fires.is_empty() && !case.silent.is_empty(),
-            "{}",
-            r.id
-        );
     }
-    assert_eq!(
-        CASES.len() + STAGE_CASES.len() + SET_BY_CONFIRM.len(),
-        ALL_RULES.len()
-    );
+    assert_eq!(CASES.len() + STAGE_CASES.len() + confirm, RULES.len());
+}
+
+/// On every fixture of the corpus, each finding is of a rule the
+/// diagnosis finds, at most as severe as the catalog says. In debug builds
+/// (the tests') the diagnosis also holds each finding to the registry
+/// entry whose check returned it (checks::run_all panics when a rule
+/// emits another rule's ID), so this diagnosis of every fixture is that
+/// test as well.
+#[test]
+fn every_fixture_s_findings_keep_to_their_rule_and_catalog_severity() {
+    let catalog = Catalog::embedded();
+    let mut failures = Vec::new();
+    let specs = common::spec_names();
+    assert!(specs.len() > 10, "the corpus is in tests/fixtures/specs");
+    for spec in &specs {
+        let d = match std::panic::catch_unwind(|| diagnose_spec(spec)) {
+            Ok(d) => d,
+            Err(e) => {
+                let why = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                failures.push(format!("{spec}: the diagnosis panicked: {why}"));
+                continue;
+            }
+        };
+        for f in &d.findings {
+            let Some(entry) = RULES.iter().find(|r| r.id() == f.rule) else {
+                failures.push(format!("{spec}: {} has no registry entry", f.rule));
+                continue;
+            };
+            if !matches!(entry.stage(), Stage::Diagnose | Stage::VendorTopology) {
+                failures.push(format!(
+                    "{spec}: {} is a rule of {:?}, yet the diagnosis found it",
+                    f.rule,
+                    entry.stage()
+                ));
+            }
+            let most = catalog.find(&f.rule).map(|i| i.severity);
+            // Error < Warning < Info: a smaller severity is a worse one.
+            if most.is_none_or(|m| f.severity < m) {
+                failures.push(format!(
+                    "{spec}: {} found at {:?}, above its catalog severity {most:?}: {}",
+                    f.rule, f.severity, f.message
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
 }
 
 #[test]

@@ -37,7 +37,7 @@ use crate::topology::{NodeId, Role, Tree};
 
 pub use catalog::{Catalog, RuleInfo, Severity};
 pub use checks::facts::{CONTRADICTED as RULE_CONTRADICTED, MISMATCH as RULE_MISMATCH};
-pub use checks::{ALL_RULES, RuleRef};
+pub use checks::{Family, RULES, Rule, RuleRef, Stage};
 pub use fix::{Fix, KernelParam};
 pub use kernel::{KernelData, KernelModel, KernelVersion};
 pub use p2pdma::{MapType, P2pView, PairVerdict, Verdict};

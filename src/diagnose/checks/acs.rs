@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    Ctx, PerPath, RuleRef, bdf_list, group_pairs, kernel_evidence, minor_note, pair_list,
-    pair_matters, pairs_phrase, plural,
+    Ctx, Family, Pass, PerPath, Rule, RuleRef, bdf_list, group_pairs, kernel_evidence, minor_note,
+    pair_list, pair_matters, pairs_phrase, plural,
 };
 use crate::diagnose::acs_params::{DeviceIdent, ParamError, match_param};
 use crate::diagnose::fix::{Fix, KernelParam};
@@ -45,15 +45,38 @@ pub(crate) const SETPCI_CAVEAT: &str = "a setpci change lasts only until pci_res
 
 const REDIR: u16 = 0x2c; // RR | CR | EC
 
-pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
-    let mut out = Vec::new();
-    redirect(ctx, &mut out);
-    redirect_unknown(ctx, &mut out);
-    ordering(ctx, &mut out);
-    params(ctx, &mut out);
-    drift(ctx, &mut out);
-    out
-}
+pub(super) const RULES: &[Rule] = &[
+    Rule::check(REDIRECT, Family::Acs, |ctx| {
+        let mut out = Vec::new();
+        redirect(ctx, &mut out);
+        redirect_unknown(ctx, &mut out);
+        out
+    }),
+    Rule::pass(RR_WITHOUT_CR, Family::Acs, &ORDERING),
+    Rule::pass(DT_WITH_ATS, Family::Acs, &ORDERING),
+    Rule::pass(EGRESS, Family::Acs, &ORDERING),
+    Rule::check(PARAM, Family::Acs, |ctx| {
+        let mut out = Vec::new();
+        params(ctx, &mut out);
+        out
+    }),
+    Rule::check(DRIFT, Family::Acs, |ctx| {
+        let mut out = Vec::new();
+        drift(ctx, &mut out);
+        out
+    }),
+];
+
+/// One walk over the bridges on the pairs' paths whose ACS Control can
+/// reorder, and the pairs that cross each.
+static ORDERING: Pass = Pass {
+    run: |ctx| {
+        let mut out = Vec::new();
+        ordering(ctx, &mut out);
+        out
+    },
+    emits: &[RR_WITHOUT_CR, DT_WITH_ATS, EGRESS],
+};
 
 /// P2P306: ACS Control values that differ from what Linux set at boot
 /// for this IOMMU state and command line. pci_enable_acs(): with an

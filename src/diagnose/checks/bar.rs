@@ -6,7 +6,7 @@
 //! capability (PCIe r6.0 §7.8.6) offers gigabytes caps what can be mapped
 //! at a time; drivers then fall back or fail as the window runs out.
 
-use super::{Ctx, RuleRef};
+use super::{Ctx, Family, Rule, RuleRef};
 use crate::diagnose::fix::Fix;
 use crate::diagnose::{Finding, Severity, Status};
 use crate::units::human_bytes;
@@ -26,7 +26,12 @@ fn maps_device_memory(class: Option<u32>) -> bool {
     class.is_some_and(|c| matches!(c >> 16, 0x03 | 0x12) || c >> 8 == 0x0b40)
 }
 
-pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
+/// In the device family's registry (device.rs).
+pub(super) const RULE: Rule = Rule::check(SMALL_BAR, Family::Device, small_bar);
+
+/// P2P804: a device whose memory peers map, with a BAR below what its
+/// Resizable BAR capability offers.
+fn small_bar(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     for n in &ctx.tree.nodes {
         if !maps_device_memory(n.facts.class) {

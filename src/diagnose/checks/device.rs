@@ -1,6 +1,6 @@
 //! Device family: drivers and bus mastering of the pair's devices.
 
-use super::{Ctx, RuleRef, p2p_class};
+use super::{Ctx, Family, Rule, RuleRef, p2p_class};
 use crate::diagnose::fix::Fix;
 use crate::diagnose::{Finding, Severity, Status};
 use crate::topology::Node;
@@ -47,7 +47,18 @@ pub const BUS_MASTER: RuleRef = RuleRef {
     name: "bus-master-off",
 };
 
-pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
+/// The device family spans three files: this one, vendor.rs (P2P803,
+/// P2P805) and bar.rs (P2P804).
+pub(super) const RULES: &[Rule] = &[
+    Rule::check(NO_DRIVER, Family::Device, no_driver),
+    Rule::check(BUS_MASTER, Family::Device, bus_master),
+    super::vendor::TOPOLOGY_RULE,
+    super::bar::RULE,
+    super::vendor::P2P_READ_RULE,
+];
+
+/// P2P801: a pair's device with no driver bound.
+fn no_driver(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     for id in ctx.pair_endpoints() {
         let n = ctx.tree.node(id);
@@ -76,6 +87,12 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
             );
         }
     }
+    out
+}
+
+/// P2P802: a client with Bus Master Enable off.
+fn bus_master(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
     let clients: std::collections::BTreeSet<usize> =
         ctx.pairs.iter().map(|p| p.client_id()).collect();
     for id in clients {

@@ -1,7 +1,7 @@
 //! Facts family: what could not be read, said once, so that nothing
 //! passes silently.
 
-use super::{Ctx, RuleRef};
+use super::{Ctx, Family, Rule, RuleRef, Stage};
 use crate::diagnose::fix::Fix;
 use crate::diagnose::{Finding, Severity, Status};
 
@@ -22,7 +22,14 @@ pub const MISMATCH: RuleRef = RuleRef {
     name: "data-mismatch",
 };
 
-pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
+pub(super) const RULES: &[Rule] = &[
+    Rule::check(UNREADABLE, Family::Facts, unreadable),
+    Rule::elsewhere(CONTRADICTED, Family::Facts, Stage::Confirm),
+    Rule::elsewhere(MISMATCH, Family::Facts, Stage::Confirm),
+];
+
+/// P2P901: devices whose config space could be read only in part.
+fn unreadable(ctx: &Ctx) -> Vec<Finding> {
     let truncated: Vec<usize> = (0..ctx.tree.nodes.len())
         .filter(|&id| ctx.truncated(id))
         .collect();

@@ -3,7 +3,8 @@
 
 use super::acs::host_bridge_reason;
 use super::{
-    Ctx, PerPath, RuleRef, group_pairs, kernel_evidence, minor_note, pair_matters, pairs_phrase,
+    Ctx, Family, Pass, PerPath, Rule, RuleRef, group_pairs, kernel_evidence, minor_note,
+    pair_matters, pairs_phrase,
 };
 use crate::diagnose::p2pdma::{HostBridgeResult, Unknown};
 use crate::diagnose::{Finding, MapType, Pair, Severity, Status};
@@ -26,13 +27,31 @@ pub const SYS: RuleRef = RuleRef {
     name: "crosses-numa",
 };
 
-pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
-    let mut out = Vec::new();
-    not_whitelisted(ctx, &mut out);
-    admitted(ctx, &mut out);
-    classes(ctx, &mut out);
-    out
-}
+pub(super) const RULES: &[Rule] = &[
+    Rule::check(NOT_WHITELISTED, Family::HostBridge, |ctx| {
+        let mut out = Vec::new();
+        not_whitelisted(ctx, &mut out);
+        out
+    }),
+    Rule::check(ROOT_COMPLEX, Family::HostBridge, |ctx| {
+        let mut out = Vec::new();
+        admitted(ctx, &mut out);
+        out
+    }),
+    Rule::pass(NODE, Family::HostBridge, &CLASSES),
+    Rule::pass(SYS, Family::HostBridge, &CLASSES),
+];
+
+/// One grouping of the allowed pairs by path class: a group crosses
+/// host bridges (NODE) or NUMA nodes (SYS), never both.
+static CLASSES: Pass = Pass {
+    run: |ctx| {
+        let mut out = Vec::new();
+        classes(ctx, &mut out);
+        out
+    },
+    emits: &[NODE, SYS],
+};
 
 fn cpu_text(ctx: &Ctx) -> String {
     let cpu = &ctx.view.cpu;

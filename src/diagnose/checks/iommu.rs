@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Ctx, RuleRef, bdf_list, group_pairs, minor_note, pair_matters, pairs_phrase,
+    Ctx, Family, Rule, RuleRef, bdf_list, group_pairs, minor_note, pair_matters, pairs_phrase,
     passthrough_by_cmdline,
 };
 use crate::diagnose::fix::{Fix, KernelParam};
@@ -24,6 +24,12 @@ pub const TRANSLATES_PEERS: RuleRef = RuleRef {
     id: "P2P503",
     name: "iommu-translates-gpu-nic",
 };
+
+pub(super) const RULES: &[Rule] = &[
+    Rule::check(TRANSLATES, Family::Iommu, translates),
+    Rule::check(GROUP_SHARED, Family::Iommu, group_shared),
+    Rule::check(TRANSLATES_PEERS, Family::Iommu, translates_peers),
+];
 
 /// GPUs and other display controllers, network and InfiniBand controllers,
 /// processing accelerators and co-processors: the devices NCCL, GPUDirect
@@ -200,7 +206,9 @@ fn translated(ctx: &Ctx, client: NodeId) -> Option<bool> {
     }
 }
 
-pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
+/// P2P501: pairs through the host bridge whose client's DMA the IOMMU
+/// translates (or may).
+fn translates(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     let thru = ctx
         .pairs
@@ -313,9 +321,12 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
         );
     }
 
-    out.extend(translates_peers(ctx));
+    out
+}
 
-    // Groups with a pair endpoint and other functions.
+/// P2P502: groups with a pair endpoint and other functions.
+fn group_shared(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
     let mut members: BTreeMap<u32, Vec<NodeId>> = BTreeMap::new();
     for (id, n) in ctx.tree.nodes.iter().enumerate() {
         if let Some(g) = n.facts.iommu_group {

@@ -1,6 +1,6 @@
 //! Kernel family: can this kernel do user-space P2P at all?
 
-use super::{Ctx, RuleRef};
+use super::{Ctx, Family, Rule, RuleRef};
 use crate::diagnose::fix::Fix;
 use crate::diagnose::{Finding, KernelVersion, Severity, Status};
 
@@ -17,13 +17,20 @@ pub const DMA_OPS: RuleRef = RuleRef {
     name: "dma-ops-no-p2p",
 };
 
+pub(super) const RULES: &[Rule] = &[
+    Rule::check(NO_P2PDMA, Family::Kernel, no_p2pdma),
+    Rule::check(TOO_OLD, Family::Kernel, too_old),
+    Rule::check(DMA_OPS, Family::Kernel, dma_ops),
+];
+
 /// P2P103: dma_pci_p2pdma_supported() (kernel/dma/mapping.c) is false for
 /// DMA ops other than dma-direct and the default IOMMU ops; the NVMe
 /// driver then leaves the queue without P2PDMA support and every mapping
 /// of P2P memory fails, whatever calc_map_type_and_dist() would say.
-fn dma_ops(ctx: &Ctx, out: &mut Vec<Finding>) {
+fn dma_ops(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
     let Some(why) = &ctx.view.client_dma_unsupported else {
-        return;
+        return out;
     };
     let clients: Vec<_> = ctx.pairs.iter().map(|p| p.client()).collect();
     let h = ctx.tree.host.hypervisor.as_ref();
@@ -50,13 +57,23 @@ fn dma_ops(ctx: &Ctx, out: &mut Vec<Finding>) {
                 )
             })),
     );
+    out
 }
 
-pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
+/// The running kernel's release, for messages.
+fn release<'a>(ctx: &Ctx<'a>) -> &'a str {
+    ctx.tree
+        .host
+        .kernel_release
+        .as_deref()
+        .unwrap_or("(unknown)")
+}
+
+/// P2P101: CONFIG_PCI_P2PDMA off, or unknown with no p2pmem/ to tell.
+fn no_p2pdma(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
-    dma_ops(ctx, &mut out);
     let h = &ctx.tree.host;
-    let release = h.kernel_release.as_deref().unwrap_or("(unknown)");
+    let release = release(ctx);
     let has_p2pmem = ctx.tree.nodes.iter().any(|n| n.facts.p2pmem.is_some());
     let source = h
         .kernel_config_source
@@ -109,7 +126,15 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
         ),
         _ => {}
     }
+    out
+}
 
+/// P2P102: a kernel older than user-space P2PDMA, or one whose release
+/// could not be read.
+fn too_old(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let h = &ctx.tree.host;
+    let release = release(ctx);
     let min = ctx.kernel.features.user_space_p2pdma;
     match h.kernel_release.as_deref().and_then(KernelVersion::parse) {
         Some(v) if !v.at_least(&min) => out.push(

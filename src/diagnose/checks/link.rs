@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Ctx, RuleRef, group_pairs, link_gbytes, own_link, pairs_phrase, path_links};
+use super::{
+    Ctx, Family, Rule, RuleRef, group_pairs, link_gbytes, own_link, pairs_phrase, path_links,
+};
 use crate::diagnose::matrix::DeviceKind;
 use crate::diagnose::{Finding, MapType, Pair, Severity, Status};
 use crate::pci::Bdf;
@@ -30,7 +32,16 @@ pub const BELOW_CAPABILITY: RuleRef = RuleRef {
     name: "path-below-capability",
 };
 
-pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
+pub(super) const RULES: &[Rule] = &[
+    Rule::check(BOTTLENECK, Family::Link, bottleneck),
+    Rule::check(DEGRADED, Family::Link, degraded_links),
+    Rule::check(MPS, Family::Link, max_payload),
+    Rule::check(AER, Family::Link, aer),
+    Rule::check(BELOW_CAPABILITY, Family::Link, below_capability),
+];
+
+/// P2P701: the narrowest link, when it is narrower than both ends.
+fn bottleneck(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     let tree = ctx.tree;
 
@@ -72,7 +83,13 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                 .fix("Place the pair where its path does not cross that link, or widen the link (slot, riser, bifurcation setting)"),
         );
     }
+    out
+}
 
+/// P2P702: a link on a pair's path trained below what both ends can do.
+fn degraded_links(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let tree = ctx.tree;
     let route = ctx.route_nodes();
     for &id in &route {
         let n = tree.node(id);
@@ -97,6 +114,16 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                     .fix("Reseat the device, check the slot wiring and the BIOS link-speed setting; a reboot retrains the link"),
             );
         }
+    }
+    out
+}
+
+/// P2P704: AER errors on a function on a pair's path.
+fn aer(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let tree = ctx.tree;
+    for id in ctx.route_nodes() {
+        let n = tree.node(id);
         if let Some(aer) = &n.caps.aer {
             let unc = aer.uncorrectable_status & !aer.uncorrectable_mask;
             let cor = aer.correctable_status & !aer.correctable_mask;
@@ -134,10 +161,13 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
             }
         }
     }
+    out
+}
 
-    out.extend(below_capability(ctx));
-
-    // Max Payload Size along each path.
+/// P2P703: Max Payload Size along each path.
+fn max_payload(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let tree = ctx.tree;
     let mps = |id: NodeId| tree.node(id).dev_ctl().map(|c| c.max_payload);
     let mut by_route: BTreeMap<Vec<(Bdf, u16)>, Vec<Pair<'_>>> = BTreeMap::new();
     let sizes: BTreeSet<u16> = ctx.route_nodes().into_iter().filter_map(mps).collect();

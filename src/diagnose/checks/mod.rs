@@ -1,6 +1,7 @@
 //! The rules, one file per family. Each family exports its rule IDs as
-//! [`RuleRef`] constants (listed in [`ALL_RULES`], which a test holds to
-//! the catalog) and a `check(&Ctx) -> Vec<Finding>`.
+//! [`RuleRef`] constants and its registry entries as `RULES`: one [`Rule`]
+//! per rule, naming the check that finds it. [`RULES`] concatenates them,
+//! [`run_all`] runs them, and tests hold them to the catalog.
 
 mod acs;
 mod bar;
@@ -73,61 +74,210 @@ impl Finding {
     }
 }
 
-/// Every rule the code implements, in ID order.
-pub const ALL_RULES: &[RuleRef] = &[
-    kernel::NO_P2PDMA,
-    kernel::TOO_OLD,
-    kernel::DMA_OPS,
-    platform::VIRTUAL_MACHINE,
-    platform::WRITES_ONLY,
-    provider::NO_PROVIDER,
-    provider::NOT_PUBLISHED,
-    provider::MISALIGNED,
-    provider::TOO_SMALL,
-    provider::EXHAUSTED,
-    acs::REDIRECT,
-    acs::RR_WITHOUT_CR,
-    acs::DT_WITH_ATS,
-    acs::EGRESS,
-    acs::PARAM,
-    acs::DRIFT,
-    host_bridge::NOT_WHITELISTED,
-    host_bridge::ROOT_COMPLEX,
-    host_bridge::NODE,
-    host_bridge::SYS,
-    iommu::TRANSLATES,
-    iommu::GROUP_SHARED,
-    iommu::TRANSLATES_PEERS,
-    ordering::DUAL_PATH,
-    ordering::CASCADED,
-    ordering::RELAXED,
-    ordering::RELAXED_QUIRKED_PORT,
-    ordering::RELAXED_OFF_RDMA_NIC,
-    link::BOTTLENECK,
-    link::DEGRADED,
-    link::MPS,
-    link::AER,
-    link::BELOW_CAPABILITY,
-    device::NO_DRIVER,
-    device::BUS_MASTER,
-    vendor::DISAGREES,
-    bar::SMALL_BAR,
-    vendor::P2P_READ_DISAGREES,
-    facts::UNREADABLE,
-    facts::CONTRADICTED,
-    facts::MISMATCH,
-    // Stages after the diagnosis: check --baseline and check --policy.
-    crate::baseline::PAIR,
-    crate::baseline::DEVICE,
-    crate::baseline::LINK,
-    crate::baseline::ACS,
-    crate::baseline::HOST,
-    crate::policy::PAIR,
-    crate::policy::LINK,
-    crate::policy::ACS,
-    crate::policy::IOMMU,
-    crate::policy::KERNEL,
+/// A rule's family, as `rules/catalog.toml` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Kernel,
+    Platform,
+    Provider,
+    Acs,
+    HostBridge,
+    Iommu,
+    Ordering,
+    Link,
+    Device,
+    Facts,
+    Baseline,
+    Policy,
+}
+
+impl Family {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Kernel => "kernel",
+            Family::Platform => "platform",
+            Family::Provider => "provider",
+            Family::Acs => "acs",
+            Family::HostBridge => "host_bridge",
+            Family::Iommu => "iommu",
+            Family::Ordering => "ordering",
+            Family::Link => "link",
+            Family::Device => "device",
+            Family::Facts => "facts",
+            Family::Baseline => "baseline",
+            Family::Policy => "policy",
+        }
+    }
+}
+
+/// Where a rule's findings come from: what must have run (and on what
+/// input) for the rule to be able to fire at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Every diagnosis: [`run_all`] runs its check.
+    Diagnose,
+    /// A diagnosis whose input holds `nvidia-smi topo -m` (or `-p2p r`):
+    /// `diagnose()` compares it with the tree (checks::vendor).
+    VendorTopology,
+    /// `check --confirm`, after the diagnosis (crate::confirm::pairs).
+    Confirm,
+    /// `check --baseline` (crate::baseline).
+    Baseline,
+    /// `check --policy` (crate::policy).
+    Policy,
+}
+
+/// One walk over the pairs or devices that finds several rules of a
+/// family at once, where splitting it would repeat the walk or the
+/// decision that sends each case to one rule (an NVMe CMB gets at most one
+/// of P2P202, P2P203, P2P204). [`run_all`] runs it once, at its first
+/// entry; every finding it returns carries one of `emits`, and each of
+/// those rules' entries names this pass.
+pub(crate) struct Pass {
+    pub run: fn(&Ctx) -> Vec<Finding>,
+    pub emits: &'static [RuleRef],
+}
+
+/// What finds a rule.
+#[derive(Clone, Copy)]
+pub(crate) enum Source {
+    /// The rule's own check: every finding it returns carries the rule's ID.
+    Check(fn(&Ctx) -> Vec<Finding>),
+    /// A pass shared with other rules of the family (a `static`, so that
+    /// its address tells it apart).
+    Pass(&'static Pass),
+    /// Found outside [`run_all`], by the stage named.
+    Elsewhere(Stage),
+}
+
+/// A rule's entry in the registry: declared in its family's file next to
+/// its logic (each family exports `RULES`), in ID order.
+#[derive(Clone, Copy)]
+pub struct Rule {
+    pub rule: RuleRef,
+    pub family: Family,
+    pub(crate) source: Source,
+}
+
+impl Rule {
+    pub(crate) const fn check(
+        rule: RuleRef,
+        family: Family,
+        check: fn(&Ctx) -> Vec<Finding>,
+    ) -> Rule {
+        Rule {
+            rule,
+            family,
+            source: Source::Check(check),
+        }
+    }
+
+    pub(crate) const fn pass(rule: RuleRef, family: Family, pass: &'static Pass) -> Rule {
+        Rule {
+            rule,
+            family,
+            source: Source::Pass(pass),
+        }
+    }
+
+    pub(crate) const fn elsewhere(rule: RuleRef, family: Family, stage: Stage) -> Rule {
+        Rule {
+            rule,
+            family,
+            source: Source::Elsewhere(stage),
+        }
+    }
+
+    pub fn id(&self) -> &'static str {
+        self.rule.id
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.rule.name
+    }
+
+    /// What must run for the rule to fire.
+    pub fn stage(&self) -> Stage {
+        match self.source {
+            Source::Check(_) | Source::Pass(_) => Stage::Diagnose,
+            Source::Elsewhere(s) => s,
+        }
+    }
+
+    /// The rule IDs the findings of this entry's check may carry: its own,
+    /// or, for a shared pass, those of every rule the pass finds.
+    pub fn may_emit(&self) -> Vec<&'static str> {
+        match self.source {
+            Source::Pass(p) => p.emits.iter().map(|r| r.id).collect(),
+            Source::Check(_) | Source::Elsewhere(_) => vec![self.rule.id],
+        }
+    }
+
+    /// Every finding a check of this entry returned carries an ID it may
+    /// emit (a rule that emitted another rule's ID would escape that
+    /// rule's tests and catalog severity).
+    pub(crate) fn hold(&self, found: &[Finding]) -> Result<(), String> {
+        let may = self.may_emit();
+        match found.iter().find(|f| !may.contains(&f.rule.as_str())) {
+            Some(f) => Err(format!(
+                "the check of {} ({}) emitted a finding of {} (it may emit {}): {}",
+                self.rule.id,
+                self.rule.name,
+                f.rule,
+                may.join(", "),
+                f.message
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The families' entries, concatenated: the registry is in ID order
+/// (a test holds it to that and to the catalog).
+const FAMILIES: &[&[Rule]] = &[
+    kernel::RULES,
+    platform::RULES,
+    provider::RULES,
+    acs::RULES,
+    host_bridge::RULES,
+    iommu::RULES,
+    ordering::RULES,
+    link::RULES,
+    device::RULES,
+    facts::RULES,
+    crate::baseline::RULES,
+    crate::policy::RULES,
 ];
+
+const fn count(parts: &[&[Rule]]) -> usize {
+    let mut n = 0;
+    let mut i = 0;
+    while i < parts.len() {
+        n += parts[i].len();
+        i += 1;
+    }
+    n
+}
+
+const fn concat<const N: usize>(parts: &[&[Rule]]) -> [Rule; N] {
+    let mut out = [parts[0][0]; N];
+    let (mut i, mut k) = (0, 0);
+    while i < parts.len() {
+        let mut j = 0;
+        while j < parts[i].len() {
+            out[k] = parts[i][j];
+            k += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Every rule, one entry each, in ID order.
+pub static RULES: [Rule; count(FAMILIES)] = concat(FAMILIES);
 
 /// What every check sees.
 pub(crate) struct Ctx<'a> {
@@ -347,19 +497,32 @@ pub(crate) fn group_pairs<'p, K: Ord + Clone>(
         .collect()
 }
 
+/// Every finding of the diagnosis proper: each entry's check in registry
+/// order, each shared pass once. Findings are sorted afterwards (stably),
+/// so only the order of one rule's own findings shows.
 pub(crate) fn run_all(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
-    out.extend(kernel::check(ctx));
-    out.extend(platform::check(ctx));
-    out.extend(provider::check(ctx));
-    out.extend(acs::check(ctx));
-    out.extend(host_bridge::check(ctx));
-    out.extend(iommu::check(ctx));
-    out.extend(ordering::check(ctx));
-    out.extend(link::check(ctx));
-    out.extend(device::check(ctx));
-    out.extend(bar::check(ctx));
-    out.extend(facts::check(ctx));
+    let mut passes: Vec<&'static Pass> = Vec::new();
+    for rule in &RULES {
+        let found = match rule.source {
+            Source::Check(check) => check(ctx),
+            Source::Pass(pass) => {
+                if passes.iter().any(|p| std::ptr::eq(*p, pass)) {
+                    continue;
+                }
+                passes.push(pass);
+                (pass.run)(ctx)
+            }
+            Source::Elsewhere(_) => continue,
+        };
+        // Debug builds (every test) hold each finding to its entry.
+        if cfg!(debug_assertions)
+            && let Err(e) = rule.hold(&found)
+        {
+            panic!("{e}");
+        }
+        out.extend(found);
+    }
     // Every kernel parameter a rule asks for, with how to keep it on this
     // machine's boot loader.
     for f in &mut out {
@@ -609,26 +772,78 @@ mod tests {
     }
 
     #[test]
-    fn code_and_catalog_agree() {
+    fn registry_and_catalog_agree() {
         let catalog = crate::diagnose::Catalog::embedded();
-        let mut ids: Vec<&str> = ALL_RULES.iter().map(|r| r.id).collect();
+        let mut ids: Vec<&str> = RULES.iter().map(|r| r.id()).collect();
         let mut sorted = ids.clone();
         sorted.sort_unstable_by_key(|id| crate::diagnose::catalog::id_order(id));
-        assert_eq!(ids, sorted, "ALL_RULES is in ID order");
+        assert_eq!(ids, sorted, "the registry is in ID order");
         ids.dedup();
-        assert_eq!(ids.len(), ALL_RULES.len());
-        for r in ALL_RULES {
+        assert_eq!(ids.len(), RULES.len(), "one entry per rule");
+        for r in &RULES {
             let info = catalog
-                .find(r.id)
-                .unwrap_or_else(|| panic!("{} is not in rules/catalog.toml", r.id));
-            assert_eq!(info.name, r.name, "{}", r.id);
+                .find(r.id())
+                .unwrap_or_else(|| panic!("{} is not in rules/catalog.toml", r.id()));
+            assert_eq!(info.id, r.id(), "{} is found by its ID", r.id());
+            assert_eq!(info.name, r.name(), "{}", r.id());
+            assert_eq!(info.family, r.family.as_str(), "{}", r.id());
         }
         for info in &catalog.rules {
-            assert!(
-                ALL_RULES.iter().any(|r| r.id == info.id),
-                "{} is in the catalog but no check implements it",
-                info.id
-            );
+            let entries = RULES.iter().filter(|r| r.id() == info.id).count();
+            assert_eq!(entries, 1, "{} has {entries} registry entries", info.id);
         }
+    }
+
+    /// A pass names exactly the entries that name it.
+    #[test]
+    fn shared_passes_and_their_entries_agree() {
+        for r in &RULES {
+            let Source::Pass(pass) = r.source else {
+                continue;
+            };
+            assert!(
+                pass.emits.contains(&r.rule),
+                "{}'s pass does not list it",
+                r.id()
+            );
+            for e in pass.emits {
+                let entry = RULES.iter().find(|x| x.id() == e.id).unwrap();
+                assert!(
+                    matches!(entry.source, Source::Pass(p) if std::ptr::eq(p, pass)),
+                    "{} is emitted by {}'s pass but its entry names another source",
+                    e.id,
+                    r.id()
+                );
+                assert_eq!(entry.family, r.family, "{} and {}", e.id, r.id());
+            }
+        }
+    }
+
+    fn some_finding(rule: RuleRef) -> Finding {
+        rule.finding(Severity::Info, Status::Predicted, [], "m")
+    }
+
+    #[test]
+    fn an_entry_holds_its_checks_findings_to_its_ids() {
+        let own = Rule::check(kernel::TOO_OLD, Family::Kernel, |_| Vec::new());
+        assert!(own.hold(&[some_finding(kernel::TOO_OLD)]).is_ok());
+        let err = own
+            .hold(&[
+                some_finding(kernel::TOO_OLD),
+                some_finding(kernel::NO_P2PDMA),
+            ])
+            .unwrap_err();
+        assert!(err.contains("P2P102") && err.contains("P2P101"), "{err}");
+        // A pass may emit each of its rules, and no other.
+        let entry = RULES.iter().find(|r| r.id() == "P2P203").unwrap();
+        assert!(
+            entry
+                .hold(&[
+                    some_finding(provider::NOT_PUBLISHED),
+                    some_finding(provider::TOO_SMALL)
+                ])
+                .is_ok()
+        );
+        assert!(entry.hold(&[some_finding(provider::EXHAUSTED)]).is_err());
     }
 }

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::{Ctx, RuleRef, bdf_list, group_pairs, p2p_class, pairs_phrase};
+use super::{Ctx, Family, Pass, Rule, RuleRef, bdf_list, group_pairs, p2p_class, pairs_phrase};
 use crate::diagnose::{Finding, Severity, Status};
 use crate::pci::Bdf;
 use crate::topology::{NodeId, Role, Tree};
@@ -42,6 +42,21 @@ pub const RELAXED_QUIRKED_PORT: RuleRef = RuleRef {
 pub const RELAXED_OFF_RDMA_NIC: RuleRef = RuleRef {
     id: "P2P605",
     name: "relaxed-ordering-off-rdma-nic",
+};
+
+pub(super) const RULES: &[Rule] = &[
+    Rule::check(DUAL_PATH, Family::Ordering, dual_path),
+    Rule::check(CASCADED, Family::Ordering, cascaded),
+    Rule::pass(RELAXED, Family::Ordering, &RELAXED_ORDERING),
+    Rule::pass(RELAXED_QUIRKED_PORT, Family::Ordering, &RELAXED_ORDERING),
+    Rule::pass(RELAXED_OFF_RDMA_NIC, Family::Ordering, &RELAXED_ORDERING),
+];
+
+/// The three Relaxed Ordering rules divide the functions between them
+/// (see the module comment), so one pass decides each function's rule.
+static RELAXED_ORDERING: Pass = Pass {
+    run: relaxed_ordering,
+    emits: &[RELAXED, RELAXED_QUIRKED_PORT, RELAXED_OFF_RDMA_NIC],
 };
 
 /// One entry of rules/relaxed_ordering.toml: root ports the kernel marks
@@ -111,7 +126,8 @@ fn behind_different_ports(ctx: &Ctx, ids: &[NodeId]) -> bool {
     parents.len() > 1
 }
 
-pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
+/// P2P601: one device reachable through two upstream ports.
+fn dual_path(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     let tree = ctx.tree;
 
@@ -176,7 +192,12 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                 .fix("Send the P2P traffic of one job through one port"),
         );
     }
+    out
+}
 
+/// P2P602: allowed pairs through two or more switches.
+fn cascaded(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
     let allowed = ctx
         .pairs
         .iter()
@@ -197,8 +218,6 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                 .fix("Nothing to fix; for the shortest path put the pair below one switch"),
         );
     }
-
-    out.extend(relaxed_ordering(ctx));
     out
 }
 

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::{Ctx, RuleRef, bdf_list, p2p_class};
+use super::{Ctx, Family, Rule, RuleRef, bdf_list, p2p_class};
 use crate::diagnose::{Finding, Severity, Status};
 use crate::pci::Bdf;
 
@@ -43,11 +43,10 @@ pub(crate) fn platforms() -> Vec<Platform> {
         .unwrap_or_default()
 }
 
-pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
-    let mut out = virtual_machine(ctx);
-    out.extend(writes_only(ctx));
-    out
-}
+pub(super) const RULES: &[Rule] = &[
+    Rule::check(VIRTUAL_MACHINE, Family::Platform, virtual_machine),
+    Rule::check(WRITES_ONLY, Family::Platform, writes_only),
+];
 
 /// Pairs through a root complex that forwards only P2P writes.
 fn writes_only(ctx: &Ctx) -> Vec<Finding> {

@@ -1,6 +1,6 @@
 //! Provider family: is there P2P memory, and why not.
 
-use super::{Ctx, RuleRef};
+use super::{Ctx, Family, Pass, Rule, RuleRef};
 use crate::diagnose::{Finding, Severity, Status};
 use crate::scan::{Cmb, NvmeController};
 use crate::units::human_bytes;
@@ -26,6 +26,21 @@ pub const EXHAUSTED: RuleRef = RuleRef {
     name: "pool-exhausted",
 };
 
+pub(super) const RULES: &[Rule] = &[
+    Rule::check(NO_PROVIDER, Family::Provider, no_provider),
+    Rule::pass(NOT_PUBLISHED, Family::Provider, &CMBS),
+    Rule::pass(MISALIGNED, Family::Provider, &CMBS),
+    Rule::pass(TOO_SMALL, Family::Provider, &CMBS),
+    Rule::check(EXHAUSTED, Family::Provider, exhausted),
+];
+
+/// Registered P2P memory left unpublished, and each NVMe CMB that never
+/// became P2P memory, with the one reason that stopped it.
+static CMBS: Pass = Pass {
+    run: unpublished_and_cmbs,
+    emits: &[NOT_PUBLISHED, MISALIGNED, TOO_SMALL],
+};
+
 /// memremap_compat_align(): SUBSECTION_SIZE, 2 MiB on x86-64 and arm64.
 const CMB_ALIGN: u64 = 2 << 20;
 
@@ -41,16 +56,11 @@ fn cmb_flags(c: &Cmb) -> String {
     .join(" ")
 }
 
-pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
+/// P2P201: no function exposes P2P memory.
+fn no_provider(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     let tree = ctx.tree;
     let kernel_without = tree.host.p2pdma_config == Some(false);
-    let controller_of = |bdf| {
-        tree.nvme
-            .iter()
-            .find(|c: &&NvmeController| c.pci == Some(bdf))
-    };
-
     let any_p2pmem = tree.nodes.iter().any(|n| n.facts.p2pmem.is_some());
     // 6.19+: a provider need not have a pool (vfio-pci's dma-buf export);
     // those are providers to the kernel, only not for p2pmem/allocate.
@@ -117,7 +127,51 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                 .fix("Use an NVMe controller whose CMB supports read and write data (CMBSZ.WDS and RDS), bound to the nvme driver, or another device whose driver registers P2P memory (QEMU: -device nvme,cmb_size_mb=16)"),
         );
     }
+    out
+}
 
+/// P2P205: a provider whose pool has less than a page left.
+fn exhausted(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (id, n) in ctx.tree.nodes.iter().enumerate() {
+        let Some(m) = &n.facts.p2pmem else { continue };
+        if let (Some(size), Some(avail)) = (m.size, m.available)
+            && size > 0
+            && avail < 4096
+        {
+            out.push(
+                EXHAUSTED
+                    .finding(
+                        Severity::Warning,
+                        Status::Predicted,
+                        [n.bdf()],
+                        format!(
+                            "{} has {} of {} P2P memory available: the next mmap of p2pmem/allocate fails with ENOMEM",
+                            ctx.label(id),
+                            human_bytes(avail),
+                            human_bytes(size)
+                        ),
+                    )
+                    .fix(format!(
+                        "Find the holders: lsof /sys/bus/pci/devices/{}/p2pmem/allocate; stop them or unload the in-kernel user (nvmet)",
+                        n.bdf()
+                    )),
+            );
+        }
+    }
+    out
+}
+
+/// P2P202, P2P203, P2P204 (see [`CMBS`]).
+fn unpublished_and_cmbs(ctx: &Ctx) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let tree = ctx.tree;
+    let kernel_without = tree.host.p2pdma_config == Some(false);
+    let controller_of = |bdf| {
+        tree.nvme
+            .iter()
+            .find(|c: &&NvmeController| c.pci == Some(bdf))
+    };
     for (id, n) in tree.nodes.iter().enumerate() {
         let Some(m) = &n.facts.p2pmem else { continue };
         let ctrl = controller_of(n.bdf());
@@ -147,29 +201,6 @@ pub(crate) fn check(ctx: &Ctx) -> Vec<Finding> {
                 NOT_PUBLISHED
                     .finding(Severity::Warning, Status::Predicted, [n.bdf()], why)
                     .fix(fix),
-            );
-        }
-        if let (Some(size), Some(avail)) = (m.size, m.available)
-            && size > 0
-            && avail < 4096
-        {
-            out.push(
-                EXHAUSTED
-                    .finding(
-                        Severity::Warning,
-                        Status::Predicted,
-                        [n.bdf()],
-                        format!(
-                            "{} has {} of {} P2P memory available: the next mmap of p2pmem/allocate fails with ENOMEM",
-                            ctx.label(id),
-                            human_bytes(avail),
-                            human_bytes(size)
-                        ),
-                    )
-                    .fix(format!(
-                        "Find the holders: lsof /sys/bus/pci/devices/{}/p2pmem/allocate; stop them or unload the in-kernel user (nvmet)",
-                        n.bdf()
-                    )),
             );
         }
     }

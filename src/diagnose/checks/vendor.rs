@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::{RuleRef, plural};
+use super::{Family, Rule, RuleRef, Stage, plural};
 use crate::diagnose::kernel::KernelModel;
 use crate::diagnose::p2pdma::P2pView;
 use crate::diagnose::{Finding, MapType, Severity, Status};
@@ -22,6 +22,14 @@ pub const P2P_READ_DISAGREES: RuleRef = RuleRef {
     id: "P2P805",
     name: "vendor-p2p-read-disagrees",
 };
+
+/// In the device family's registry (device.rs): `diagnose()` runs
+/// [`check`] and [`check_p2p_read`] when the input holds the vendor's
+/// matrix.
+pub(super) const TOPOLOGY_RULE: Rule =
+    Rule::elsewhere(DISAGREES, Family::Device, Stage::VendorTopology);
+pub(super) const P2P_READ_RULE: Rule =
+    Rule::elsewhere(P2P_READ_DISAGREES, Family::Device, Stage::VendorTopology);
 
 /// How a matrix column was tied to a PCI function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

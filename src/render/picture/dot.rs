@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use super::{ACS_RED, EDGE_CLASSES, Ends, edge_colour, edge_meaning};
 use crate::diagnose::Diagnosis;
-use crate::render::dot::{label, node_attrs, quote};
+use crate::render::dot::{Clusters, host_bridge_cluster, label, node_attrs, quote, tree_edges};
 use crate::topology::{NodeId, Tree};
 
 fn write_node(
@@ -53,14 +53,12 @@ pub fn render(tree: &Tree, d: &Diagnosis, out: &mut dyn Write) -> io::Result<()>
     )?;
     writeln!(out, "  node [fontname=\"monospace\", fontsize=10];")?;
     writeln!(out, "  edge [fontname=\"monospace\", fontsize=9];")?;
-    let mut in_switch = vec![false; tree.nodes.len()];
-    for s in &tree.switches {
-        in_switch[s.upstream] = true;
-        for &dn in &s.downstream {
-            in_switch[dn] = true;
-        }
-    }
     let numa: BTreeSet<Option<i32>> = tree.host_bridges.iter().map(|h| h.numa_node).collect();
+    let how = Clusters {
+        indent: "    ",
+        numa_in_label: false,
+        one_line: true,
+    };
     for (ni, n) in numa.iter().enumerate() {
         writeln!(
             out,
@@ -76,79 +74,19 @@ pub fn render(tree: &Tree, d: &Diagnosis, out: &mut dyn Write) -> io::Result<()>
             quote(&name)
         )?;
         for (hi, hb) in tree.host_bridges.iter().enumerate() {
-            if hb.numa_node != *n {
-                continue;
+            if hb.numa_node == *n {
+                host_bridge_cluster(out, tree, hi, &how, &mut |out, indent, id| {
+                    write_node(out, indent, tree, id, red[id])
+                })?;
             }
-            writeln!(
-                out,
-                "    subgraph {} {{",
-                quote(&format!("cluster_{}", hb.id))
-            )?;
-            writeln!(
-                out,
-                "      label={}; style=rounded; color=\"#4a6fa5\";",
-                quote(&format!("host bridge {}", hb.id))
-            )?;
-            writeln!(
-                out,
-                "      {} [label={}, shape=octagon];",
-                quote(&hb.id),
-                quote(&format!("{} root complex", hb.id))
-            )?;
-            for id in (0..tree.nodes.len()).filter(|&i| tree.nodes[i].host_bridge == hi) {
-                if !in_switch[id] {
-                    write_node(out, "      ", tree, id, red[id])?;
-                }
-            }
-            for (si, s) in tree.switches.iter().enumerate() {
-                if tree.node(s.upstream).host_bridge != hi {
-                    continue;
-                }
-                let up = tree.node(s.upstream);
-                writeln!(
-                    out,
-                    "      subgraph {} {{",
-                    quote(&format!("cluster_switch_{si}"))
-                )?;
-                writeln!(
-                    out,
-                    "        label={}; style=filled; fillcolor=\"#f5f5f5\"; color=\"#888888\";",
-                    quote(&format!("switch {} ({})", up.bdf(), up.name()))
-                )?;
-                for &id in std::iter::once(&s.upstream).chain(&s.downstream) {
-                    write_node(out, "        ", tree, id, red[id])?;
-                }
-                writeln!(out, "      }}")?;
-            }
-            writeln!(out, "    }}")?;
         }
         writeln!(out, "  }}")?;
     }
-    for node in &tree.nodes {
-        let from = match node.parent {
-            Some(p) => tree.node(p).bdf().to_string(),
-            None => tree
-                .host_bridges
-                .get(node.host_bridge)
-                .map(|h| h.id.clone())
-                .unwrap_or_default(),
-        };
-        let attrs = match node.link.as_ref().filter(|l| l.width.is_some()) {
-            Some(l) if l.degraded() => format!(
-                " [label={}, color=\"#e67e22\", fontcolor=\"#e67e22\", style=dashed]",
-                quote(&l.describe())
-            ),
-            Some(l) => format!(" [label={}]", quote(&l.describe())),
-            None => String::new(),
-        };
-        writeln!(
-            out,
-            "  {} -> {}{};",
-            quote(&from),
-            quote(&node.bdf().to_string()),
-            attrs
-        )?;
-    }
+    tree_edges(
+        out,
+        tree,
+        "color=\"#e67e22\", fontcolor=\"#e67e22\", style=dashed",
+    )?;
     for e in &edges {
         let (a, b, label) = match e.ends {
             Ends::Devices(a, b) => (
