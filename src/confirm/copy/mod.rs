@@ -12,12 +12,12 @@
 //!
 //! The parts: `report` (what the experiment says, serialised as is),
 //! `setup` (the buffers, and DST saved before the first write, put back
-//! by a guard however the experiment ends), `run` (the repetitions, each
+//! by a guard however the experiment ends), `runs` (the repetitions, each
 //! a baseline, a fill, the main pass and the check), `verify` (every byte
 //! compared against a reference read through host memory).
 
 mod report;
-mod run;
+mod runs;
 mod setup;
 #[cfg(test)]
 mod tests;
@@ -123,10 +123,10 @@ pub fn run(shape: &Shape, via: &Via, p: &Params, journal_dir: &Path) -> CopyRepo
         Ok(g) => g,
         Err(stop) => return finish(stop.ends(rep), &mut kmsg),
     };
-    let totals = run::repeat(shape, p, &bufs, &mut rep);
+    let totals = runs::repeat(shape, p, &bufs, &mut rep);
     #[cfg(test)]
     tests::fault::after_the_writes();
-    run::summarize(&mut rep, totals, shape, p, bufs.is_p2p());
+    runs::summarize(&mut rep, totals, shape, p, bufs.is_p2p());
     if let Some(guard) = guard {
         setup::put_back(guard, &mut rep, p.dst_offset);
     }

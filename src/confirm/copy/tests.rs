@@ -3,11 +3,11 @@ use std::path::Path;
 use super::super::buffer::{DmaBuffer, fill_pattern};
 use super::super::engine::EngineKind;
 use super::super::target::Target;
-use super::run::Ctx;
+use super::runs::Ctx;
 use super::verify::{pattern_window, verify};
 use super::*;
 
-/// Faults a test injects into [`run`](super::run) between saving DST and
+/// Faults a test injects into [`run`](fn@super::run) between saving DST and
 /// restoring it, to see the guard put DST back however the run ends.
 pub(super) mod fault {
     use std::cell::Cell;

@@ -5,7 +5,7 @@
 use super::super::buffer::{Comparison, DmaBuffer, compare, count_pattern_where_differs};
 use super::super::engine::PassResult;
 use super::Shape;
-use super::run::Ctx;
+use super::runs::Ctx;
 
 /// Fills every `chunk`-sized slot of `buf[..len]` with the same pattern,
 /// so a byte's pattern value depends only on its offset modulo `chunk`.
