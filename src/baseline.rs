@@ -270,14 +270,14 @@ pub fn relevant_cmdline(raw: &str) -> Vec<String> {
 /// Reduces a node to its record.
 pub fn record(tree: &Tree, diagnosis: &Diagnosis) -> Record {
     let h = &tree.host;
-    let places: Vec<String> = (0..tree.nodes.len()).map(|i| place(tree, i)).collect();
+    let places: Vec<String> = tree.ids().map(|i| place(tree, i)).collect();
     let by_bdf = |b: &Bdf| {
         tree.find(*b)
             .map(|i| places[i].clone())
             .unwrap_or_else(|| b.to_string())
     };
     let mut devices: BTreeMap<String, DeviceRecord> = BTreeMap::new();
-    for (i, n) in tree.nodes.iter().enumerate() {
+    for (i, n) in tree.nodes_with_ids() {
         if n.facts.missing {
             continue;
         }
@@ -420,7 +420,8 @@ fn acs_text(c: Option<u16>) -> String {
 /// findings of the baseline family.
 pub fn deviations(base: &Record, tree: &Tree, diagnosis: &Diagnosis) -> Vec<Finding> {
     let now = record(tree, diagnosis);
-    let bdf_at: BTreeMap<String, Bdf> = (0..tree.nodes.len())
+    let bdf_at: BTreeMap<String, Bdf> = tree
+        .ids()
         .filter(|&i| !tree.node(i).facts.missing)
         .map(|i| (place(tree, i), tree.node(i).bdf()))
         .collect();

@@ -155,12 +155,8 @@ fn ids(tree: &Tree, id: NodeId) -> (Option<u16>, Option<u16>) {
 /// Pairs each device of A with one of B (see the module comment).
 fn match_devices(a: &Tree, b: &Tree) -> Vec<(NodeId, NodeId, MatchedBy)> {
     let mut out = Vec::new();
-    let mut left_a: BTreeSet<NodeId> = (0..a.nodes.len())
-        .filter(|&i| !a.node(i).facts.missing)
-        .collect();
-    let mut left_b: BTreeSet<NodeId> = (0..b.nodes.len())
-        .filter(|&i| !b.node(i).facts.missing)
-        .collect();
+    let mut left_a: BTreeSet<NodeId> = a.ids().filter(|&i| !a.node(i).facts.missing).collect();
+    let mut left_b: BTreeSet<NodeId> = b.ids().filter(|&i| !b.node(i).facts.missing).collect();
     // 1. Device Serial Number, where it is unique on both sides (some
     //    vendors give every port of a switch the same one).
     let serials = |t: &Tree, left: &BTreeSet<NodeId>| {
@@ -319,7 +315,10 @@ pub fn diff(a: &Side, b: &Side, ignore: &[ChangeClass]) -> Diff {
     let matched_a: BTreeSet<NodeId> = matched.iter().map(|m| m.0).collect();
     let matched_b: BTreeSet<NodeId> = matched.iter().map(|m| m.1).collect();
     let describe = |t: &Tree, i: NodeId| format!("{} {}", t.node(i).role.label(), t.node(i).name());
-    for i in (0..ta.nodes.len()).filter(|i| !matched_a.contains(i) && !ta.node(*i).facts.missing) {
+    for i in ta
+        .ids()
+        .filter(|i| !matched_a.contains(i) && !ta.node(*i).facts.missing)
+    {
         push(
             &mut changes,
             ChangeClass::Device,
@@ -329,7 +328,10 @@ pub fn diff(a: &Side, b: &Side, ignore: &[ChangeClass]) -> Diff {
             None,
         );
     }
-    for i in (0..tb.nodes.len()).filter(|i| !matched_b.contains(i) && !tb.node(*i).facts.missing) {
+    for i in tb
+        .ids()
+        .filter(|i| !matched_b.contains(i) && !tb.node(*i).facts.missing)
+    {
         push(
             &mut changes,
             ChangeClass::Device,

@@ -394,7 +394,7 @@ pub fn evaluate(policy: &Policy, tree: &Tree, diagnosis: &Diagnosis) -> Vec<Find
     }
 
     if let Some(a) = &policy.acs {
-        for (id, n) in tree.nodes.iter().enumerate() {
+        for (id, n) in tree.nodes_with_ids() {
             if !a.no_redirect_on.iter().any(|k| k.covers(n.role)) {
                 continue;
             }
@@ -443,7 +443,7 @@ pub fn evaluate(policy: &Policy, tree: &Tree, diagnosis: &Diagnosis) -> Vec<Find
         )
         .trim()
         .to_string();
-        for (id, n) in tree.nodes.iter().enumerate() {
+        for (id, n) in tree.nodes_with_ids() {
             if n.facts.missing || !l.devices.matches(tree, id) {
                 continue;
             }

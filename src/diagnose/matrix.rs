@@ -96,7 +96,8 @@ pub(crate) fn build(
     kernel: &KernelModel,
     roles: &[DeviceKind],
 ) -> Option<ClassMatrix> {
-    let mut found: Vec<(DeviceKind, NodeId)> = (0..tree.nodes.len())
+    let mut found: Vec<(DeviceKind, NodeId)> = tree
+        .ids()
         .filter_map(|id| {
             let n = tree.node(id);
             if !n.role.is_endpoint() || n.facts.physfn.is_some() || n.facts.missing {
@@ -131,7 +132,7 @@ pub(crate) fn build(
         })
         .collect();
     // Each device's place in the P2PDMA view, looked up once.
-    let in_view: Vec<Option<usize>> = found
+    let in_view: Vec<Option<NodeId>> = found
         .iter()
         .map(|&(_, id)| view.find(tree.node(id).bdf()))
         .collect();

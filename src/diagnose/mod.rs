@@ -471,10 +471,9 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
     let params = &tree.host.cmdline.acs;
     let (view, effects) = P2pView::from_tree(tree, params, &kernel);
 
-    let mut candidates: Vec<NodeId> = (0..tree.nodes.len())
-        .filter(|&i| dma_capable(tree, i))
-        .collect();
-    let mut providers: Vec<NodeId> = (0..tree.nodes.len())
+    let mut candidates: Vec<NodeId> = tree.ids().filter(|&i| dma_capable(tree, i)).collect();
+    let mut providers: Vec<NodeId> = tree
+        .ids()
         .filter(|&i| {
             tree.node(i).facts.p2pmem.is_some()
                 || (kernel.pool_less_providers && pool_less_provider(tree, i))
@@ -561,9 +560,7 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
     // Bridge functions (class 06, the host bridge's own included) are the
     // path, not devices one selects.
     let endpoints = tree
-        .nodes
-        .iter()
-        .enumerate()
+        .nodes_with_ids()
         .filter(|(_, n)| n.role.is_endpoint() && n.facts.class.is_none_or(|c| c >> 16 != 0x06))
         .map(|(id, n)| {
             (

@@ -34,7 +34,7 @@ use serde::Serialize;
 use super::acs_params::{AcsParams, CmdlineEffect, DeviceIdent, effect_on};
 use super::kernel::{KernelModel, WhitelistEntry};
 use crate::pci::{AcsFlags, Bdf, PortType};
-use crate::topology::Tree;
+use crate::topology::{NodeId, Tree};
 
 /// `enum pci_p2pdma_map_type` (the values a decision can take).
 #[derive(
@@ -140,7 +140,7 @@ impl AcsState {
 pub struct FunctionView {
     pub bdf: Bdf,
     /// Index of `pci_upstream_bridge()`, None on a root bus.
-    pub upstream: Option<usize>,
+    pub upstream: Option<NodeId>,
     /// Index into [`P2pView::host_bridges`].
     pub host_bridge: usize,
     pub acs: AcsState,
@@ -497,7 +497,7 @@ fn acs_list_text(list: &[Bdf]) -> String {
 
 impl P2pView {
     /// The device itself, then `pci_upstream_bridge()` up to the root bus.
-    fn chain(&self, f: usize) -> Vec<usize> {
+    fn chain(&self, f: NodeId) -> Vec<NodeId> {
         let mut out = vec![f];
         let mut cur = self.functions[f].upstream;
         while let Some(p) = cur {
@@ -510,8 +510,11 @@ impl P2pView {
         out
     }
 
-    pub fn find(&self, bdf: Bdf) -> Option<usize> {
-        self.functions.iter().position(|f| f.bdf == bdf)
+    pub fn find(&self, bdf: Bdf) -> Option<NodeId> {
+        self.functions
+            .iter()
+            .position(|f| f.bdf == bdf)
+            .map(NodeId::new)
     }
 
     /// `pci_host_bridge_dev()` and `__host_bridge_whitelist()`.
@@ -591,8 +594,8 @@ impl P2pView {
     pub fn calc_map_type_and_dist(
         &self,
         kernel: &KernelModel,
-        provider: usize,
-        client: usize,
+        provider: NodeId,
+        client: NodeId,
     ) -> PairVerdict {
         let verdict = self.path_verdict(kernel, provider, client);
         let (pf, cf) = (&self.functions[provider], &self.functions[client]);
@@ -612,7 +615,7 @@ impl P2pView {
     /// `calc_map_type_and_dist()`'s decision for the path between
     /// `provider` and `client`, naming neither: the pair's names stay
     /// places to fill in the lines the kernel logs.
-    pub fn path_verdict(&self, kernel: &KernelModel, provider: usize, client: usize) -> Verdict {
+    pub fn path_verdict(&self, kernel: &KernelModel, provider: NodeId, client: NodeId) -> Verdict {
         let pf = &self.functions[provider];
         let cf = &self.functions[client];
         let provider_chain = self.chain(provider);
@@ -625,7 +628,7 @@ impl P2pView {
                 unknown.push(Unknown::Placement { bdf: f.bdf });
             }
         }
-        let check_acs = |f: usize, list: &mut Vec<Bdf>, unknown: &mut Vec<Unknown>| {
+        let check_acs = |f: NodeId, list: &mut Vec<Bdf>, unknown: &mut Vec<Unknown>| {
             let func = &self.functions[f];
             match func.acs.redirects() {
                 Some(true) => list.push(func.bdf),
@@ -894,7 +897,7 @@ impl P2pView {
             })
             .map(|n| n.bdf().domain)
             .collect();
-        for (id, node) in tree.nodes.iter().enumerate() {
+        for (id, node) in tree.nodes_with_ids() {
             let ident = DeviceIdent {
                 chain: std::iter::once(id)
                     .chain(tree.ancestors(id))
@@ -1035,7 +1038,7 @@ pub fn intel_pch_acs_quirk(vendor: u16, device: u16, root_port: bool) -> Option<
 /// port up, and functions of one multi-function device together unless
 /// each has ACS. Ports with a quirk (isolation without the register
 /// P2PDMA reads) are left unknown.
-fn groups_say(tree: &Tree, id: usize) -> Option<bool> {
+fn groups_say(tree: &Tree, id: NodeId) -> Option<bool> {
     let node = tree.node(id);
     let quirk = intel_pch_acs_quirk(
         node.facts.vendor.unwrap_or(0),
@@ -1078,7 +1081,7 @@ fn groups_say(tree: &Tree, id: usize) -> Option<bool> {
 }
 
 /// What the kernel's `dev->acs_cap` and ACS Control are for a node.
-fn acs_state(tree: &Tree, id: usize, effect: &CmdlineEffect) -> AcsState {
+fn acs_state(tree: &Tree, id: NodeId, effect: &CmdlineEffect) -> AcsState {
     let node = tree.node(id);
     let unknown = || AcsState::Unknown {
         cmdline_clears: effect.redirect_without_register() == Some(false),

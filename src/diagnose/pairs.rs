@@ -144,7 +144,7 @@ impl PairTable {
         self.ends
             .iter()
             .enumerate()
-            .filter_map(|(i, e)| e.as_ref().map(|_| i))
+            .filter_map(|(i, e)| e.as_ref().map(|_| NodeId::new(i)))
     }
 
     /// Every end with its class: ends of one class sit alike, so a pair's
@@ -158,7 +158,7 @@ impl PairTable {
     pub fn representatives(&self) -> impl Iterator<Item = (NodeId, NodeId)> + '_ {
         self.representative
             .iter()
-            .map(|&(a, b)| (a as NodeId, b as NodeId))
+            .map(|&(a, b)| (NodeId::new(a as usize), NodeId::new(b as usize)))
     }
 
     /// Records what a transfer between the pair's ends showed
@@ -283,11 +283,11 @@ impl<'a> Pair<'a> {
     }
 
     pub fn provider_id(&self) -> NodeId {
-        self.row().provider as NodeId
+        NodeId::new(self.row().provider as usize)
     }
 
     pub fn client_id(&self) -> NodeId {
-        self.row().client as NodeId
+        NodeId::new(self.row().client as usize)
     }
 
     pub fn path_id(&self) -> PathId {
@@ -374,7 +374,7 @@ struct EndSignature {
     /// unknown ACS on it, or its place unknown).
     named: Option<NodeId>,
     parent: Option<NodeId>,
-    upstream: Option<usize>,
+    upstream: Option<NodeId>,
     host_bridge: usize,
     view_host_bridge: usize,
     /// Functions on a root bus: their device (two functions of one device
@@ -477,8 +477,8 @@ impl<'a> Builder<'a> {
             }
         };
         self.table.rows.push(Row {
-            provider: provider as u32,
-            client: client as u32,
+            provider: provider.index() as u32,
+            client: client.index() as u32,
             path,
         });
     }
@@ -505,7 +505,7 @@ impl<'a> Builder<'a> {
         });
         self.table
             .representative
-            .push((provider as u32, client as u32));
+            .push((provider.index() as u32, client.index() as u32));
         self.table.paths.push(PairPath {
             effective_path_class: path.class.effective(verdict.needs_host_bridge()),
             verdict,

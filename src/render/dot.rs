@@ -143,7 +143,7 @@ pub(crate) fn host_bridge_cluster(
         quote(&format!("{} root complex", hb.id))
     )?;
     let in_switch = in_switch(tree);
-    for id in (0..tree.nodes.len()).filter(|&i| tree.nodes[i].host_bridge == hi) {
+    for id in tree.ids().filter(|&i| tree.nodes[i].host_bridge == hi) {
         if !in_switch[id] {
             node(out, &i1, id)?;
         }

@@ -13,7 +13,7 @@ use super::pretty::{Pretty, WritePretty};
 use super::{Render, RenderOptions, TOPO_SCHEMA_VERSION};
 use crate::pci::Bdf;
 use crate::scan::{Bar, HostFacts, Limitation, NvmeController, P2pMem, Source};
-use crate::topology::{Node, Role, Tree};
+use crate::topology::{Node, NodeId, Role, Tree};
 
 pub struct JsonTopo;
 
@@ -139,7 +139,7 @@ pub struct TopoDocument<'a> {
 }
 
 pub fn topo_document<'a>(tree: &'a Tree, source: &'a str) -> TopoDocument<'a> {
-    let bdf = |id: usize| tree.node(id).bdf().to_string();
+    let bdf = |id: NodeId| tree.node(id).bdf().to_string();
     TopoDocument {
         schema_version: TOPO_SCHEMA_VERSION,
         tool: json!({ "name": "p2pdoctor", "version": env!("CARGO_PKG_VERSION") }),

@@ -19,7 +19,52 @@ use crate::scan::{
 
 pub use path::{Path, PathClass};
 
-pub type NodeId = usize;
+/// A function's place in [`Tree::nodes`]: an index that only a tree hands
+/// out, so a count, a depth or a position in another list cannot be
+/// mistaken for one. `tree.nodes[id]` and [`Tree::ids`] use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct NodeId(u32);
+
+impl NodeId {
+    /// The node at `index` of [`Tree::nodes`] (a tree has fewer than 2^32).
+    pub fn new(index: usize) -> Self {
+        NodeId(u32::try_from(index).expect("fewer than 2^32 functions"))
+    }
+
+    /// Its position in [`Tree::nodes`].
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+// A table with one entry per node (the tree's own, or a stage's beside
+// it: views, classes, rectangles) is indexed by the node's id.
+impl<T> std::ops::Index<NodeId> for Vec<T> {
+    type Output = T;
+    fn index(&self, id: NodeId) -> &T {
+        &self[id.index()]
+    }
+}
+
+impl<T> std::ops::IndexMut<NodeId> for Vec<T> {
+    fn index_mut(&mut self, id: NodeId) -> &mut T {
+        &mut self[id.index()]
+    }
+}
+
+impl<T> std::ops::Index<NodeId> for [T] {
+    type Output = T;
+    fn index(&self, id: NodeId) -> &T {
+        &self[id.index()]
+    }
+}
+
+impl<T> std::ops::IndexMut<NodeId> for [T] {
+    fn index_mut(&mut self, id: NodeId) -> &mut T {
+        &mut self[id.index()]
+    }
+}
 
 /// What a function is in the tree.
 #[derive(
@@ -270,7 +315,7 @@ impl Tree {
         let index: HashMap<Bdf, NodeId> = devices
             .iter()
             .enumerate()
-            .map(|(i, d)| (d.bdf, i))
+            .map(|(i, d)| (d.bdf, NodeId::new(i)))
             .collect();
 
         // Host bridges, in address order.
@@ -329,7 +374,7 @@ impl Tree {
                 ),
             });
         }
-        for id in 0..nodes.len() {
+        for id in (0..nodes.len()).map(NodeId::new) {
             match nodes[id].parent {
                 Some(p) => nodes[p].children.push(id),
                 None => {
@@ -367,7 +412,7 @@ impl Tree {
 
         // The other end of each link: a port's first child below it, or the
         // port above a device.
-        for id in 0..nodes.len() {
+        for id in (0..nodes.len()).map(NodeId::new) {
             let downstream_facing = matches!(
                 nodes[id].role,
                 Role::RootPort | Role::SwitchDownstreamPort | Role::PciToPcieBridge
@@ -392,7 +437,7 @@ impl Tree {
         }
 
         let mut switches = Vec::new();
-        for id in 0..nodes.len() {
+        for id in (0..nodes.len()).map(NodeId::new) {
             if nodes[id].role != Role::SwitchUpstreamPort {
                 continue;
             }
@@ -427,6 +472,19 @@ impl Tree {
 
     pub fn find(&self, bdf: Bdf) -> Option<NodeId> {
         self.index.get(&bdf).copied()
+    }
+
+    /// Every node's id, in [`Tree::nodes`] order.
+    pub fn ids(&self) -> impl DoubleEndedIterator<Item = NodeId> + ExactSizeIterator + use<> {
+        (0..self.nodes.len()).map(NodeId::new)
+    }
+
+    /// Every node with its id, in [`Tree::nodes`] order.
+    pub fn nodes_with_ids(&self) -> impl DoubleEndedIterator<Item = (NodeId, &Node)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (NodeId::new(i), n))
     }
 
     pub fn node(&self, id: NodeId) -> &Node {

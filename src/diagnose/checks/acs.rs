@@ -89,7 +89,7 @@ static ORDERING: Pass = Pass {
 /// elsewhere (Intel SPT/Union Point: a dword at +8) and are skipped.
 fn drift(ctx: &Ctx, out: &mut Vec<Finding>) {
     let iommu = !ctx.tree.host.iommu_units.is_empty();
-    for (id, node) in ctx.tree.nodes.iter().enumerate() {
+    for (id, node) in ctx.tree.nodes_with_ids() {
         let Some(acs) = &node.caps.acs else { continue };
         let Some(ctrl) = acs.ctrl else { continue };
         if crate::diagnose::p2pdma::intel_pch_acs_quirk(
@@ -101,7 +101,7 @@ fn drift(ctx: &Ctx, out: &mut Vec<Finding>) {
         {
             continue;
         }
-        let effect = ctx.effects.get(id).cloned().unwrap_or_default();
+        let effect = ctx.effects.get(id.index()).cloned().unwrap_or_default();
         let std_bits = AcsFlags::SV.0 | AcsFlags::RR.0 | AcsFlags::CR.0 | AcsFlags::UF.0;
         let mut must_set: u16 = if iommu { acs.cap.0 & std_bits } else { 0 };
         let mut must_clear: u16 = 0;
@@ -716,7 +716,7 @@ fn params(ctx: &Ctx, out: &mut Vec<Finding>) {
             }
         };
         note(match_param(&dummy, value, fixed), None);
-        for id in 0..ctx.tree.nodes.len() {
+        for id in ctx.tree.ids() {
             note(match_param(&ident(ctx, id), value, fixed), Some(id));
         }
         let first_error = errors.keys().next().copied();
@@ -782,7 +782,7 @@ fn params(ctx: &Ctx, out: &mut Vec<Finding>) {
         }
     }
     // Named by disable_acs_redir, yet redirect is on now.
-    for (id, e) in ctx.effects.iter().enumerate() {
+    for (id, e) in ctx.tree.ids().zip(ctx.effects.iter()) {
         if e.disable_acs_redir.is_none() {
             continue;
         }

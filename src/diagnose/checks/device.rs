@@ -3,7 +3,7 @@
 use super::{Ctx, Family, Rule, RuleRef, p2p_class};
 use crate::diagnose::fix::Fix;
 use crate::diagnose::{Finding, Severity, Status};
-use crate::topology::Node;
+use crate::topology::{Node, NodeId};
 
 /// Loading the driver that modules.alias names for the function's IDs
 /// (scan::modalias), and letting the PCI core bind it (drivers_probe
@@ -93,7 +93,7 @@ fn no_driver(ctx: &Ctx) -> Vec<Finding> {
 /// P2P802: a client with Bus Master Enable off.
 fn bus_master(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
-    let clients: std::collections::BTreeSet<usize> =
+    let clients: std::collections::BTreeSet<NodeId> =
         ctx.pairs.iter().map(|p| p.client_id()).collect();
     for id in clients {
         let n = ctx.tree.node(id);

@@ -4,6 +4,7 @@
 use super::{Ctx, Family, Rule, RuleRef, Stage};
 use crate::diagnose::fix::Fix;
 use crate::diagnose::{Finding, Severity, Status};
+use crate::topology::NodeId;
 
 pub const UNREADABLE: RuleRef = RuleRef {
     id: "P2P901",
@@ -30,15 +31,13 @@ pub(super) const RULES: &[Rule] = &[
 
 /// P2P901: devices whose config space could be read only in part.
 fn unreadable(ctx: &Ctx) -> Vec<Finding> {
-    let truncated: Vec<usize> = (0..ctx.tree.nodes.len())
-        .filter(|&id| ctx.truncated(id))
-        .collect();
+    let truncated: Vec<NodeId> = ctx.tree.ids().filter(|&id| ctx.truncated(id)).collect();
     if truncated.is_empty() {
         return Vec::new();
     }
     // Name the devices that matter: those on a pair's path, else all.
     let route = ctx.route_nodes();
-    let relevant: Vec<usize> = if route.is_empty() {
+    let relevant: Vec<NodeId> = if route.is_empty() {
         truncated.clone()
     } else {
         truncated

@@ -44,7 +44,7 @@ fn gpu_nic_accelerator(class: Option<u32>) -> bool {
 /// IO_PAGE_FAULT and zeroed data, NCCL hangs; NVIDIA/nccl#304, #606).
 fn translates_peers(ctx: &Ctx) -> Vec<Finding> {
     let mut through: Vec<(NodeId, Option<bool>)> = Vec::new();
-    for id in 0..ctx.tree.nodes.len() {
+    for id in ctx.tree.ids() {
         let n = ctx.tree.node(id);
         if !n.role.is_endpoint() || !gpu_nic_accelerator(n.facts.class) || n.facts.physfn.is_some()
         {
@@ -55,7 +55,9 @@ fn translates_peers(ctx: &Ctx) -> Vec<Finding> {
             t => through.push((id, t)),
         }
     }
-    let peers = (0..ctx.tree.nodes.len())
+    let peers = ctx
+        .tree
+        .ids()
         .filter(|&i| {
             let n = ctx.tree.node(i);
             n.role.is_endpoint() && gpu_nic_accelerator(n.facts.class) && n.facts.physfn.is_none()
@@ -328,7 +330,7 @@ fn translates(ctx: &Ctx) -> Vec<Finding> {
 fn group_shared(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut members: BTreeMap<u32, Vec<NodeId>> = BTreeMap::new();
-    for (id, n) in ctx.tree.nodes.iter().enumerate() {
+    for (id, n) in ctx.tree.nodes_with_ids() {
         if let Some(g) = n.facts.iommu_group {
             members.entry(g).or_default().push(id);
         }

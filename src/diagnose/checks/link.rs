@@ -255,7 +255,8 @@ type BelowGroup = (crate::diagnose::LinkBound, Vec<(Bdf, Bdf)>, f64, String);
 /// switch, a x16 NIC behind a x8 uplink.
 fn below_capability(ctx: &Ctx) -> Vec<Finding> {
     let tree = ctx.tree;
-    let devices: Vec<NodeId> = (0..tree.nodes.len())
+    let devices: Vec<NodeId> = tree
+        .ids()
         .filter(|&id| {
             let n = tree.node(id);
             n.role.is_endpoint()

@@ -164,7 +164,7 @@ fn dual_path(ctx: &Ctx) -> Vec<Finding> {
     }
     // One Device Serial Number below different ports.
     let mut by_dsn: BTreeMap<u64, Vec<NodeId>> = BTreeMap::new();
-    for (id, n) in tree.nodes.iter().enumerate() {
+    for (id, n) in tree.nodes_with_ids() {
         if let Some(d) = n.caps.dsn
             && d != 0
             && d != u64::MAX
@@ -234,7 +234,7 @@ fn relaxed_ordering(ctx: &Ctx) -> Vec<Finding> {
     let candidates: BTreeSet<NodeId> = ctx
         .pair_endpoints()
         .into_iter()
-        .chain((0..tree.nodes.len()).filter(|&id| {
+        .chain(tree.ids().filter(|&id| {
             let n = tree.node(id);
             n.role.is_endpoint() && n.facts.physfn.is_none() && p2p_class(tree, id)
         }))
@@ -291,7 +291,8 @@ fn relaxed_ordering(ctx: &Ctx) -> Vec<Finding> {
 
     // P2P605: a GPUDirect RDMA NIC with RO off where no quirk asks for it.
     if has_nvidia_gpu(tree) {
-        let off: Vec<NodeId> = (0..tree.nodes.len())
+        let off: Vec<NodeId> = tree
+            .ids()
             .filter(|&id| gpudirect_nic(tree, id) && ro(id) == Some(false))
             .filter(|&id| quirked_root_port(tree, &table, id).is_none())
             .collect();

@@ -65,8 +65,9 @@ fn writes_only(ctx: &Ctx) -> Vec<Finding> {
     // different root ports reach each other only through the root complex,
     // whatever pairs this run predicts: GPU drivers (GPUDirect, dma-buf
     // exporters) decide for themselves, on the same hardware.
-    let mut by_port: std::collections::BTreeMap<usize, Vec<Bdf>> = Default::default();
-    for id in 0..ctx.tree.nodes.len() {
+    let mut by_port: std::collections::BTreeMap<crate::topology::NodeId, Vec<Bdf>> =
+        Default::default();
+    for id in ctx.tree.ids() {
         if !crate::diagnose::dma_capable(ctx.tree, id) || !p2p_class(ctx.tree, id) {
             continue;
         }

@@ -65,7 +65,7 @@ fn no_provider(ctx: &Ctx) -> Vec<Finding> {
     // 6.19+: a provider need not have a pool (vfio-pci's dma-buf export);
     // those are providers to the kernel, only not for p2pmem/allocate.
     let pool_less: Vec<_> = if ctx.kernel.pool_less_providers {
-        (0..tree.nodes.len())
+        tree.ids()
             .filter(|&i| crate::diagnose::pool_less_provider(tree, i))
             .map(|i| tree.node(i).bdf())
             .collect()
@@ -133,7 +133,7 @@ fn no_provider(ctx: &Ctx) -> Vec<Finding> {
 /// P2P205: a provider whose pool has less than a page left.
 fn exhausted(ctx: &Ctx) -> Vec<Finding> {
     let mut out = Vec::new();
-    for (id, n) in ctx.tree.nodes.iter().enumerate() {
+    for (id, n) in ctx.tree.nodes_with_ids() {
         let Some(m) = &n.facts.p2pmem else { continue };
         if let (Some(size), Some(avail)) = (m.size, m.available)
             && size > 0
@@ -172,7 +172,7 @@ fn unpublished_and_cmbs(ctx: &Ctx) -> Vec<Finding> {
             .iter()
             .find(|c: &&NvmeController| c.pci == Some(bdf))
     };
-    for (id, n) in tree.nodes.iter().enumerate() {
+    for (id, n) in tree.nodes_with_ids() {
         let Some(m) = &n.facts.p2pmem else { continue };
         let ctrl = controller_of(n.bdf());
         if m.published == Some(false) {

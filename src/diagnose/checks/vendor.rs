@@ -80,7 +80,8 @@ pub struct VendorComparison {
 
 /// NVIDIA display and 3D controllers in address order: NVML's GPU order.
 fn gpus_by_address(tree: &Tree) -> Vec<NodeId> {
-    let mut v: Vec<NodeId> = (0..tree.nodes.len())
+    let mut v: Vec<NodeId> = tree
+        .ids()
         .filter(|&i| {
             let f = &tree.node(i).facts;
             f.vendor == Some(0x10de) && f.class.is_some_and(|c| c >> 16 == 0x03)
@@ -93,7 +94,8 @@ fn gpus_by_address(tree: &Tree) -> Vec<NodeId> {
 /// Physical functions of network and InfiniBand controllers that are not
 /// SR-IOV virtual functions, in address order.
 fn nics_by_address(tree: &Tree) -> Vec<NodeId> {
-    let mut v: Vec<NodeId> = (0..tree.nodes.len())
+    let mut v: Vec<NodeId> = tree
+        .ids()
         .filter(|&i| {
             let f = &tree.node(i).facts;
             f.physfn.is_none() && f.class.is_some_and(|c| c >> 16 == 0x02)

@@ -316,7 +316,7 @@ impl Ctx<'_> {
 /// wider than [`MAX_ASPECT`] times its height (or cannot get narrower).
 pub fn layout(tree: &Tree) -> Layout {
     let mut roots = vec![Vec::new(); tree.host_bridges.len()];
-    for (id, n) in tree.nodes.iter().enumerate() {
+    for (id, n) in tree.nodes_with_ids() {
         if n.parent.is_none()
             && let Some(r) = roots.get_mut(n.host_bridge)
         {

@@ -467,7 +467,7 @@ fn to_string(tree: &Tree, d: Option<&Diagnosis>, lay: &Layout, xml_declaration: 
     }
     // IOMMU groups with several functions.
     let mut groups: BTreeMap<u32, Vec<Rect>> = BTreeMap::new();
-    for (id, n) in tree.nodes.iter().enumerate() {
+    for (id, n) in tree.nodes_with_ids() {
         if let (Some(g), Some(r)) = (n.facts.iommu_group, lay.nodes[id]) {
             groups.entry(g).or_default().push(r);
         }
@@ -607,7 +607,7 @@ fn to_string(tree: &Tree, d: Option<&Diagnosis>, lay: &Layout, xml_declaration: 
         s.push_str("</g>\n");
     }
     // Functions.
-    for (id, n) in tree.nodes.iter().enumerate() {
+    for (id, n) in tree.nodes_with_ids() {
         let Some(r) = lay.nodes[id] else { continue };
         let (stroke, sw) = if red[id] {
             (ACS_RED, 2.5)
