@@ -175,7 +175,8 @@ pub struct FindingRecord {
     pub subjects: Vec<String>,
 }
 
-/// The tool that wrote a document.
+/// The tool that wrote a baseline: [`crate::render::ToolBlock`] as read
+/// back from a file another release may have written (owned strings).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tool {
@@ -185,9 +186,10 @@ pub struct Tool {
 
 impl Tool {
     pub fn this() -> Tool {
+        let this = crate::render::ToolBlock::THIS;
         Tool {
-            name: "p2pdoctor".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            name: this.name.into(),
+            version: this.version.into(),
         }
     }
 }

@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use serde::Serialize;
 
 use super::write_output;
 use crate::cli::{CopyArgs, CopyFormat, EXIT_TOOL_FAILURE, GlobalArgs, RestoreArgs};
@@ -119,25 +118,6 @@ pub fn recover_journals(dir: &Path, force: bool, quiet_if_none: bool) -> bool {
     ok
 }
 
-#[derive(Serialize)]
-struct CopyDocument<'a> {
-    schema_version: u32,
-    tool: Tool,
-    #[serde(flatten)]
-    report: &'a CopyReport,
-}
-
-#[derive(Serialize)]
-pub struct Tool {
-    pub name: &'static str,
-    pub version: &'static str,
-}
-
-pub const TOOL: Tool = Tool {
-    name: "p2pdoctor",
-    version: env!("CARGO_PKG_VERSION"),
-};
-
 /// `p2pdoctor copy`.
 pub fn copy(global: &GlobalArgs, a: CopyArgs) -> Result<i32> {
     require_live(global, "copy")?;
@@ -243,17 +223,7 @@ pub fn copy(global: &GlobalArgs, a: CopyArgs) -> Result<i32> {
     let report = copy::run(&shape, &via, &params, &journal_dir);
     let mut buf = Vec::new();
     match a.format {
-        CopyFormat::Json => {
-            serde_json::to_writer_pretty(
-                &mut buf,
-                &CopyDocument {
-                    schema_version: copy::COPY_SCHEMA_VERSION,
-                    tool: TOOL,
-                    report: &report,
-                },
-            )?;
-            buf.push(b'\n');
-        }
+        CopyFormat::Json => crate::render::copy_json::render(&report, &mut buf)?,
         CopyFormat::Text => crate::render::copy_text::render(
             &report,
             a.output.is_none() && super::color(global),

@@ -66,7 +66,7 @@ pub struct Job<'a> {
 }
 
 /// A transfer that failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IoFailure {
     /// `read /dev/nvme0n1`
     pub stage: String,
@@ -451,7 +451,7 @@ mod uring {
 }
 
 /// Latency percentiles of a pass, in microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LatencySummary {
     pub p50: f64,
     pub p90: f64,

@@ -23,7 +23,7 @@ use crate::root::SystemRoot;
 
 /// The experiment's result as check's JSON writes it (render/check_json.rs
 /// names it here).
-pub use crate::diagnose::PairConfirm;
+use crate::diagnose::PairConfirm;
 
 /// How the experiments run.
 #[derive(Debug, Clone)]

@@ -9,38 +9,185 @@
 use std::io::{self, Write};
 
 use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer};
+use serde::ser::Serializer;
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 
-use super::RenderOptions;
-use crate::confirm::pairs::PairConfirm;
+use super::{RenderOptions, ToolBlock};
+use crate::diagnose::PairConfirm;
+use crate::diagnose::fix::Fix;
+use crate::diagnose::matrix::ClassMatrix;
 use crate::diagnose::p2pdma::KERNEL_MESSAGES_NOTE;
-use crate::diagnose::p2pdma::{HostBridgeCheck, WhitelistOutcome};
+use crate::diagnose::p2pdma::{HostBridgeCheck, HostBridgeResult, WhitelistOutcome};
 use crate::diagnose::pairs::PathBottleneck;
-use crate::diagnose::{CHECK_SCHEMA_VERSION, Catalog, Diagnosis, Pair, PairPath, PathId};
+use crate::diagnose::select::{SelectionReport, Suppressed};
+use crate::diagnose::{
+    CHECK_SCHEMA_VERSION, Catalog, Diagnosis, IommuMode, Pair, PairPath, PathId, ReportVerdict,
+    RuleInfo, Severity, Status, VendorComparison,
+};
+use crate::pci::Bdf;
+use crate::scan::Virtualization;
+use crate::topology::Role;
 
-fn check_value(c: &HostBridgeCheck) -> Value {
-    json!({
-        "host_bridge": c.host_bridge,
-        "first_device": c.first_device.map(|b| b.to_string()),
-        "device_id": c.device_id,
-        "entry": c.entry.as_ref().map(|e| json!({
-            "id": e.id(),
-            "name": e.name,
-            "since": e.since.map(|v| v.to_string()).unwrap_or_else(|| "unreleased".into()),
-            "same_host_bridge": e.same_host_bridge,
-        })),
-        "result": c.result,
-    })
+// The wire structs below are the document, field by field in document
+// order; each borrows from the Diagnosis. `schema/check.schema.json`
+// describes the same fields, with `additionalProperties: false`.
+
+/// The whole document (`check --format json`).
+#[derive(Serialize)]
+struct CheckJson<'a> {
+    schema_version: u32,
+    tool: ToolBlock,
+    source: &'a str,
+    host: HostJson<'a>,
+    summary: SummaryJson<'a>,
+    all_pairs: bool,
+    all_pairs_implied: bool,
+    devices: Vec<DeviceJson<'a>>,
+    kernel_messages_note: &'static str,
+    paths: Paths<'a>,
+    pairs: Pairs<'a>,
+    findings: Vec<FindingJson<'a>>,
+    suppressed: &'a [Suppressed],
+    selection: &'a SelectionReport,
+    limitations: &'a [String],
+    vendor_topology: Option<&'a VendorComparison>,
+    class_matrix: Option<&'a ClassMatrix>,
 }
 
-fn whitelist_value(w: &WhitelistOutcome) -> Value {
-    json!({
-        "admitted": w.admitted,
-        "same_host_bridge": w.same_host_bridge,
-        "checks": w.checks.iter().map(check_value).collect::<Vec<_>>(),
-    })
+/// `host`.
+#[derive(Serialize)]
+struct HostJson<'a> {
+    hostname: Option<&'a str>,
+    kernel_release: Option<&'a str>,
+    kernel_model: String,
+    kernel_assumed: bool,
+    kernel_basis: &'a [String],
+    cpu: Option<&'a str>,
+    iommu: IommuJson<'a>,
+    p2pdma: P2pdmaJson<'a>,
+    acs_parameters: AcsParametersJson<'a>,
+    virtualization: Option<&'a Virtualization>,
+}
+
+/// `host.iommu`.
+#[derive(Serialize)]
+struct IommuJson<'a> {
+    kind: &'a str,
+    mode: IommuMode,
+    units: &'a [String],
+    describe: &'a str,
+}
+
+/// `host.p2pdma`.
+#[derive(Serialize)]
+struct P2pdmaJson<'a> {
+    config: Option<bool>,
+    user_space: Option<bool>,
+    describe: &'a str,
+}
+
+/// `host.acs_parameters`: the values the kernel keeps (the last of each).
+#[derive(Serialize)]
+struct AcsParametersJson<'a> {
+    disable_acs_redir: Option<&'a str>,
+    config_acs: Option<&'a str>,
+}
+
+/// `summary`.
+#[derive(Serialize)]
+struct SummaryJson<'a> {
+    verdict: &'a ReportVerdict,
+    headline: &'a str,
+    errors: usize,
+    warnings: usize,
+    info: usize,
+    inconclusive: usize,
+    suppressed: usize,
+    pairs: usize,
+    bus_addr: usize,
+    thru_host_bridge: usize,
+    not_supported: usize,
+}
+
+/// `devices[]`.
+#[derive(Serialize)]
+struct DeviceJson<'a> {
+    bdf: Bdf,
+    name: &'a str,
+    role: Role,
+    provider: bool,
+    driver: Option<&'a str>,
+    block_devices: &'a [String],
+    numa_node: Option<i32>,
+    host_bridge: &'a str,
+}
+
+/// `findings[]`.
+#[derive(Serialize)]
+struct FindingJson<'a> {
+    rule: &'a str,
+    name: &'a str,
+    severity: Severity,
+    status: Status,
+    subjects: &'a [Bdf],
+    message: &'a str,
+    fix: Option<&'a Fix>,
+    evidence: &'a [String],
+}
+
+/// A path's `whitelist`: the host-bridge test.
+#[derive(Serialize)]
+struct WhitelistJson<'a> {
+    admitted: bool,
+    same_host_bridge: bool,
+    checks: Vec<HostBridgeCheckJson<'a>>,
+}
+
+/// `whitelist.checks[]`: one host bridge looked up.
+#[derive(Serialize)]
+struct HostBridgeCheckJson<'a> {
+    host_bridge: &'a str,
+    first_device: Option<Bdf>,
+    device_id: Option<&'a str>,
+    entry: Option<EntryJson<'a>>,
+    result: &'a HostBridgeResult,
+}
+
+/// The whitelist entry that matched.
+#[derive(Serialize)]
+struct EntryJson<'a> {
+    id: String,
+    name: &'a str,
+    /// The first release that has it, or `unreleased`.
+    since: String,
+    same_host_bridge: bool,
+}
+
+fn check_json(c: &HostBridgeCheck) -> HostBridgeCheckJson<'_> {
+    HostBridgeCheckJson {
+        host_bridge: &c.host_bridge,
+        first_device: c.first_device,
+        device_id: c.device_id.as_deref(),
+        entry: c.entry.as_ref().map(|e| EntryJson {
+            id: e.id(),
+            name: &e.name,
+            since: e
+                .since
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "unreleased".into()),
+            same_host_bridge: e.same_host_bridge,
+        }),
+        result: &c.result,
+    }
+}
+
+fn whitelist_json(w: &WhitelistOutcome) -> WhitelistJson<'_> {
+    WhitelistJson {
+        admitted: w.admitted,
+        same_host_bridge: w.same_host_bridge,
+        checks: w.checks.iter().map(check_json).collect(),
+    }
 }
 
 /// A path's fields, shared by every pair on it (`paths[]`), or repeated in
@@ -52,7 +199,7 @@ struct PathFields<'a> {
     acs_redirect: Vec<String>,
     common_upstream: Option<String>,
     host_bridges: &'a [String],
-    whitelist: Option<Value>,
+    whitelist: Option<WhitelistJson<'a>>,
     cpu_rule: bool,
     kernel_messages: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,7 +222,7 @@ fn path_fields(path: &PairPath, kernel_messages: Vec<String>) -> PathFields<'_> 
         acs_redirect: v.acs_redirect.iter().map(|b| b.to_string()).collect(),
         common_upstream: v.common_upstream.map(|b| b.to_string()),
         host_bridges: &v.host_bridges,
-        whitelist: v.whitelist.as_ref().map(whitelist_value),
+        whitelist: v.whitelist.as_ref().map(whitelist_json),
         cpu_rule: v.cpu_rule,
         kernel_messages,
         blocked_by: v.blocked_by.as_deref(),
@@ -158,85 +305,6 @@ impl Serialize for Paths<'_> {
     }
 }
 
-/// The document's fields before and after the pairs, as JSON values
-/// (small), in document order.
-fn head_and_tail(d: &Diagnosis, source: &str) -> (Value, Value) {
-    let h = &d.header;
-    let s = &d.summary;
-    let head = json!({
-        "schema_version": CHECK_SCHEMA_VERSION,
-        "tool": crate::render::ToolBlock::THIS,
-        "source": source,
-        "host": {
-            "hostname": h.hostname,
-            "kernel_release": h.kernel_release,
-            "kernel_model": h.kernel_model.to_string(),
-            "kernel_assumed": h.kernel_assumed,
-            "kernel_basis": h.kernel_basis,
-            "cpu": h.cpu,
-            "iommu": {
-                "kind": h.iommu.kind,
-                "mode": h.iommu.mode,
-                "units": h.iommu.units,
-                "describe": h.iommu.describe,
-            },
-            "p2pdma": {
-                "config": h.p2pdma.config,
-                "user_space": h.p2pdma.user_space,
-                "describe": h.p2pdma.describe,
-            },
-            "acs_parameters": {
-                "disable_acs_redir": h.acs_parameters.disable_acs_redir,
-                "config_acs": h.acs_parameters.config_acs,
-            },
-            "virtualization": h.virtualization,
-        },
-        "summary": {
-            "verdict": s.verdict,
-            "headline": s.headline,
-            "errors": s.errors,
-            "warnings": s.warnings,
-            "info": s.info,
-            "inconclusive": s.inconclusive,
-            "suppressed": s.suppressed,
-            "pairs": s.pairs,
-            "bus_addr": s.bus_addr,
-            "thru_host_bridge": s.thru_host_bridge,
-            "not_supported": s.not_supported,
-        },
-        "all_pairs": d.all_pairs,
-        "all_pairs_implied": d.all_pairs_implied,
-        "devices": d.devices.iter().map(|dev| json!({
-            "bdf": dev.bdf.to_string(),
-            "name": dev.name,
-            "role": dev.role,
-            "provider": dev.provider,
-            "driver": dev.driver,
-            "block_devices": dev.block_devices,
-            "numa_node": dev.numa_node,
-            "host_bridge": dev.host_bridge,
-        })).collect::<Vec<_>>(),
-    });
-    let tail = json!({
-        "findings": d.findings.iter().map(|f| json!({
-            "rule": f.rule,
-            "name": f.name,
-            "severity": f.severity,
-            "status": f.status,
-            "subjects": f.subjects.iter().map(|b| b.to_string()).collect::<Vec<_>>(),
-            "message": f.message,
-            "fix": f.fix,
-            "evidence": f.evidence,
-        })).collect::<Vec<_>>(),
-        "suppressed": d.suppressed,
-        "selection": d.selection,
-        "limitations": d.limitations,
-        "vendor_topology": d.vendor_topology,
-        "class_matrix": d.class_matrix,
-    });
-    (head, tail)
-}
-
 /// The whole document, written as it is serialized.
 pub struct CheckDocument<'a> {
     pub diagnosis: &'a Diagnosis,
@@ -247,27 +315,100 @@ pub struct CheckDocument<'a> {
     pub expand_pairs: bool,
 }
 
-impl Serialize for CheckDocument<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl<'a> CheckDocument<'a> {
+    fn wire(&self) -> CheckJson<'a> {
         let d = self.diagnosis;
-        let (head, tail) = head_and_tail(d, self.source);
-        let mut m = s.serialize_map(None)?;
-        for (k, v) in head.as_object().into_iter().flatten() {
-            m.serialize_entry(k, v)?;
-        }
-        m.serialize_entry("kernel_messages_note", KERNEL_MESSAGES_NOTE)?;
-        m.serialize_entry("paths", &Paths(d))?;
-        m.serialize_entry(
-            "pairs",
-            &Pairs {
+        let h = &d.header;
+        let s = &d.summary;
+        CheckJson {
+            schema_version: CHECK_SCHEMA_VERSION,
+            tool: ToolBlock::THIS,
+            source: self.source,
+            host: HostJson {
+                hostname: h.hostname.as_deref(),
+                kernel_release: h.kernel_release.as_deref(),
+                kernel_model: h.kernel_model.to_string(),
+                kernel_assumed: h.kernel_assumed,
+                kernel_basis: &h.kernel_basis,
+                cpu: h.cpu.as_deref(),
+                iommu: IommuJson {
+                    kind: &h.iommu.kind,
+                    mode: h.iommu.mode,
+                    units: &h.iommu.units,
+                    describe: &h.iommu.describe,
+                },
+                p2pdma: P2pdmaJson {
+                    config: h.p2pdma.config,
+                    user_space: h.p2pdma.user_space,
+                    describe: &h.p2pdma.describe,
+                },
+                acs_parameters: AcsParametersJson {
+                    disable_acs_redir: h.acs_parameters.disable_acs_redir.as_deref(),
+                    config_acs: h.acs_parameters.config_acs.as_deref(),
+                },
+                virtualization: h.virtualization.as_ref(),
+            },
+            summary: SummaryJson {
+                verdict: &s.verdict,
+                headline: &s.headline,
+                errors: s.errors,
+                warnings: s.warnings,
+                info: s.info,
+                inconclusive: s.inconclusive,
+                suppressed: s.suppressed,
+                pairs: s.pairs,
+                bus_addr: s.bus_addr,
+                thru_host_bridge: s.thru_host_bridge,
+                not_supported: s.not_supported,
+            },
+            all_pairs: d.all_pairs,
+            all_pairs_implied: d.all_pairs_implied,
+            devices: d
+                .devices
+                .iter()
+                .map(|dev| DeviceJson {
+                    bdf: dev.bdf,
+                    name: &dev.name,
+                    role: dev.role,
+                    provider: dev.provider,
+                    driver: dev.driver.as_deref(),
+                    block_devices: &dev.block_devices,
+                    numa_node: dev.numa_node,
+                    host_bridge: &dev.host_bridge,
+                })
+                .collect(),
+            kernel_messages_note: KERNEL_MESSAGES_NOTE,
+            paths: Paths(d),
+            pairs: Pairs {
                 d,
                 expand: self.expand_pairs,
             },
-        )?;
-        for (k, v) in tail.as_object().into_iter().flatten() {
-            m.serialize_entry(k, v)?;
+            findings: d
+                .findings
+                .iter()
+                .map(|f| FindingJson {
+                    rule: &f.rule,
+                    name: &f.name,
+                    severity: f.severity,
+                    status: f.status,
+                    subjects: &f.subjects,
+                    message: &f.message,
+                    fix: f.fix.as_ref(),
+                    evidence: &f.evidence,
+                })
+                .collect(),
+            suppressed: &d.suppressed,
+            selection: &d.selection,
+            limitations: &d.limitations,
+            vendor_topology: d.vendor_topology.as_ref(),
+            class_matrix: d.class_matrix.as_ref(),
         }
-        m.end()
+    }
+}
+
+impl Serialize for CheckDocument<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.wire().serialize(s)
     }
 }
 
@@ -296,10 +437,17 @@ pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::R
 
 /// `rules --format json`: the catalog.
 pub fn render_rules(catalog: &Catalog, out: &mut dyn Write) -> io::Result<()> {
-    let value = json!({
-        "schema_version": CHECK_SCHEMA_VERSION,
-        "rules": catalog.rules,
-    });
-    serde_json::to_writer_pretty(&mut *out, &value).map_err(io::Error::other)?;
+    let doc = RulesJson {
+        schema_version: CHECK_SCHEMA_VERSION,
+        rules: &catalog.rules,
+    };
+    serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::other)?;
     writeln!(out)
+}
+
+/// `rules --format json`: the catalog, under check's schema version.
+#[derive(Serialize)]
+struct RulesJson<'a> {
+    schema_version: u32,
+    rules: &'a [RuleInfo],
 }

@@ -7,12 +7,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Serialize, Serializer};
-use serde_json::{Value, json};
 
-use super::pretty::{Pretty, WritePretty};
-use super::{Render, RenderOptions, TOPO_SCHEMA_VERSION};
+use super::pretty::{Pretty, WritePretty, wire_struct};
+use super::{Render, RenderOptions, TOPO_SCHEMA_VERSION, ToolBlock};
 use crate::pci::Bdf;
-use crate::scan::{Bar, HostFacts, Limitation, NvmeController, P2pMem, Source};
+use crate::scan::{HostFacts, Limitation, NvmeController, Source};
 use crate::topology::{Node, NodeId, Role, Tree};
 
 pub struct JsonTopo;
@@ -127,22 +126,41 @@ fn device_elements(tree: &Tree, nodes: &[Node], first: bool, out: &mut Vec<u8>) 
 #[derive(Serialize)]
 pub struct TopoDocument<'a> {
     schema_version: u32,
-    tool: Value,
+    tool: ToolBlock,
     source: &'a str,
     host: &'a HostFacts,
     limitations: &'a [Limitation],
-    host_bridges: Vec<Value>,
-    switches: Vec<Value>,
+    host_bridges: Vec<HostBridgeJson<'a>>,
+    switches: Vec<SwitchJson>,
     devices: Devices<'a>,
     nvme: &'a [NvmeController],
     kernel_log: &'a [String],
 }
 
+/// `host_bridges[]`.
+#[derive(Serialize)]
+struct HostBridgeJson<'a> {
+    id: &'a str,
+    domain: u32,
+    bus: u8,
+    numa_node: Option<i32>,
+    /// The first function below it, which the kernel's whitelist looks up.
+    first_device: Option<Bdf>,
+    first_device_id: Option<IdPair>,
+}
+
+/// `switches[]`: a switch's upstream port and its downstream ports.
+#[derive(Serialize)]
+struct SwitchJson {
+    upstream: Bdf,
+    downstream: Vec<Bdf>,
+}
+
 pub fn topo_document<'a>(tree: &'a Tree, source: &'a str) -> TopoDocument<'a> {
-    let bdf = |id: NodeId| tree.node(id).bdf().to_string();
+    let bdf = |id: NodeId| tree.node(id).bdf();
     TopoDocument {
         schema_version: TOPO_SCHEMA_VERSION,
-        tool: json!({ "name": "p2pdoctor", "version": env!("CARGO_PKG_VERSION") }),
+        tool: ToolBlock::THIS,
         source,
         host: &tree.host,
         limitations: &tree.limitations,
@@ -151,28 +169,27 @@ pub fn topo_document<'a>(tree: &'a Tree, source: &'a str) -> TopoDocument<'a> {
             .iter()
             .map(|h| {
                 let first = h.first_function.map(|f| tree.node(f));
-                json!({
-                    "id": h.id,
-                    "domain": h.domain,
-                    "bus": h.bus,
-                    "numa_node": h.numa_node,
-                    "first_device": first.map(|n| n.bdf().to_string()),
-                    "first_device_id": first.map(|n| format!(
-                        "{:04x}:{:04x}",
-                        n.facts.vendor.unwrap_or(0xffff),
-                        n.facts.device.unwrap_or(0xffff)
-                    )),
-                })
+                HostBridgeJson {
+                    id: &h.id,
+                    domain: h.domain,
+                    bus: h.bus,
+                    numa_node: h.numa_node,
+                    first_device: first.map(|n| n.bdf()),
+                    first_device_id: first.map(|n| {
+                        IdPair(
+                            n.facts.vendor.unwrap_or(0xffff),
+                            n.facts.device.unwrap_or(0xffff),
+                        )
+                    }),
+                }
             })
             .collect(),
         switches: tree
             .switches
             .iter()
-            .map(|s| {
-                json!({
-                    "upstream": bdf(s.upstream),
-                    "downstream": s.downstream.iter().map(|&d| bdf(d)).collect::<Vec<_>>(),
-                })
+            .map(|s| SwitchJson {
+                upstream: bdf(s.upstream),
+                downstream: s.downstream.iter().map(|&d| bdf(d)).collect(),
             })
             .collect(),
         devices: Devices {
@@ -202,186 +219,110 @@ impl Serialize for Devices<'_> {
     }
 }
 
-/// One device in `devices[]`. A struct rather than a `json!` value: it
-/// serialises straight to the output, which matters on 4096-function trees.
-#[derive(Serialize)]
-pub struct DeviceJson<'a> {
-    bdf: Bdf,
-    parent: Option<Bdf>,
-    host_bridge: Option<&'a str>,
-    port_type: Option<&'static str>,
-    role: Role,
-    role_inferred: bool,
-    /// A bridge the input does not hold, kept at its place (written only
-    /// when true).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    missing: bool,
-    depth: usize,
-    switch: Option<usize>,
-    vendor_id: Option<Hex>,
-    device_id: Option<Hex>,
-    subsystem_id: Option<IdPair>,
-    class: Option<Hex>,
-    revision: Option<u8>,
-    vendor_name: Option<&'a str>,
-    device_name: Option<&'a str>,
-    driver: Option<&'a str>,
-    link: Option<LinkJson>,
-    acs: Option<AcsJson>,
-    iommu_group: Option<u32>,
-    iommu_group_type: Option<&'a str>,
-    numa_node: Option<i32>,
-    p2pmem: Option<&'a P2pMem>,
-    block_devices: &'a [String],
-    bars: &'a [Bar],
-    physfn: Option<Bdf>,
-    config_bytes: usize,
-    bus_master: Option<bool>,
-    relaxed_ordering: Option<bool>,
-    max_payload: Option<u16>,
-    max_read_request: Option<u16>,
-    ats_enabled: Option<bool>,
-    dsn: Option<Hex>,
-    aer: Option<AerJson>,
-    capabilities: Vec<&'static str>,
-    config_problems: Vec<String>,
-    source: Source,
-    unknown_registers: Vec<&'static str>,
-}
-
-#[derive(Serialize)]
-struct LinkJson {
-    speed_gts: Option<f64>,
-    width: Option<u8>,
-    max_speed_gts: Option<f64>,
-    max_width: Option<u8>,
-    degraded: bool,
-    source: &'static str,
-}
-
-#[derive(Serialize)]
-struct AcsJson {
-    cap: u16,
-    ctrl: u16,
-    cap_flags: Vec<&'static str>,
-    ctrl_flags: Vec<&'static str>,
-    redirects: bool,
-    egress_vector_bits: u16,
-}
-
-#[derive(Serialize)]
-struct AerJson {
-    uncorrectable_status: u32,
-    correctable_status: u32,
-}
-
-// The device list's hot path (see `pretty`): the same fields, in the same
-// order, as the derived Serialize impls above.
-
-impl WritePretty for DeviceJson<'_> {
-    fn write_pretty(&self, w: &mut Pretty<'_>) {
-        w.object(|w| {
-            w.field("bdf", &self.bdf);
-            w.field("parent", &self.parent);
-            w.field("host_bridge", &self.host_bridge);
-            w.field("port_type", &self.port_type);
-            w.field("role", &self.role);
-            w.field("role_inferred", &self.role_inferred);
-            if self.missing {
-                w.field("missing", &true);
-            }
-            w.field("depth", &self.depth);
-            w.field("switch", &self.switch);
-            w.field("vendor_id", &self.vendor_id);
-            w.field("device_id", &self.device_id);
-            w.field("subsystem_id", &self.subsystem_id);
-            w.field("class", &self.class);
-            w.field("revision", &self.revision);
-            w.field("vendor_name", &self.vendor_name);
-            w.field("device_name", &self.device_name);
-            w.field("driver", &self.driver);
-            w.field("link", &self.link);
-            w.field("acs", &self.acs);
-            w.field("iommu_group", &self.iommu_group);
-            w.field("iommu_group_type", &self.iommu_group_type);
-            w.field("numa_node", &self.numa_node);
-            w.field("p2pmem", &self.p2pmem);
-            w.field("block_devices", self.block_devices);
-            w.field("bars", self.bars);
-            w.field("physfn", &self.physfn);
-            w.field("config_bytes", &self.config_bytes);
-            w.field("bus_master", &self.bus_master);
-            w.field("relaxed_ordering", &self.relaxed_ordering);
-            w.field("max_payload", &self.max_payload);
-            w.field("max_read_request", &self.max_read_request);
-            w.field("ats_enabled", &self.ats_enabled);
-            w.field("dsn", &self.dsn);
-            w.field("aer", &self.aer);
-            w.field("capabilities", &self.capabilities);
-            w.field("config_problems", &self.config_problems);
-            w.field("source", &self.source);
-            w.field("unknown_registers", &self.unknown_registers);
-        });
+wire_struct! {
+    /// One device in `devices[]`. A struct rather than a `json!` value: it
+    /// serialises straight to the output, which matters on 4096-function
+    /// trees. Its fields are declared once, for serde and for the pretty
+    /// writer of the device list's hot path (see `pretty`).
+    pub struct DeviceJson<'a> {
+        bdf: Bdf,
+        parent: Option<Bdf>,
+        host_bridge: Option<&'a str>,
+        port_type: Option<&'static str>,
+        role: Role,
+        role_inferred: bool,
+        /// A bridge the input does not hold, kept at its place (written only
+        /// when true).
+        #[skip_if(std::ops::Not::not)]
+        missing: bool,
+        depth: usize,
+        switch: Option<usize>,
+        vendor_id: Option<Hex>,
+        device_id: Option<Hex>,
+        subsystem_id: Option<IdPair>,
+        class: Option<Hex>,
+        revision: Option<u8>,
+        vendor_name: Option<&'a str>,
+        device_name: Option<&'a str>,
+        driver: Option<&'a str>,
+        link: Option<LinkJson>,
+        acs: Option<AcsJson>,
+        iommu_group: Option<u32>,
+        iommu_group_type: Option<&'a str>,
+        numa_node: Option<i32>,
+        p2pmem: Option<P2pMemJson>,
+        block_devices: &'a [String],
+        bars: Vec<BarJson>,
+        physfn: Option<Bdf>,
+        config_bytes: usize,
+        bus_master: Option<bool>,
+        relaxed_ordering: Option<bool>,
+        max_payload: Option<u16>,
+        max_read_request: Option<u16>,
+        ats_enabled: Option<bool>,
+        dsn: Option<Hex>,
+        aer: Option<AerJson>,
+        capabilities: Vec<&'static str>,
+        config_problems: Vec<String>,
+        source: Source,
+        unknown_registers: Vec<&'static str>,
     }
 }
 
-impl WritePretty for LinkJson {
-    fn write_pretty(&self, w: &mut Pretty<'_>) {
-        w.object(|w| {
-            w.field("speed_gts", &self.speed_gts);
-            w.field("width", &self.width);
-            w.field("max_speed_gts", &self.max_speed_gts);
-            w.field("max_width", &self.max_width);
-            w.field("degraded", &self.degraded);
-            w.field("source", self.source);
-        });
+wire_struct! {
+    /// A device's `link`: trained and maximum speed and width.
+    struct LinkJson {
+        speed_gts: Option<f64>,
+        width: Option<u8>,
+        max_speed_gts: Option<f64>,
+        max_width: Option<u8>,
+        degraded: bool,
+        source: &'static str,
     }
 }
 
-impl WritePretty for AcsJson {
-    fn write_pretty(&self, w: &mut Pretty<'_>) {
-        w.object(|w| {
-            w.field("cap", &self.cap);
-            w.field("ctrl", &self.ctrl);
-            w.field("cap_flags", &self.cap_flags);
-            w.field("ctrl_flags", &self.ctrl_flags);
-            w.field("redirects", &self.redirects);
-            w.field("egress_vector_bits", &self.egress_vector_bits);
-        });
+wire_struct! {
+    /// A device's `acs`: the capability and control registers.
+    struct AcsJson {
+        cap: u16,
+        ctrl: u16,
+        cap_flags: Vec<&'static str>,
+        ctrl_flags: Vec<&'static str>,
+        redirects: bool,
+        egress_vector_bits: u16,
     }
 }
 
-impl WritePretty for AerJson {
-    fn write_pretty(&self, w: &mut Pretty<'_>) {
-        w.object(|w| {
-            w.field("uncorrectable_status", &self.uncorrectable_status);
-            w.field("correctable_status", &self.correctable_status);
-        });
+wire_struct! {
+    /// A device's `aer`: the error status registers.
+    struct AerJson {
+        uncorrectable_status: u32,
+        correctable_status: u32,
     }
 }
 
-impl WritePretty for Bar {
-    fn write_pretty(&self, w: &mut Pretty<'_>) {
-        w.object(|w| {
-            w.field("index", &self.index);
-            w.field("start", &self.start);
-            w.field("size", &self.size);
-            w.field("io", &self.io);
-            w.field("is_64", &self.is_64);
-            w.field("prefetchable", &self.prefetchable);
-        });
+wire_struct! {
+    /// One of a device's `bars`.
+    struct BarJson {
+        index: u8,
+        start: u64,
+        size: u64,
+        io: bool,
+        is_64: bool,
+        prefetchable: bool,
     }
 }
 
-impl WritePretty for P2pMem {
-    fn write_pretty(&self, w: &mut Pretty<'_>) {
-        w.object(|w| {
-            w.field("size", &self.size);
-            w.field("available", &self.available);
-            w.field("published", &self.published);
-        });
+wire_struct! {
+    /// A provider's `p2pmem`.
+    struct P2pMemJson {
+        size: Option<u64>,
+        available: Option<u64>,
+        published: Option<bool>,
     }
 }
+
+// Values written through serde_json by the pretty writer too.
 
 impl WritePretty for Source {
     fn write_pretty(&self, w: &mut Pretty<'_>) {
@@ -438,9 +379,24 @@ fn device_json<'a>(tree: &'a Tree, n: &'a Node) -> DeviceJson<'a> {
         iommu_group: f.iommu_group,
         iommu_group_type: f.iommu_group_type.as_deref(),
         numa_node: f.numa_node,
-        p2pmem: f.p2pmem.as_ref(),
+        p2pmem: f.p2pmem.as_ref().map(|p| P2pMemJson {
+            size: p.size,
+            available: p.available,
+            published: p.published,
+        }),
         block_devices: &f.block_devices,
-        bars: &f.bars,
+        bars: f
+            .bars
+            .iter()
+            .map(|b| BarJson {
+                index: b.index,
+                start: b.start,
+                size: b.size,
+                io: b.io,
+                is_64: b.is_64,
+                prefetchable: b.prefetchable,
+            })
+            .collect(),
         physfn: f.physfn,
         config_bytes: f.config.len(),
         bus_master: caps.bus_master(),

@@ -8,6 +8,7 @@ pub mod check_json;
 pub mod check_junit;
 pub mod check_prometheus;
 pub mod check_text;
+pub mod copy_json;
 pub mod copy_text;
 pub mod diff_json;
 pub mod diff_text;

@@ -167,6 +167,75 @@ impl WritePretty for f64 {
     }
 }
 
+/// Declares a wire struct once and derives from that one list of fields
+/// both its `Serialize` impl (what `#[derive(Serialize)]` would write:
+/// a struct of these fields, in this order) and its [`WritePretty`] impl,
+/// so the two cannot drift apart. A field marked `#[skip_if(path)]` is
+/// left out when `path(&field)` is true (serde's `skip_serializing_if`).
+///
+/// ```ignore
+/// wire_struct! {
+///     /// A link.
+///     struct LinkJson {
+///         width: Option<u8>,
+///         #[skip_if(std::ops::Not::not)]
+///         degraded: bool,
+///     }
+/// }
+/// ```
+macro_rules! wire_struct {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident $(<$lt:lifetime>)? {
+            $(
+                $(#[doc = $doc:expr])*
+                $(#[skip_if($skip:path)])?
+                $field:ident : $ty:ty
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name $(<$lt>)? {
+            $(
+                $(#[doc = $doc])*
+                $field: $ty,
+            )*
+        }
+
+        impl $(<$lt>)? serde::Serialize for $name $(<$lt>)? {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeStruct;
+                let len = 0 $( + usize::from(!wire_struct!(@skipped self $field $($skip)?)) )*;
+                let mut st = s.serialize_struct(stringify!($name), len)?;
+                $(
+                    if wire_struct!(@skipped self $field $($skip)?) {
+                        st.skip_field(stringify!($field))?;
+                    } else {
+                        st.serialize_field(stringify!($field), &self.$field)?;
+                    }
+                )*
+                st.end()
+            }
+        }
+
+        impl $(<$lt>)? $crate::render::pretty::WritePretty for $name $(<$lt>)? {
+            fn write_pretty(&self, w: &mut $crate::render::pretty::Pretty<'_>) {
+                w.object(|w| {
+                    $(
+                        if !wire_struct!(@skipped self $field $($skip)?) {
+                            w.field(stringify!($field), &self.$field);
+                        }
+                    )*
+                });
+            }
+        }
+    };
+    (@skipped $self:ident $field:ident) => { false };
+    (@skipped $self:ident $field:ident $skip:path) => { $skip(&$self.$field) };
+}
+
+pub(crate) use wire_struct;
+
 /// Integers in decimal, as itoa (serde_json's) writes them.
 macro_rules! integers {
     ($($t:ty),*) => {$(
@@ -262,5 +331,67 @@ mod tests {
             String::from_utf8(out).unwrap(),
             String::from_utf8(nested).unwrap()
         );
+    }
+
+    wire_struct! {
+        /// A wire struct with a skipped field and a borrowed one.
+        struct Declared<'a> {
+            name: &'a str,
+            /// Written only when true.
+            #[skip_if(std::ops::Not::not)]
+            flag: bool,
+            list: Vec<u8>,
+            nested: Option<Inner>,
+        }
+    }
+
+    wire_struct! {
+        struct Inner {
+            #[skip_if(Option::is_none)]
+            a: Option<u8>,
+        }
+    }
+
+    /// The same fields as `Declared`, derived by serde.
+    #[derive(Serialize)]
+    struct Derived<'a> {
+        name: &'a str,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        flag: bool,
+        list: Vec<u8>,
+        nested: Option<DerivedInner>,
+    }
+
+    #[derive(Serialize)]
+    struct DerivedInner {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        a: Option<u8>,
+    }
+
+    #[test]
+    fn a_declared_wire_struct_writes_what_serde_derive_writes() {
+        for flag in [false, true] {
+            for a in [None, Some(7)] {
+                let declared = Declared {
+                    name: "x\"y",
+                    flag,
+                    list: vec![1, 2],
+                    nested: Some(Inner { a }),
+                };
+                let derived = Derived {
+                    name: "x\"y",
+                    flag,
+                    list: vec![1, 2],
+                    nested: Some(DerivedInner { a }),
+                };
+                let expected = serde_json::to_string_pretty(&derived).unwrap();
+                assert_eq!(serde_json::to_string_pretty(&declared).unwrap(), expected);
+                assert_eq!(pretty(&declared), expected);
+                assert_eq!(
+                    serde_json::to_value(&declared).unwrap(),
+                    serde_json::to_value(&derived).unwrap()
+                );
+            }
+        }
     }
 }

@@ -2,6 +2,11 @@
 //! const, enum, required, properties, additionalProperties, items, $ref
 //! (a JSON Pointer into the same schema), anyOf. Enough to hold the output to its documented
 //! contract without pulling a validator and its dependencies into the build.
+//!
+//! The contract is closed: every object schema (one with `properties`, or
+//! of type object) must say `additionalProperties` (false, or a schema for
+//! a map's values), or [`lint`] reports it and [`validate`] fails, so a
+//! field the program writes and the schema does not name is an error.
 
 use serde_json::Value;
 
@@ -23,10 +28,65 @@ pub fn assert_valid(name: &str, value: &Value) {
     );
 }
 
+/// Every violation of `schema` by `value`, after every place where the
+/// schema itself leaves an object open ([`lint`]).
 pub fn validate(schema: &Value, value: &Value) -> Vec<String> {
-    let mut errors = Vec::new();
+    let mut errors = lint(schema);
     check(schema, schema, value, "$", &mut errors);
     errors
+}
+
+/// The object schemas in `schema` (at any depth: properties, items,
+/// anyOf, $defs) that do not declare `additionalProperties`: an object
+/// schema that lists `properties` or has type object must close itself
+/// (false) or type its extra members (a schema, for a map).
+pub fn lint(schema: &Value) -> Vec<String> {
+    let mut errors = Vec::new();
+    lint_at(schema, "#", &mut errors);
+    errors
+}
+
+fn lint_at(s: &Value, at: &str, errors: &mut Vec<String>) {
+    match s {
+        Value::Object(o) => {
+            let typed_object = match o.get("type") {
+                Some(Value::String(t)) => t == "object",
+                Some(Value::Array(ts)) => ts.iter().any(|t| t == "object"),
+                _ => false,
+            };
+            if (typed_object || o.contains_key("properties"))
+                && !matches!(
+                    o.get("additionalProperties"),
+                    Some(Value::Bool(false) | Value::Object(_))
+                )
+            {
+                errors.push(format!(
+                    "schema {at}: an object schema must say additionalProperties: false (or a schema for a map's values)"
+                ));
+            }
+            for (k, child) in o {
+                // Property names and descriptions are not schemas.
+                match k.as_str() {
+                    "properties" | "$defs" => {
+                        for (name, sub) in child.as_object().into_iter().flatten() {
+                            lint_at(sub, &format!("{at}/{k}/{name}"), errors);
+                        }
+                    }
+                    "items" | "additionalProperties" => {
+                        lint_at(child, &format!("{at}/{k}"), errors)
+                    }
+                    "anyOf" => {
+                        for (i, sub) in child.as_array().into_iter().flatten().enumerate() {
+                            lint_at(sub, &format!("{at}/{k}/{i}"), errors);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Value::Bool(_) => {}
+        _ => errors.push(format!("schema {at}: not a schema: {s}")),
+    }
 }
 
 fn type_ok(t: &str, v: &Value) -> bool {
@@ -53,12 +113,25 @@ fn check(root: &Value, s: &Value, v: &Value, at: &str, errors: &mut Vec<String>)
         return;
     }
     if let Some(any) = s.get("anyOf").and_then(Value::as_array) {
-        if !any.iter().any(|alt| {
-            let mut e = Vec::new();
-            check(root, alt, v, at, &mut e);
-            e.is_empty()
-        }) {
+        let tried: Vec<Vec<String>> = any
+            .iter()
+            .map(|alt| {
+                let mut e = Vec::new();
+                check(root, alt, v, at, &mut e);
+                e
+            })
+            .collect();
+        if tried.iter().all(|e| !e.is_empty()) {
             errors.push(format!("{at}: matches none of anyOf: {v}"));
+            // Why, from the alternatives of the value's own type (an
+            // object with a field too many, not the null beside it).
+            let wrong_type = format!("{at}: expected");
+            errors.extend(
+                tried
+                    .into_iter()
+                    .filter(|e| !e.iter().any(|m| m.starts_with(&wrong_type)))
+                    .flatten(),
+            );
         }
         return;
     }

@@ -36,9 +36,6 @@ pub use report::{
     ViaInfo,
 };
 
-/// The JSON schema version of `copy --format json`.
-pub const COPY_SCHEMA_VERSION: u32 = 1;
-
 /// How the transfer runs.
 #[derive(Debug, Clone)]
 pub struct Params {

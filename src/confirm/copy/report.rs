@@ -39,7 +39,7 @@ impl Outcome {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct EndpointInfo {
     pub path: PathBuf,
     pub kind: TargetKind,
@@ -47,7 +47,7 @@ pub struct EndpointInfo {
     pub offset: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ViaInfo {
     pub kind: BufferKind,
     pub path: Option<PathBuf>,
@@ -55,7 +55,7 @@ pub struct ViaInfo {
     pub buffer_bytes: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ParamsInfo {
     pub chunk: usize,
     pub qd: usize,
@@ -68,9 +68,8 @@ pub struct ParamsInfo {
 }
 
 /// A failure, with the errno's name.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct FailureInfo {
-    #[serde(flatten)]
     pub io: IoFailure,
     pub errno_name: Option<&'static str>,
     pub message: String,
@@ -87,7 +86,7 @@ impl From<&IoFailure> for FailureInfo {
 }
 
 /// One timed pass.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct PassReport {
     pub bytes: u64,
     pub seconds: f64,
@@ -114,7 +113,7 @@ impl PassReport {
 }
 
 /// One repetition.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct RunReport {
     /// Through the P2P buffer (or host memory with `--host`).
     pub main: Option<PassReport>,
@@ -124,7 +123,7 @@ pub struct RunReport {
 }
 
 /// What happened to DST's original contents.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct RestoreInfo {
     pub journal: PathBuf,
     pub restored: bool,
@@ -133,7 +132,7 @@ pub struct RestoreInfo {
 }
 
 /// The whole experiment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CopyReport {
     pub mode: &'static str,
     pub src: Option<EndpointInfo>,
