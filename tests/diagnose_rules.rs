@@ -1137,3 +1137,44 @@ fn iommu_findings_rest_on_the_drivers_debugfs_when_present() {
         f.evidence
     );
 }
+
+/// P2P304 is about EC on its own: a port with Egress Control and neither
+/// RR-without-CR nor DT (rule_acs_ordering's 02:01.0 with DT cleared)
+/// still gets it, and P2P303 (DT) no longer does.
+#[test]
+fn egress_control_alone_is_reported() {
+    fn clear_dt(v: &mut toml::Value) -> usize {
+        let mut n = 0;
+        match v {
+            toml::Value::Table(t) => {
+                if let Some(acs) = t.get_mut("acs").and_then(|a| a.as_table_mut())
+                    && acs.get("ctrl").and_then(toml::Value::as_integer) == Some(0x60)
+                {
+                    acs.insert("ctrl".into(), toml::Value::Integer(0x20));
+                    n += 1;
+                }
+                for (_, child) in t.iter_mut() {
+                    n += clear_dt(child);
+                }
+            }
+            toml::Value::Array(a) => a.iter_mut().for_each(|c| n += clear_dt(c)),
+            _ => {}
+        }
+        n
+    }
+    let (_dir, root) = common::variant_of("rule_acs_ordering", |v| {
+        assert_eq!(clear_dt(v), 1, "one port with ACS Control EC DT");
+    });
+    let root = SystemRoot::open(&root).unwrap();
+    let tree = Tree::build(scan::scan(
+        &root,
+        &ScanOptions {
+            no_names: true,
+            ..Default::default()
+        },
+    ));
+    let d = diagnose::diagnose(&tree, &Options::default());
+    let ids: Vec<&str> = d.findings.iter().map(|f| f.rule.as_str()).collect();
+    assert!(ids.contains(&"P2P304"), "{ids:?}");
+    assert!(!ids.contains(&"P2P303"), "{ids:?}");
+}

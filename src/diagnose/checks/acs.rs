@@ -480,13 +480,14 @@ fn redirect_unknown(ctx: &Ctx, out: &mut Vec<Finding>) {
 }
 
 fn ordering(ctx: &Ctx, out: &mut Vec<Finding>) {
-    // Only functions whose ACS Control can reorder matter; most machines
-    // have none, and then no route is walked.
+    // Only functions whose ACS Control can reorder (RR without CR, DT) or
+    // steer (EC) matter; most machines have none, and then no route is
+    // walked.
     let reorders: Vec<(NodeId, AcsFlags)> = ctx
         .route_nodes()
         .into_iter()
         .filter_map(|id| Some((id, ctx.view.functions[id].acs.ctrl()?)))
-        .filter(|(_, c)| (c.rr() && !c.cr()) || c.dt())
+        .filter(|(_, c)| (c.rr() && !c.cr()) || c.dt() || c.ec())
         .collect();
     if reorders.is_empty() {
         return;
