@@ -468,3 +468,27 @@ fn a_duration_cut_short_verifies_what_moved() {
         assert_eq!(v["verify"]["bytes_differ"], 0, "{engine}");
     }
 }
+
+/// `--no-verify` says what it skipped, and its rate carries its unit like
+/// the verified line does.
+#[test]
+fn an_unverified_copy_says_so_with_its_rate_in_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal");
+    let stand_in = dir.path().join("p2pmem");
+    std::fs::write(&stand_in, b"").unwrap();
+    let src = Scratch::new(dir.path(), "src.img", 4 << 20, 1, false);
+    let out = p2pdoctor(&journal)
+        .args(["copy", &src.dev(), "--via"])
+        .arg(&stand_in)
+        .args(["--size", "2M", "--no-verify", "--format", "json"])
+        .output()
+        .unwrap();
+    let v = json(&out);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.ends_with(" GB/s (not verified)"),
+        "the rate has its unit: {message}"
+    );
+}

@@ -270,7 +270,7 @@ pub(super) fn conclude(rep: &mut CopyReport) {
         (Some(m), None) => format!(
             "{} moved at {} (not verified)",
             crate::units::human_bytes(m.bytes),
-            m.gbps
+            crate::units::rate(m.gbps)
         ),
         _ => "nothing moved".into(),
     };
