@@ -123,20 +123,27 @@ fn verify_finds_bytes_that_never_arrived_and_wrong_ones() {
     assert_eq!(c.stale_buffer, stale_by_chance(&dst_data));
 }
 
+/// DST (file `d` holding `data`) and a stand-in p2pmem file to copy
+/// through; None where the file system has no O_DIRECT.
+fn dst_and_stand_in(dir: &Path, data: &[u8]) -> Option<(Target, Via)> {
+    let dst = file(dir, "d", data)?;
+    let stand_in = dir.join("p2pmem");
+    std::fs::write(&stand_in, b"").unwrap();
+    let via = Via::P2p {
+        path: stand_in,
+        bdf: None,
+    };
+    Some((dst, via))
+}
+
 /// The whole pipeline, write shape: the buffer's pattern lands on DST,
 /// DST's original is restored, and the report says so.
 #[test]
 fn write_shape_moves_the_buffer_and_restores() {
     let dir = tempfile::tempdir().unwrap();
     let orig = vec![0x11u8; 1 << 20];
-    let Some(dst) = file(dir.path(), "d", &orig) else {
+    let Some((dst, via)) = dst_and_stand_in(dir.path(), &orig) else {
         return;
-    };
-    let stand_in = dir.path().join("p2pmem");
-    std::fs::write(&stand_in, b"").unwrap();
-    let via = Via::P2p {
-        path: stand_in,
-        bdf: None,
     };
     let mut p = params(512 * 1024);
     p.baseline = true;
@@ -158,14 +165,8 @@ fn write_shape_moves_the_buffer_and_restores() {
 fn a_run_that_panics_after_writing_still_restores_dst() {
     let dir = tempfile::tempdir().unwrap();
     let orig = vec![0x5au8; 1 << 20];
-    let Some(dst) = file(dir.path(), "d", &orig) else {
+    let Some((dst, via)) = dst_and_stand_in(dir.path(), &orig) else {
         return;
-    };
-    let stand_in = dir.path().join("p2pmem");
-    std::fs::write(&stand_in, b"").unwrap();
-    let via = Via::P2p {
-        path: stand_in,
-        bdf: None,
     };
     let p = params(512 * 1024);
     let journals = dir.path().join("j");
