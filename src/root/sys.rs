@@ -88,7 +88,9 @@ pub(super) fn read_file(f: fs::File, limit: u64) -> io::Result<Vec<u8>> {
     // system calls). Reading first is safe because every file here was
     // opened O_NONBLOCK: a FIFO or a terminal answers at once (no bytes,
     // or EAGAIN) instead of blocking, and a device that streams
-    // (/dev/zero) stops at `limit` + 1 bytes.
+    // (/dev/zero) stops at `limit` + 1 bytes. The one thing this lets
+    // through is a FIFO that a writer has filled: read like a file, at
+    // most `limit` bytes, and trusted no more than a file's text.
     if limit <= MAX_SYSFS_ATTRIBUTE {
         let read = read_to_end(&f, limit);
         if matches!(&read, Ok(b) if !b.is_empty() && b.len() as u64 <= limit) {
