@@ -44,9 +44,6 @@ pub use p2pdma::{MapType, P2pView, PairVerdict, Verdict};
 pub use pairs::{Pair, PairPath, PairTable, PathId};
 pub use settle::{PairConfirm, PairOutcome, PairResult};
 
-/// The JSON schema version of `check --format json`.
-pub const CHECK_SCHEMA_VERSION: u32 = 2;
-
 /// Where a finding stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -22,12 +22,16 @@ use crate::diagnose::p2pdma::{HostBridgeCheck, HostBridgeResult, WhitelistOutcom
 use crate::diagnose::pairs::PathBottleneck;
 use crate::diagnose::select::{SelectionReport, Suppressed};
 use crate::diagnose::{
-    CHECK_SCHEMA_VERSION, Catalog, Diagnosis, IommuMode, Pair, PairPath, PathId, ReportVerdict,
-    RuleInfo, Severity, Status, VendorComparison,
+    Catalog, Diagnosis, IommuMode, Pair, PairPath, PathId, ReportVerdict, RuleInfo, Severity,
+    Status, VendorComparison,
 };
 use crate::pci::Bdf;
 use crate::scan::Virtualization;
 use crate::topology::Role;
+
+/// The JSON schema version of `check --format json` (schema/check.schema.json),
+/// beside the wire structs it versions.
+pub const CHECK_SCHEMA_VERSION: u32 = 2;
 
 // The wire structs below are the document, field by field in document
 // order; each borrows from the Diagnosis. `schema/check.schema.json`

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use serde_json::json;
+use serde::Serialize;
 
 mod redact;
 
@@ -46,6 +46,26 @@ pub struct Snapshot {
     pub limitations: Vec<String>,
     /// What `--redact` took out (None without it).
     pub redacted: Option<Vec<Redaction>>,
+}
+
+/// The manifest a snapshot carries (`p2pdoctor-manifest.json`), in the
+/// order it is written.
+#[derive(Serialize)]
+struct Manifest<'a> {
+    format: &'static str,
+    schema_version: u32,
+    tool: crate::render::ToolBlock,
+    created: String,
+    hostname: Option<String>,
+    kernel_release: &'a Option<String>,
+    source: String,
+    running_as_root: bool,
+    devices: usize,
+    files: usize,
+    contents: &'static [&'static str],
+    limitations: &'a [String],
+    /// null: not redacted; a list (maybe empty): what --redact replaced.
+    redacted: Option<&'a Vec<redact::Redaction>>,
 }
 
 /// Scans `root` while recording and packs what was read; with `redact`,
@@ -83,22 +103,21 @@ pub fn capture(root: SystemRoot, redact: bool) -> Result<Snapshot> {
         .iter()
         .map(|l| l.message.clone())
         .collect();
-    let manifest = json!({
-        "format": "p2pdoctor-snapshot",
-        "schema_version": SNAPSHOT_SCHEMA_VERSION,
-        "tool": crate::render::ToolBlock::THIS,
-        "created": rfc3339_now(),
-        "hostname": hostname,
-        "kernel_release": facts.host.kernel_release,
-        "source": root.describe(),
-        "running_as_root": rustix::process::geteuid().is_root(),
-        "devices": facts.devices.len(),
-        "files": entries.len(),
-        "contents": CONTENTS,
-        "limitations": limitations,
-        // null: not redacted; a list (maybe empty): what --redact replaced.
-        "redacted": redacted.as_ref().map(|r| &r.kinds),
-    });
+    let manifest = Manifest {
+        format: "p2pdoctor-snapshot",
+        schema_version: SNAPSHOT_SCHEMA_VERSION,
+        tool: crate::render::ToolBlock::THIS,
+        created: rfc3339_now(),
+        hostname,
+        kernel_release: &facts.host.kernel_release,
+        source: root.describe(),
+        running_as_root: rustix::process::geteuid().is_root(),
+        devices: facts.devices.len(),
+        files: entries.len(),
+        contents: CONTENTS,
+        limitations: &limitations,
+        redacted: redacted.as_ref().map(|r| &r.kinds),
+    };
     entries.insert(
         MANIFEST_FILE.to_string(),
         Entry::File(serde_json::to_vec_pretty(&manifest)?),
