@@ -221,6 +221,7 @@ fn rules_lists_the_catalog() {
         .output()
         .unwrap();
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    common::schema::assert_valid("rules", &doc);
     let rules = doc["rules"].as_array().unwrap();
     assert_eq!(rules.len(), p2pdoctor::diagnose::RULES.len());
     for r in rules {

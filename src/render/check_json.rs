@@ -443,15 +443,18 @@ pub fn render(d: &Diagnosis, opts: &RenderOptions, out: &mut dyn Write) -> io::R
 pub fn render_rules(catalog: &Catalog, out: &mut dyn Write) -> io::Result<()> {
     let doc = RulesJson {
         schema_version: CHECK_SCHEMA_VERSION,
+        tool: ToolBlock::THIS,
         rules: &catalog.rules,
     };
     serde_json::to_writer_pretty(&mut *out, &doc).map_err(io::Error::other)?;
     writeln!(out)
 }
 
-/// `rules --format json`: the catalog, under check's schema version.
+/// `rules --format json` (schema/rules.schema.json): the catalog, under
+/// check's schema version.
 #[derive(Serialize)]
 struct RulesJson<'a> {
     schema_version: u32,
+    tool: ToolBlock,
     rules: &'a [RuleInfo],
 }
