@@ -91,20 +91,17 @@ pub(super) fn read_file(f: fs::File, limit: u64) -> io::Result<Vec<u8>> {
     // (/dev/zero) stops at `limit` + 1 bytes. The one thing this lets
     // through is a FIFO that a writer has filled: read like a file, at
     // most `limit` bytes, and trusted no more than a file's text.
-    if limit <= MAX_SYSFS_ATTRIBUTE {
+    let bytes = if limit <= MAX_SYSFS_ATTRIBUTE {
         let read = read_to_end(&f, limit);
         if matches!(&read, Ok(b) if !b.is_empty() && b.len() as u64 <= limit) {
             return read;
         }
         check_regular(&f, limit)?;
-        let bytes = read?;
-        if bytes.len() as u64 > limit {
-            return Err(too_large(limit));
-        }
-        return Ok(bytes);
-    }
-    check_regular(&f, limit)?;
-    let bytes = read_to_end(&f, limit)?;
+        read?
+    } else {
+        check_regular(&f, limit)?;
+        read_to_end(&f, limit)?
+    };
     if bytes.len() as u64 > limit {
         return Err(too_large(limit));
     }
