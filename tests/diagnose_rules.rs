@@ -370,8 +370,12 @@ const STAGE_CASES: &[StageCase] = &[
 ];
 
 fn tree_of(name: &str) -> Tree {
-    let built = build(name);
-    let root = SystemRoot::open(&built.root()).unwrap();
+    tree_at(&build(name).root())
+}
+
+/// The tree of a fixture already built at `root`.
+fn tree_at(root: &std::path::Path) -> Tree {
+    let root = SystemRoot::open(root).unwrap();
     Tree::build(scan::scan(
         &root,
         &ScanOptions {
@@ -1165,15 +1169,7 @@ fn egress_control_alone_is_reported() {
     let (_dir, root) = common::variant_of("rule_acs_ordering", |v| {
         assert_eq!(clear_dt(v), 1, "one port with ACS Control EC DT");
     });
-    let root = SystemRoot::open(&root).unwrap();
-    let tree = Tree::build(scan::scan(
-        &root,
-        &ScanOptions {
-            no_names: true,
-            ..Default::default()
-        },
-    ));
-    let d = diagnose::diagnose(&tree, &Options::default());
+    let d = diagnose::diagnose(&tree_at(&root), &Options::default());
     let ids: Vec<&str> = d.findings.iter().map(|f| f.rule.as_str()).collect();
     assert!(ids.contains(&"P2P304"), "{ids:?}");
     assert!(!ids.contains(&"P2P303"), "{ids:?}");
