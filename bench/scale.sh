@@ -66,12 +66,16 @@ for n in "${sizes[@]}"; do
     ./target/release/examples/mkfixture --large "$n" "$root" >/dev/null
     functions=$(ls "$root/sys/bus/pci/devices" | wc -l)
     echo "== mkfixture --large $n: $functions PCI functions"
-    measure "check --all-pairs --format json" "$bin" --root "$root" check --all-pairs --format json
-    python3 - "$work/out" <<'PY' || true
+    # P2PDOCTOR_BENCH_SKIP_PAIRS=1 leaves out the all-pairs run (the
+    # longest) to time only the scan against lspci.
+    if [ -z "${P2PDOCTOR_BENCH_SKIP_PAIRS:-}" ]; then
+        measure "check --all-pairs --format json" "$bin" --root "$root" check --all-pairs --format json
+        python3 - "$work/out" <<'PY' || true
 import json, sys
 d = json.load(open(sys.argv[1]))
 print(f"   {len(d.get('devices', []))} devices in pairs, {d['summary']['pairs']} pairs")
 PY
+    fi
     measure "check (default selection) --format text" "$bin" --root "$root" check
     lspci_vvv=(lspci -D -vvv -A linux-sysfs -O "sysfs.path=$root/sys/bus/pci")
     t_lspci=$(median "${lspci_vvv[@]}")
@@ -82,4 +86,27 @@ import sys
 l, t, s = map(float, sys.argv[1:])
 print(f"   lspci -vvv {l*1000:.1f} ms; topo --format json {t*1000:.1f} ms ({l/t:.1f}x faster, target 8x); snapshot {s*1000:.1f} ms ({s/l:.2f}x lspci, target <= 2x)")
 PY
+    # Where the time goes, per PCI function: system calls (strace -c, if
+    # installed) and CPU time (user + system, all threads). The wall ratio
+    # above is about this CPU ratio times the share of the scan that runs
+    # on several cores (lspci uses one), so the two lines say how far more
+    # cores, or fewer calls, would move it.
+    cost() { # cost NAME CMD...
+        local name=$1; shift
+        local calls=""
+        /usr/bin/time -f '%U %S' -o "$work/cpu" "$@" >/dev/null 2>&1 || true
+        if command -v strace >/dev/null; then
+            strace -f -c -o "$work/strace" "$@" >/dev/null 2>&1 || true
+            calls=$(awk '$NF == "total" {print $4}' "$work/strace")
+        fi
+        python3 - "$name" "$functions" "$(tail -n 1 "$work/cpu")" "$calls" <<'PY'
+import sys
+name, n, cpu, calls = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4]
+us = (float(cpu[0]) + float(cpu[1])) * 1e6 / n
+per = f"{int(calls) / n:.0f} system calls, " if calls else ""
+print(f"   {name}: {per}{us:.0f} us CPU per function")
+PY
+    }
+    cost "lspci -vvv" "${lspci_vvv[@]}"
+    cost "topo --format json" "$bin" --root "$root" topo --format json
 done
