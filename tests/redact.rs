@@ -153,6 +153,7 @@ fn nothing_identifying_is_left_and_the_analysis_is_unchanged() {
             .1,
     )
     .unwrap();
+    common::schema::assert_valid("snapshot", &manifest);
     let kinds = manifest["redacted"].as_array().expect("redacted is a list");
     let what: Vec<&str> = kinds.iter().map(|k| k["what"].as_str().unwrap()).collect();
     for expected in [
@@ -187,6 +188,7 @@ fn nothing_identifying_is_left_and_the_analysis_is_unchanged() {
             .1,
     )
     .unwrap();
+    common::schema::assert_valid("snapshot", &plain_manifest);
     assert_eq!(plain_manifest["redacted"], Value::Null);
 
     // Same analysis: topology and check agree apart from the replaced

@@ -31,8 +31,8 @@ fn schema_names() -> Vec<String> {
 fn every_schema_closes_every_object() {
     let names = schema_names();
     assert!(
-        names.len() >= 6,
-        "schema/ holds the six documents: {names:?}"
+        names.len() >= 7,
+        "schema/ holds the seven documents: {names:?}"
     );
     for name in names {
         let errors = lint(&load(&name));
@@ -203,5 +203,45 @@ fn a_field_planted_into_a_copy_report_fails_validation() {
         "/restore",
     ] {
         assert_plant_caught(&schema, &doc, pointer, "copy");
+    }
+}
+
+#[test]
+fn a_field_planted_into_a_snapshot_manifest_fails_validation() {
+    let schema = load("snapshot");
+    let built = build("acs_switch");
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("s.tar.gz");
+    for redact in [false, true] {
+        let mut cmd = p2pdoctor();
+        cmd.arg("--root")
+            .arg(built.root())
+            .arg("snapshot")
+            .arg("-o");
+        cmd.arg(&archive).arg("--force");
+        if redact {
+            cmd.arg("--redact");
+        }
+        assert!(cmd.output().unwrap().status.success());
+        let file = std::fs::File::open(&archive).unwrap();
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+        let manifest: Value = tar
+            .entries()
+            .unwrap()
+            .map(Result::unwrap)
+            .find(|e| e.path().unwrap().to_str() == Some("p2pdoctor-manifest.json"))
+            .map(|e| serde_json::from_reader(e).unwrap())
+            .expect("a manifest");
+        let mut pointers = vec!["", "/tool"];
+        if redact {
+            assert!(
+                !manifest["redacted"].as_array().unwrap().is_empty(),
+                "the fixture has a host name to redact"
+            );
+            pointers.push("/redacted/0");
+        }
+        for pointer in pointers {
+            assert_plant_caught(&schema, &manifest, pointer, "snapshot manifest");
+        }
     }
 }

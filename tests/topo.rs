@@ -129,6 +129,7 @@ fn snapshot_manifest_lists_what_is_inside_and_refuses_to_overwrite() {
         names.push(name);
     }
     let manifest = manifest.expect("manifest");
+    common::schema::assert_valid("snapshot", &manifest);
     assert_eq!(manifest["format"], "p2pdoctor-snapshot");
     assert_eq!(manifest["schema_version"], 1);
     assert!(manifest["contents"].as_array().unwrap().len() >= 5);

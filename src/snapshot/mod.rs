@@ -49,7 +49,8 @@ pub struct Snapshot {
 }
 
 /// The manifest a snapshot carries (`p2pdoctor-manifest.json`), in the
-/// order it is written.
+/// order it is written; schema/snapshot.schema.json describes it (bump
+/// [`SNAPSHOT_SCHEMA_VERSION`] and the schema together).
 #[derive(Serialize)]
 struct Manifest<'a> {
     format: &'static str,
