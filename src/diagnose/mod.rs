@@ -522,10 +522,12 @@ pub fn diagnose(tree: &Tree, opts: &Options) -> Diagnosis {
         .nvidia_topology
         .as_ref()
         .map(|t| checks::vendor::compare(tree, t));
-    findings.extend(checks::vendor::check(vendor_topology.as_ref()));
-    if let Some(t) = tree.host.nvidia_topology.as_ref() {
-        findings.extend(checks::vendor::check_p2p_read(tree, t, &view, &kernel));
-    }
+    findings.extend(checks::vendor::run(
+        tree,
+        vendor_topology.as_ref(),
+        &view,
+        &kernel,
+    ));
     sort_findings(&mut findings);
 
     let mut in_pairs: BTreeSet<NodeId> = providers.iter().copied().collect();

@@ -515,13 +515,7 @@ pub(crate) fn run_all(ctx: &Ctx) -> Vec<Finding> {
             }
             Source::Elsewhere(_) => continue,
         };
-        // Debug builds (every test) hold each finding to its entry.
-        if cfg!(debug_assertions)
-            && let Err(e) = rule.hold(&found)
-        {
-            panic!("{e}");
-        }
-        out.extend(found);
+        out.extend(held(rule, found));
     }
     // Every kernel parameter a rule asks for, with how to keep it on this
     // machine's boot loader.
@@ -531,6 +525,17 @@ pub(crate) fn run_all(ctx: &Ctx) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// `found`, held to `rule`'s entry: debug builds (every test) panic on a
+/// finding the entry may not emit ([`Rule::hold`]).
+pub(crate) fn held(rule: &Rule, found: Vec<Finding>) -> Vec<Finding> {
+    if cfg!(debug_assertions)
+        && let Err(e) = rule.hold(&found)
+    {
+        panic!("{e}");
+    }
+    found
 }
 
 /// Usable bandwidth of a link in GB/s, one direction: 8b/10b below

@@ -24,8 +24,8 @@ pub const P2P_READ_DISAGREES: RuleRef = RuleRef {
 };
 
 /// In the device family's registry (device.rs): `diagnose()` runs
-/// [`check`] and [`check_p2p_read`] when the input holds the vendor's
-/// matrix.
+/// [`check`] and [`check_p2p_read`] through [`run`] when the input holds
+/// the vendor's matrix.
 pub(super) const TOPOLOGY_RULE: Rule =
     Rule::elsewhere(DISAGREES, Family::Device, Stage::VendorTopology);
 pub(super) const P2P_READ_RULE: Rule =
@@ -213,7 +213,26 @@ fn describe(d: &VendorDevice) -> String {
     }
 }
 
-pub(crate) fn check(cmp: Option<&VendorComparison>) -> Vec<Finding> {
+/// Both vendor rules, for `diagnose()` where the input holds the vendor's
+/// matrix: each one's findings held to its registry entry, as
+/// [`run_all`](super::run_all) holds the rest.
+pub(crate) fn run(
+    tree: &Tree,
+    cmp: Option<&VendorComparison>,
+    view: &P2pView,
+    kernel: &KernelModel,
+) -> Vec<Finding> {
+    let mut found = super::held(&TOPOLOGY_RULE, check(cmp));
+    if let Some(t) = tree.host.nvidia_topology.as_ref() {
+        found.extend(super::held(
+            &P2P_READ_RULE,
+            check_p2p_read(tree, t, view, kernel),
+        ));
+    }
+    found
+}
+
+fn check(cmp: Option<&VendorComparison>) -> Vec<Finding> {
     let Some(cmp) = cmp else {
         return Vec::new();
     };
@@ -288,7 +307,7 @@ pub(crate) fn check(cmp: Option<&VendorComparison>) -> Vec<Finding> {
 /// bridge) and the root complex forwards P2P reads (rules/platforms.toml,
 /// P2P111). Pairs whose verdict is not certain, and cells the tool marks
 /// `U`, are not compared.
-pub(crate) fn check_p2p_read(
+fn check_p2p_read(
     tree: &Tree,
     topo: &NvidiaTopology,
     view: &P2pView,
