@@ -429,10 +429,102 @@ mod properties {
             let _ = serde_json::to_string(&d).unwrap();
         }
 
+        /// extended_reads() names every byte decode() reads: config space
+        /// put together from the first 256 bytes, the headers it asked
+        /// for and the ranges it returned decodes as the whole does,
+        /// whatever fills the rest. Random bytes, with a capability list
+        /// of decodable and other IDs laid over them at random offsets.
+        #[test]
+        fn the_parts_extended_reads_names_decode_as_the_whole(
+            mut bytes in proptest::collection::vec(any::<u8>(), 4096),
+            chain in proptest::collection::vec((0x40usize..0x400, 0usize..14, 0u32..16), 0..12),
+            len in prop_oneof![Just(4096usize), 256usize..4096],
+        ) {
+            let ids: Vec<u16> = EXT_CAP_EXTENTS.iter().map(|(id, _)| *id).collect();
+            // The list starts at 0x100.
+            let mut chain = chain;
+            if let Some(first) = chain.first_mut() {
+                first.0 = 0x40;
+            }
+            for (i, &(slot, pick, version)) in chain.iter().enumerate() {
+                let id = ids.get(pick).copied().unwrap_or(0x000b + pick as u16);
+                let next = chain.get(i + 1).map_or(0, |n| n.0 as u32 * 4);
+                let header = u32::from(id) | version << 16 | next << 20;
+                bytes[slot * 4..slot * 4 + 4].copy_from_slice(&header.to_le_bytes());
+            }
+            let whole = &bytes[..len];
+            for fill in [0x00, 0xff, 0xa5] {
+                prop_assert_eq!(decode(&assemble(whole, fill)), decode(whole));
+            }
+        }
+
         #[test]
         fn every_prefix_decodes(bytes in proptest::collection::vec(any::<u8>(), 4096), len in 0usize..=4096) {
             let d = decode(&bytes[..len]);
             prop_assert_eq!(d.extended_readable, len >= 4096);
         }
     }
+}
+
+/// `whole` as a reader that follows [`extended_reads`] would see it: the
+/// first 256 bytes, the headers asked for and the ranges returned, `fill`
+/// everywhere else.
+fn assemble(whole: &[u8], fill: u8) -> Vec<u8> {
+    let mut parts = vec![fill; whole.len()];
+    let std = whole.len().min(256);
+    parts[..std].copy_from_slice(&whole[..std]);
+    let mut headers = Vec::new();
+    let ranges = extended_reads(|off| {
+        let at = usize::from(off);
+        let h = whole.get(at..at + 4)?;
+        headers.push(at);
+        Some(u32::from_le_bytes([h[0], h[1], h[2], h[3]]))
+    });
+    let mut copy = |from: usize, to: usize| {
+        let to = to.min(whole.len());
+        if from < to {
+            parts[from..to].copy_from_slice(&whole[from..to]);
+        }
+    };
+    for at in headers {
+        copy(at, at + 4);
+    }
+    for r in ranges {
+        copy(usize::from(r.start), usize::from(r.end));
+    }
+    parts
+}
+
+#[test]
+fn every_extended_decoder_declares_its_extent() {
+    let decoders: Vec<u16> = EXT_CAP_DECODERS.iter().map(|(id, _)| *id).collect();
+    let extents: Vec<u16> = EXT_CAP_EXTENTS.iter().map(|(id, _)| *id).collect();
+    assert_eq!(decoders, extents);
+}
+
+#[test]
+fn extended_reads_of_a_real_layout() {
+    // AER at 0x100, ACS at 0x148, a vendor capability at 0x150, a second
+    // AER at 0x200 (only the first is decoded), SR-IOV at 0x300.
+    let mut c = vec![0u8; 4096];
+    let mut put = |at: usize, id: u32, next: u32| {
+        c[at..at + 4].copy_from_slice(&(id | 1 << 16 | next << 20).to_le_bytes());
+    };
+    put(0x100, u32::from(ECAP_ID_AER), 0x148);
+    put(0x148, u32::from(ECAP_ID_ACS), 0x150);
+    put(0x150, u32::from(ECAP_ID_VNDR), 0x200);
+    put(0x200, u32::from(ECAP_ID_AER), 0x300);
+    put(0x300, u32::from(ECAP_ID_SRIOV), 0);
+    let mut asked = Vec::new();
+    let ranges = extended_reads(|off| {
+        asked.push(off);
+        let at = usize::from(off);
+        Some(u32::from_le_bytes(c[at..at + 4].try_into().unwrap()))
+    });
+    assert_eq!(asked, vec![0x100, 0x148, 0x150, 0x200, 0x300]);
+    assert_eq!(ranges, vec![0x104..0x118, 0x14c..0x150, 0x304..0x31c]);
+    // A header that cannot be read ends the walk.
+    let ranges =
+        extended_reads(|off| (off == 0x100).then_some(u32::from(ECAP_ID_DSN) | 0x148 << 20));
+    assert_eq!(ranges, vec![0x104..0x10c]);
 }

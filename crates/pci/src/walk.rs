@@ -194,11 +194,18 @@ pub(crate) struct ExtendedWalk {
 /// Walks the extended list from 0x100 (PCIe r6.0 §7.6.3). A header of 0 means
 /// no (more) capabilities; 0xffffffff means the space is not really there.
 pub(crate) fn walk_extended(config: &[u8]) -> ExtendedWalk {
+    walk_extended_by(|pos| read_u32(config, pos))
+}
+
+/// [`walk_extended`] with the headers read one at a time by
+/// `read_header(offset)` (None: not there, the walk ends): the one walk
+/// that both the decoder and a reader fetching only the headers follow.
+pub(crate) fn walk_extended_by(mut read_header: impl FnMut(usize) -> Option<u32>) -> ExtendedWalk {
     let mut walk = ExtendedWalk::default();
     let mut seen = [false; 4096 / 4];
     let mut ttl = EXT_CAP_TTL;
     let mut pos = EXT_CAP_START;
-    while let Some(header) = read_u32(config, pos) {
+    while let Some(header) = read_header(pos) {
         if header == 0 {
             break;
         }
