@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::limits::{limit_in, read_limit};
 use super::resolve::MAX_SYMLINKS;
-use super::sys::{DIR_NOFOLLOW, READ_FLAGS, at, open_path_dir, read_file};
+use super::sys::{DIR_NOFOLLOW, FileParts, READ_FLAGS, at, open_path_dir, read_file};
 use super::{Backing, Entry, SystemRoot, is_name, join, split, trimmed_text};
 
 /// A directory resolved once to read several entries of (a device's sysfs
@@ -341,6 +341,22 @@ impl SystemRoot {
             }
             _ => self.read(&join(&dir.path, name)),
         }
+    }
+
+    /// `name` in a directory from [`open_dir`](Self::open_dir), held open
+    /// to read parts of: config space on a live machine, where reading it
+    /// whole costs a config access per 4 bytes. None where this root gives
+    /// files whole (an in-memory tree, a recording, a directory it does
+    /// not hold open): the caller reads it with [`read_at`](Self::read_at)
+    /// then, as it does after an error here (a symlink in its place, too).
+    pub fn open_parts_at(&self, dir: &DirHandle, name: &str) -> Option<io::Result<FileParts>> {
+        let fd = dir.fd.as_ref().filter(|_| is_name(name))?;
+        let limit = limit_in(&dir.path, name);
+        Some(
+            at::open(fd.as_fd(), name, READ_FLAGS)
+                .and_then(|f| FileParts::new(f.into(), limit))
+                .map_err(|e| self.named(&join(&dir.path, name), e)),
+        )
     }
 
     /// Whether `name` exists in a directory from

@@ -51,6 +51,7 @@ use std::sync::{Arc, Mutex, RwLock};
 pub use evidence::MAX_EVIDENCE_BYTES;
 pub use handle::DirHandle;
 pub use limits::{MAX_CONFIG, MAX_SYSFS_ATTRIBUTE, read_limit};
+pub use sys::FileParts;
 
 use archive::{is_archive_file, read_archive};
 use evidence::{evidence_in_dir, read_bounded};

@@ -112,8 +112,53 @@ fn too_large(limit: u64) -> io::Error {
     refused(format!("larger than {limit} bytes"))
 }
 
-/// Refuses what is not a regular file, or one larger than `limit`.
-fn check_regular(f: &fs::File, limit: u64) -> io::Result<()> {
+/// A regular file held open to read parts of, at offsets (`pread`), where
+/// reading the whole costs: sysfs `config` on a live machine, where every
+/// 4 bytes read is one config access.
+#[derive(Debug)]
+pub struct FileParts {
+    file: fs::File,
+    len: u64,
+}
+
+impl FileParts {
+    /// Refuses what [`read_file`] refuses: not a regular file, or larger
+    /// than `limit`.
+    pub(super) fn new(file: fs::File, limit: u64) -> io::Result<FileParts> {
+        let len = check_regular(&file, limit)?;
+        Ok(FileParts { file, len })
+    }
+
+    /// The size `stat` gives (for sysfs `config`, the function's config
+    /// space size: 256 or 4096, whatever a reader without root may read).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether `stat` gives a size of 0.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Fills `buf` from `offset`; fewer bytes only at the end of the file.
+    pub fn read_into(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let mut got = 0;
+        while got < buf.len() {
+            match self.file.read_at(&mut buf[got..], offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(got)
+    }
+}
+
+/// Refuses what is not a regular file, or one larger than `limit`; the
+/// size `stat` gives otherwise.
+fn check_regular(f: &fs::File, limit: u64) -> io::Result<u64> {
     let meta = f.metadata()?;
     if !meta.file_type().is_file() {
         return Err(refused(format!(
@@ -126,7 +171,7 @@ fn check_regular(f: &fs::File, limit: u64) -> io::Result<()> {
     if meta.len() > limit.max(MAX_SYSFS_ATTRIBUTE) {
         return Err(too_large(limit));
     }
-    Ok(())
+    Ok(meta.len())
 }
 
 /// Reads an open file to its end, or to `limit` + 1 bytes.

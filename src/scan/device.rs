@@ -307,6 +307,62 @@ pub(super) fn read_devices(
     devices
 }
 
+/// A function's config space. On the live machine only the parts the
+/// decoder reads ([`read_config_parts`]); from a capture or a recording
+/// (a snapshot keeps config space whole), and wherever that fails, the
+/// whole file.
+fn read_config(root: &SystemRoot, dir: &DirHandle) -> Vec<u8> {
+    root.is_live()
+        .then(|| read_config_parts(root, dir))
+        .flatten()
+        .unwrap_or_else(|| root.read_at(dir, "config").unwrap_or_default())
+}
+
+/// Config space as the decoder reads it: the first 256 bytes, the
+/// extended capability headers in list order and the registers past them
+/// that `pci::extended_reads` names, zeros elsewhere, as long as the
+/// whole. It decodes exactly as the whole does (the pci crate's property
+/// test holds every decoder to that). On a live machine every 4 bytes read
+/// from sysfs `config` is one config access, each taken under the
+/// kernel's global `pci_lock` (drivers/pci/pci-sysfs.c `pci_read_config()`
+/// loops over `pci_user_read_config_dword()`, drivers/pci/access.c): this
+/// is a few dozen accesses per PCIe function instead of 1024, as lspci
+/// reads only the capabilities it shows. None on any failure (the caller
+/// reads the whole file then).
+fn read_config_parts(root: &SystemRoot, dir: &DirHandle) -> Option<Vec<u8>> {
+    let file = root.open_parts_at(dir, "config")?.ok()?;
+    let size = usize::try_from(file.len()).ok()?.min(4096);
+    let mut config = vec![0u8; size.max(256)];
+    // Without root the kernel gives 64 bytes (128 for CardBus) whatever
+    // the size: then that is all there is, as with a whole read.
+    let head = file.read_into(0, &mut config[..256]).ok()?;
+    if head < 256 || size <= 256 {
+        config.truncate(head);
+        return Some(config);
+    }
+    let mut failed = false;
+    let ranges = crate::pci::extended_reads(|offset| {
+        let at = usize::from(offset);
+        let dword = config.get_mut(at..at + 4)?;
+        match file.read_into(at as u64, dword) {
+            Ok(4) => Some(u32::from_le_bytes([dword[0], dword[1], dword[2], dword[3]])),
+            Ok(_) => None,
+            Err(_) => {
+                failed = true;
+                None
+            }
+        }
+    });
+    if failed {
+        return None;
+    }
+    for r in ranges {
+        let part = config.get_mut(usize::from(r.start)..usize::from(r.end).min(size))?;
+        file.read_into(u64::from(r.start), part).ok()?;
+    }
+    Some(config)
+}
+
 /// The Vendor and Device ID of each SR-IOV virtual function whose
 /// registers read all ones, as the kernel sets them when it adds the VF
 /// (`pci_iov_add_virtfn()` in drivers/pci/iov.c: `virtfn->vendor =
@@ -412,7 +468,7 @@ fn read_device(
             let _ = root.read_at(&dir, a);
         }
     }
-    let config = root.read_at(&dir, "config").unwrap_or_default();
+    let config = read_config(root, &dir);
 
     let mut d = DeviceFacts {
         bdf,
@@ -882,5 +938,95 @@ mod tests {
         assert_eq!(parse_speed("2.5 GT/s PCIe"), Some(2.5));
         assert_eq!(parse_speed("Unknown"), None);
         assert_eq!(parse_speed(""), None);
+    }
+}
+
+#[cfg(test)]
+mod config_parts_tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Every config space the tests hold: the spec fixtures (built), the
+    /// lab's snapshots and the CI VM captures (a real kernel's sysfs).
+    fn every_config_space() -> Vec<(String, Vec<u8>)> {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut roots = Vec::new();
+        let built = tempfile::tempdir().unwrap();
+        for e in std::fs::read_dir(fixtures.join("specs")).unwrap() {
+            let path = e.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let spec = p2pdoctor_fixture::Spec::from_toml(&text).unwrap();
+            let dir = built.path().join(path.file_stem().unwrap());
+            p2pdoctor_fixture::build(&spec, &dir).unwrap();
+            roots.push(dir);
+        }
+        for sub in ["lab", "captures"] {
+            for e in std::fs::read_dir(fixtures.join(sub)).unwrap() {
+                let path = e.unwrap().path();
+                if path.to_string_lossy().ends_with(".tar.gz") {
+                    roots.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for r in roots {
+            let root = SystemRoot::open(&r).unwrap();
+            for name in root.read_dir("sys/bus/pci/devices").unwrap() {
+                if let Ok(c) = root.read(&format!("sys/bus/pci/devices/{name}/config")) {
+                    out.push((format!("{}: {name}", r.display()), c));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn config_read_in_parts_decodes_as_the_whole() {
+        let spaces = every_config_space();
+        let dir = tempfile::tempdir().unwrap();
+        for (i, (_, c)) in spaces.iter().enumerate() {
+            std::fs::create_dir_all(dir.path().join(format!("sys/{i}"))).unwrap();
+            std::fs::write(dir.path().join(format!("sys/{i}/config")), c).unwrap();
+        }
+        let root = SystemRoot::open(dir.path()).unwrap();
+        let (mut extended, mut read_bytes) = (0, 0);
+        for (i, (what, whole)) in spaces.iter().enumerate() {
+            let d = root.open_dir(&format!("sys/{i}")).unwrap();
+            let parts = read_config_parts(&root, &d).unwrap_or_else(|| panic!("{what}"));
+            assert_eq!(parts.len(), whole.len(), "{what}");
+            assert_eq!(
+                crate::pci::decode(&parts),
+                crate::pci::decode(whole),
+                "{what}"
+            );
+            if whole.len() == 4096 {
+                // What the parts cost: 256 bytes, 4 per header, the ranges.
+                let mut headers = 0;
+                let ranges = crate::pci::extended_reads(|off| {
+                    headers += 1;
+                    let at = usize::from(off);
+                    Some(u32::from_le_bytes(whole[at..at + 4].try_into().unwrap()))
+                });
+                let bytes: usize = ranges.iter().map(|r| usize::from(r.end - r.start)).sum();
+                extended += 1;
+                read_bytes += 256 + 4 * headers + bytes;
+            }
+        }
+        assert!(extended > 100, "only {extended} PCIe functions to try");
+        // A sixth or less of the 4096 bytes each, on average.
+        assert!(
+            read_bytes * 6 < extended * 4096,
+            "{read_bytes} bytes for {extended} functions"
+        );
+    }
+
+    #[test]
+    fn without_root_the_first_64_bytes_are_all() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sys/d")).unwrap();
+        std::fs::write(dir.path().join("sys/d/config"), [0x86u8; 64]).unwrap();
+        let root = SystemRoot::open(dir.path()).unwrap();
+        let d = root.open_dir("sys/d").unwrap();
+        assert_eq!(read_config_parts(&root, &d), Some(vec![0x86; 64]));
     }
 }
