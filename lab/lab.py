@@ -842,6 +842,8 @@ def check_scenario(s: Scenario, rdir: Path, has_snapshot: bool, with_copies: boo
         add("p2pdoctor snapshot", ok, detail)
     else:
         add("p2pdoctor snapshot", None, "this p2pdoctor has no snapshot subcommand")
+    if (rdir / "topo-live.rc").exists():
+        add("live topo (config space read in parts) = the snapshot's (read whole)", *same_topo(rdir))
 
     for i, cmd in enumerate(s.data.get("guest_commands", []), 1):
         rc = read(rdir / "commands" / f"{i:02d}.rc").strip()
@@ -886,6 +888,41 @@ def check_scenario(s: Scenario, rdir: Path, has_snapshot: bool, with_copies: boo
             f"got {got}, want {want} (read={res.get('read', '?')}/{res.get('read_data', '?')} "
             f"write={res.get('write', '?')}/{res.get('write_data', '?')})")
     return checks
+
+
+def first_difference(a, b, path: str = "") -> str | None:
+    """Where two JSON values first differ, as a path, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            d = first_difference(a.get(k), b.get(k), f"{path}.{k}")
+            if d:
+                return d
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{path}: {len(a)} vs {len(b)} entries"
+        for i, (x, y) in enumerate(zip(a, b)):
+            d = first_difference(x, y, f"{path}[{i}]")
+            if d:
+                return d
+        return None
+    return None if a == b else f"{path}: {json.dumps(a)[:80]} vs {json.dumps(b)[:80]}"
+
+
+def same_topo(rdir: Path) -> tuple[bool, str]:
+    """The guest's live `topo --format json` (a live scan reads config space
+    in parts: the headers and the registers the decoder reads) against the
+    same binary's topo of the snapshot taken just before (config space
+    read whole): the devices must be the same, field for field."""
+    rcs = read(rdir / "topo-live.rc").split()
+    try:
+        live = json.loads(read(rdir / "topo-live.json"))
+        snap = json.loads(read(rdir / "topo-snapshot.json"))
+    except json.JSONDecodeError as e:
+        return False, f"rc {rcs}, not JSON ({e}): {read(rdir / 'topo-live.log').strip()[-300:]}"
+    diff = first_difference(live.get("devices"), snap.get("devices"), "devices")
+    ok = rcs == ["0", "0"] and diff is None and bool(live.get("devices"))
+    return ok, diff or f"rc {rcs}; {len(live.get('devices') or [])} devices the same"
 
 
 # Rules about timing-dependent hazards (src/diagnose/settle.rs Settles::Hazard):
