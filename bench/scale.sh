@@ -86,25 +86,33 @@ import sys
 l, t, s = map(float, sys.argv[1:])
 print(f"   lspci -vvv {l*1000:.1f} ms; topo --format json {t*1000:.1f} ms ({l/t:.1f}x faster, target 8x); snapshot {s*1000:.1f} ms ({s/l:.2f}x lspci, target <= 2x)")
 PY
-    # Where the time goes, per PCI function: system calls (strace -c, if
-    # installed) and CPU time (user + system, all threads). The wall ratio
-    # above is about this CPU ratio times the share of the scan that runs
-    # on several cores (lspci uses one), so the two lines say how far more
-    # cores, or fewer calls, would move it.
+    # Where the time goes, per PCI function (medians of 5 warm runs): CPU
+    # time (user + system, all threads, from wait4), the cores it kept busy
+    # (CPU time / wall time) and, if strace is installed, system calls.
+    # The wall ratio above is about the CPU ratio times the cores topo
+    # keeps busy (lspci uses one): 8x on 2 cores needs a CPU ratio of 4x
+    # or more with both cores busy throughout.
     cost() { # cost NAME CMD...
         local name=$1; shift
         local calls=""
-        /usr/bin/time -f '%U %S' -o "$work/cpu" "$@" >/dev/null 2>&1 || true
         if command -v strace >/dev/null; then
             strace -f -c -o "$work/strace" "$@" >/dev/null 2>&1 || true
             calls=$(awk '$NF == "total" {print $4}' "$work/strace")
         fi
-        python3 - "$name" "$functions" "$(tail -n 1 "$work/cpu")" "$calls" <<'PY'
-import sys
-name, n, cpu, calls = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4]
-us = (float(cpu[0]) + float(cpu[1])) * 1e6 / n
+        python3 - "$name" "$functions" "$calls" "$@" <<'PY'
+import os, statistics, subprocess, sys, time
+name, n, calls, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
+def once():
+    t = time.perf_counter()
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, _, ru = os.wait4(p.pid, 0)
+    return time.perf_counter() - t, ru.ru_utime + ru.ru_stime
+once()
+runs = [once() for _ in range(5)]
+wall = statistics.median(w for w, _ in runs)
+cpu = statistics.median(c for _, c in runs)
 per = f"{int(calls) / n:.0f} system calls, " if calls else ""
-print(f"   {name}: {per}{us:.0f} us CPU per function")
+print(f"   {name}: {per}{cpu * 1e6 / n:.0f} us CPU per function, {cpu / wall:.2f} cores busy")
 PY
     }
     cost "lspci -vvv" "${lspci_vvv[@]}"
