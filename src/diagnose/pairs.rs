@@ -147,6 +147,12 @@ impl PairTable {
             .filter_map(|(i, e)| e.as_ref().map(|_| NodeId::new(i)))
     }
 
+    /// The address of every function that is an end of some pair, in node
+    /// order.
+    pub fn end_bdfs(&self) -> impl Iterator<Item = Bdf> + '_ {
+        self.ends.iter().flatten().map(|e| e.bdf)
+    }
+
     /// Every end with its class: ends of one class sit alike, so a pair's
     /// path is the same with any member in an end's place (the matrix
     /// groups them).

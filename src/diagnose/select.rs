@@ -25,6 +25,7 @@ use serde::Serialize;
 
 use super::{Diagnosis, Finding, Severity, Status};
 use crate::pci::Bdf;
+use crate::topology::NodeId;
 
 /// An endpoint function as the selection sees it.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -243,6 +244,19 @@ fn rule_matches(s: &Suppression, f: &Finding) -> bool {
 
 /// The diagnosis as the selection shows it. Errors name a `--device`,
 /// `--provider` or `--client` that matches nothing.
+/// What the selection says of one end of a pair (see [`apply`]).
+#[derive(Clone, Copy)]
+struct EndSelection {
+    /// A chipset function the selection leaves out.
+    hidden: bool,
+    /// Named by --device.
+    device: bool,
+    /// May be the provider (--provider names it, or there is none).
+    provider: bool,
+    /// May be the client (--client names it, or there is none).
+    client: bool,
+}
+
 pub fn apply(mut d: Diagnosis, s: &Selection) -> Result<Diagnosis, String> {
     let devices = resolve_all(&d, "--device", &s.devices)?;
     let providers = resolve_all(&d, "--provider", &s.providers)?;
@@ -288,23 +302,36 @@ pub fn apply(mut d: Diagnosis, s: &Selection) -> Result<Diagnosis, String> {
     let picked = |b: &Bdf| named.is_empty() || named.contains(b);
 
     let before = d.pairs.len();
+    // What the selection says of each end, worked out once per function:
+    // a server has thousands of ends and millions of pairs.
+    let mut ends: Vec<Option<EndSelection>> = Vec::new();
+    let mut end = |id: NodeId, b: Bdf| -> EndSelection {
+        if ends.len() <= id.index() {
+            ends.resize(id.index() + 1, None);
+        }
+        *ends[id.index()].get_or_insert_with(|| EndSelection {
+            hidden: hidden(&b),
+            device: devices.contains(&b),
+            provider: providers.is_empty() || providers.contains(&b),
+            client: clients.is_empty() || clients.contains(&b),
+        })
+    };
     d.pairs.retain(|p| {
-        !hidden(&p.provider())
-            && !hidden(&p.client())
-            && (devices.is_empty()
-                || devices.contains(&p.provider())
-                || devices.contains(&p.client()))
-            && (providers.is_empty() || providers.contains(&p.provider()))
-            && (clients.is_empty() || clients.contains(&p.client()))
+        let (a, b) = (
+            end(p.provider_id(), p.provider()),
+            end(p.client_id(), p.client()),
+        );
+        !a.hidden
+            && !b.hidden
+            && (devices.is_empty() || a.device || b.device)
+            && a.provider
+            && b.client
     });
     let hidden_pairs = before - d.pairs.len();
 
     let mut hidden_devices = Vec::new();
-    let in_pairs: BTreeSet<Bdf> = d
-        .pairs
-        .iter()
-        .flat_map(|p| [p.provider(), p.client()])
-        .collect();
+    // The table keeps exactly the ends its rows name.
+    let in_pairs: BTreeSet<Bdf> = d.pairs.end_bdfs().collect();
     d.devices.retain(|dev| {
         let reason = if hidden(&dev.bdf) {
             Some(HiddenReason::Chipset)
