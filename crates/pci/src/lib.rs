@@ -201,16 +201,10 @@ pub fn extended_reads(
 ) -> Vec<std::ops::Range<u16>> {
     let walk = walk::walk_extended_by(|pos| u16::try_from(pos).ok().and_then(&mut read_header));
     let mut ranges: Vec<std::ops::Range<u16>> = Vec::new();
-    let mut decoded_ids: Vec<u16> = Vec::new();
-    for e in &walk.entries {
-        // The first of each ID only, as dispatch() decodes.
-        if decoded_ids.contains(&e.id) {
-            continue;
-        }
-        decoded_ids.push(e.id);
-        if let Some(&(_, extent)) = EXT_CAP_EXTENTS.iter().find(|(id, _)| *id == e.id) {
-            let end = (usize::from(e.offset) + usize::from(extent)).min(EXT_SPACE);
-            ranges.push(e.offset + 4..end as u16);
+    for (id, offset) in first_of_each_id(walk.entries.iter().map(|e| (e.id, e.offset))) {
+        if let Some(&(_, extent)) = EXT_CAP_EXTENTS.iter().find(|(i, _)| *i == id) {
+            let end = (usize::from(offset) + usize::from(extent)).min(EXT_SPACE);
+            ranges.push(offset + 4..end as u16);
         }
     }
     ranges.sort_by_key(|r| r.start);
@@ -293,16 +287,25 @@ fn dispatch<I: Copy + PartialEq>(
     space: &[u8],
     out: &mut Decoded,
 ) {
-    let mut decoded_ids: Vec<I> = Vec::new();
-    for (id, offset) in found {
-        if decoded_ids.contains(&id) {
-            continue;
-        }
-        decoded_ids.push(id);
+    for (id, offset) in first_of_each_id(found) {
         if let Some((_, f)) = table.iter().find(|(t, _)| *t == id) {
             f(space, offset, out);
         }
     }
+}
+
+/// The capabilities decoded: the first of each ID, in list order.
+fn first_of_each_id<I: Copy + PartialEq>(
+    found: impl Iterator<Item = (I, u16)>,
+) -> impl Iterator<Item = (I, u16)> {
+    let mut seen: Vec<I> = Vec::new();
+    found.filter(move |&(id, _)| {
+        let first = !seen.contains(&id);
+        if first {
+            seen.push(id);
+        }
+        first
+    })
 }
 
 #[cfg(test)]
