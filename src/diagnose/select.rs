@@ -242,8 +242,6 @@ fn rule_matches(s: &Suppression, f: &Finding) -> bool {
     s.rule.eq_ignore_ascii_case(&f.rule) || s.rule == f.name
 }
 
-/// The diagnosis as the selection shows it. Errors name a `--device`,
-/// `--provider` or `--client` that matches nothing.
 /// What the selection says of one end of a pair (see [`apply`]).
 #[derive(Clone, Copy)]
 struct EndSelection {
@@ -257,6 +255,8 @@ struct EndSelection {
     client: bool,
 }
 
+/// The diagnosis as the selection shows it. Errors name a `--device`,
+/// `--provider` or `--client` that matches nothing.
 pub fn apply(mut d: Diagnosis, s: &Selection) -> Result<Diagnosis, String> {
     let devices = resolve_all(&d, "--device", &s.devices)?;
     let providers = resolve_all(&d, "--provider", &s.providers)?;
